@@ -1,0 +1,40 @@
+# Switchyard: `make run` (sandbox on http://127.0.0.1:8000), `make test`, `make bench`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+export SWITCHYARD_ENV ?= sandbox
+export AWS_ACCESS_KEY_ID ?= sandbox
+export AWS_SECRET_ACCESS_KEY ?= sandbox
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
+	$(BIN)/honcho --procfile Procfile start
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy portal onboarding switchroles
+	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,161 @@
+"""Clients, their AWS accounts, and the onboarding workflow as rows.
+
+The database is the source of truth: each step of an account's onboarding is an
+``OnboardingStep`` row with its status, attempts, lease and last error. Workers only ever say
+"advance this account"; the reconciler re-drives any step whose lease ran out.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinLengthValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+ACCOUNT_ID_VALIDATOR = RegexValidator(r"^[0-9]{12}\Z", "An AWS account id is exactly 12 digits.")
+SLUG_VALIDATOR = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z",
+    "Use 1–32 lower-case letters, digits and hyphens, starting and ending with a letter or digit.",
+)
+
+
+class Client(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        LEAVING = "leaving", "Leaving"
+        LEFT = "left", "Left"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[SLUG_VALIDATOR],
+        help_text="Used in role paths (/switchyard/<slug>/) and account e-mail addresses.",
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("onboarding:client_detail", kwargs={"client_id": self.pk})
+
+
+class AwsAccount(models.Model):
+    class Origin(models.TextChoices):
+        CREATED = "created", "Created in our Organization"
+        INVITED = "invited", "Invited (client's existing account)"
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        CREATING = "creating", "Creating the account"
+        INVITING = "inviting", "Invitation sent"
+        AWAITING_ACCESS_ROLE = "awaiting_access_role", "Waiting for the client's access role"
+        PROVISIONING = "provisioning", "Provisioning roles"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Needs attention"
+        CANCELLED = "cancelled", "Cancelled"
+        DECLINED = "declined", "Invitation declined"
+        EXPIRED = "expired", "Invitation expired"
+        HANDING_BACK = "handing_back", "Handing back"
+        HANDED_BACK = "handed_back", "Handed back"
+
+    # States in which the account is no longer being worked on.
+    FINAL_STATES = frozenset({State.ACTIVE, State.CANCELLED, State.DECLINED, State.EXPIRED, State.HANDED_BACK})
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="accounts")
+    name = models.CharField("account name", max_length=50, validators=[MinLengthValidator(1)])
+    account_id = models.CharField(
+        "AWS account id", max_length=12, null=True, blank=True, unique=True, validators=[ACCOUNT_ID_VALIDATOR]
+    )
+    root_email = models.EmailField("root e-mail", max_length=64, unique=True, null=True, blank=True,
+                                   validators=[MinLengthValidator(6)])
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    state = models.CharField(max_length=32, choices=State.choices, default=State.REQUESTED, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    reason = models.TextField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # AWS bookkeeping: recorded before anything else is sent, so a retry reconciles instead of repeating.
+    create_request_id = models.CharField(max_length=64, blank=True)
+    handshake_id = models.CharField(max_length=64, blank=True)
+    handshake_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["client__name", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(origin="invited", account_id__isnull=False) | Q(origin="created"),
+                name="invited_account_has_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(origin="invited") | Q(origin="created", root_email__isnull=False),
+                name="created_account_has_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client.name} / {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("onboarding:account_detail", kwargs={"account_id": self.pk})
+
+    @property
+    def is_in_progress(self) -> bool:
+        return self.state not in self.FINAL_STATES and self.state != self.State.FAILED
+
+
+class OnboardingStep(models.Model):
+    """One step of an account's workflow. Status moves pending → running → (waiting ↔ running)
+    → succeeded | failed | cancelled, always through ``onboarding.services``."""
+
+    class Kind(models.TextChoices):
+        CREATE_ACCOUNT = "create_account", "Create the account in the Organization"
+        AWAIT_CREATION = "await_creation", "Wait for AWS to finish creating it"
+        INVITE_ACCOUNT = "invite_account", "Invite the client's account"
+        AWAIT_HANDSHAKE = "await_handshake", "Wait for the client to accept the invitation"
+        AWAIT_ACCESS_ROLE = "await_access_role", "Wait for the client to create the access role"
+        ASSUME_ACCESS_ROLE = "assume_access_role", "Reach the account's access role"
+        PROVISION_ROLES = "provision_roles", "Create the cross-account roles"
+        VERIFY_ROLES = "verify_roles", "Read the roles back and verify them"
+        PUBLISH_LINKS = "publish_links", "Publish the switch-role links"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error_raw = models.TextField(blank=True)
+    last_error_message = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["account", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "position"], name="one_step_per_position"),
+            models.UniqueConstraint(fields=["account", "kind"], name="one_step_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_status_display()})"

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class PortalConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "portal"
+    verbose_name = "Switchyard portal"
+
+    def ready(self) -> None:
+        from portal import receivers  # noqa: F401  (connects allauth's sign-in signals to the audit log)

@@ -1,0 +1,19 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import views
+
+# The Django admin signs people in through allauth (password + TOTP), never its own form.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+admin.site.site_header = "Switchyard administration"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("clients/", include("onboarding.urls")),
+    path("", include("switchroles.urls")),
+    path("audit/", include("portal.audit_urls")),
+]

@@ -1,0 +1,174 @@
+"""Role templates, the roles provisioned from them, teams, and grants.
+
+A switch-role link grants nothing by itself: the same ``Grant`` rows that decide what a person
+sees in the directory decide the main-account IAM policies that let them assume a role.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+ROLE_NAME_VALIDATOR = RegexValidator(r"^[\w+=,.@-]{1,64}\Z", "Use 1–64 letters, digits and + = , . @ _ - only.")
+
+
+class RoleTemplate(models.Model):
+    """A permission tier: what a cross-account role looks like in every account it is provisioned in."""
+
+    class Tier(models.TextChoices):
+        ADMINISTRATOR = "administrator", "Administrator"
+        ENGINEER = "engineer", "Engineer"
+        ONCALL = "oncall", "On-call support"
+        CUSTOM = "custom", "Custom policy"
+
+    name = models.CharField(max_length=64, unique=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    role_name = models.CharField(max_length=64, unique=True, validators=[ROLE_NAME_VALIDATOR])
+    description = models.TextField(max_length=1000, blank=True)
+    managed_policy_arns = models.JSONField(default=list, blank=True,
+                                           help_text="AWS managed policies attached to the role.")
+    custom_policy = models.JSONField(null=True, blank=True, help_text="An inline policy document.")
+    require_mfa = models.BooleanField(default=True)
+    max_session_seconds = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(3600), MaxValueValidator(43200)]
+    )
+    console_color = models.CharField(max_length=6, help_text="A colour of the console's switch-role palette.")
+    is_active = models.BooleanField(default=True)
+    revision = models.PositiveIntegerField(default=1, help_text="Bumped on every change to roll it out.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccountRole(models.Model):
+    """A role of one template in one account: the thing a switch-role link points at."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROVISIONED = "provisioned", "Provisioned"
+        ACTIVE = "active", "Active"
+        CONFLICT = "conflict", "Conflicts with an existing role"
+        FAILED = "failed", "Failed"
+        REMOVED = "removed", "Removed"
+
+    account = models.ForeignKey("onboarding.AwsAccount", on_delete=models.PROTECT, related_name="roles")
+    template = models.ForeignKey(RoleTemplate, on_delete=models.PROTECT, related_name="account_roles")
+    role_path = models.CharField(max_length=512, help_text="e.g. /switchyard/acme/")
+    role_name = models.CharField(max_length=64, validators=[ROLE_NAME_VALIDATOR])
+    arn = models.CharField(max_length=2048, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    display_name = models.CharField(max_length=64)
+    color = models.CharField(max_length=6)
+    provisioned_revision = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "template"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "template"], name="one_role_per_template_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.role_path}{self.role_name})"
+
+    @property
+    def switch_role_url(self) -> str:
+        """The console link, built only from validated fields (raises ValueError otherwise)."""
+        from switchroles.links import switch_role_url
+
+        return switch_role_url(
+            account_id=self.account.account_id or "",
+            role_path=self.role_path,
+            role_name=self.role_name,
+            display_name=self.display_name,
+            color=self.color,
+        )
+
+
+class Team(models.Model):
+    """A group of people; one IAM group in the main account."""
+
+    name = models.CharField(max_length=100, unique=True)
+    iam_group_name = models.CharField(max_length=128, unique=True, validators=[ROLE_NAME_VALIDATOR])
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Grant(models.Model):
+    """Who (a team or a person) may use which roles (tiers) of which client or account, why, and
+    until when. Never deleted: revoked."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="grants")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="personal_grants")
+    client = models.ForeignKey("onboarding.Client", null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="grants")
+    account = models.ForeignKey("onboarding.AwsAccount", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="grants")
+    templates = models.ManyToManyField(RoleTemplate, related_name="grants")
+    reason = models.TextField(max_length=1000)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    revoke_reason = models.TextField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(team__isnull=False, person__isnull=True) | Q(team__isnull=True, person__isnull=False)),
+                name="grant_to_team_xor_person",
+            ),
+            models.CheckConstraint(
+                condition=(Q(client__isnull=False, account__isnull=True)
+                           | Q(client__isnull=True, account__isnull=False)),
+                name="grant_on_client_xor_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.team or self.person
+        what = self.client or self.account
+        return f"{who} → {what}"
+
+
+class LinkUse(models.Model):
+    """A click-through on a switch-role link (also written as an audit event)."""
+
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="link_uses")
+    account_role = models.ForeignKey(AccountRole, on_delete=models.PROTECT, related_name="uses")
+    grant = models.ForeignKey(Grant, null=True, on_delete=models.PROTECT, related_name="uses")
+    used_at = models.DateTimeField(db_index=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-used_at"]
+        indexes = [models.Index(fields=["person", "-used_at"])]
+
+
+class Favourite(models.Model):
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites")
+    account_role = models.ForeignKey(AccountRole, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["person", "account_role"], name="one_favourite")]
