@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from functools import cache
+from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context
 from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.http import HttpRequest
@@ -17,6 +20,16 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         # People are added by an administrator or a manager, never by themselves.
         return False
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        # First enrolment happens right after the password step, which MFA then gates: asking for
+        # the password again there adds nothing. Changing an existing authenticator still asks.
+        if app == "allauth.mfa":
+            request = context.request
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated and not Authenticator.objects.filter(user=user).exists():
+                return False
+        return super().is_reauthentication_required(app=app, **kwargs)
 
 
 @cache

@@ -174,7 +174,6 @@ ACCOUNT_RATE_LIMITS = {
 MFA_ADAPTER = "portal.adapters.MfaAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Switchyard"
-MFA_FORMS = {"authenticate": "portal.forms.AuditedAuthenticateForm"}
 
 SESSION_COOKIE_AGE = env.int("SWITCHYARD_SESSION_HOURS", default=8) * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

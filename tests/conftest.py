@@ -1,0 +1,115 @@
+"""Shared fixtures: people with capabilities and enrolled authenticators, signed-in clients.
+
+Tests never reach the network: AWS is moto (in-process, or a local moto server for tests with
+real worker processes) and the broker is eager unless a test starts a real worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pyotp
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.test import Client
+
+from portal.models import User
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+PASSWORD = "correct horse battery staple"  # noqa: S105
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        call_command("createcachetable", verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings: object) -> Iterator[None]:
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Rate-limit counters live in the cache; each test starts with none.
+    if request.node.get_closest_marker("django_db") or {"db", "transactional_db", "live_server"} & set(
+        request.fixturenames
+    ):
+        from django.core.cache import cache
+
+        request.getfixturevalue("db") if "live_server" not in request.fixturenames else None
+        cache.clear()
+    yield
+
+
+MakePerson = Callable[..., User]
+
+
+@pytest.fixture
+def make_person(db: None) -> MakePerson:
+    """make_person("eli", "Engineer", mfa=True) → a saved user in those capability groups.
+
+    With mfa=True the person has a TOTP authenticator; its secret is on ``user.totp_secret``."""
+
+    def make(username: str, *groups: str, mfa: bool = True, iam_username: str = "", **fields: object) -> User:
+        user = User.objects.create_user(
+            username=username, email=f"{username}@example.com", password=PASSWORD,
+            iam_username=iam_username or username, **fields,  # type: ignore[arg-type]
+        )
+        for name in groups:
+            user.groups.add(Group.objects.get(name=name))
+        if mfa:
+            secret = pyotp.random_base32()
+            TOTP.activate(user, secret)
+            RecoveryCodes.activate(user)
+            user.totp_secret = secret  # type: ignore[attr-defined]
+        return user
+
+    return make
+
+
+@pytest.fixture
+def manager(make_person: MakePerson) -> User:
+    return make_person("morgan", "Manager")
+
+
+@pytest.fixture
+def engineer(make_person: MakePerson) -> User:
+    return make_person("eli", "Engineer")
+
+
+@pytest.fixture
+def auditor(make_person: MakePerson) -> User:
+    return make_person("ada", "Auditor")
+
+
+@pytest.fixture
+def signed_in() -> Callable[[User], Client]:
+    """A test client signed in as ``user`` (who has completed MFA if they have an authenticator)."""
+
+    def sign_in(user: User) -> Client:
+        client = Client()
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return client
+
+    return sign_in
+
+
+def has_authenticator(user: User) -> bool:
+    return Authenticator.objects.filter(user=user).exists()
