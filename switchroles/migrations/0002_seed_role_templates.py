@@ -9,7 +9,7 @@ TEMPLATES = [
         "role_name": "SwitchyardAdministrator",
         "description": "Full control of the client's account, for escalations and account-level changes.",
         "managed_policy_arns": ["arn:aws:iam::aws:policy/AdministratorAccess"],
-        "console_color": "F2B0A9",
+        "console_color": "f2b0a9",
         "max_session_seconds": 3600,
     },
     {
@@ -18,7 +18,7 @@ TEMPLATES = [
         "role_name": "SwitchyardEngineer",
         "description": "Day-to-day engineering: everything but IAM and Organizations.",
         "managed_policy_arns": ["arn:aws:iam::aws:policy/PowerUserAccess"],
-        "console_color": "99BCE3",
+        "console_color": "83d4e8",
         "max_session_seconds": 14400,
     },
     {
@@ -30,7 +30,7 @@ TEMPLATES = [
             "arn:aws:iam::aws:policy/ReadOnlyAccess",
             "arn:aws:iam::aws:policy/AWSSupportAccess",
         ],
-        "console_color": "B7CA9D",
+        "console_color": "b7ca9d",
         "max_session_seconds": 43200,
     },
 ]

@@ -14,10 +14,10 @@ PRODUCTION_ENV = {
     "SWITCHYARD_ENV": "production",
     "SECRET_KEY": "x" * 24 + "-a-long-random-production-secret-key-9f8e7d6c5b4a",
     "ALLOWED_HOSTS": "switchyard.example.com",
-    "DATABASE_URL": "sqlite:////tmp/switchyard-deploy-check.sqlite3",
+    "DATABASE_URL": f"sqlite:///{ROOT / 'var' / 'deploy-check.sqlite3'}",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "SWITCHYARD_ENCRYPTION_KEY": "a-production-encryption-key-of-good-length",
-    "STATIC_ROOT": "/tmp/switchyard-static",
+    "STATIC_ROOT": str(ROOT / "var" / "test-static"),
 }
 
 

@@ -105,7 +105,8 @@ def test_enrolment_stores_the_secret_encrypted(make_person: MakePerson,
 
 def test_self_sign_up_is_closed() -> None:
     response = Client().post(reverse("account_signup"), {
-        "username": "intruder", "email": "i@example.com", "password1": "a-long-password-1", "password2": "a-long-password-1",
+        "username": "intruder", "email": "i@example.com",
+        "password1": "a-long-password-1", "password2": "a-long-password-1",
     })
 
     assert response.status_code == 200
