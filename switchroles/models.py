@@ -69,6 +69,8 @@ class AccountRole(models.Model):
     display_name = models.CharField(max_length=64)
     color = models.CharField(max_length=6)
     provisioned_revision = models.PositiveIntegerField(default=0)
+    activated_at = models.DateTimeField(null=True, blank=True, help_text="When its link was published.")
+    removed_at = models.DateTimeField(null=True, blank=True, help_text="When it was deleted or handed back.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -100,7 +102,10 @@ class Team(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     iam_group_name = models.CharField(max_length=128, unique=True, validators=[ROLE_NAME_VALIDATOR])
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams", blank=True,
+        through_fields=("team", "person"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -108,6 +113,30 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TeamMembership(models.Model):
+    """A person's time in a team. Kept after they leave (``removed_at``), so access at any past
+    moment can be reconstructed. At most one open membership per person and team."""
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="memberships")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships")
+    added_at = models.DateTimeField()
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["team", "added_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "person"], condition=models.Q(removed_at__isnull=True),
+                                    name="one_open_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} in {self.team}"
 
 
 class Grant(models.Model):

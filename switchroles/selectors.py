@@ -8,7 +8,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from portal.models import User
-from switchroles.models import AccountRole, Grant
+from switchroles.models import AccountRole, Grant, TeamMembership
 
 
 def grants_in_force(*, at: datetime | None = None) -> QuerySet[Grant]:
@@ -19,8 +19,17 @@ def grants_in_force(*, at: datetime | None = None) -> QuerySet[Grant]:
     ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=moment))
 
 
+def memberships_in_force(*, at: datetime | None = None) -> QuerySet[TeamMembership]:
+    moment = at or timezone.now()
+    return TeamMembership.objects.filter(added_at__lte=moment).filter(
+        Q(removed_at__isnull=True) | Q(removed_at__gt=moment)
+    )
+
+
 def grants_of_person(*, person: User, at: datetime | None = None) -> QuerySet[Grant]:
-    return grants_in_force(at=at).filter(Q(person=person) | Q(team__members=person)).distinct()
+    """Grants in force at ``at`` that reach ``person``: their own, and their teams' while they were members."""
+    in_team = memberships_in_force(at=at).filter(person=person, team=OuterRef("team"))
+    return grants_in_force(at=at).filter(Q(person=person) | (Q(team__isnull=False) & Exists(in_team)))
 
 
 def links_for_person(*, person: User, at: datetime | None = None) -> QuerySet[AccountRole]:
