@@ -31,7 +31,7 @@ def main() -> None:
     try:
         stop.wait()
     finally:
-        server.shutdown(save=True, now=True)
+        server.shutdown(save=True)
     sys.exit(0)
 
 

