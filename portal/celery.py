@@ -14,4 +14,15 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     "audit-verify-chain": {"task": "portal.tasks.audit_verify_chain_task", "schedule": crontab(minute=7)},
+    # Revocation and expiry must reach AWS within a minute; unchanged principals cost no AWS call.
+    "enforcement-sync": {
+        "task": "switchroles.tasks.enforcement_sync",
+        "schedule": 60.0,
+        "kwargs": {"reason": "schedule"},
+        "options": {"expires": 55},
+    },
+    "enforcement-drift-check": {
+        "task": "switchroles.tasks.enforcement_drift_check",
+        "schedule": crontab(minute="*/10"),
+    },
 }

@@ -506,6 +506,10 @@ def _apply(
         arn = f"{arn_prefix}{name}"
         outcome = _put_policy(iam, arn, name, document, text, principal_type, principal_name)
         {"created": created, "updated": updated, "unchanged": unchanged}[outcome].append(arn)
+        if outcome != "created":
+            # A policy is one principal's: if its group or user was renamed, the old one must not
+            # keep the grants through an attachment left behind.
+            _detach_from_others(iam, arn, principal_type, principal_name)
         if arn not in attached.values():
             principal.attach(arn)
         policy_arns.append(arn)
@@ -571,6 +575,21 @@ def _put_policy(
     return "updated"
 
 
+def _detach_from_others(iam: Any, arn: str, principal_type: PrincipalType, principal_name: str) -> None:
+    for page in iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=arn):
+        for group in page.get("PolicyGroups", []):
+            if (principal_type, principal_name) != ("group", group["GroupName"]):
+                iam.detach_group_policy(GroupName=group["GroupName"], PolicyArn=arn)
+                logger.warning("switchroles.iam.policy_detached", extra={"policy": arn, "group": group["GroupName"]})
+        for user in page.get("PolicyUsers", []):
+            if (principal_type, principal_name) != ("user", user["UserName"]):
+                iam.detach_user_policy(UserName=user["UserName"], PolicyArn=arn)
+                logger.warning("switchroles.iam.policy_detached", extra={"policy": arn, "user": user["UserName"]})
+        for role in page.get("PolicyRoles", []):
+            iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
+            logger.warning("switchroles.iam.policy_detached", extra={"policy": arn, "role": role["RoleName"]})
+
+
 def _delete_policy(iam: Any, arn: str) -> bool:
     """Detach from every entity, delete non-default versions, delete. False if it did not exist."""
     try:
@@ -629,6 +648,74 @@ def _read(
         )
     found.sort(key=lambda policy: _name_sort_key(policy.name))
     return PrincipalPolicies(principal_type, principal_name, exists=True, policies=tuple(found))
+
+
+# --- AWS: group members -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupMembers:
+    """What :func:`apply_group_members` did: IAM users added to / removed from the group, and
+    wanted users that do not exist in IAM (Switchyard does not create IAM users)."""
+
+    group_name: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    missing_users: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def read_group_members(*, clients: ClientFactory, group_name: str) -> tuple[str, ...] | None:
+    """The IAM user names in the group, sorted; ``None`` when the group does not exist."""
+    iam = clients.client("iam")
+    names: list[str] = []
+    try:
+        for page in iam.get_paginator("get_group").paginate(GroupName=group_name):
+            names.extend(user["UserName"] for user in page.get("Users", []))
+    except ClientError as exc:
+        if _is_no_such_entity(exc):
+            return None
+        raise
+    return tuple(sorted(set(names)))
+
+
+def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: Iterable[str]) -> GroupMembers:
+    """Make the group's members exactly ``user_names`` (those that exist in IAM).
+
+    A missing group is left missing (nothing to be a member of; :func:`apply_group_policies`
+    creates it when there is something to allow). Idempotent.
+    """
+    wanted = set(user_names)
+    for name in wanted:
+        if not isinstance(name, str) or not re.fullmatch(r"[\w+=,.@-]{1,64}", name, re.ASCII):
+            raise ValueError(f"Invalid IAM user name {name!r}.")
+    current = read_group_members(clients=clients, group_name=group_name)
+    if current is None:
+        return GroupMembers(group_name, (), (), ())
+    iam = clients.client("iam")
+    added, missing = [], []
+    for name in sorted(wanted - set(current)):
+        try:
+            iam.add_user_to_group(GroupName=group_name, UserName=name)
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+            missing.append(name)
+            continue
+        added.append(name)
+    removed = []
+    for name in sorted(set(current) - wanted):
+        iam.remove_user_from_group(GroupName=group_name, UserName=name)
+        removed.append(name)
+    if added or removed:
+        logger.info(
+            "switchroles.iam.group_members_applied",
+            extra={"group": group_name, "members_added": len(added), "members_removed": len(removed)},
+        )
+    return GroupMembers(group_name, tuple(added), tuple(removed), tuple(missing))
 
 
 # --- helpers -----------------------------------------------------------------------------------

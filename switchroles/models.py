@@ -102,7 +102,7 @@ class Team(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     iam_group_name = models.CharField(max_length=128, unique=True, validators=[ROLE_NAME_VALIDATOR])
-    members = models.ManyToManyField(
+    members = models.ManyToManyField(  # type: ignore[var-annotated]
         settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams", blank=True,
         through_fields=("team", "person"),
     )
@@ -207,3 +207,83 @@ class Favourite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} ★ {self.account_role}"
+
+
+class EnforcedPrincipal(models.Model):
+    """A main-account IAM group (a team's) or IAM user (a person's, for personal grants) whose
+    ``sts:AssumeRole`` policies Switchyard writes, and what it last told AWS.
+
+    ``applied_documents`` lets the every-minute sync skip principals whose policies have not
+    changed; a drift check that finds AWS saying something else sets ``needs_apply``.
+    """
+
+    class Type(models.TextChoices):
+        GROUP = "group", "IAM group"
+        USER = "user", "IAM user"
+
+    principal_type = models.CharField(max_length=8, choices=Type.choices)
+    team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="enforced_principal")
+    person = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="enforced_principal")
+    principal_name = models.CharField(max_length=128, help_text="The IAM group or user name last written to.")
+    policy_name_prefix = models.CharField(max_length=120, unique=True)
+    applied_documents = models.JSONField(default=list, blank=True)
+    applied_members = models.JSONField(default=list, blank=True, help_text="IAM users put in the group.")
+    role_count = models.PositiveIntegerField(default=0, help_text="Role ARNs the applied policies allow.")
+    applied_at = models.DateTimeField(null=True, blank=True)
+    needs_apply = models.BooleanField(default=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["principal_type", "principal_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(principal_type="group", team__isnull=False, person__isnull=True)
+                           | Q(principal_type="user", team__isnull=True, person__isnull=False)),
+                name="enforced_group_is_team_user_is_person",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"IAM {self.principal_type} {self.principal_name}"
+
+
+class DriftCheck(models.Model):
+    """One comparison of what AWS says (the main-account policies and group members) with what
+    the portal's grants say."""
+
+    checked_at = models.DateTimeField(db_index=True)
+    principals_checked = models.PositiveIntegerField(default=0)
+    drifted = models.PositiveIntegerField(default=0, help_text="Principals whose AWS state differs.")
+    error = models.TextField(blank=True, help_text="Why the check could not finish, if it did not.")
+
+    class Meta:
+        ordering = ["-checked_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"drift check at {self.checked_at:%Y-%m-%d %H:%M}: {self.drifted} drifted"
+
+
+class DriftFinding(models.Model):
+    """One principal whose AWS state differs from the portal's: the role ARNs AWS lacks (missing)
+    or allows beyond the grants (extra), and for a team's group, the members likewise."""
+
+    check_run = models.ForeignKey(DriftCheck, on_delete=models.CASCADE, related_name="findings")
+    principal_type = models.CharField(max_length=8, choices=EnforcedPrincipal.Type.choices)
+    principal_name = models.CharField(max_length=128)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="+")
+    missing_arns = models.JSONField(default=list, blank=True)
+    extra_arns = models.JSONField(default=list, blank=True)
+    missing_members = models.JSONField(default=list, blank=True)
+    extra_members = models.JSONField(default=list, blank=True)
+    problem = models.TextField(blank=True, help_text="e.g. a hand-edited policy that is not in Switchyard's form.")
+
+    class Meta:
+        ordering = ["principal_type", "principal_name"]
+
+    def __str__(self) -> str:
+        return f"drift on IAM {self.principal_type} {self.principal_name}"

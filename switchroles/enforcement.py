@@ -1,0 +1,479 @@
+"""Main-account enforcement: the grants in force, turned into the IAM policies (and IAM group
+members) that let exactly the granted people assume exactly the granted roles.
+
+The same grants decide the directory (``selectors.links_for_person``) and, here, what AWS allows:
+
+* each **team** is an IAM group (``Team.iam_group_name``) whose members are the IAM users of the
+  team's current members, with customer managed policies ``switchyard-team-<id>-<n>``;
+* each **person with personal grants** is an IAM user (``User.iam_username``) with policies
+  ``switchyard-user-<id>-<n>``.
+
+:func:`enforcement_sync` recomputes everything from the database and writes only what changed
+since the last run (``EnforcedPrincipal.applied_documents``), so the every-minute schedule is
+cheap. :func:`enforcement_drift_check` reads AWS back and records any difference; a drifted
+principal is re-applied by the next sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from onboarding.models import AwsAccount
+from portal.audit import audit_record
+from portal.aws import ClientFactory
+from portal.models import User
+from switchroles.aws import (
+    PolicyTooLarge,
+    PrincipalNotFound,
+    RoleRef,
+    allowed_role_arns,
+    apply_group_members,
+    apply_group_policies,
+    apply_user_policies,
+    compile_assume_policies,
+    read_group_members,
+    read_group_policies,
+    read_user_policies,
+    remove_principal_policies,
+)
+from switchroles.models import (
+    AccountRole,
+    DriftCheck,
+    DriftFinding,
+    EnforcedPrincipal,
+    Grant,
+    Team,
+)
+from switchroles.selectors import grants_in_force, memberships_in_force
+
+logger = logging.getLogger(__name__)
+
+SYNC_LOCK_KEY = "switchroles:enforcement-lock"
+# Longer than the task's hard time limit, so a killed worker's lock lapses on its own.
+SYNC_LOCK_SECONDS = 200
+_SHOWN_IN_AUDIT = 50  # ARNs listed in one audit event; the counts are always complete
+
+
+class EnforcementBusy(RuntimeError):
+    """Another sync or drift check holds the lock; try again shortly."""
+
+
+@dataclass(frozen=True)
+class IntendedPrincipal:
+    """What the grants say one IAM group or user should be allowed (and, for a group, who is in it)."""
+
+    principal_type: str  # EnforcedPrincipal.Type
+    principal_name: str
+    policy_name_prefix: str
+    team_id: int | None
+    person_id: int | None
+    role_refs: frozenset[RoleRef]
+    members: tuple[str, ...] = ()
+    problem: str = ""  # why it cannot be enforced (e.g. no IAM user name), if it cannot
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.principal_type, self.team_id or self.person_id or 0)
+
+    @property
+    def label(self) -> str:
+        return f"team-{self.team_id}" if self.team_id else f"user-{self.person_id}"
+
+    @property
+    def role_arns(self) -> set[str]:
+        return {ref.arn for ref in self.role_refs}
+
+
+@dataclass
+class SyncReport:
+    """What one :func:`enforcement_sync` did, principal by principal."""
+
+    applied: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    not_enforceable: dict[str, str] = field(default_factory=dict)
+
+
+def team_policy_prefix(team_id: int) -> str:
+    return f"switchyard-team-{team_id}"
+
+
+def user_policy_prefix(person_id: int) -> str:
+    return f"switchyard-user-{person_id}"
+
+
+# --- what the grants say -------------------------------------------------------------------------
+
+
+def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal]:
+    """Every team, and every person with personal grants in force (or policies written before),
+    with the role ARNs their grants in force at ``at`` allow among ACTIVE account roles.
+
+    A fixed handful of queries whatever the number of grants, roles, teams and people.
+    """
+    moment = at or timezone.now()
+    refs_by_account_template: dict[tuple[int, int], RoleRef] = {}
+    refs_by_client_template: dict[tuple[int, int], set[RoleRef]] = defaultdict(set)
+    roles = AccountRole.objects.filter(
+        state=AccountRole.State.ACTIVE, account__account_id__isnull=False
+    ).values_list(
+        "account_id", "account__client_id", "template_id", "account__account_id", "account__client__slug",
+        "role_path", "role_name",
+    )
+    for account_pk, client_pk, template_pk, account_id, slug, role_path, role_name in roles:
+        ref = RoleRef(account_id=account_id or "", client_slug=slug, role_path=role_path, role_name=role_name)
+        refs_by_account_template[(account_pk, template_pk)] = ref
+        refs_by_client_template[(client_pk, template_pk)].add(ref)
+
+    in_force = grants_in_force(at=moment)
+    templates_of: dict[int, list[int]] = defaultdict(list)
+    for grant_pk, template_pk in Grant.templates.through.objects.filter(grant__in=in_force).values_list(
+        "grant_id", "roletemplate_id"
+    ):
+        templates_of[grant_pk].append(template_pk)
+
+    refs_of_team: dict[int, set[RoleRef]] = defaultdict(set)
+    refs_of_person: dict[int, set[RoleRef]] = defaultdict(set)
+    for grant_pk, team_pk, person_pk, client_pk, account_pk in in_force.values_list(
+        "pk", "team_id", "person_id", "client_id", "account_id"
+    ):
+        target = refs_of_team[team_pk] if team_pk else refs_of_person[person_pk]
+        for template_pk in templates_of[grant_pk]:
+            if client_pk:
+                target.update(refs_by_client_template.get((client_pk, template_pk), ()))
+            else:
+                granted = refs_by_account_template.get((account_pk, template_pk))
+                if granted is not None:
+                    target.add(granted)
+
+    members_of: dict[int, set[str]] = defaultdict(set)
+    for team_pk, iam_username in memberships_in_force(at=moment).values_list("team_id", "person__iam_username"):
+        if iam_username:
+            members_of[team_pk].add(iam_username)
+
+    principals = [
+        IntendedPrincipal(
+            principal_type=EnforcedPrincipal.Type.GROUP,
+            principal_name=group_name,
+            policy_name_prefix=team_policy_prefix(team_pk),
+            team_id=team_pk,
+            person_id=None,
+            role_refs=frozenset(refs_of_team.get(team_pk, ())),
+            members=tuple(sorted(members_of.get(team_pk, ()))),
+        )
+        for team_pk, group_name in Team.objects.order_by("pk").values_list("pk", "iam_group_name")
+    ]
+    written_before = EnforcedPrincipal.objects.filter(person__isnull=False).values_list("person_id", flat=True)
+    person_pks = set(refs_of_person) | set(written_before)
+    for person_pk, iam_username in User.objects.filter(pk__in=person_pks).order_by("pk").values_list(
+        "pk", "iam_username"
+    ):
+        refs = frozenset(refs_of_person.get(person_pk, ()))
+        principals.append(
+            IntendedPrincipal(
+                principal_type=EnforcedPrincipal.Type.USER,
+                principal_name=iam_username,
+                policy_name_prefix=user_policy_prefix(person_pk),
+                team_id=None,
+                person_id=person_pk,
+                role_refs=refs,
+                problem="" if iam_username or not refs else "The person has no IAM user name on their profile.",
+            )
+        )
+    return principals
+
+
+# --- writing AWS ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def enforcement_lock() -> Iterator[None]:
+    """One sync or drift check at a time across every worker (the cache is shared)."""
+    token = uuid.uuid4().hex
+    if not cache.add(SYNC_LOCK_KEY, token, timeout=SYNC_LOCK_SECONDS):
+        raise EnforcementBusy("Another enforcement run is in progress.")
+    try:
+        yield
+    finally:
+        if cache.get(SYNC_LOCK_KEY) == token:
+            cache.delete(SYNC_LOCK_KEY)
+
+
+def enforcement_sync(
+    *, clients: ClientFactory, reason: str = "", force: bool = False, at: datetime | None = None
+) -> SyncReport:
+    """Make the main account's Switchyard policies and team groups say what the grants in force say.
+
+    Idempotent and safe to run twice; principals whose documents and members did not change since
+    the last successful run (and are not marked drifted) cost no AWS call unless ``force``. One
+    principal failing (IAM user missing, grants too large for IAM) does not stop the others: the
+    error is kept on its ``EnforcedPrincipal`` row, logged, and audited once. Call it under
+    :func:`enforcement_lock` (the task does).
+    """
+    report = SyncReport()
+    rows = {
+        (row.principal_type, row.team_id or row.person_id or 0): row for row in EnforcedPrincipal.objects.all()
+    }
+    for intended in intended_principals(at=at):
+        row = rows.get(intended.key) or EnforcedPrincipal(
+            principal_type=intended.principal_type,
+            team_id=intended.team_id,
+            person_id=intended.person_id,
+            principal_name=intended.principal_name,
+            policy_name_prefix=intended.policy_name_prefix,
+        )
+        if intended.problem:
+            report.not_enforceable[intended.label] = intended.problem
+            _record_failure(row, intended, intended.problem, reason)
+            continue
+        try:
+            documents = compile_assume_policies(principal_label=intended.label, role_arns=intended.role_refs)
+        except PolicyTooLarge as exc:
+            report.failed[intended.label] = str(exc)
+            _record_failure(row, intended, str(exc), reason)
+            continue
+        members = list(intended.members)
+        if (
+            not force
+            and row.pk is not None
+            and not row.needs_apply
+            and not row.last_error
+            and row.principal_name == intended.principal_name
+            and row.applied_documents == documents
+            and (intended.principal_type == EnforcedPrincipal.Type.USER or row.applied_members == members)
+        ):
+            report.unchanged += 1
+            continue
+        try:
+            details = _apply(clients, row, intended, documents, members)
+        except (PrincipalNotFound, ClientError, BotoCoreError, ValueError) as exc:
+            message = _error_text(exc)
+            report.failed[intended.label] = message
+            _record_failure(row, intended, message, reason)
+            continue
+        row.principal_name = intended.principal_name
+        row.applied_documents = documents
+        row.applied_members = members if intended.principal_type == EnforcedPrincipal.Type.GROUP else []
+        row.role_count = len(intended.role_refs)
+        row.applied_at = row.last_attempt_at = timezone.now()
+        row.needs_apply = False
+        row.last_error = ""
+        with transaction.atomic():
+            row.save()
+            if details["changed"]:
+                audit_record(
+                    action="enforcement.applied",
+                    target=_target(intended),
+                    target_label=f"IAM {intended.principal_type} {intended.principal_name}",
+                    details={**details, "reason": reason[:200]},
+                )
+        if details["changed"]:
+            report.applied.append(intended.label)
+    logger.info(
+        "switchroles.enforcement.synced",
+        extra={"applied": len(report.applied), "unchanged": report.unchanged, "failed": len(report.failed)},
+    )
+    return report
+
+
+def _apply(
+    clients: ClientFactory,
+    row: EnforcedPrincipal,
+    intended: IntendedPrincipal,
+    documents: list[dict[str, Any]],
+    members: list[str],
+) -> dict[str, Any]:
+    renamed_from = row.principal_name if row.pk and row.principal_name != intended.principal_name else ""
+    if renamed_from:
+        # The old group or user must not keep what it was allowed under its old name.
+        remove_principal_policies(
+            clients=clients, principal_type=row.principal_type,  # type: ignore[arg-type]
+            principal_name=renamed_from, policy_name_prefix=row.policy_name_prefix,
+        )
+        if row.principal_type == EnforcedPrincipal.Type.GROUP:
+            apply_group_members(clients=clients, group_name=renamed_from, user_names=[])
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    missing_users: tuple[str, ...] = ()
+    if intended.principal_type == EnforcedPrincipal.Type.GROUP:
+        applied = apply_group_policies(
+            clients=clients, group_name=intended.principal_name, documents=documents,
+            policy_name_prefix=intended.policy_name_prefix,
+        )
+        membership = apply_group_members(clients=clients, group_name=intended.principal_name, user_names=members)
+        added, removed, missing_users = membership.added, membership.removed, membership.missing_users
+    elif documents:
+        applied = apply_user_policies(
+            clients=clients, user_name=intended.principal_name, documents=documents,
+            policy_name_prefix=intended.policy_name_prefix,
+        )
+    else:
+        applied = remove_principal_policies(
+            clients=clients, principal_type="user", principal_name=intended.principal_name,
+            policy_name_prefix=intended.policy_name_prefix,
+        )
+    arns = sorted(intended.role_arns)
+    return {
+        "changed": bool(applied.changed or added or removed or renamed_from),
+        "principal_type": intended.principal_type,
+        "principal_name": intended.principal_name,
+        "renamed_from": renamed_from,
+        "policy_arns": list(applied.policy_arns),
+        "policies_created": len(applied.created),
+        "policies_updated": len(applied.updated),
+        "policies_deleted": len(applied.deleted),
+        "role_count": len(arns),
+        "role_arns": arns[:_SHOWN_IN_AUDIT],
+        "members_added": list(added),
+        "members_removed": list(removed),
+        "members_without_iam_user": list(missing_users),
+    }
+
+
+def _record_failure(row: EnforcedPrincipal, intended: IntendedPrincipal, message: str, reason: str) -> None:
+    """Keep the error on the row; audit it only when it is new, not once a minute."""
+    is_new = row.last_error != message
+    row.last_error = message
+    row.needs_apply = True
+    row.last_attempt_at = timezone.now()
+    if row.pk is None:
+        row.principal_name = intended.principal_name
+    logger.warning(
+        "switchroles.enforcement.failed",
+        extra={"principal_type": intended.principal_type, "principal": intended.principal_name, "error": message},
+    )
+    with transaction.atomic():
+        row.save()
+        if is_new:
+            audit_record(
+                action="enforcement.failed",
+                target=_target(intended),
+                target_label=f"IAM {intended.principal_type} {intended.principal_name or '(none)'}",
+                details={"error": message[:1000], "role_count": len(intended.role_refs), "reason": reason[:200]},
+            )
+
+
+def _target(intended: IntendedPrincipal) -> Team | User:
+    if intended.team_id is not None:
+        return Team.objects.get(pk=intended.team_id)
+    return User.objects.get(pk=intended.person_id or 0)
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"AWS refused: {error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
+    return str(exc) or exc.__class__.__name__
+
+
+# --- reading AWS back ----------------------------------------------------------------------------
+
+
+def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = None) -> DriftCheck:
+    """Compare what AWS allows (the ``/switchyard/`` policies attached to each team's group and
+    each person's user, expanded to role ARNs, and the group members) with what the grants in
+    force say. Stores a :class:`DriftCheck` with one :class:`DriftFinding` per principal that
+    differs, marks those principals for the next sync to repair, and audits
+    ``enforcement.drift_found`` when anything differs."""
+    check = DriftCheck(checked_at=timezone.now())
+    account_clients = {
+        account_id or "": slug
+        for account_id, slug in AwsAccount.objects.filter(account_id__isnull=False).values_list(
+            "account_id", "client__slug"
+        )
+    }
+    findings: list[DriftFinding] = []
+    principals = [p for p in intended_principals(at=at) if p.principal_name]
+    try:
+        for intended in principals:
+            finding = _compare(clients, intended, account_clients)
+            if finding is not None:
+                findings.append(finding)
+    except (ClientError, BotoCoreError) as exc:
+        check.error = _error_text(exc)
+    check.principals_checked = len(principals)
+    check.drifted = len(findings)
+    with transaction.atomic():
+        check.save()
+        for finding in findings:
+            finding.check_run = check
+        DriftFinding.objects.bulk_create(findings)
+        for finding in findings:
+            EnforcedPrincipal.objects.filter(
+                principal_type=finding.principal_type, team=finding.team_id, person=finding.person_id
+            ).update(needs_apply=True)
+        if findings:
+            audit_record(
+                action="enforcement.drift_found",
+                target=check,
+                target_label=f"{len(findings)} IAM principal{'s' if len(findings) != 1 else ''} differ",
+                details={
+                    "principals": [
+                        {
+                            "principal": f"{f.principal_type}/{f.principal_name}",
+                            "missing_arns": len(f.missing_arns),
+                            "extra_arns": len(f.extra_arns),
+                            "missing_members": f.missing_members,
+                            "extra_members": f.extra_members,
+                            "problem": f.problem[:200],
+                        }
+                        for f in findings[:_SHOWN_IN_AUDIT]
+                    ]
+                },
+            )
+    if findings or check.error:
+        logger.warning("switchroles.enforcement.drift", extra={"drifted": len(findings), "error": check.error})
+    return check
+
+
+def _compare(
+    clients: ClientFactory, intended: IntendedPrincipal, account_clients: dict[str, str]
+) -> DriftFinding | None:
+    expected = intended.role_arns
+    problem = ""
+    if intended.principal_type == EnforcedPrincipal.Type.GROUP:
+        read = read_group_policies(clients=clients, group_name=intended.principal_name)
+    else:
+        read = read_user_policies(clients=clients, user_name=intended.principal_name)
+    try:
+        actual = allowed_role_arns(read.documents, account_clients=account_clients)
+    except ValueError as exc:
+        actual = set()
+        problem = f"A policy attached to it is not in Switchyard's form, so it may allow anything: {exc}"[:1000]
+    if not read.exists and expected:
+        problem = f"The IAM {intended.principal_type} {intended.principal_name} does not exist."
+    missing_members: list[str] = []
+    extra_members: list[str] = []
+    if intended.principal_type == EnforcedPrincipal.Type.GROUP:
+        current = read_group_members(clients=clients, group_name=intended.principal_name)
+        if current is not None or expected:
+            members = set(current or ())
+            missing_members = sorted(set(intended.members) - members)
+            extra_members = sorted(members - set(intended.members))
+    missing = sorted(expected - actual)
+    extra = sorted(actual - expected)
+    if not (missing or extra or missing_members or extra_members or problem):
+        return None
+    return DriftFinding(
+        principal_type=intended.principal_type,
+        principal_name=intended.principal_name,
+        team_id=intended.team_id,
+        person_id=intended.person_id,
+        missing_arns=missing,
+        extra_arns=extra,
+        missing_members=missing_members,
+        extra_members=extra_members,
+        problem=problem,
+    )
