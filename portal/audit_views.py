@@ -1,22 +1,333 @@
+"""The auditors' workspace (/audit/): the access matrix now and as of any moment, histories, the
+event browser, exports and evidence, and access reviews.
+
+Auditors and managers read all of it. Only managers change anything here (opening a review,
+deciding its items); every write refuses an auditor with 403.
+"""
+
 from __future__ import annotations
 
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import csv
+import hashlib
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
-from portal.audit_selectors import audit_events_filtered
-from portal.models import AuditChainCheck
+from allauth.account.decorators import reauthentication_required
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from onboarding.models import Client
+from portal import reviews
+from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
+from portal.audit import audit_verify_chain
+from portal.audit_forms import AccessReviewForm, EventFilterForm, MatrixFilterForm, ReviewItemsForm
+from portal.audit_selectors import (
+    audit_events_csv_rows,
+    audit_events_filtered,
+    client_grant_history_rows,
+    client_use_rows,
+    filter_choices,
+    link_history,
+    link_uses,
+    person_history,
+)
+from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from switchroles.models import AccountRole
+
+PAGE_SIZE = 50
+READERS = (AUDITOR, MANAGER)
+
+COLUMNS = (
+    ("person", "Person"), ("client", "Client"), ("account", "Account"), ("link", "Link"), ("tier", "Tier"),
+    ("via", "Through"), ("granted_by", "Granted by"), ("since", "Since"), ("expires", "Expires"),
+)
+
+
+class _Echo:
+    """A file-like object whose write returns the text, so csv.writer can feed a stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_stream(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow(row)
+
+
+def _streamed_csv(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_csv_stream(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _stamp() -> str:
+    return timezone.now().strftime("%Y%m%dT%H%MZ")
+
+
+def _last_chain_check() -> AuditChainCheck | None:
+    return AuditChainCheck.objects.first()
+
+
+# --- The access matrix ---------------------------------------------------------------------------
+
+def _sort_columns(request: HttpRequest, filters: MatrixFilters) -> list[dict[str, str]]:
+    columns = []
+    for key, label in COLUMNS:
+        params = request.GET.copy()
+        params.pop("page", None)
+        current = filters.sort == key
+        params["sort"] = key
+        params["dir"] = "asc" if current and filters.descending or not current else "desc"
+        columns.append({
+            "label": label, "href": f"?{params.urlencode()}",
+            "aria_sort": ("descending" if filters.descending else "ascending") if current else "",
+        })
+    return columns
 
 
 @require_GET
-@capability_required(AUDITOR, MANAGER)
+@capability_required(*READERS)
+def index(request: HttpRequest) -> HttpResponse:
+    """The access matrix: who can use which link, through which grant, since when."""
+    form = MatrixFilterForm(request.GET)
+    form.is_valid()
+    filters = form.filters()
+    paginator: Paginator[AccessRow] = Paginator(AccessMatrix(filters), PAGE_SIZE)  # type: ignore[arg-type]
+    page = paginator.get_page(request.GET.get("page"))
+    export_params = request.GET.copy()
+    export_params.pop("page", None)
+    return render(request, "audit/matrix.html", {
+        "form": form, "filters": filters, "page": page, "columns": _sort_columns(request, filters),
+        "choices": filter_choices(client_id=filters.client), "export_query": export_params.urlencode(),
+        "last_chain_check": _last_chain_check(),
+    })
+
+
+@require_GET
+@capability_required(*READERS)
+def access_csv(request: HttpRequest) -> HttpResponseBase:
+    """The matrix for the page's filters (and ``as_of``), every row, streamed."""
+    form = MatrixFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
+    filters = form.filters()
+    moment = filters.as_of.strftime("%Y%m%dT%H%MZ") if filters.as_of else _stamp()
+    return _streamed_csv(AccessMatrix(filters).csv_rows(), f"switchyard-access-{moment}.csv")
+
+
+# --- Histories -----------------------------------------------------------------------------------
+
+@require_GET
+@capability_required(*READERS)
+def link_detail(request: HttpRequest, role_id: int) -> HttpResponse:
+    role = get_object_or_404(AccountRole.objects.select_related("account__client", "template"), pk=role_id)
+    uses = Paginator(link_uses(role=role), PAGE_SIZE).get_page(request.GET.get("page"))
+    can_use_now = AccessMatrix(MatrixFilters(link=role.pk)).rows()
+    return render(request, "audit/link_history.html",
+                  {**link_history(role=role), "page": uses, "can_use_now": can_use_now, "now": timezone.now()})
+
+
+@require_GET
+@capability_required(*READERS)
+def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
+    person = get_object_or_404(User, pk=person_id)
+    uses = Paginator(link_uses(person=person), PAGE_SIZE).get_page(request.GET.get("page"))
+    can_use_now = AccessMatrix(MatrixFilters(person=person.pk)).rows()
+    return render(request, "audit/person_history.html",
+                  {**person_history(person=person), "page": uses, "can_use_now": can_use_now, "now": timezone.now()})
+
+
+# --- Audit events --------------------------------------------------------------------------------
+
+@require_GET
+@capability_required(*READERS)
 def events(request: HttpRequest) -> HttpResponse:
-    filters = {k: request.GET.get(k, "")[:100] for k in ("action", "actor", "target_type", "target_id")}
-    page = Paginator(audit_events_filtered(**filters), 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "portal/audit_events.html",
-        {"page": page, "filters": filters, "last_chain_check": AuditChainCheck.objects.first()},
-    )
+    form = EventFilterForm(request.GET)
+    form.is_valid()
+    page = Paginator(audit_events_filtered(**vars(form.filters())), PAGE_SIZE).get_page(request.GET.get("page"))
+    export_params = request.GET.copy()
+    export_params.pop("page", None)
+    return render(request, "audit/events.html", {
+        "form": form, "page": page, "export_query": export_params.urlencode(),
+        "last_chain_check": _last_chain_check(),
+    })
+
+
+@require_GET
+@capability_required(*READERS)
+def events_csv(request: HttpRequest) -> HttpResponseBase:
+    form = EventFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
+    return _streamed_csv(audit_events_csv_rows(filters=form.filters()), f"switchyard-events-{_stamp()}.csv")
+
+
+# --- Evidence pack -------------------------------------------------------------------------------
+
+def _write_csv(archive: zipfile.ZipFile, name: str, rows: Iterable[Sequence[Any]]) -> str:
+    """Write rows into ``name`` inside the archive a row at a time; return the file's SHA-256."""
+    digest = hashlib.sha256()
+    with archive.open(name, "w") as raw:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for row in rows:
+            writer.writerow(row)
+            if buffer.tell() > 64 * 1024:
+                chunk = buffer.getvalue().encode()
+                digest.update(chunk)
+                raw.write(chunk)
+                buffer.seek(0)
+                buffer.truncate()
+        chunk = buffer.getvalue().encode()
+        digest.update(chunk)
+        raw.write(chunk)
+    return digest.hexdigest()
+
+
+@require_GET
+@capability_required(*READERS)
+def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
+    """One zip for a client: the access matrix now, every grant ever made on it, every use of its
+    links, and the audit chain verified at download time (plus the last scheduled check). Built
+    in a temporary file, never whole in memory, and streamed from there."""
+    client = get_object_or_404(Client, pk=client_id)
+    now = timezone.now()
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it when sent)
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        digests = {
+            "access-matrix.csv": _write_csv(archive, "access-matrix.csv",
+                                            AccessMatrix(MatrixFilters(client=client.pk)).csv_rows()),
+            "grant-history.csv": _write_csv(archive, "grant-history.csv", client_grant_history_rows(client=client)),
+            "link-uses.csv": _write_csv(archive, "link-uses.csv", client_use_rows(client=client)),
+        }
+        report = audit_verify_chain()
+        last_check = _last_chain_check()
+        chain = {
+            "verified_at": timezone.now().isoformat(),
+            "intact": report.intact,
+            "events_checked": report.events_checked,
+            "first_bad_sequence": report.first_bad_sequence,
+            "problem": report.problem,
+            "last_scheduled_check": None if last_check is None else {
+                "checked_at": last_check.checked_at.isoformat(), "intact": last_check.intact,
+                "events_checked": last_check.events_checked,
+                "first_bad_sequence": last_check.first_bad_sequence, "problem": last_check.problem,
+            },
+        }
+        chain_bytes = json.dumps(chain, indent=2).encode()
+        archive.writestr("audit-chain.json", chain_bytes)
+        digests["audit-chain.json"] = hashlib.sha256(chain_bytes).hexdigest()
+        manifest = {
+            "client": {"id": client.pk, "name": client.name, "slug": client.slug},
+            "generated_at": now.isoformat(),
+            "generated_by": request.user.get_username(),
+            "files": digests,
+        }
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, content_type="application/zip",
+                        filename=f"switchyard-evidence-{client.slug}-{now:%Y%m%dT%H%MZ}.zip")
+
+
+# --- Access reviews ------------------------------------------------------------------------------
+
+@require_GET
+@capability_required(*READERS)
+def review_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(reviews.reviews_with_progress(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "audit/review_list.html", {"page": page, "now": timezone.now()})
+
+
+@require_http_methods(["GET", "POST"])
+@capability_required(MANAGER)
+def review_new(request: HttpRequest) -> HttpResponse:
+    form = AccessReviewForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            review = reviews.access_review_open(
+                opened_by=request.user,  # type: ignore[arg-type]
+                title=data["title"], scope=data["scope"], client=data.get("client"), tier=data.get("tier") or "",
+                reviewers=data["reviewers"], deadline=data["deadline"], request=request,
+            )
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, problems)
+        else:
+            messages.success(request, f"Review opened with {review.items.count()} grants to review.")
+            return redirect("audit:review_detail", review_id=review.pk)
+    return render(request, "audit/review_new.html", {"form": form})
+
+
+@require_GET
+@capability_required(*READERS)
+def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
+    review = get_object_or_404(AccessReview.objects.select_related("client", "opened_by"), pk=review_id)
+    form = ReviewItemsForm(request.GET)
+    form.is_valid()
+    show, unused_days = form.values()
+    items = reviews.review_items(review=review, show=show, unused_days=unused_days)
+    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    user = cast(User, request.user)
+    is_reviewer = user.is_manager and review.reviewers.filter(pk=user.pk).exists()
+    return render(request, "audit/review_detail.html", {
+        "review": review, "form": form, "page": page, "progress": reviews.review_progress(review=review),
+        "reviewers": review.reviewers.order_by("username"), "is_reviewer": is_reviewer,
+        "unused_days": unused_days, "show": show,
+    })
+
+
+def _revoking(request: HttpRequest) -> bool:
+    return request.POST.get("decision") == AccessReviewItem.Decision.REVOKE
+
+
+@require_POST
+@capability_required(MANAGER)
+@reauthentication_required(enabled=_revoking)
+def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
+    """A reviewer confirms or revokes one grant. Revoking asks for re-authentication first, as any
+    revocation does."""
+    review = get_object_or_404(AccessReview, pk=review_id)
+    item = get_object_or_404(AccessReviewItem, pk=item_id, review=review)
+    try:
+        reviews.access_review_decide(
+            item_id=item.pk, review=review, reviewer=request.user,  # type: ignore[arg-type]
+            decision=request.POST.get("decision", ""), note=request.POST.get("note", "")[:1000], request=request,
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Grant #{item.grant_id} {'revoked' if _revoking(request) else 'confirmed'}.")
+    back = reverse("audit:review_detail", kwargs={"review_id": review.pk})
+    # Back to the same filtered page of items; re-encoded so only a query string comes through.
+    query = QueryDict(request.POST.get("return_query", "")[:500]).urlencode()
+    return redirect(f"{back}?{query}" if query else back)
+
+
+@require_GET
+@capability_required(*READERS)
+def review_csv(request: HttpRequest, review_id: int) -> HttpResponseBase:
+    review = get_object_or_404(AccessReview, pk=review_id)
+    return _streamed_csv(reviews.review_csv_rows(review=review), f"switchyard-review-{review.pk}-{_stamp()}.csv")

@@ -12,14 +12,16 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 MANAGER = "Manager"
 ENGINEER = "Engineer"
 AUDITOR = "Auditor"
 
 # What each capability may do, as model permissions (app_label.codename). The data migration
-# portal/0002 creates the groups from this.
+# portal/0002 creates the groups from this; later migrations grant the permissions of models they add
+# (portal/0004: access reviews).
 CAPABILITIES: dict[str, tuple[str, ...]] = {
     MANAGER: (
         "onboarding.view_client", "onboarding.add_client", "onboarding.change_client",
@@ -31,6 +33,8 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
         "switchroles.view_grant", "switchroles.add_grant", "switchroles.change_grant",
         "switchroles.view_linkuse",
         "portal.view_auditevent", "portal.view_auditchaincheck",
+        "portal.view_accessreview", "portal.add_accessreview", "portal.change_accessreview",
+        "portal.view_accessreviewitem", "portal.change_accessreviewitem",
     ),
     ENGINEER: (
         "switchroles.view_accountrole",
@@ -40,6 +44,7 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
         "switchroles.view_roletemplate", "switchroles.view_accountrole", "switchroles.view_team",
         "switchroles.view_grant", "switchroles.view_linkuse",
         "portal.view_auditevent", "portal.view_auditchaincheck",
+        "portal.view_accessreview", "portal.view_accessreviewitem",
     ),
 }
 
@@ -52,12 +57,14 @@ def user_has_capability(user: Any, *names: str) -> bool:
     return any(g.name in names for g in user.groups.all())
 
 
-def capability_required(*names: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def capability_required(
+    *names: str,
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Only people holding one of ``names`` may enter; others get 403, anonymous people the sign-in."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not user_has_capability(request.user, *names):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
