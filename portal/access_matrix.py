@@ -145,34 +145,39 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
                     "AND (r.removed_at IS NULL OR r.removed_at > %s)"
         role_params = [at, at]
 
+    # The grants in force, once (PostgreSQL materialises a CTE used several times, which also
+    # keeps the plan sane when the statistics are stale, e.g. right after a bulk load).
+    live = f"""
+        SELECT g.id, g.team_id, g.person_id, g.client_id, g.account_id, g.granted_at, g.expires_at,
+               g.granted_by_id
+          FROM {names['grant']} g
+         WHERE {grant_live}"""  # noqa: S608 (names from the models)
     # Who holds each grant in force: the person of a personal grant, or each member of the
     # grant's team at that moment.
     holders = f"""
-        SELECT g.id AS grant_id, g.person_id AS person_id, NULL AS team_id, NULL AS member_since
-          FROM {names['grant']} g
-         WHERE g.person_id IS NOT NULL AND {grant_live}
+        SELECT l.id AS grant_id, l.person_id AS person_id, NULL AS team_id, NULL AS member_since
+          FROM live l
+         WHERE l.person_id IS NOT NULL
         UNION ALL
-        SELECT g.id, m.person_id, g.team_id, m.added_at
-          FROM {names['grant']} g
-          JOIN {names['membership']} m ON m.team_id = g.team_id AND {member_live}
-         WHERE g.team_id IS NOT NULL AND {grant_live}"""  # noqa: S608 (names from the models)
-    holder_params = [*grant_params, at, at, *grant_params]
+        SELECT l.id, m.person_id, l.team_id, m.added_at
+          FROM live l
+          JOIN {names['membership']} m ON m.team_id = l.team_id AND {member_live}"""  # noqa: S608
     # Which links each grant in force covers: its tiers in every account of its client, or in
     # its one account. Two branches instead of an OR join so both can use their indexes.
     targets = f"""
-        SELECT g.id AS grant_id, r.id AS role_id
-          FROM {names['grant']} g
-          JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = g.id
-          JOIN {names['account']} ca ON ca.client_id = g.client_id
+        SELECT l.id AS grant_id, r.id AS role_id
+          FROM live l
+          JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = l.id
+          JOIN {names['account']} ca ON ca.client_id = l.client_id
           JOIN {names['role']} r ON r.account_id = ca.id AND r.template_id = gt.{names['gt_template']}
-         WHERE g.client_id IS NOT NULL AND {grant_live} AND {role_live}
+         WHERE {role_live}
         UNION ALL
-        SELECT g.id, r.id
-          FROM {names['grant']} g
-          JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = g.id
-          JOIN {names['role']} r ON r.account_id = g.account_id AND r.template_id = gt.{names['gt_template']}
-         WHERE g.account_id IS NOT NULL AND {grant_live} AND {role_live}"""  # noqa: S608
-    target_params = [*grant_params, *role_params, *grant_params, *role_params]
+        SELECT l.id, r.id
+          FROM live l
+          JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = l.id
+          JOIN {names['role']} r ON r.account_id = l.account_id AND r.template_id = gt.{names['gt_template']}
+         WHERE {role_live}"""  # noqa: S608
+    cte_params = [*grant_params, at, at, *role_params, *role_params]
 
     where = ["a.account_id IS NOT NULL"]
     params: list[Any] = []
@@ -186,10 +191,13 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
         params.append(filters.tier)
 
     sql = f"""
+        WITH live AS ({live}),
+             holders AS ({holders}),
+             targets AS ({targets})
         SELECT {select}
-          FROM ({holders}) h
-          JOIN ({targets}) x ON x.grant_id = h.grant_id
-          JOIN {names['grant']} g ON g.id = h.grant_id
+          FROM holders h
+          JOIN targets x ON x.grant_id = h.grant_id
+          JOIN live g ON g.id = h.grant_id
           JOIN {names['role']} r ON r.id = x.role_id
           JOIN {names['account']} a ON a.id = r.account_id
           JOIN {names['client']} c ON c.id = a.client_id
@@ -205,7 +213,7 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
     if limit is not None:
         sql += " LIMIT %s OFFSET %s"
         params = [*params, limit, offset]
-    return sql, [*holder_params, *target_params, *params]
+    return sql, [*cte_params, *params]
 
 
 def _select_list() -> str:
@@ -280,6 +288,12 @@ class AccessMatrix:
         """Every row, fetched in chunks through a server-side cursor on PostgreSQL (Django's
         ``chunked_cursor``, as ``QuerySet.iterator()`` uses), so memory stays flat."""
         sql, params = _build_sql(self.filters, select=_select_list(), order=True)
+        postgres = connection.vendor == "postgresql"
+        if postgres:
+            # PostgreSQL plans a cursor for its first 10% of rows by default, which picks nested
+            # loops that are slow for the whole export: we read every row.
+            with connection.cursor() as setting:
+                setting.execute("SET cursor_tuple_fraction = 1.0")
         cursor = connection.chunked_cursor()
         try:
             cursor.execute(sql, params)
@@ -287,6 +301,9 @@ class AccessMatrix:
                 yield from chunk
         finally:
             cursor.close()
+            if postgres:
+                with connection.cursor() as setting:
+                    setting.execute("RESET cursor_tuple_fraction")
 
     def csv_rows(self) -> Iterator[Sequence[Any]]:
         """The header, then one list per row in ``CSV_HEADER`` order, datetimes in ISO 8601 UTC."""
