@@ -16,9 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.conftest import PASSWORD, MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
-# serialized_rollback: put back the rows data migrations made (capability groups, role templates)
-# after other transactional tests emptied the tables.
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_auditor_filters_downloads_and_opens_a_links_history(live_server: object, page: Page,
