@@ -786,6 +786,25 @@ def describe_handshake(*, clients: ClientFactory, handshake_id: str) -> Handshak
 
 
 @_translating_errors
+def find_open_handshake(*, clients: ClientFactory, account_id: str) -> Handshake | None:
+    """Reconcile an invitation whose answer was lost: the open (REQUESTED or OPEN) invitation the
+    Organization has for ``account_id``, or None when it is safe to invite. Reads every page of
+    ListHandshakesForOrganization (invitations only), never writes."""
+    _require_account_id(account_id)
+    org = clients.client("organizations")
+    found = [
+        _handshake(raw)
+        for page in org.get_paginator("list_handshakes_for_organization").paginate(
+            Filter={"ActionType": "INVITE"}
+        )
+        for raw in page.get("Handshakes", [])
+    ]
+    open_ones = [h for h in found if h.account_id == account_id and h.state in (HANDSHAKE_REQUESTED, HANDSHAKE_OPEN)]
+    open_ones.sort(key=lambda h: h.requested_at.timestamp() if h.requested_at is not None else 0.0)
+    return open_ones[-1] if open_ones else None
+
+
+@_translating_errors
 def cancel_handshake(*, clients: ClientFactory, handshake_id: str) -> Handshake:
     """Withdraw an open invitation; returns it as CANCELED. Cancelling one the client already
     answered raises non-retryable ``InvalidHandshakeTransitionException``."""

@@ -127,6 +127,11 @@ class OnboardingStep(models.Model):
         PROVISION_ROLES = "provision_roles", "Create the cross-account roles"
         VERIFY_ROLES = "verify_roles", "Read the roles back and verify them"
         PUBLISH_LINKS = "publish_links", "Publish the switch-role links"
+        # Hand-back (onboarding.handback): appended after the onboarding steps of an active account.
+        REVOKE_GRANTS = "revoke_grants", "Revoke every grant on the account"
+        DELETE_ROLES = "delete_roles", "Delete Switchyard's roles in the account"
+        LEAVE_ORGANIZATION = "leave_organization", "Remove the account from the Organization"
+        RECORD_HANDBACK = "record_handback", "Record the hand-back"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

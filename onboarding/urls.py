@@ -1,3 +1,19 @@
+from django.urls import path
+
+from onboarding import handback_views, views
+
 app_name = "onboarding"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.client_list, name="client_list"),
+    path("new/", views.client_new, name="client_new"),
+    path("<int:client_id>/", views.client_detail, name="client_detail"),
+    path("accounts/<int:account_id>/", views.account_detail, name="account_detail"),
+    path("accounts/<int:account_id>/progress/", views.account_progress, name="account_progress"),
+    path("accounts/<int:account_id>/access-role.yaml", views.access_role_template, name="access_role_template"),
+    path("accounts/<int:account_id>/steps/<int:step_id>/retry/", views.step_retry, name="step_retry"),
+    path("accounts/<int:account_id>/cancel/", views.account_cancel, name="account_cancel"),
+    path("accounts/<int:account_id>/verify-access/", views.access_verify, name="access_verify"),
+    path("accounts/<int:account_id>/hand-back/", handback_views.account_handback, name="account_handback"),
+    path("<int:client_id>/hand-back/", handback_views.client_handback, name="client_handback"),
+]

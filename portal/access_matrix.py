@@ -90,10 +90,10 @@ SORTS: dict[str, str] = {
     "via": "tm.name",
     "granted_by": "gb.username",
     "since": "since",
-    "expires": "g.expires_at",
+    "expires": "h.expires_at",
 }
 # Tie-breakers after the chosen key, so pages and exports are stable.
-_ORDER_TAIL = "p.username, c.name, a.name, r.display_name, g.id"
+_ORDER_TAIL = "p.username, c.name, a.name, r.display_name, h.grant_id"
 
 CSV_HEADER = (
     "person", "person_name", "client", "account", "aws_account_id", "link", "link_id", "role", "tier",
@@ -145,39 +145,30 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
                     "AND (r.removed_at IS NULL OR r.removed_at > %s)"
         role_params = [at, at]
 
-    # The grants in force, once (PostgreSQL materialises a CTE used several times, which also
-    # keeps the plan sane when the statistics are stale, e.g. right after a bulk load).
-    live = f"""
-        SELECT g.id, g.team_id, g.person_id, g.client_id, g.account_id, g.granted_at, g.expires_at,
-               g.granted_by_id
-          FROM {names['grant']} g
-         WHERE {grant_live}"""  # noqa: S608 (names from the models)
-    # Who holds each grant in force: the person of a personal grant, or each member of the
-    # grant's team at that moment.
-    holders = f"""
-        SELECT l.id AS grant_id, l.person_id AS person_id, NULL AS team_id, NULL AS member_since
-          FROM live l
-         WHERE l.person_id IS NOT NULL
-        UNION ALL
-        SELECT l.id, m.person_id, l.team_id, m.added_at
-          FROM live l
-          JOIN {names['membership']} m ON m.team_id = l.team_id AND {member_live}"""  # noqa: S608
-    # Which links each grant in force covers: its tiers in every account of its client, or in
-    # its one account. Two branches instead of an OR join so both can use their indexes.
-    targets = f"""
-        SELECT l.id AS grant_id, r.id AS role_id
-          FROM live l
-          JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = l.id
-          JOIN {names['account']} ca ON ca.client_id = l.client_id
-          JOIN {names['role']} r ON r.account_id = ca.id AND r.template_id = gt.{names['gt_template']}
-         WHERE {role_live}
-        UNION ALL
-        SELECT l.id, r.id
-          FROM live l
-          JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = l.id
-          JOIN {names['role']} r ON r.account_id = l.account_id AND r.template_id = gt.{names['gt_template']}
-         WHERE {role_live}"""  # noqa: S608
-    cte_params = [*grant_params, at, at, *role_params, *role_params]
+    # One branch per kind of grant: to a person or to a team (reaching each member at that
+    # moment), on a whole client (its tiers in every account) or on one account. Plain joins of
+    # the base tables, so the planner's estimates come from their statistics and it joins by
+    # hashing; a join of derived sets on the grant id misleads it into nested loops.
+    columns = "g.id AS grant_id, g.granted_at, g.expires_at, g.granted_by_id"
+    gt_join = f"JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = g.id"
+    on_client = (f"JOIN {names['account']} ca ON ca.client_id = g.client_id "
+                 f"JOIN {names['role']} r ON r.account_id = ca.id AND r.template_id = gt.{names['gt_template']}")
+    on_account = f"JOIN {names['role']} r ON r.account_id = g.account_id AND r.template_id = gt.{names['gt_template']}"
+    to_person = f"g.person_id AS person_id, NULL AS team_id, NULL AS member_since, r.id AS role_id " \
+                f"FROM {names['grant']} g"
+    to_team = f"m.person_id, g.team_id, m.added_at, r.id FROM {names['grant']} g " \
+              f"JOIN {names['membership']} m ON m.team_id = g.team_id AND {member_live}"
+    branches = []
+    branch_params: list[Any] = []
+    for scope, scope_join in (("client", on_client), ("account", on_account)):
+        branches.append(f"SELECT {columns}, {to_person} {gt_join} "
+                        f"{scope_join} WHERE g.person_id IS NOT NULL AND g.{scope}_id IS NOT NULL "
+                        f"AND {grant_live} AND {role_live}")
+        branch_params += [*grant_params, *role_params]
+        branches.append(f"SELECT {columns}, {to_team} {gt_join} {scope_join} "
+                        f"WHERE g.{scope}_id IS NOT NULL AND {grant_live} AND {role_live}")
+        branch_params += [at, at, *grant_params, *role_params]
+    access = " UNION ALL ".join(branches)
 
     where = ["a.account_id IS NOT NULL"]
     params: list[Any] = []
@@ -191,19 +182,14 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
         params.append(filters.tier)
 
     sql = f"""
-        WITH live AS ({live}),
-             holders AS ({holders}),
-             targets AS ({targets})
         SELECT {select}
-          FROM holders h
-          JOIN targets x ON x.grant_id = h.grant_id
-          JOIN live g ON g.id = h.grant_id
-          JOIN {names['role']} r ON r.id = x.role_id
+          FROM ({access}) h
+          JOIN {names['role']} r ON r.id = h.role_id
           JOIN {names['account']} a ON a.id = r.account_id
           JOIN {names['client']} c ON c.id = a.client_id
           JOIN {names['template']} t ON t.id = r.template_id
           JOIN {names['user']} p ON p.id = h.person_id
-          JOIN {names['user']} gb ON gb.id = g.granted_by_id
+          JOIN {names['user']} gb ON gb.id = h.granted_by_id
           LEFT JOIN {names['team']} tm ON tm.id = h.team_id
          WHERE {' AND '.join(where)}"""  # noqa: S608
     if order:
@@ -213,17 +199,17 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
     if limit is not None:
         sql += " LIMIT %s OFFSET %s"
         params = [*params, limit, offset]
-    return sql, [*cte_params, *params]
+    return sql, [*branch_params, *params]
 
 
 def _select_list() -> str:
-    since = _greatest("g.granted_at", "COALESCE(h.member_since, g.granted_at)",
-                      "COALESCE(r.activated_at, g.granted_at)")
+    since = _greatest("h.granted_at", "COALESCE(h.member_since, h.granted_at)",
+                      "COALESCE(r.activated_at, h.granted_at)")
     return f"""p.id, p.username, TRIM(p.first_name || ' ' || p.last_name),
                c.id, c.name, a.id, a.account_id, a.name,
                r.id, r.display_name, r.role_path || r.role_name, t.tier,
-               g.id, h.team_id, COALESCE(tm.name, ''), gb.username,
-               g.granted_at, h.member_since, r.activated_at, {since} AS since, g.expires_at"""
+               h.grant_id, h.team_id, COALESCE(tm.name, ''), gb.username,
+               h.granted_at, h.member_since, r.activated_at, {since} AS since, h.expires_at"""
 
 
 def _to_utc(value: Any) -> datetime | None:

@@ -96,7 +96,7 @@ def grants_covering_link(*, role: AccountRole) -> QuerySet[Grant]:
     return (
         Grant.objects.filter(Q(account_id=role.account_id) | Q(client_id=role.account.client_id),
                              templates=role.template_id)
-        .select_related("team", "person", "granted_by", "revoked_by", "client", "account")
+        .select_related("team", "person", "granted_by", "revoked_by", "client", "account__client")
         .order_by("-granted_at", "-pk")
     )
 
@@ -138,10 +138,10 @@ def person_history(*, person: User) -> dict[str, Any]:
     return {
         "person": person,
         "personal_grants": Grant.objects.filter(person=person)
-        .select_related("client", "account", "granted_by", "revoked_by").prefetch_related("templates")
+        .select_related("client", "account__client", "granted_by", "revoked_by").prefetch_related("templates")
         .order_by("-granted_at"),
         "team_grants": Grant.objects.filter(team_id__in=team_ids)
-        .select_related("team", "client", "account", "granted_by", "revoked_by").prefetch_related("templates")
+        .select_related("team", "client", "account__client", "granted_by", "revoked_by").prefetch_related("templates")
         .order_by("-granted_at"),
         "memberships": memberships,
         "sign_ins": AuditEvent.objects.filter(target_type=User._meta.label_lower, target_id=str(person.pk))
@@ -169,7 +169,8 @@ def client_grants(*, client: Client) -> QuerySet[Grant]:
 
 def client_grant_history_rows(*, client: Client) -> Iterator[Sequence[Any]]:
     yield GRANT_CSV_HEADER
-    grants = (client_grants(client=client).select_related("team", "person", "account", "granted_by", "revoked_by")
+    grants = (client_grants(client=client).select_related("team", "person", "account__client", "granted_by",
+                                                           "revoked_by")
               .prefetch_related("templates").order_by("granted_at", "pk"))
     # prefetch_related with iterator() needs a chunk size: the tiers come a chunk at a time.
     for grant in grants.iterator(chunk_size=500):

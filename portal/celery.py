@@ -14,15 +14,25 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     "audit-verify-chain": {"task": "portal.tasks.audit_verify_chain_task", "schedule": crontab(minute=7)},
+    # Re-drives onboarding steps whose wait is over or whose worker died (lease ran out).
+    "onboarding-reconcile": {"task": "onboarding.tasks.reconcile_onboarding", "schedule": 60.0},
     # Revocation and expiry must reach AWS within a minute; unchanged principals cost no AWS call.
     "enforcement-sync": {
         "task": "switchroles.tasks.enforcement_sync",
         "schedule": 60.0,
-        "kwargs": {"reason": "schedule"},
+        "kwargs": {"reason": "schedule", "retry_if_busy": False},
         "options": {"expires": 55},
     },
     "enforcement-drift-check": {
         "task": "switchroles.tasks.enforcement_drift_check",
         "schedule": crontab(minute="*/10"),
     },
+    # Expired grants left the directory at once; this records each expiry once and lets AWS follow.
+    "grant-expiries": {"task": "switchroles.tasks.record_grant_expiries", "schedule": 60.0,
+                       "options": {"expires": 55}},
+    # The full drift check: main-account policies and every active account's roles (AssumeRole each).
+    "drift-check": {"task": "switchroles.tasks.drift_check", "schedule": crontab(minute=23)},
+    # Re-drives template roll-outs whose message was lost or whose worker died.
+    "rollout-reconcile": {"task": "switchroles.tasks.rollout_reconcile", "schedule": 60.0,
+                          "options": {"expires": 55}},
 }

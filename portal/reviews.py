@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -90,16 +91,23 @@ def reviews_with_progress() -> QuerySet[AccessReview]:
     )
 
 
-def _last_use_of_grant() -> Subquery:
-    """The latest use, by anyone, of any link the item's grant covers."""
-    uses = (
-        LinkUse.objects.filter(account_role__template__grants=OuterRef("grant_id"))
-        .filter(Q(account_role__account_id=OuterRef("grant__account_id"))
-                | Q(account_role__account__client_id=OuterRef("grant__client_id")))
-        .order_by("-used_at")
-        .values("used_at")[:1]
+def _uses_of_grant(since: datetime | None = None) -> tuple[QuerySet[LinkUse], QuerySet[LinkUse]]:
+    """Uses, by anyone, of the links the item's grant covers: one queryset per kind of grant (on
+    one account, on a whole client), each following indexes; the one that does not apply finds
+    nothing."""
+    covered_by_grant = LinkUse.objects.filter(account_role__template__grants=OuterRef("grant_id"))
+    if since is not None:
+        covered_by_grant = covered_by_grant.filter(used_at__gte=since)
+    return (covered_by_grant.filter(account_role__account_id=OuterRef("grant__account_id")),
+            covered_by_grant.filter(account_role__account__client_id=OuterRef("grant__client_id")))
+
+
+def _last_use_of_grant() -> Coalesce:
+    on_account, on_client = _uses_of_grant()
+    return Coalesce(
+        Subquery(on_account.order_by("-used_at").values("used_at")[:1]),
+        Subquery(on_client.order_by("-used_at").values("used_at")[:1]),
     )
-    return Subquery(uses)
 
 
 def review_items(*, review: AccessReview, show: str = "all", unused_days: int = DEFAULT_UNUSED_DAYS,
@@ -108,9 +116,9 @@ def review_items(*, review: AccessReview, show: str = "all", unused_days: int = 
     ``unused_days`` ago, and none of its links used by anyone since). ``show``: ``all``,
     ``pending``, ``decided`` or ``suggested``."""
     cutoff = (now or timezone.now()) - timedelta(days=unused_days)
-    unused = Q(decision=AccessReviewItem.Decision.PENDING, grant__granted_at__lte=cutoff) & (
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
-    )
+    recent_on_account, recent_on_client = _uses_of_grant(since=cutoff)
+    unused = (Q(decision=AccessReviewItem.Decision.PENDING, grant__granted_at__lte=cutoff)
+              & ~Q(Exists(recent_on_account)) & ~Q(Exists(recent_on_client)))
     items = (
         review.items.select_related("grant__team", "grant__person", "grant__client", "grant__account__client",
                                     "grant__granted_by", "grant__revoked_by", "decided_by")

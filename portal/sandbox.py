@@ -1,12 +1,19 @@
 """The sandbox: demo people with enrolled authenticators, and a moto Organization to work against.
 
 Used by ``manage.py sandbox_up`` (``make run``) and by tests. Refuses to run outside the sandbox.
+
+moto keeps its state in memory, the portal's SQLite database does not: after a restart the
+Organization is created anew while the database still has accounts, roles and grants.
+:func:`sandbox_aws_restore` rebuilds the simulated AWS from the database (the sandbox's moto server
+derives account ids from root e-mails, see ``portal.sandbox_aws``, so the ids come back the same).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyotp
 from allauth.mfa.models import Authenticator
@@ -16,8 +23,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from portal.audit import audit_record
 from portal.aws import ClientFactory
 from portal.models import User
+
+if TYPE_CHECKING:
+    from switchroles.enforcement import SyncReport
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +71,160 @@ def sandbox_demo_users_ensure() -> list[User]:
     return people
 
 
-def sandbox_organization_ensure(*, clients: ClientFactory, wait_seconds: float = 60) -> str:
+class SandboxOrganization(NamedTuple):
+    management_account_id: str
+    created: bool  # True when it did not exist: the simulated AWS started empty
+
+
+def sandbox_organization_ensure(*, clients: ClientFactory, wait_seconds: float = 60) -> SandboxOrganization:
     """Wait for the local moto endpoint, then make sure the main account runs an Organization
-    with all features. Returns the management account id."""
+    with all features. Says which management account runs it, and whether it had to be created."""
     require_sandbox()
     organizations = clients.client("organizations")
     deadline = time.monotonic() + wait_seconds
+    created = False
     while True:
         try:
-            return str(organizations.describe_organization()["Organization"]["MasterAccountId"])
+            management_account_id = str(organizations.describe_organization()["Organization"]["MasterAccountId"])
+            return SandboxOrganization(management_account_id, created)
         except organizations.exceptions.AWSOrganizationsNotInUseException:
             organizations.create_organization(FeatureSet="ALL")
+            created = True
             logger.info("sandbox.organization.created")
         except Exception:  # the endpoint is still starting
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rebuilding the simulated AWS after a restart
+# --------------------------------------------------------------------------------------------------
+
+RESTORE_SESSION_NAME = "switchyard-sandbox-restore"
+
+
+@dataclass
+class SandboxRestore:
+    """What :func:`sandbox_aws_restore` rebuilt, and what it could not (each line says why)."""
+
+    accounts: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    iam_users: list[str] = field(default_factory=list)
+    enforcement: SyncReport | None = None
+    enforcement_queued: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def rebuilt_anything(self) -> bool:
+        return bool(self.accounts or self.roles or self.iam_users or self.problems
+                    or (self.enforcement and self.enforcement.applied))
+
+
+def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
+    """Rebuild the simulated AWS from the portal's database, for ``sandbox_up`` after moto
+    restarted empty. The database is not changed (apart from enforcement's own bookkeeping and one
+    audit event); everything is idempotent, so running it twice changes nothing more.
+
+    1. Each *created* account with an id that the Organization lacks is created again with its
+       root e-mail and name; the sandbox's moto gives it the same id (checked: a different id is a
+       problem, and that account's roles are left alone). Invited accounts cannot be rebuilt (moto
+       has no invitations) and handed-back ones left the Organization: neither is touched.
+    2. In each re-created account, every ACTIVE or PROVISIONED ``AccountRole`` is provisioned again
+       exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``onboarding.aws.ensure_role``).
+    3. The main account: the IAM users the grants need (team members, people with personal grants;
+       in the sandbox only) are created, then every team's and person's policies are re-applied
+       with a forced enforcement sync (an unforced one would skip them as already applied). If
+       another sync holds the lock, a forced sync is queued for the workers instead.
+    """
+    from onboarding import aws as onboarding_aws
+    from onboarding.aws import AwsError
+    from onboarding.models import AwsAccount
+    from onboarding.workflow import role_spec_for
+    from switchroles.models import AccountRole
+
+    require_sandbox()
+    report = SandboxRestore()
+    in_organization = {member.id for member in onboarding_aws.list_accounts(clients=clients)}
+    accounts = (
+        AwsAccount.objects.filter(account_id__isnull=False)
+        .exclude(account_id__in=in_organization)
+        .exclude(state=AwsAccount.State.HANDED_BACK)
+        .select_related("client")
+        .order_by("pk")
+    )
+    for account in accounts:
+        label = f"{account} ({account.account_id})"
+        if account.origin != AwsAccount.Origin.CREATED or not account.root_email:
+            report.problems.append(f"{label}: an invited account cannot be rebuilt (moto has no invitations).")
+            continue
+        try:
+            request = onboarding_aws.start_account_creation(
+                clients=clients, email=account.root_email, account_name=account.name,
+                tags={onboarding_aws.MANAGED_BY_TAG_KEY: onboarding_aws.MANAGED_BY_TAG_VALUE,
+                      "switchyard-client": account.client.slug},
+            )
+        except AwsError as error:
+            report.problems.append(f"{label}: AWS refused to create it again: {error.code}: {error.raw_message}")
+            continue
+        if request.account_id != account.account_id:
+            report.problems.append(
+                f"{label}: created again as {request.account_id or f'a {request.state} request'}, not "
+                f"{account.account_id}. Is the sandbox's AWS `python -m portal.sandbox_aws` (ids from e-mails)? "
+                "Its roles were not rebuilt."
+            )
+            continue
+        report.accounts.append(label)
+        roles = (
+            AccountRole.objects.filter(
+                account=account, state__in=[AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED]
+            )
+            .select_related("template", "account", "account__client")
+            .order_by("template_id")
+        )
+        try:
+            credentials = onboarding_aws.assume_access_role(
+                clients=clients, account_id=account.account_id or "", session_name=RESTORE_SESSION_NAME
+            )
+            for role in roles:
+                result = onboarding_aws.ensure_role(clients=clients, credentials=credentials, spec=role_spec_for(role))
+                if role.arn and result.arn != role.arn:
+                    report.problems.append(f"{role.arn}: rebuilt as {result.arn}.")
+                report.roles.append(result.arn)
+        except (AwsError, ValueError) as error:
+            report.problems.append(f"{label}: its roles could not be rebuilt: {error}")
+    _main_account_enforcement_restore(clients=clients, report=report)
+    if report.rebuilt_anything:
+        audit_record(
+            action="sandbox.aws.restored",
+            target_label="sandbox AWS",
+            details={"accounts": report.accounts, "roles": report.roles, "iam_users": report.iam_users,
+                     "problems": report.problems},
+        )
+    logger.info("sandbox.aws.restored", extra={"accounts": len(report.accounts), "roles": len(report.roles)})
+    return report
+
+
+def _main_account_enforcement_restore(*, clients: ClientFactory, report: SandboxRestore) -> None:
+    from switchroles import enforcement
+    from switchroles.models import EnforcedPrincipal
+    from switchroles.tasks import enforcement_sync
+
+    principals = enforcement.intended_principals()
+    needed = {p.principal_name for p in principals
+              if p.principal_type == EnforcedPrincipal.Type.USER and p.principal_name}
+    needed.update(member for p in principals for member in p.members)
+    iam = clients.client("iam")
+    for name in sorted(needed):
+        try:
+            iam.get_user(UserName=name)
+        except iam.exceptions.NoSuchEntityException:
+            # Switchyard never creates IAM users in a real AWS account; the sandbox stands in for people.
+            iam.create_user(UserName=name, Path="/people/")
+            report.iam_users.append(name)
+    try:
+        with enforcement.enforcement_lock():
+            report.enforcement = enforcement.enforcement_sync(clients=clients, reason="sandbox restore", force=True)
+    except enforcement.EnforcementBusy:
+        enforcement_sync.delay(reason="sandbox restore", force=True)
+        report.enforcement_queued = True

@@ -104,7 +104,10 @@ DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and the workers share the sandbox database.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        # IMMEDIATE: a transaction takes the write lock when it starts, so concurrent writers (web,
+        # workers) wait up to the timeout instead of failing with "database is locked" on upgrade.
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
     # A file, not memory, so tests can start real worker processes that share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -147,6 +150,10 @@ SWITCHYARD_MAIN_ACCOUNT_ID = env.str("SWITCHYARD_MAIN_ACCOUNT_ID", default=SANDB
 SWITCHYARD_ACCOUNT_MAILBOX = env.str("SWITCHYARD_ACCOUNT_MAILBOX", default="awsaccounts@example.com")
 SWITCHYARD_ORG_ACCOUNT_QUOTA = env.int("SWITCHYARD_ORG_ACCOUNT_QUOTA", default=10)
 SWITCHYARD_MAX_CREATIONS_IN_FLIGHT = 5
+# How long a worker may hold an onboarding step before another may take it over (a killed worker's
+# step is re-driven after this), and when a step nobody picked up is re-driven by the reconciler.
+SWITCHYARD_ONBOARDING_LEASE_SECONDS = env.int("SWITCHYARD_ONBOARDING_LEASE_SECONDS", default=200)
+SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS = env.int("SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS", default=120)
 
 # --- Authentication (django-allauth, MFA mandatory) ----------------------------------------------
 AUTH_USER_MODEL = "portal.User"

@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("clients/", include("onboarding.urls")),
+    path("templates/", include("switchroles.template_urls")),
     path("", include("switchroles.urls")),
     path("audit/", include("portal.audit_urls")),
 ]

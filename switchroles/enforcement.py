@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -159,7 +165,10 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
                     target.add(granted)
 
     members_of: dict[int, set[str]] = defaultdict(set)
-    for team_pk, iam_username in memberships_in_force(at=moment).values_list("team_id", "person__iam_username"):
+    # A deactivated person keeps their rows (history) but nothing in AWS.
+    for team_pk, iam_username in memberships_in_force(at=moment).filter(person__is_active=True).values_list(
+        "team_id", "person__iam_username"
+    ):
         if iam_username:
             members_of[team_pk].add(iam_username)
 
@@ -177,10 +186,10 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
     ]
     written_before = EnforcedPrincipal.objects.filter(person__isnull=False).values_list("person_id", flat=True)
     person_pks = set(refs_of_person) | set(written_before)
-    for person_pk, iam_username in User.objects.filter(pk__in=person_pks).order_by("pk").values_list(
-        "pk", "iam_username"
+    for person_pk, iam_username, is_active in User.objects.filter(pk__in=person_pks).order_by("pk").values_list(
+        "pk", "iam_username", "is_active"
     ):
-        refs = frozenset(refs_of_person.get(person_pk, ()))
+        refs = frozenset(refs_of_person.get(person_pk, ())) if is_active else frozenset()
         principals.append(
             IntendedPrincipal(
                 principal_type=EnforcedPrincipal.Type.USER,
@@ -234,58 +243,84 @@ def enforcement_sync(
             principal_name=intended.principal_name,
             policy_name_prefix=intended.policy_name_prefix,
         )
-        if intended.problem:
-            report.not_enforceable[intended.label] = intended.problem
-            _record_failure(row, intended, intended.problem, reason)
-            continue
-        try:
-            documents = compile_assume_policies(principal_label=intended.label, role_arns=intended.role_refs)
-        except PolicyTooLarge as exc:
-            report.failed[intended.label] = str(exc)
-            _record_failure(row, intended, str(exc), reason)
-            continue
-        members = list(intended.members)
-        if (
-            not force
-            and row.pk is not None
-            and not row.needs_apply
-            and not row.last_error
-            and row.principal_name == intended.principal_name
-            and row.applied_documents == documents
-            and (intended.principal_type == EnforcedPrincipal.Type.USER or row.applied_members == members)
-        ):
-            report.unchanged += 1
-            continue
-        try:
-            details = _apply(clients, row, intended, documents, members)
-        except (PrincipalNotFound, ClientError, BotoCoreError, ValueError) as exc:
-            message = _error_text(exc)
-            report.failed[intended.label] = message
-            _record_failure(row, intended, message, reason)
-            continue
-        row.principal_name = intended.principal_name
-        row.applied_documents = documents
-        row.applied_members = members if intended.principal_type == EnforcedPrincipal.Type.GROUP else []
-        row.role_count = len(intended.role_refs)
-        row.applied_at = row.last_attempt_at = timezone.now()
-        row.needs_apply = False
-        row.last_error = ""
-        with transaction.atomic():
-            row.save()
-            if details["changed"]:
-                audit_record(
-                    action="enforcement.applied",
-                    target=_target(intended),
-                    target_label=f"IAM {intended.principal_type} {intended.principal_name}",
-                    details={**details, "reason": reason[:200]},
-                )
-        if details["changed"]:
-            report.applied.append(intended.label)
+        _sync_one(clients, row, intended, report, reason=reason, force=force)
     logger.info(
         "switchroles.enforcement.synced",
         extra={"applied": len(report.applied), "unchanged": report.unchanged, "failed": len(report.failed)},
     )
     return report
+
+
+def _sync_one(
+    clients: ClientFactory,
+    row: EnforcedPrincipal,
+    intended: IntendedPrincipal,
+    report: SyncReport,
+    *,
+    reason: str,
+    force: bool,
+) -> None:
+    if not intended.principal_name and not (row.pk and row.principal_name):
+        # Nobody to write to, and nothing written before: only a problem to show, if any.
+        if intended.problem:
+            report.not_enforceable[intended.label] = intended.problem
+            _record_failure(row, intended, intended.problem, reason)
+        return
+    try:
+        # No IAM user name any more (cleared): everything comes off the old one.
+        documents = compile_assume_policies(principal_label=intended.label, role_arns=intended.role_refs) \
+            if intended.principal_name else []
+    except PolicyTooLarge as exc:
+        report.failed[intended.label] = str(exc)
+        _record_failure(row, intended, str(exc), reason)
+        return
+    members = list(intended.members)
+    if (
+        not force
+        and row.pk is not None
+        and not row.needs_apply
+        and not row.last_error
+        and row.principal_name == intended.principal_name
+        and row.applied_documents == documents
+        and (intended.principal_type == EnforcedPrincipal.Type.USER or row.applied_members == members)
+    ):
+        report.unchanged += 1
+        return
+    try:
+        details = _apply(clients, row, intended, documents, members)
+    except (PrincipalNotFound, ClientError, BotoCoreError, ValueError) as exc:
+        _raise_if_unreachable(exc)
+        report.failed[intended.label] = _error_text(exc)
+        _record_failure(row, intended, _error_text(exc), reason)
+        return
+    row.principal_name = intended.principal_name
+    row.applied_documents = documents
+    row.applied_members = members if intended.principal_type == EnforcedPrincipal.Type.GROUP else []
+    row.role_count = len(intended.role_refs) if documents else 0
+    row.applied_at = row.last_attempt_at = timezone.now()
+    row.needs_apply = False
+    row.last_error = ""
+    with transaction.atomic():
+        row.save()
+        if details["changed"]:
+            audit_record(
+                action="enforcement.applied",
+                target=_target(intended),
+                target_label=f"IAM {intended.principal_type} {details['principal_name']}",
+                details={**details, "reason": reason[:200]},
+            )
+    if details["changed"]:
+        report.applied.append(intended.label)
+    if intended.problem:
+        report.not_enforceable[intended.label] = intended.problem
+        _record_failure(row, intended, intended.problem, reason)
+
+
+def _raise_if_unreachable(exc: Exception) -> None:
+    """AWS cannot be reached at all: stop this run rather than wait out every principal's
+    retries; the next scheduled run (within a minute) starts over."""
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | NoCredentialsError):
+        raise exc
 
 
 def _apply(
@@ -296,6 +331,14 @@ def _apply(
     members: list[str],
 ) -> dict[str, Any]:
     renamed_from = row.principal_name if row.pk and row.principal_name != intended.principal_name else ""
+    if not intended.principal_name:
+        # Nothing to write to: only take everything off the old name.
+        intended = IntendedPrincipal(
+            principal_type=intended.principal_type, principal_name=renamed_from,
+            policy_name_prefix=intended.policy_name_prefix, team_id=intended.team_id,
+            person_id=intended.person_id, role_refs=frozenset(),
+        )
+        renamed_from = ""
     if renamed_from:
         # The old group or user must not keep what it was allowed under its old name.
         remove_principal_policies(

@@ -159,6 +159,9 @@ class Grant(models.Model):
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     revoke_reason = models.TextField(max_length=1000, blank=True)
+    expiry_recorded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Switchyard recorded its expiry (audit event grant.expired), once."
+    )
 
     class Meta:
         ordering = ["-granted_at"]
@@ -258,6 +261,10 @@ class DriftCheck(models.Model):
     principals_checked = models.PositiveIntegerField(default=0)
     drifted = models.PositiveIntegerField(default=0, help_text="Principals whose AWS state differs.")
     error = models.TextField(blank=True, help_text="Why the check could not finish, if it did not.")
+    roles_checked = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Account roles compared with their templates; empty when only the main "
+        "account was checked (switchroles.drift)."
+    )
 
     class Meta:
         ordering = ["-checked_at", "-pk"]
@@ -287,3 +294,96 @@ class DriftFinding(models.Model):
 
     def __str__(self) -> str:
         return f"drift on IAM {self.principal_type} {self.principal_name}"
+
+
+class RoleDriftFinding(models.Model):
+    """A role in a member account that differs from what the portal says (``switchroles.drift``):
+    an active account role that is gone or changed, a role marked as Switchyard's that the portal
+    does not know, or an account Switchyard could not reach. ``repair_*`` follows a manager's repair."""
+
+    class Kind(models.TextChoices):
+        MISSING = "missing", "The role is gone"
+        DIFFERENT = "different", "The role differs from its template"
+        UNKNOWN = "unknown", "A Switchyard role the portal does not know"
+        UNREACHABLE = "unreachable", "Switchyard could not look into the account"
+
+    class Repair(models.TextChoices):
+        NONE = "", "Not repaired"
+        REQUESTED = "requested", "Repair on its way"
+        REPAIRED = "repaired", "Repaired"
+        FAILED = "failed", "Repair failed"
+
+    check_run = models.ForeignKey(DriftCheck, on_delete=models.CASCADE, related_name="role_findings")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    account = models.ForeignKey("onboarding.AwsAccount", on_delete=models.PROTECT, related_name="+")
+    account_role = models.ForeignKey(AccountRole, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    role_path = models.CharField(max_length=512, blank=True)
+    role_name = models.CharField(max_length=64, blank=True)
+    role_arn = models.CharField(max_length=2048, blank=True)
+    differences = models.JSONField(default=list, blank=True, help_text="What differs, in plain words.")
+    error_code = models.CharField(max_length=100, blank=True)
+    first_seen_at = models.DateTimeField(help_text="When a check first found this (carried over between checks).")
+    repair_status = models.CharField(max_length=16, choices=Repair.choices, default=Repair.NONE, blank=True)
+    repair_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                            on_delete=models.PROTECT, related_name="+")
+    repair_requested_at = models.DateTimeField(null=True, blank=True)
+    repaired_at = models.DateTimeField(null=True, blank=True)
+    repair_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["account", "role_name", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.role_name or self.account}"
+
+
+class TemplateRollout(models.Model):
+    """Bringing every account that has a template's role to one revision of it, one
+    ``RolloutAccount`` per account, run by the workers (``switchroles.rollout``)."""
+
+    template = models.ForeignKey(RoleTemplate, on_delete=models.PROTECT, related_name="rollouts")
+    revision = models.PositiveIntegerField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"roll-out of {self.template} revision {self.revision}"
+
+
+class RolloutAccount(models.Model):
+    """One account's part of a roll-out: re-provision its role of the template, with attempts,
+    lease and last error like an onboarding step."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Not needed any more"
+
+    rollout = models.ForeignKey(TemplateRollout, on_delete=models.CASCADE, related_name="accounts")
+    account_role = models.ForeignKey(AccountRole, on_delete=models.PROTECT, related_name="rollouts")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True, help_text="created, adopted or updated")
+    note = models.TextField(blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error_raw = models.TextField(blank=True)
+    last_error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["rollout", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "account_role"], name="one_rollout_part_per_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rollout}: {self.account_role} ({self.get_status_display()})"

@@ -6,6 +6,7 @@ real worker processes) and the broker is eager unless a test starts a real worke
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterator
 
@@ -31,6 +32,38 @@ PASSWORD = "correct horse battery staple"  # noqa: S105
 def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         call_command("createcachetable", verbosity=0)
+
+
+def migrated_rows_ensure() -> None:
+    """Put back what the data migrations made: the capability groups with their permissions
+    (portal 0002) and the seeded role templates (switchroles 0002). Idempotent."""
+    from django.apps import apps
+    from django.contrib.auth.models import Permission
+    from django.core.management.sql import emit_post_migrate_signal
+
+    from portal.permissions import CAPABILITIES
+
+    if not Permission.objects.exists():  # a flush without post_migrate (serialized rollback) took them too
+        emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    for name, permissions in CAPABILITIES.items():
+        group, created = Group.objects.get_or_create(name=name)
+        if created:
+            for dotted in permissions:
+                app_label, codename = dotted.split(".")
+                group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    importlib.import_module("switchroles.migrations.0002_seed_role_templates").seed(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _migrated_rows_restored(request: pytest.FixtureRequest) -> None:
+    """A transactional test empties the database when it ends, the data migrations' rows
+    included; each transactional test starts with them back, whatever ran before it."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    if not Group.objects.exists():
+        migrated_rows_ensure()
 
 
 @pytest.fixture(autouse=True)

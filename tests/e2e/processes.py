@@ -7,13 +7,14 @@ database: PostgreSQL in CI, a SQLite file otherwise.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,7 @@ class WorkerPool:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "SWITCHYARD_ENV": "sandbox",
             "DATABASE_URL": database_url_for_workers(),
@@ -127,17 +128,48 @@ class WorkerPool:
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "DJANGO_SETTINGS_MODULE": "portal.settings",
         }
+        if self.broker_url.startswith("redis+socket://"):
+            # An embedded broker: Celery reads it from CELERY_BROKER_URL. Not as REDIS_URL, which
+            # would also make it the cache's URL, a scheme redis-py cannot read (the cache is then
+            # the database's, as in the sandbox).
+            del env["REDIS_URL"]
+            env["CELERY_BROKER_URL"] = self.broker_url
+        return env
 
-    def start(self, *, concurrency: int = 1, name: str = "w") -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        *,
+        concurrency: int = 1,
+        name: str = "w",
+        env: Mapping[str, str] | None = None,
+        pause: Pause | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start a worker; ``env`` adds to (or overrides) :meth:`env`, e.g. a short
+        ``SWITCHYARD_ONBOARDING_LEASE_SECONDS``; ``pause`` makes it stop dead at that point."""
         index = len(self.processes)
-        log = open(self.log_dir / f"worker-{name}-{index}.log", "wb")  # noqa: SIM115
+        log = open(self.log_path(name, index), "wb")  # noqa: SIM115
+        command = [str(BIN / "celery"), "-A", "portal", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+                   "--pool=prefork", f"--hostname={name}{index}@%h", "--without-gossip", "--without-mingle"]
+        environment = {**self.env(), **(env or {})}
+        if pause is not None:
+            command.append(f"--include={__name__}")
+            environment[PAUSE_ENV] = pause.env_value()
         proc = subprocess.Popen(  # noqa: S603
-            [str(BIN / "celery"), "-A", "portal", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
-             "--pool=prefork", f"--hostname={name}{index}@%h", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(proc)
         return proc
+
+    def log_path(self, name: str, index: int) -> Path:
+        return self.log_dir / f"worker-{name}-{index}.log"
+
+    def logs(self, *, last_chars: int = 4000) -> str:
+        """The end of every worker's log, for a failure message."""
+        parts = []
+        for path in sorted(self.log_dir.glob("worker-*.log")):
+            text = path.read_text(errors="replace")
+            parts.append(f"--- {path.name} ---\n{text[-last_chars:]}")
+        return "\n".join(parts)
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and its pool children at once: no chance to finish or ack."""
@@ -163,11 +195,75 @@ def celery_app_using(broker_url: str) -> Iterator[None]:
     saved = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url = broker_url
     app.conf.task_always_eager = False
-    app._pool = None  # connections are pooled per broker URL
+    _forget_broker_connections(app)
     try:
         yield
     finally:
         app.conf.broker_url, app.conf.task_always_eager = saved
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
+        _forget_broker_connections(app)
+
+
+def _forget_broker_connections(app: object) -> None:
+    """Close the pooled broker connections and producers. kombu keeps them in global pools keyed
+    by URL (an embedded broker's socket path repeats from test to test), and the app caches its
+    pools: all of it must go, or the next test acquires from a closed pool."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------------
+# Stopping a worker dead at a chosen point of the onboarding workflow
+# --------------------------------------------------------------------------------------------------
+
+PAUSE_ENV = "SWITCHYARD_E2E_PAUSE"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Where a worker stops dead: right after its ``call``-th call of ``onboarding.aws.<function>``
+    has returned (so AWS has done the work) and before the workflow records the result. The worker
+    then writes ``marker`` and sleeps, so a test can SIGKILL it there deterministically.
+
+    Test-only and outside the application: a worker started with a pause imports this module
+    (``celery worker --include``), which wraps the function in that worker only (below).
+    """
+
+    function: str
+    call: int
+    marker: Path
+
+    def env_value(self) -> str:
+        return f"{self.function}:{self.call}:{self.marker}"
+
+    def reached(self) -> bool:
+        return self.marker.exists()
+
+
+def install_pause(value: str) -> None:
+    """Wrap ``onboarding.aws.<function>`` as :class:`Pause` says (``value`` is its ``env_value``).
+    The workflow calls the seam through the module (``aws.<function>(...)``), so it sees the wrapper;
+    prefork pool processes inherit it from the worker's main process."""
+    from onboarding import aws
+
+    name, call, marker = value.split(":", 2)
+    real = getattr(aws, name)
+    calls = 0
+
+    @functools.wraps(real)
+    def paused(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        result = real(*args, **kwargs)
+        calls += 1
+        if calls == int(call):
+            Path(marker).write_text(f"{name} call {calls} returned in process {os.getpid()}\n")
+            time.sleep(3600)  # until the test kills us (well before the task's time limits)
+        return result
+
+    setattr(aws, name, paused)
+
+
+if os.environ.get(PAUSE_ENV):  # imported by a worker that was started with a pause
+    install_pause(os.environ[PAUSE_ENV])

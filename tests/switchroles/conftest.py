@@ -98,3 +98,17 @@ def aws(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Boto3ClientF
 
 def iam_user_create(person: User) -> None:
     boto3.client("iam", region_name="us-east-1").create_user(UserName=person.iam_username)
+
+
+def reauthenticated(client: Any, user: User) -> Any:
+    """Mark the test client's session as freshly re-authenticated (what allauth's reauthenticate
+    page records), so views behind ``reauthentication_required`` let it through."""
+    import time
+
+    session = client.session
+    session["account_authentication_methods_user"] = str(user.pk)
+    session["account_authentication_methods"] = [
+        {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True}
+    ]
+    session.save()
+    return client

@@ -4,31 +4,65 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from onboarding.models import AwsAccount
+from onboarding.sandbox import sandbox_demo_clients_ensure
 from portal.aws import default_client_factory
-from portal.sandbox import DEMO_PASSWORD, DEMO_USERS, sandbox_demo_users_ensure, sandbox_organization_ensure
+from portal.sandbox import (
+    DEMO_PASSWORD,
+    DEMO_USERS,
+    SandboxRestore,
+    sandbox_aws_restore,
+    sandbox_demo_users_ensure,
+    sandbox_organization_ensure,
+)
+from switchroles.sandbox import sandbox_demo_access_ensure
 
 
 class Command(BaseCommand):
-    help = "Prepare the sandbox: migrate, create the moto Organization and the demo people and clients."
+    help = (
+        "Prepare the sandbox: migrate, create the moto Organization (rebuilding it from the database "
+        "after a restart) and the demo people and clients."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.SANDBOX:
             raise CommandError("sandbox_up only runs in the sandbox (SWITCHYARD_ENV=sandbox).")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
-        main_account = sandbox_organization_ensure(clients=default_client_factory())
-        if main_account != settings.SWITCHYARD_MAIN_ACCOUNT_ID:
+        clients = default_client_factory()
+        organization = sandbox_organization_ensure(clients=clients)
+        if organization.management_account_id != settings.SWITCHYARD_MAIN_ACCOUNT_ID:
             raise CommandError(
-                f"The sandbox Organization's management account is {main_account}, "
+                f"The sandbox Organization's management account is {organization.management_account_id}, "
                 f"but SWITCHYARD_MAIN_ACCOUNT_ID is {settings.SWITCHYARD_MAIN_ACCOUNT_ID}."
             )
         sandbox_demo_users_ensure()
-        try:
-            from onboarding.sandbox import sandbox_demo_clients_ensure
-        except ImportError:  # the demo clients arrive with the onboarding workflow
-            pass
-        else:
-            sandbox_demo_clients_ensure()
+        # moto forgot everything when it stopped; the database did not.
+        if organization.created and AwsAccount.objects.filter(account_id__isnull=False).exists():
+            self._print_restore(sandbox_aws_restore(clients=clients))
+        sandbox_demo_clients_ensure()
+        sandbox_demo_access_ensure()
         self.stdout.write(self.style.SUCCESS("\nSwitchyard sandbox is ready on http://127.0.0.1:8000/"))
         self.stdout.write(f"Sign in as {', '.join(DEMO_USERS)} with password '{DEMO_PASSWORD}'.")
         self.stdout.write("Your code: .venv/bin/python manage.py demo_totp <user>\n")
+
+    def _print_restore(self, restore: SandboxRestore) -> None:
+        self.stdout.write("The sandbox's AWS started empty: rebuilt it from the database.")
+        for label in restore.accounts:
+            self.stdout.write(f"  account {label}: created again, same id")
+        for arn in restore.roles:
+            self.stdout.write(f"  role {arn}")
+        for name in restore.iam_users:
+            self.stdout.write(f"  main-account IAM user {name}")
+        if restore.enforcement is not None:
+            sync = restore.enforcement
+            self.stdout.write(
+                f"  main-account policies re-applied for {len(sync.applied)} team(s)/person(s)"
+                + (f", {len(sync.failed)} failed" if sync.failed else "")
+            )
+            for label, message in {**sync.failed, **sync.not_enforceable}.items():
+                self.stdout.write(self.style.WARNING(f"  {label}: {message}"))
+        if restore.enforcement_queued:
+            self.stdout.write("  main-account policies: another sync was running; a forced one is queued")
+        for problem in restore.problems:
+            self.stdout.write(self.style.WARNING(f"  not rebuilt: {problem}"))

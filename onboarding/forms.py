@@ -1,0 +1,83 @@
+"""The onboarding form. It only parses what was posted; every rule (and every guardrail against AWS)
+lives in ``onboarding.services.onboarding_request``, whose field errors the form shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from onboarding.models import AwsAccount, Client
+from switchroles.models import RoleTemplate
+
+
+class TemplateChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: RoleTemplate) -> str:  # type: ignore[override]
+        return f"{obj.name} ({obj.role_name})"
+
+
+class OnboardingForm(forms.Form):
+    client = forms.ModelChoiceField(
+        queryset=Client.objects.filter(state=Client.State.ACTIVE).order_by("name"),
+        required=False,
+        empty_label="A new client",
+        label="Client",
+    )
+    client_name = forms.CharField(label="New client's name", required=False, max_length=100)
+    client_slug = forms.CharField(
+        label="New client's short name",
+        required=False,
+        max_length=32,
+        help_text="Lower-case letters, digits and hyphens, e.g. acme. Used in role paths (/switchyard/acme/) "
+        "and the account's e-mail address.",
+    )
+    origin = forms.ChoiceField(
+        label="Account",
+        choices=[
+            (AwsAccount.Origin.CREATED, "Create a new account in our Organization"),
+            (AwsAccount.Origin.INVITED, "Invite the client's existing account"),
+        ],
+        initial=AwsAccount.Origin.CREATED,
+        widget=forms.RadioSelect,
+    )
+    account_name = forms.CharField(label="Account name", max_length=50,
+                                   help_text="1–50 characters, e.g. production.")
+    root_email = forms.CharField(
+        label="Root e-mail address",
+        required=False,
+        max_length=64,
+        help_text="For a new account: unique, a plus-address of the shared mailbox.",
+        widget=forms.EmailInput,
+    )
+    account_id = forms.CharField(
+        label="Existing account id",
+        required=False,
+        max_length=12,
+        help_text="For an invitation: the client's 12-digit AWS account id.",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    templates = TemplateChoices(
+        queryset=RoleTemplate.objects.filter(is_active=True).order_by("pk"),
+        widget=forms.CheckboxSelectMultiple,
+        label="Roles to provision",
+        error_messages={"required": "Choose at least one role template.",
+                        "invalid_choice": "%(value)s is not a role template you can choose."},
+    )
+    reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Why this account is being onboarded (kept in the audit log).")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client_slug"].widget.attrs.update({"data-client-slug": "", "autocomplete": "off"})
+        self.fields["client"].widget.attrs["data-client-select"] = ""
+        self.fields["account_name"].widget.attrs["data-account-name"] = ""
+        self.fields["root_email"].widget.attrs["data-root-email"] = ""
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """Show the service's errors next to their fields (the rest at the top of the form)."""
+        if hasattr(error, "error_dict"):
+            for name, messages in error.message_dict.items():
+                self.add_error(name if name in self.fields else None, messages)
+        else:
+            self.add_error(None, error.messages)

@@ -1,0 +1,687 @@
+"""Writes for onboarding: a manager's request, the workers' advance of the state machine, and the
+manager's retry, cancel and "verify access now" actions. Every state change writes an audit event.
+
+The state machine itself (paths, handlers, outcomes) is in :mod:`onboarding.workflow`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from onboarding import aws, selectors, workflow
+from onboarding.aws import AwsError
+from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
+from portal.audit import audit_record
+from portal.aws import ClientFactory, default_client_factory
+from portal.models import User
+from switchroles.links import SWITCH_ROLE_NAME_MAX_CHARS, display_name_for
+from switchroles.models import AccountRole, RoleTemplate
+
+logger = logging.getLogger(__name__)
+
+Kind = OnboardingStep.Kind
+Status = OnboardingStep.Status
+State = AwsAccount.State
+
+ACCOUNT_ID_RE = re.compile(r"\A[0-9]{12}\Z")
+# CreateAccount's AccountName: printable ASCII.
+ACCOUNT_NAME_RE = re.compile(r"\A[\x20-\x7E]{1,50}\Z")
+ROLE_PATH_ROOT = "/switchyard/"
+# Step detail that describes one run, not the step: dropped when a manager retries it.
+RUN_ONLY_DETAIL = frozenset({"note", "transient_failures", "verify_tries"})
+
+
+def role_path_for(client: Client | str) -> str:
+    slug = client if isinstance(client, str) else client.slug
+    return f"{ROLE_PATH_ROOT}{slug}/"
+
+
+# --------------------------------------------------------------------------------------------------
+# Enqueueing
+# --------------------------------------------------------------------------------------------------
+
+
+def _enqueue_advance(account_pk: int, *, countdown: float = 0) -> None:
+    """Ask a worker to advance the account once the current transaction commits. A broker that
+    is down loses nothing: the reconciler re-drives the account within minutes."""
+
+    def send() -> None:
+        from onboarding.tasks import advance_account
+
+        try:
+            if countdown:
+                advance_account.apply_async(args=(account_pk,), countdown=countdown)
+            else:
+                advance_account.apply_async(args=(account_pk,))
+        except BrokerUnavailable:
+            logger.warning("onboarding.enqueue.failed", extra={"account": account_pk})
+
+    transaction.on_commit(send)
+
+
+# --------------------------------------------------------------------------------------------------
+# The manager's request
+# --------------------------------------------------------------------------------------------------
+
+
+def _input_errors(
+    *,
+    client: Client | None,
+    client_name: str,
+    client_slug: str,
+    origin: str,
+    account_name: str,
+    root_email: str,
+    account_id: str,
+    templates: Sequence[RoleTemplate],
+    reason: str,
+) -> dict[str, list[str]]:
+    """Everything that can be checked without the database's other rows or AWS."""
+    errors: dict[str, list[str]] = {}
+
+    def add(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    slug = client.slug if client is not None else client_slug
+    if client is None:
+        if not client_name.strip():
+            add("client_name", "Enter the client's name (or choose an existing client).")
+        elif len(client_name) > 100 or any(not ch.isprintable() for ch in client_name):
+            add("client_name", "Use at most 100 printable characters.")
+        try:
+            SLUG_VALIDATOR(client_slug)
+        except ValidationError as exc:
+            add("client_slug", exc.messages[0] if client_slug else "Enter a short name for the client, e.g. acme.")
+    if origin not in AwsAccount.Origin.values:
+        add("origin", "Choose whether to create a new account or invite an existing one.")
+    if not ACCOUNT_NAME_RE.match(account_name):
+        add("account_name", "Use 1–50 characters: letters, digits, spaces and ordinary punctuation.")
+    if origin == AwsAccount.Origin.CREATED:
+        if not 6 <= len(root_email) <= 64:
+            add("root_email", "An account's root e-mail address has 6–64 characters.")
+        else:
+            try:
+                validate_email(root_email)
+            except ValidationError:
+                add("root_email", "Enter a valid e-mail address.")
+    if origin == AwsAccount.Origin.INVITED and not ACCOUNT_ID_RE.match(account_id):
+        add("account_id", "An AWS account id is exactly 12 digits.")
+    if not templates:
+        add("templates", "Choose at least one role template.")
+    for template in templates:
+        if not template.is_active:
+            add("templates", f"The template {template.name} is retired.")
+        elif slug and len(f"{role_path_for(slug)[1:]}{template.role_name}") > SWITCH_ROLE_NAME_MAX_CHARS:
+            add(
+                "templates",
+                f"The role path and name switchyard/{slug}/{template.role_name} would be longer than the "
+                f"{SWITCH_ROLE_NAME_MAX_CHARS} characters the console's switch-role form takes: use a shorter "
+                "client short name.",
+            )
+    if not reason.strip():
+        add("reason", "Say why this account is being onboarded (for the audit log).")
+    elif len(reason) > 1000:
+        add("reason", "Use at most 1,000 characters.")
+    return errors
+
+
+def _database_errors(
+    *, client: Client | None, client_name: str, client_slug: str, origin: str, root_email: str, account_id: str
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if client is None:
+        if Client.objects.filter(name__iexact=client_name).exists():
+            errors["client_name"] = ["A client with this name exists already: choose it from the list."]
+        if Client.objects.filter(slug=client_slug).exists():
+            errors["client_slug"] = ["Another client uses this short name."]
+    if origin == AwsAccount.Origin.CREATED:
+        taken = AwsAccount.objects.filter(root_email__iexact=root_email).select_related("client").first()
+        if taken is not None:
+            errors["root_email"] = [f"The account {taken} ({taken.get_state_display()}) already uses this address."]
+    else:
+        taken = AwsAccount.objects.filter(account_id=account_id).select_related("client").first()
+        if taken is not None:
+            errors["account_id"] = [f"Switchyard already has this account: {taken} ({taken.get_state_display()})."]
+    return errors
+
+
+def _organization_errors(
+    *, clients: ClientFactory, origin: str, root_email: str, account_id: str
+) -> dict[str, list[str]]:
+    """Quota, creations in flight, and accounts already in the Organization. Raises AwsError."""
+    errors: dict[str, list[str]] = {}
+    quota = aws.organization_quota_status(clients=clients)
+    ours = selectors.onboarding_in_flight()
+    limit = settings.SWITCHYARD_ORG_ACCOUNT_QUOTA
+    if quota.accounts_in_org + ours.joining + 1 > limit:
+        errors["origin"] = [
+            f"The Organization would exceed its quota of {limit} accounts ({quota.accounts_in_org} in it, "
+            f"{ours.joining} on the way). Ask AWS for a higher quota in Service Quotas, or close unused accounts."
+        ]
+    if origin == AwsAccount.Origin.CREATED:
+        in_flight = max(quota.creations_in_progress, ours.creating)
+        if in_flight >= settings.SWITCHYARD_MAX_CREATIONS_IN_FLIGHT:
+            errors.setdefault("origin", []).append(
+                f"{in_flight} accounts are being created already; AWS allows "
+                f"{settings.SWITCHYARD_MAX_CREATIONS_IN_FLIGHT} at a time. Wait for one to finish."
+            )
+    members = aws.list_accounts(clients=clients)
+    if origin == AwsAccount.Origin.CREATED:
+        if any(member.email.casefold() == root_email.casefold() for member in members):
+            errors.setdefault("root_email", []).append(
+                "An account in the Organization already uses this address. Choose another one."
+            )
+    elif any(member.id == account_id for member in members):
+        errors.setdefault("account_id", []).append("This account is already a member of the Organization.")
+    return errors
+
+
+def onboarding_request(
+    *,
+    actor: User,
+    origin: str,
+    account_name: str,
+    templates: Sequence[RoleTemplate],
+    reason: str,
+    client: Client | None = None,
+    client_name: str = "",
+    client_slug: str = "",
+    root_email: str = "",
+    account_id: str = "",
+    request: HttpRequest | None = None,
+    clients: ClientFactory | None = None,
+) -> AwsAccount:
+    """Record a manager's request to onboard an account, and start the workers on it.
+
+    Checks, in this order, and raises ``ValidationError`` with a message per form field
+    (``client_name``, ``client_slug``, ``origin``, ``account_name``, ``root_email``, ``account_id``,
+    ``templates``, ``reason``; ``__all__`` when AWS could not be asked) without writing anything:
+    malformed input (no database or AWS call), duplicates in the database, then the Organization's
+    account quota, creations in flight and duplicates among its accounts (the only AWS calls, all reads).
+
+    Then one transaction creates the client (when ``client`` is None), the account (REQUESTED),
+    one PENDING ``AccountRole`` per template, the steps of its path, and an audit event; a worker
+    is asked to advance it once that commits. Two identical requests racing create one account:
+    the second gets a field error.
+    """
+    root_email = root_email.strip().lower() if origin == AwsAccount.Origin.CREATED else ""
+    account_id = account_id.strip() if origin == AwsAccount.Origin.INVITED else ""
+    client_slug = client_slug.strip()
+    client_name = client_name.strip()
+    account_name = account_name.strip()
+    values: dict[str, Any] = {
+        "client": client, "client_name": client_name, "client_slug": client_slug, "origin": origin,
+        "root_email": root_email, "account_id": account_id,
+    }
+    errors = _input_errors(account_name=account_name, templates=templates, reason=reason, **values)
+    if errors:
+        raise ValidationError(errors)
+    errors = _database_errors(**values)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        errors = _organization_errors(
+            clients=clients or default_client_factory(), origin=origin, root_email=root_email, account_id=account_id
+        )
+    except AwsError as error:
+        logger.warning("onboarding.request.aws_unavailable", extra={"code": error.code})
+        raise ValidationError(
+            {NON_FIELD_ERRORS: [
+                f"Switchyard could not check the Organization in AWS, so nothing was sent: {error.plain_message} "
+                f"(AWS said: {error.code}). Try again in a moment."
+            ]}
+        ) from error
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            return _write_request(
+                actor=actor, account_name=account_name, templates=templates, reason=reason, request=request,
+                **values,
+            )
+    except IntegrityError as exc:
+        # Another request for the same client, address or account committed between our checks and
+        # our write: the database's unique constraints decided, and this one lost.
+        errors = _database_errors(**values)
+        if not errors:
+            raise
+        raise ValidationError(errors) from exc
+
+
+def _write_request(
+    *,
+    actor: User,
+    client: Client | None,
+    client_name: str,
+    client_slug: str,
+    origin: str,
+    account_name: str,
+    root_email: str,
+    account_id: str,
+    templates: Sequence[RoleTemplate],
+    reason: str,
+    request: HttpRequest | None,
+) -> AwsAccount:
+    now = timezone.now()
+    if client is None:
+        client = Client(name=client_name, slug=client_slug, created_by=actor)
+        client.full_clean(validate_unique=False)
+        client.save()
+        audit_record(action="onboarding.client.created", actor=actor, target=client, request=request,
+                     details={"name": client.name, "slug": client.slug})
+    account = AwsAccount(
+        client=client,
+        name=account_name,
+        account_id=account_id or None,
+        root_email=root_email or None,
+        origin=origin,
+        requested_by=actor,
+        reason=reason,
+    )
+    account.full_clean(validate_unique=False, validate_constraints=False)
+    account.save()
+    roles = []
+    for template in templates:
+        role = AccountRole(
+            account=account,
+            template=template,
+            role_path=role_path_for(client),
+            role_name=template.role_name,
+            display_name=display_name_for(client.name, account.name, template.name),
+            color=template.console_color,
+        )
+        role.full_clean(validate_unique=False, validate_constraints=False)
+        roles.append(role)
+    AccountRole.objects.bulk_create(roles)
+    OnboardingStep.objects.bulk_create(
+        OnboardingStep(
+            account=account,
+            position=position,
+            kind=kind,
+            next_run_at=(now + workflow.redrive_after()) if position == 1 else None,
+        )
+        for position, kind in enumerate(workflow.path_for(origin), start=1)
+    )
+    audit_record(
+        action="onboarding.requested",
+        actor=actor,
+        target=account,
+        request=request,
+        details={
+            "client": client.slug,
+            "origin": origin,
+            "account_name": account.name,
+            "root_email": account.root_email,
+            "account_id": account.account_id,
+            "templates": [template.name for template in templates],
+            "reason": reason,
+        },
+    )
+    _enqueue_advance(account.pk)
+    return account
+
+
+# --------------------------------------------------------------------------------------------------
+# Advancing the state machine (workers)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """What one call of :func:`onboarding_advance` did. ``outcome``: "succeeded", "waiting",
+    "failed", "ended" (the step ran), or "busy" (another worker holds it), "not_due" (a wait not
+    over yet), "idle" (nothing to do: finished, failed, cancelled or gone), "lost_lease"."""
+
+    account_id: int
+    kind: str | None
+    outcome: str
+    retry_in: float | None = None
+
+
+def _claim(account_id: int, now: datetime) -> tuple[OnboardingStep, AwsAccount, str] | Advanced:
+    with transaction.atomic():
+        account = AwsAccount.objects.select_for_update().select_related("client").filter(pk=account_id).first()
+        if account is None or account.state in AwsAccount.FINAL_STATES or account.state == State.FAILED:
+            return Advanced(account_id, None, "idle")
+        steps_locked_for_advance = OnboardingStep.objects.select_for_update().filter(account=account)
+        step = steps_locked_for_advance.exclude(status=Status.SUCCEEDED).order_by("position").first()
+        if step is None or step.status in (Status.FAILED, Status.CANCELLED):
+            return Advanced(account_id, step.kind if step else None, "idle")
+        if step.status == Status.RUNNING and step.lease_expires_at and step.lease_expires_at > now:
+            # Its worker is on it, or died: look again as soon as the lease runs out.
+            return Advanced(account_id, step.kind, "busy",
+                            retry_in=(step.lease_expires_at - now).total_seconds() + 1)
+        if step.status == Status.WAITING and not workflow.is_due(step, now):
+            return Advanced(account_id, step.kind, "not_due")
+        previous_status = step.status
+        if previous_status == Status.RUNNING:
+            logger.warning("onboarding.step.lease_expired", extra={"account": account_id, "step": step.kind})
+        step.status = Status.RUNNING
+        step.attempts += 1
+        step.lease_expires_at = now + workflow.lease_duration()
+        step.started_at = step.started_at or now
+        step.save(update_fields=["status", "attempts", "lease_expires_at", "started_at"])
+        state = workflow.ACCOUNT_STATE_DURING[step.kind]
+        if account.state != state:
+            account.state = state
+            account.save(update_fields=["state", "updated_at"])
+        return step, account, previous_status
+
+
+def onboarding_advance(*, account_id: int, clients: ClientFactory | None = None) -> Advanced:
+    """Run the account's current step once, if it is due and nobody else holds it.
+
+    Leases the step (so a second worker skips it), runs its handler against AWS outside any
+    database transaction, then records the outcome, writes an audit event, releases the lease and
+    asks a worker to continue (at once for the next step, after a countdown for a wait). Safe to
+    call any number of times, concurrently or after a crash: a lease that ran out is taken over.
+
+    Raises a *retryable* ``AwsError`` (throttling, network, AWS-side failure) after recording it on
+    the step and releasing the lease; the caller retries later. A non-retryable one fails the step.
+    """
+    now = timezone.now()
+    claimed = _claim(account_id, now)
+    if isinstance(claimed, Advanced):
+        return claimed
+    step, account, previous_status = claimed
+    run = workflow.StepRun(step=step, account=account, clients=clients or default_client_factory(), now=now)
+    try:
+        outcome = workflow.HANDLERS[step.kind](run)
+    except AwsError as error:
+        transient = int(step.detail.get("transient_failures", 0)) + 1
+        if error.retryable and transient < workflow.MAX_TRANSIENT_FAILURES:
+            _record_transient(step, error, transient, now)
+            raise
+        outcome = workflow.Outcome.failed(error)
+    except ValueError as exc:
+        # A value AWS would refuse, caught before sending (e.g. a template edited into an invalid state).
+        outcome = workflow.Outcome.failed(
+            AwsError("InvalidRequest", str(exc), f"Switchyard refused to send an invalid request: {exc}", False)
+        )
+    except BaseException:
+        # Time limit or a bug: give the step back at once rather than after the lease runs out.
+        OnboardingStep.objects.filter(pk=step.pk, attempts=step.attempts, status=Status.RUNNING).update(
+            status=Status.PENDING, lease_expires_at=None, next_run_at=now + workflow.redrive_after()
+        )
+        raise
+    return _record_outcome(step.pk, step.attempts, account.pk, previous_status, outcome)
+
+
+def _record_transient(step: OnboardingStep, error: AwsError, transient: int, now: datetime) -> None:
+    retry_in = workflow.backoff_seconds(transient, base=30, cap=900)
+    OnboardingStep.objects.filter(pk=step.pk, attempts=step.attempts, status=Status.RUNNING).update(
+        status=Status.PENDING,
+        lease_expires_at=None,
+        next_run_at=now + timedelta(seconds=retry_in),
+        last_error_code=error.code[:100],
+        last_error_raw=error.raw_message,
+        last_error_message=error.plain_message,
+        detail={**step.detail, "transient_failures": transient},
+    )
+    logger.warning(
+        "onboarding.step.transient_error",
+        extra={"account": step.account_id, "step": step.kind, "code": error.code, "count": transient},
+    )
+
+
+def _record_outcome(
+    step_pk: int, attempt: int, account_pk: int, previous_status: str, outcome: workflow.Outcome
+) -> Advanced:
+    now = timezone.now()
+    with transaction.atomic():
+        account = AwsAccount.objects.select_for_update().select_related("client").get(pk=account_pk)
+        steps_locked_for_advance = list(
+            OnboardingStep.objects.select_for_update().filter(account=account).order_by("position")
+        )
+        step = next(s for s in steps_locked_for_advance if s.pk == step_pk)
+        if step.status != Status.RUNNING or step.attempts != attempt:
+            # Our lease ran out and another worker took the step over (or a manager cancelled it).
+            logger.warning("onboarding.step.lease_lost", extra={"account": account_pk, "step": step.kind})
+            return Advanced(account_pk, step.kind, "lost_lease")
+        error = outcome.error
+        step.lease_expires_at = None
+        step.detail = {**step.detail, **outcome.detail, "note": outcome.note}
+        step.detail.pop("transient_failures", None)
+        step.last_error_code = error.code[:100] if error else ""
+        step.last_error_raw = error.raw_message if error else ""
+        step.last_error_message = error.plain_message if error else ""
+        fields = ["status", "lease_expires_at", "detail", "last_error_code", "last_error_raw",
+                  "last_error_message", "next_run_at", "finished_at"]
+        audit: dict[str, Any] = {"step": step.kind, "attempt": step.attempts}
+        if error is not None:
+            audit.update(code=error.code, message=error.plain_message)
+        following = [s for s in steps_locked_for_advance if s.position > step.position]
+
+        if outcome.result == "succeeded":
+            step.status, step.finished_at, step.next_run_at = Status.SUCCEEDED, now, None
+            step.save(update_fields=fields)
+            audit_record(action="onboarding.step.succeeded", target=account, details={**audit, **outcome.detail})
+            upcoming = next((s for s in following if s.status != Status.SUCCEEDED), None)
+            if upcoming is None:
+                _account_state(account, workflow.state_when_done(step.kind))
+                audit_record(
+                    action=f"onboarding.account.{account.state}",
+                    target=account,
+                    details={"account_id": account.account_id,
+                             "roles": list(account.roles.filter(state=AccountRole.State.ACTIVE)
+                                           .values_list("arn", flat=True))},
+                )
+            else:
+                upcoming.next_run_at = now + workflow.redrive_after()
+                upcoming.save(update_fields=["next_run_at"])
+                _account_state(account, workflow.ACCOUNT_STATE_DURING[upcoming.kind])
+                _enqueue_advance(account.pk)
+        elif outcome.result == "waiting":
+            step.status = Status.WAITING
+            step.next_run_at = now + timedelta(seconds=outcome.wait_seconds)
+            step.save(update_fields=fields)
+            if previous_status != Status.WAITING:
+                audit_record(action="onboarding.step.waiting", target=account,
+                             details={**audit, "note": outcome.note})
+            _enqueue_advance(account.pk, countdown=outcome.wait_seconds)
+        elif outcome.result == "failed":
+            step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
+            step.save(update_fields=fields)
+            _account_state(account, State.FAILED)
+            audit_record(action="onboarding.step.failed", target=account, details=audit)
+            logger.warning("onboarding.step.failed", extra={"account": account.pk, "step": step.kind,
+                                                            "code": audit.get("code")})
+        else:  # ended: the client answered for us
+            step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
+            step.save(update_fields=fields)
+            for later in following:
+                later.status = Status.CANCELLED
+                later.save(update_fields=["status"])
+            _account_state(account, outcome.account_state or State.CANCELLED)
+            audit_record(action=f"onboarding.account.{account.state}", target=account, details=audit)
+        return Advanced(account.pk, step.kind, outcome.result)
+
+
+def _account_state(account: AwsAccount, state: str) -> None:
+    if account.state != state:
+        account.state = state
+        account.save(update_fields=["state", "updated_at"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Reconciler (beat)
+# --------------------------------------------------------------------------------------------------
+
+
+def onboarding_reconcile(*, now: datetime | None = None) -> list[int]:
+    """Ask a worker to advance every account whose current step is due: a wait that is over, a
+    lease that ran out (its worker died), or a pending step nobody picked up (a lost message).
+    Returns the account ids. Safe to run as often as wanted: a step is only ever run by the
+    worker that holds its lease."""
+    due = list(selectors.accounts_due_for_advance(now=now or timezone.now()).values_list("pk", flat=True))
+    for account_pk in due:
+        _enqueue_advance(account_pk)
+    if due:
+        logger.info("onboarding.reconcile", extra={"accounts": due})
+    return due
+
+
+# --------------------------------------------------------------------------------------------------
+# Manager actions
+# --------------------------------------------------------------------------------------------------
+
+
+def onboarding_step_retry(*, step: OnboardingStep, actor: User, request: HttpRequest | None = None) -> OnboardingStep:
+    """Put a failed step back to pending and ask a worker to run it again.
+
+    Only the failed current step of an account that needs attention can be retried (else
+    ``ValidationError``). Retrying a failed account creation also resets the creation step, so a
+    new CreateAccount is sent (the failed request is remembered and never adopted again); roles in
+    conflict go back to pending. Writes an audit event.
+    """
+    with transaction.atomic():
+        account = AwsAccount.objects.select_for_update().get(pk=step.account_id)
+        steps_locked_for_advance = list(
+            OnboardingStep.objects.select_for_update().filter(account=account).order_by("position")
+        )
+        step = next(s for s in steps_locked_for_advance if s.pk == step.pk)
+        if step.status != Status.FAILED or account.state != State.FAILED:
+            raise ValidationError("Only a failed step of an account that needs attention can be retried.")
+        previous = {"code": step.last_error_code, "message": step.last_error_message, "at": str(step.finished_at)}
+        to_reset = [step]
+        if step.kind == Kind.AWAIT_CREATION and account.create_request_id:
+            creation = next(s for s in steps_locked_for_advance if s.kind == Kind.CREATE_ACCOUNT)
+            creation.detail = {
+                "abandoned_request_ids": [*creation.detail.get("abandoned_request_ids", []),
+                                          account.create_request_id],
+            }
+            creation.attempts = 0
+            to_reset.insert(0, creation)
+            account.create_request_id = ""
+            account.save(update_fields=["create_request_id", "updated_at"])
+        now = timezone.now()
+        for target in to_reset:
+            history = [*target.detail.get("previous_errors", []), previous][-5:] if target is step else None
+            target.status = Status.PENDING
+            target.lease_expires_at = None
+            target.finished_at = None
+            target.started_at = None
+            target.next_run_at = now + workflow.redrive_after()
+            target.last_error_code = target.last_error_raw = target.last_error_message = ""
+            target.detail = {k: v for k, v in target.detail.items() if k not in RUN_ONLY_DETAIL}
+            if history is not None:
+                target.detail["previous_errors"] = history
+            target.save(update_fields=["status", "lease_expires_at", "finished_at", "started_at", "next_run_at",
+                                       "last_error_code", "last_error_raw", "last_error_message", "detail",
+                                       "attempts"])
+        AccountRole.objects.filter(
+            account=account, state__in=[AccountRole.State.CONFLICT, AccountRole.State.FAILED]
+        ).update(state=AccountRole.State.PENDING)
+        _account_state(account, workflow.ACCOUNT_STATE_DURING[to_reset[0].kind])
+        audit_record(action="onboarding.step.retried", actor=actor, target=account, request=request,
+                     details={"step": step.kind, "previous_error": previous})
+        _enqueue_advance(account.pk)
+    return step
+
+
+def account_cancellable(account: AwsAccount, steps: Sequence[OnboardingStep]) -> bool:
+    """True while nothing was created in, or joined, the Organization for this account."""
+    if account.state in AwsAccount.FINAL_STATES:
+        return False
+    by_kind = {step.kind: step for step in steps}
+    if account.origin == AwsAccount.Origin.CREATED:
+        if account.account_id:
+            return False
+        if account.state == State.REQUESTED:
+            return True
+        if account.state != State.FAILED:
+            return False
+        failed = next((s for s in steps if s.status == Status.FAILED), None)
+        if failed is None:
+            return False
+        # A creation AWS reported as FAILED, or a CreateAccount AWS refused outright.
+        return failed.kind == Kind.AWAIT_CREATION or (
+            failed.kind == Kind.CREATE_ACCOUNT and not _looks_transient(failed.last_error_code)
+        )
+    handshake = by_kind.get(Kind.AWAIT_HANDSHAKE)
+    if handshake is not None and handshake.status == Status.SUCCEEDED:
+        return False
+    invite = by_kind.get(Kind.INVITE_ACCOUNT)
+    return not (invite is not None and invite.status == Status.RUNNING)
+
+
+def _looks_transient(code: str) -> bool:
+    known = aws._lookup(code) if code else None
+    return known is None or known[0]
+
+
+def onboarding_cancel(
+    *, account: AwsAccount, actor: User, request: HttpRequest | None = None, clients: ClientFactory | None = None
+) -> AwsAccount:
+    """Cancel an account's onboarding before anything exists in AWS for it: before it was created
+    (or after AWS refused to create it), or while its invitation is unanswered (the invitation is
+    withdrawn with CancelHandshake first). Raises ``ValidationError`` otherwise, or when AWS
+    refuses to withdraw the invitation (e.g. the client has just accepted it)."""
+    steps = list(account.steps.order_by("position"))
+    if not account_cancellable(account, steps):
+        raise ValidationError("This account can no longer be cancelled: it exists in (or joined) the Organization.")
+    handshake_cancelled = False
+    if account.origin == AwsAccount.Origin.INVITED and account.handshake_id:
+        try:
+            aws.cancel_handshake(clients=clients or default_client_factory(), handshake_id=account.handshake_id)
+            handshake_cancelled = True
+        except AwsError as error:
+            if error.code.removesuffix("Exception") not in ("InvalidHandshakeTransition", "HandshakeAlreadyInState"):
+                raise ValidationError(f"{error.plain_message} (AWS said: {error.code})") from error
+            current = aws.describe_handshake(clients=clients or default_client_factory(),
+                                             handshake_id=account.handshake_id)
+            if current.state == aws.HANDSHAKE_ACCEPTED:
+                raise ValidationError("The client has just accepted the invitation: it can no longer be cancelled.") \
+                    from error
+    with transaction.atomic():
+        locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
+        steps = list(OnboardingStep.objects.select_for_update().filter(account=locked).order_by("position"))
+        if not handshake_cancelled and not account_cancellable(locked, steps):
+            raise ValidationError("This account can no longer be cancelled: a worker has just started on it.")
+        for step in steps:
+            if step.status != Status.SUCCEEDED:
+                step.status = Status.CANCELLED
+                step.lease_expires_at = None
+                step.next_run_at = None
+                step.save(update_fields=["status", "lease_expires_at", "next_run_at"])
+        _account_state(locked, State.CANCELLED)
+        audit_record(action="onboarding.account.cancelled", actor=actor, target=locked, request=request,
+                     details={"handshake_cancelled": handshake_cancelled})
+    return locked
+
+
+def access_role_verify_now(*, account: AwsAccount, actor: User, request: HttpRequest | None = None) -> OnboardingStep:
+    """For an invited account waiting for its access role: check for it now instead of at the next
+    poll. Raises ``ValidationError`` when the account is not waiting for it."""
+    with transaction.atomic():
+        locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
+        step = (
+            OnboardingStep.objects.select_for_update()
+            .filter(account=locked, kind=Kind.AWAIT_ACCESS_ROLE)
+            .first()
+        )
+        if (
+            locked.origin != AwsAccount.Origin.INVITED
+            or step is None
+            or locked.state != State.AWAITING_ACCESS_ROLE
+            or step.status not in (Status.WAITING, Status.PENDING)
+        ):
+            raise ValidationError("This account is not waiting for its access role.")
+        step.next_run_at = timezone.now()
+        step.save(update_fields=["next_run_at"])
+        audit_record(action="onboarding.access_role.verify_requested", actor=actor, target=locked, request=request)
+        _enqueue_advance(locked.pk)
+    return step

@@ -1,0 +1,42 @@
+"""Celery tasks: they only say "advance this account" (and, on a schedule, "re-drive what is due").
+
+Both are safe to run twice; the database holds the state. ``advance_account`` is acknowledged late
+and requeued if its worker dies; the reconciler re-drives anything a lost message left behind.
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from onboarding.aws import AwsError
+from onboarding.models import AwsAccount
+from onboarding.services import onboarding_advance, onboarding_reconcile
+
+
+# onboarding_advance raises only *retryable* AwsErrors (throttling, network, AWS-side failures):
+# everything a person must look at is recorded on the step instead. So these are the only retries.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(AwsError,),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def advance_account(self: Task, account_pk: int) -> str:
+    if not AwsAccount.objects.filter(pk=account_pk).exists():
+        return "gone"
+    result = onboarding_advance(account_id=account_pk)
+    # A redelivery after its worker died finds the step still leased: take over once the lease ends.
+    if result.retry_in is not None and not self.request.is_eager:
+        advance_account.apply_async(args=(account_pk,), countdown=result.retry_in)
+    return result.outcome
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def reconcile_onboarding() -> int:
+    return len(onboarding_reconcile())

@@ -1,0 +1,579 @@
+"""The onboarding state machine, readable in one place.
+
+An account's workflow is a fixed list of ``OnboardingStep`` rows (its *path*). The current step is
+the first one that has not succeeded. ``onboarding.services.onboarding_advance`` leases it, calls
+the handler for its kind (below), and records the :class:`Outcome`:
+
+- ``succeeded``: the step is done; the next step runs at once (the account is ACTIVE after the last);
+- ``waiting``: AWS is not there yet (creation in progress, invitation open, IAM not ready, access role
+  missing); the step runs again after ``wait_seconds``;
+- ``failed``: a person has to act; the account needs attention and a manager may retry the step;
+- ``ended``: the client answered for us (invitation declined, expired or cancelled): a final state.
+
+A retryable :class:`~onboarding.aws.AwsError` that a handler does not catch (throttling, AWS-side
+failures, the network) is raised out of ``onboarding_advance`` so the Celery task retries it with
+backoff and jitter.
+
+Every handler is safe to run twice: it looks before it creates, and CreateAccount and
+InviteAccountToOrganization (which are not idempotent) write their intent first and reconcile on
+any later attempt instead of sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from onboarding import aws
+from onboarding.aws import AwsError, RoleSpec
+from onboarding.models import AwsAccount, OnboardingStep
+from portal.aws import ClientFactory, TemporaryCredentials
+from switchroles.models import AccountRole
+
+logger = logging.getLogger(__name__)
+
+Kind = OnboardingStep.Kind
+Status = OnboardingStep.Status
+State = AwsAccount.State
+
+CREATED_PATH: tuple[str, ...] = (
+    Kind.CREATE_ACCOUNT,
+    Kind.AWAIT_CREATION,
+    Kind.ASSUME_ACCESS_ROLE,
+    Kind.PROVISION_ROLES,
+    Kind.VERIFY_ROLES,
+    Kind.PUBLISH_LINKS,
+)
+INVITED_PATH: tuple[str, ...] = (
+    Kind.INVITE_ACCOUNT,
+    Kind.AWAIT_HANDSHAKE,
+    Kind.AWAIT_ACCESS_ROLE,
+    Kind.ASSUME_ACCESS_ROLE,
+    Kind.PROVISION_ROLES,
+    Kind.VERIFY_ROLES,
+    Kind.PUBLISH_LINKS,
+)
+
+# What the account is doing while a step of this kind is the current one.
+ACCOUNT_STATE_DURING: dict[str, str] = {
+    Kind.CREATE_ACCOUNT: State.CREATING,
+    Kind.AWAIT_CREATION: State.CREATING,
+    Kind.INVITE_ACCOUNT: State.INVITING,
+    Kind.AWAIT_HANDSHAKE: State.INVITING,
+    Kind.AWAIT_ACCESS_ROLE: State.AWAITING_ACCESS_ROLE,
+    Kind.ASSUME_ACCESS_ROLE: State.PROVISIONING,
+    Kind.PROVISION_ROLES: State.PROVISIONING,
+    Kind.VERIFY_ROLES: State.PROVISIONING,
+    Kind.PUBLISH_LINKS: State.PROVISIONING,
+    Kind.REVOKE_GRANTS: State.HANDING_BACK,
+    Kind.DELETE_ROLES: State.HANDING_BACK,
+    Kind.LEAVE_ORGANIZATION: State.HANDING_BACK,
+    Kind.RECORD_HANDBACK: State.HANDING_BACK,
+}
+
+# Hand-back (onboarding.handback): appended to an ACTIVE account's steps by ``handback_start``.
+HANDBACK_PATH: tuple[str, ...] = (
+    Kind.REVOKE_GRANTS,
+    Kind.DELETE_ROLES,
+    Kind.LEAVE_ORGANIZATION,
+    Kind.RECORD_HANDBACK,
+)
+
+
+def state_when_done(last_kind: str) -> str:
+    """The account's state once the step ``last_kind``, the last of its path, has succeeded."""
+    return State.HANDED_BACK if last_kind in HANDBACK_PATH else State.ACTIVE
+
+# A worker holds a step at most this long; longer than the task's hard time limit (180 s), so a
+# lease only runs out when its worker died. (SWITCHYARD_ONBOARDING_LEASE_SECONDS, default 200;
+# real-worker tests shorten it.) A pending step nobody picked up (lost broker message) is re-driven
+# by the reconciler after SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS (default 120).
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.SWITCHYARD_ONBOARDING_LEASE_SECONDS)
+
+
+def redrive_after() -> timedelta:
+    return timedelta(seconds=settings.SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS)
+
+# Throttling or network trouble on the same step this many times in a row: stop and tell a person.
+MAX_TRANSIENT_FAILURES = 12
+SESSION_NAME = "switchyard-onboarding"
+# A created account's IAM normally answers within minutes; after this, something else is wrong.
+NEW_ACCOUNT_IAM_DEADLINE = timedelta(hours=2)
+VERIFY_ATTEMPTS = 4
+TAG_VALUE_RE = re.compile(r"[^\w .:/=+@-]", re.ASCII)
+
+
+def path_for(origin: str) -> tuple[str, ...]:
+    return CREATED_PATH if origin == AwsAccount.Origin.CREATED else INVITED_PATH
+
+
+def backoff_seconds(attempt: int, *, base: int, cap: int) -> int:
+    """``base``, doubling with each attempt, at most ``cap``."""
+    return int(min(cap, base * 2 ** max(0, min(attempt - 1, 16))))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # "succeeded" | "waiting" | "failed" | "ended"
+    detail: dict[str, Any] = field(default_factory=dict)
+    wait_seconds: int = 0
+    error: AwsError | None = None
+    note: str = ""
+    account_state: str | None = None  # only for "ended"
+
+    @classmethod
+    def succeeded(cls, **detail: Any) -> Outcome:
+        return cls("succeeded", detail=detail)
+
+    @classmethod
+    def waiting(cls, seconds: int, note: str, *, error: AwsError | None = None, **detail: Any) -> Outcome:
+        return cls("waiting", detail=detail, wait_seconds=seconds, note=note, error=error)
+
+    @classmethod
+    def failed(cls, error: AwsError, **detail: Any) -> Outcome:
+        return cls("failed", detail=detail, error=error)
+
+    @classmethod
+    def ended(cls, account_state: str, error: AwsError, **detail: Any) -> Outcome:
+        return cls("ended", detail=detail, error=error, account_state=account_state)
+
+
+@dataclass
+class StepRun:
+    """One leased run of a step: what a handler works with."""
+
+    step: OnboardingStep
+    account: AwsAccount
+    clients: ClientFactory
+    now: datetime
+
+    def save_detail(self, **values: Any) -> None:
+        """Write to the step's detail at once (committed before the next AWS call)."""
+        self.step.detail = {**self.step.detail, **values}
+        OnboardingStep.objects.filter(pk=self.step.pk).update(detail=self.step.detail)
+
+
+# --------------------------------------------------------------------------------------------------
+# Roles as AWS must see them
+# --------------------------------------------------------------------------------------------------
+
+
+def _tag_value(value: str) -> str:
+    return TAG_VALUE_RE.sub("-", value)[:256] or "-"
+
+
+def role_spec_for(role: AccountRole) -> RoleSpec:
+    """The IAM role an ``AccountRole`` stands for: the template's policies and session length, a
+    console trust policy for the main account, and tags naming the client, account and template."""
+    template = role.template
+    account = role.account
+    return RoleSpec(
+        path=role.role_path,
+        name=role.role_name,
+        trust_policy=aws.trust_policy_for_console(
+            main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID, require_mfa=template.require_mfa
+        ),
+        managed_policy_arns=tuple(template.managed_policy_arns or ()),
+        inline_policy=template.custom_policy or None,
+        max_session_duration=template.max_session_seconds,
+        description=f"Switchyard: {template.name} for {account.client.name}"[:1000],
+        tags=(
+            ("switchyard-client", _tag_value(account.client.slug)),
+            ("switchyard-account", _tag_value(account.name)),
+            ("switchyard-template", _tag_value(template.role_name)),
+        ),
+    )
+
+
+def _roles(account: AwsAccount) -> list[AccountRole]:
+    return list(
+        AccountRole.objects.filter(account=account)
+        .exclude(state=AccountRole.State.REMOVED)
+        .select_related("template", "account", "account__client")
+        .order_by("template_id")
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Handlers, one per kind
+# --------------------------------------------------------------------------------------------------
+
+
+def _record_creation(account: AwsAccount, request: aws.CreateAccountRequest) -> None:
+    fields: dict[str, Any] = {}
+    if request.request_id and request.request_id != account.create_request_id:
+        fields["create_request_id"] = request.request_id
+    if request.account_id and request.account_id != account.account_id:
+        fields["account_id"] = request.account_id
+    if fields:
+        AwsAccount.objects.filter(pk=account.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(account, name, value)
+
+
+def create_account(run: StepRun) -> Outcome:
+    account, step = run.account, run.step
+    if account.create_request_id or account.account_id:
+        return Outcome.succeeded(request_id=account.create_request_id, reconciled=True)
+    email = account.root_email or ""
+    abandoned = set(step.detail.get("abandoned_request_ids", []))
+    # Attempts count from 1 for this run: anything earlier, or a recorded intent, may have reached AWS.
+    if step.detail.get("sending") or step.attempts > 1:
+        intent = parse_datetime(str(step.detail.get("intent_at") or ""))
+        found = aws.find_account_creation(
+            clients=run.clients,
+            email=email,
+            account_name=account.name,
+            requested_after=(intent - timedelta(minutes=5)) if intent else None,
+        )
+        if found is not None and found.request_id not in abandoned:
+            _record_creation(account, found)
+            logger.info("onboarding.create_account.reconciled", extra={"account": account.pk})
+            return Outcome.succeeded(request_id=found.request_id, account_id=found.account_id, reconciled=True)
+    run.save_detail(sending=True, intent_at=run.now.isoformat(), email=email, account_name=account.name)
+    request = aws.start_account_creation(
+        clients=run.clients,
+        email=email,
+        account_name=account.name,
+        tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE, "switchyard-client": account.client.slug},
+    )
+    _record_creation(account, request)
+    return Outcome.succeeded(request_id=request.request_id, state=request.state)
+
+
+def await_creation(run: StepRun) -> Outcome:
+    account = run.account
+    if not account.create_request_id:
+        if account.account_id:  # found by e-mail in the Organization; AWS no longer keeps the request
+            return Outcome.succeeded(account_id=account.account_id)
+        raise AwsError(
+            "CreateAccountRequestMissing",
+            "No CreateAccount request id was recorded for this account.",
+            "Switchyard has no record of the account-creation request. Retry the first step.",
+            False,
+        )
+    request = aws.describe_account_creation(clients=run.clients, request_id=account.create_request_id)
+    if request.state == aws.CREATION_IN_PROGRESS:
+        return Outcome.waiting(
+            backoff_seconds(run.step.attempts, base=10, cap=60),
+            "AWS is still creating the account.",
+            request_id=request.request_id,
+        )
+    if request.state == aws.CREATION_SUCCEEDED:
+        _record_creation(account, request)
+        return Outcome.succeeded(request_id=request.request_id, account_id=request.account_id)
+    return Outcome.failed(aws.creation_failure_error(request), request_id=request.request_id)
+
+
+def _reach_account(run: StepRun) -> TemporaryCredentials:
+    return aws.assume_access_role(clients=run.clients, account_id=run.account.account_id or "",
+                                  session_name=SESSION_NAME)
+
+
+def _not_ready(error: AwsError) -> bool:
+    return error.code == "AccessDenied" and error.retryable
+
+
+def assume_access_role(run: StepRun) -> Outcome:
+    try:
+        _reach_account(run)
+    except AwsError as error:
+        if not _not_ready(error):
+            raise
+        started = run.step.started_at or run.now
+        if run.account.origin == AwsAccount.Origin.CREATED and run.now - started > NEW_ACCOUNT_IAM_DEADLINE:
+            return Outcome.failed(
+                AwsError(
+                    error.code,
+                    error.raw_message,
+                    "AWS still refuses Switchyard access to the new account's OrganizationAccountAccessRole "
+                    "after two hours. Check the Organization's service control policies and that the role "
+                    "exists, then retry this step.",
+                    False,
+                )
+            )
+        return Outcome.waiting(
+            backoff_seconds(run.step.attempts, base=15, cap=300),
+            "The new account's IAM is not ready yet; Switchyard keeps trying.",
+            error=error,
+        )
+    return Outcome.succeeded(role=aws.DEFAULT_ACCESS_ROLE_NAME)
+
+
+def invite_account(run: StepRun) -> Outcome:
+    account, step = run.account, run.step
+    if account.handshake_id:
+        return Outcome.succeeded(handshake_id=account.handshake_id, reconciled=True)
+    account_id = account.account_id or ""
+    if step.detail.get("sending") or step.attempts > 1:
+        found = aws.find_open_handshake(clients=run.clients, account_id=account_id)
+        if found is not None:
+            _record_handshake(account, found)
+            return Outcome.succeeded(handshake_id=found.id, reconciled=True)
+    run.save_detail(sending=True, intent_at=run.now.isoformat())
+    handshake = aws.invite_account(
+        clients=run.clients,
+        account_id=account_id,
+        notes=f"{account.client.name}: join our AWS Organization for managed services (Switchyard)."[:1024],
+    )
+    _record_handshake(account, handshake)
+    return Outcome.succeeded(handshake_id=handshake.id)
+
+
+def _record_handshake(account: AwsAccount, handshake: aws.Handshake) -> None:
+    AwsAccount.objects.filter(pk=account.pk).update(
+        handshake_id=handshake.id, handshake_expires_at=handshake.expires_at
+    )
+    account.handshake_id = handshake.id
+    account.handshake_expires_at = handshake.expires_at
+
+
+HANDSHAKE_ENDINGS: dict[str, tuple[str, str]] = {
+    aws.HANDSHAKE_DECLINED: (
+        State.DECLINED,
+        "The client declined the invitation. Talk to the client; to try again, onboard the account anew.",
+    ),
+    aws.HANDSHAKE_EXPIRED: (
+        State.EXPIRED,
+        "The invitation expired (AWS keeps it open for 15 days). To try again, onboard the account anew.",
+    ),
+    aws.HANDSHAKE_CANCELED: (
+        State.CANCELLED,
+        "The invitation was cancelled, so the account will not join the Organization.",
+    ),
+}
+
+
+def await_handshake(run: StepRun) -> Outcome:
+    handshake = aws.describe_handshake(clients=run.clients, handshake_id=run.account.handshake_id)
+    if handshake.state == aws.HANDSHAKE_ACCEPTED:
+        return Outcome.succeeded(handshake_state=handshake.state)
+    if handshake.state in HANDSHAKE_ENDINGS:
+        state, message = HANDSHAKE_ENDINGS[handshake.state]
+        error = AwsError(f"HANDSHAKE_{handshake.state}", f"Handshake {handshake.id} is {handshake.state}",
+                         message, False)
+        return Outcome.ended(state, error, handshake_state=handshake.state)
+    return Outcome.waiting(
+        300, "Waiting for the client to accept the invitation (AWS keeps it open for 15 days).",
+        handshake_state=handshake.state,
+    )
+
+
+def await_access_role(run: StepRun) -> Outcome:
+    try:
+        _reach_account(run)
+    except AwsError as error:
+        if not _not_ready(error):
+            raise
+        return Outcome.waiting(
+            backoff_seconds(run.step.attempts, base=60, cap=900),
+            "Waiting for the client to deploy the CloudFormation template that creates the access role.",
+            error=error,
+        )
+    return Outcome.succeeded(role=aws.DEFAULT_ACCESS_ROLE_NAME)
+
+
+def _member_credentials(run: StepRun) -> TemporaryCredentials | Outcome:
+    try:
+        return _reach_account(run)
+    except AwsError as error:
+        if not _not_ready(error):
+            raise
+        return Outcome.waiting(
+            backoff_seconds(run.step.attempts, base=30, cap=300),
+            "AWS briefly refused access to the account; Switchyard keeps trying.",
+            error=error,
+        )
+
+
+def provision_roles(run: StepRun) -> Outcome:
+    credentials = _member_credentials(run)
+    if isinstance(credentials, Outcome):
+        return credentials
+    outcomes: dict[str, str] = {}
+    conflicts: list[AwsError] = []
+    for role in _roles(run.account):
+        try:
+            result = aws.ensure_role(clients=run.clients, credentials=credentials, spec=role_spec_for(role))
+        except AwsError as error:
+            if error.code != "RoleConflict":
+                raise
+            AccountRole.objects.filter(pk=role.pk).update(state=AccountRole.State.CONFLICT)
+            conflicts.append(error)
+            outcomes[role.role_name] = "conflict"
+            continue
+        state = AccountRole.State.ACTIVE if role.state == AccountRole.State.ACTIVE else AccountRole.State.PROVISIONED
+        AccountRole.objects.filter(pk=role.pk).update(
+            arn=result.arn, state=state, provisioned_revision=role.template.revision
+        )
+        outcomes[role.role_name] = result.outcome
+    if conflicts:
+        return Outcome.failed(
+            AwsError(
+                "RoleConflict",
+                " | ".join(error.raw_message for error in conflicts),
+                " ".join(error.plain_message for error in conflicts),
+                False,
+            ),
+            roles=outcomes,
+        )
+    return Outcome.succeeded(roles=outcomes)
+
+
+def verify_roles(run: StepRun) -> Outcome:
+    credentials = _member_credentials(run)
+    if isinstance(credentials, Outcome):
+        return credentials
+    problems: dict[str, list[str]] = {}
+    for role in _roles(run.account):
+        spec = role_spec_for(role)
+        current = aws.read_role(clients=run.clients, credentials=credentials, path=spec.path, name=spec.name)
+        if current is None:
+            problems[spec.name] = ["the role does not exist"]
+            continue
+        differences = list(aws.role_differences(current, spec))
+        if not current.managed_by_switchyard:
+            differences.append(f"it lacks the tag {aws.MANAGED_BY_TAG_KEY}={aws.MANAGED_BY_TAG_VALUE}")
+        if differences:
+            problems[spec.name] = differences
+    if not problems:
+        return Outcome.succeeded(verified=sorted(role.role_name for role in _roles(run.account)))
+    listed = "; ".join(f"{name}: {', '.join(found)}" for name, found in sorted(problems.items()))
+    tries = int(run.step.detail.get("verify_tries", 0)) + 1
+    if tries < VERIFY_ATTEMPTS:
+        # IAM is eventually consistent: a role written seconds ago may not read back yet.
+        return Outcome.waiting(
+            10, f"Waiting for IAM to show the roles as written ({listed}).", problems=problems, verify_tries=tries
+        )
+    return Outcome.failed(
+        AwsError(
+            "RoleVerificationFailed",
+            listed,
+            f"The roles in the account are not what Switchyard created: {listed}. Someone may have changed "
+            "them. Retry the role-creation step to bring them back to their templates.",
+            False,
+        ),
+        problems=problems,
+    )
+
+
+def publish_links(run: StepRun) -> Outcome:
+    from switchroles.services import enforcement_sync_schedule
+
+    with transaction.atomic():
+        roles = list(
+            AccountRole.objects.select_for_update()
+            .filter(account=run.account)
+            .exclude(state=AccountRole.State.REMOVED)
+            .order_by("template_id")
+        )
+        published = []
+        for role in roles:
+            if role.state != AccountRole.State.ACTIVE or role.activated_at is None:
+                role.state = AccountRole.State.ACTIVE
+                role.activated_at = role.activated_at or run.now
+                role.save(update_fields=["state", "activated_at", "updated_at"])
+                published.append(role.arn)
+        if published:
+            enforcement_sync_schedule(reason=f"Roles published for {run.account}")
+    return Outcome.succeeded(published=published)
+
+
+def _handback_revoke_grants(run: StepRun) -> Outcome:
+    from onboarding import handback
+
+    return handback.revoke_grants(run)
+
+
+def _handback_delete_roles(run: StepRun) -> Outcome:
+    from onboarding import handback
+
+    return handback.delete_roles(run)
+
+
+def _handback_leave_organization(run: StepRun) -> Outcome:
+    from onboarding import handback
+
+    return handback.leave_organization(run)
+
+
+def _handback_record(run: StepRun) -> Outcome:
+    from onboarding import handback
+
+    return handback.record_handback(run)
+
+
+HANDLERS: dict[str, Callable[[StepRun], Outcome]] = {
+    Kind.CREATE_ACCOUNT: create_account,
+    Kind.AWAIT_CREATION: await_creation,
+    Kind.INVITE_ACCOUNT: invite_account,
+    Kind.AWAIT_HANDSHAKE: await_handshake,
+    Kind.AWAIT_ACCESS_ROLE: await_access_role,
+    Kind.ASSUME_ACCESS_ROLE: assume_access_role,
+    Kind.PROVISION_ROLES: provision_roles,
+    Kind.VERIFY_ROLES: verify_roles,
+    Kind.PUBLISH_LINKS: publish_links,
+    # Hand-back: the handlers live in onboarding.handback (imported when run: it uses switchroles' services).
+    Kind.REVOKE_GRANTS: _handback_revoke_grants,
+    Kind.DELETE_ROLES: _handback_delete_roles,
+    Kind.LEAVE_ORGANIZATION: _handback_leave_organization,
+    Kind.RECORD_HANDBACK: _handback_record,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# What a manager should do about a step
+# --------------------------------------------------------------------------------------------------
+
+
+def next_action_for(step: OnboardingStep, account: AwsAccount) -> str:
+    """One sentence telling a manager what to do next about ``step``."""
+    if step.status == Status.FAILED:
+        if account.state in (State.DECLINED, State.EXPIRED, State.CANCELLED):
+            return "Nothing more will happen for this account. Onboard it again if the client still wants to join."
+        if step.kind == Kind.AWAIT_CREATION:
+            return ("Fix what the message describes, then “Retry this step”: Switchyard sends a new account-creation "
+                    "request. Or cancel this account.")
+        if step.kind == Kind.LEAVE_ORGANIZATION:
+            return ("Tell the client what the message asks of them. Once they have done it, “Retry this step”: "
+                    "grants and roles already dealt with are not touched again.")
+        if step.kind in HANDBACK_PATH:
+            return "Fix what the message describes, then “Retry this step”; the steps already done are not repeated."
+        if step.last_error_code == "RoleConflict":
+            return ("Rename the template's role, or have the client delete or align the existing role, then "
+                    "“Retry this step”.")
+        return "Fix what the message describes, then “Retry this step”."
+    if step.status == Status.WAITING and step.kind == Kind.AWAIT_ACCESS_ROLE:
+        return ("Send the client the CloudFormation template below. Once they have deployed it, use "
+                "“Verify access now”.")
+    if step.status == Status.WAITING and step.kind == Kind.AWAIT_HANDSHAKE:
+        return "Ask the client to accept the invitation in their AWS console (Organizations → Invitations)."
+    if step.status in (Status.WAITING, Status.RUNNING, Status.PENDING):
+        return "Nothing: Switchyard carries on by itself."
+    return ""
+
+
+def due_at(step: OnboardingStep) -> datetime | None:
+    return step.next_run_at
+
+
+def is_due(step: OnboardingStep, now: datetime | None = None) -> bool:
+    moment = now or timezone.now()
+    if step.status == Status.WAITING:
+        # A second of slack: a countdown may fire a little early.
+        return step.next_run_at is None or step.next_run_at <= moment + timedelta(seconds=1)
+    if step.status == Status.RUNNING:
+        return step.lease_expires_at is None or step.lease_expires_at <= moment
+    return step.status == Status.PENDING
