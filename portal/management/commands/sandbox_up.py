@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from onboarding.models import AwsAccount
 from onboarding.sandbox import sandbox_demo_clients_ensure
+from portal.audit import audit_chain_check_record
 from portal.aws import default_client_factory
 from portal.sandbox import (
     DEMO_PASSWORD,
@@ -42,6 +43,8 @@ class Command(BaseCommand):
             self._print_restore(sandbox_aws_restore(clients=clients))
         sandbox_demo_clients_ensure()
         sandbox_demo_access_ensure()
+        # Auditors see the chain's state from the first page view, not only after the hourly check.
+        audit_chain_check_record()
         self.stdout.write(self.style.SUCCESS("\nSwitchyard sandbox is ready on http://127.0.0.1:8000/"))
         self.stdout.write(f"Sign in as {', '.join(DEMO_USERS)} with password '{DEMO_PASSWORD}'.")
         self.stdout.write("Your code: .venv/bin/python manage.py demo_totp <user>\n")
