@@ -19,11 +19,12 @@ row, because each is a reason an auditor must see.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -147,39 +148,46 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
 
     # One branch per kind of grant: to a person or to a team (reaching each member at that
     # moment), on a whole client (its tiers in every account) or on one account. Plain joins of
-    # the base tables, so the planner's estimates come from their statistics and it joins by
-    # hashing; a join of derived sets on the grant id misleads it into nested loops.
-    columns = "g.id AS grant_id, g.granted_at, g.expires_at, g.granted_by_id"
-    gt_join = f"JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = g.id"
-    on_client = (f"JOIN {names['account']} ca ON ca.client_id = g.client_id "
-                 f"JOIN {names['role']} r ON r.account_id = ca.id AND r.template_id = gt.{names['gt_template']}")
-    on_account = f"JOIN {names['role']} r ON r.account_id = g.account_id AND r.template_id = gt.{names['gt_template']}"
-    to_person = f"g.person_id AS person_id, NULL AS team_id, NULL AS member_since, r.id AS role_id " \
-                f"FROM {names['grant']} g"
-    to_team = f"m.person_id, g.team_id, m.added_at, r.id FROM {names['grant']} g " \
-              f"JOIN {names['membership']} m ON m.team_id = g.team_id AND {member_live}"
-    branches = []
-    branch_params: list[Any] = []
-    for scope, scope_join in (("client", on_client), ("account", on_account)):
-        branches.append(f"SELECT {columns}, {to_person} {gt_join} "
-                        f"{scope_join} WHERE g.person_id IS NOT NULL AND g.{scope}_id IS NOT NULL "
-                        f"AND {grant_live} AND {role_live}")
-        branch_params += [*grant_params, *role_params]
-        branches.append(f"SELECT {columns}, {to_team} {gt_join} {scope_join} "
-                        f"WHERE g.{scope}_id IS NOT NULL AND {grant_live} AND {role_live}")
-        branch_params += [at, at, *grant_params, *role_params]
-    access = " UNION ALL ".join(branches)
-
-    where = ["a.account_id IS NOT NULL"]
-    params: list[Any] = []
-    for value, column in ((filters.client, "a.client_id"), (filters.account, "a.id"), (filters.team, "h.team_id"),
-                          (filters.person, "h.person_id"), (filters.link, "r.id")):
+    # the base tables, so the planner's estimates come from their statistics; a join of derived
+    # sets on the grant id misleads it. The filters go into every branch, so a narrow view (one
+    # client, one person) reads only its rows.
+    narrowing: list[tuple[str, list[Any]]] = [("ca.account_id IS NOT NULL", [])]
+    for value, column in ((filters.client, "ca.client_id"), (filters.account, "ca.id"), (filters.link, "r.id")):
         if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
+            narrowing.append((f"{column} = %s", [value]))
     if filters.tier:
-        where.append("t.tier = %s")
-        params.append(filters.tier)
+        in_tier = f"r.template_id IN (SELECT id FROM {names['template']} WHERE tier = %s)"  # noqa: S608
+        narrowing.append((in_tier, [filters.tier]))
+    columns = "g.id AS grant_id, g.granted_at, g.expires_at, g.granted_by_id"
+    reach = (f"JOIN {names['grant_templates']} gt ON gt.{names['gt_grant']} = g.id "
+             f"JOIN {names['account']} ca ON ca.{{scope_column}} = g.{{scope}}_id "
+             f"JOIN {names['role']} r ON r.account_id = ca.id AND r.template_id = gt.{names['gt_template']}")
+    branches, branch_params = [], []
+    for scope, scope_column in (("client", "client_id"), ("account", "id")):
+        scope_reach = reach.format(scope=scope, scope_column=scope_column)
+        common = [(f"g.{scope}_id IS NOT NULL AND {grant_live} AND {role_live}", [*grant_params, *role_params]),
+                  *narrowing]
+        if filters.team is None:  # a team filter leaves out personal grants
+            personal = [("g.person_id IS NOT NULL", []), *common]
+            if filters.person is not None:
+                personal.append(("g.person_id = %s", [filters.person]))
+            branches.append(f"SELECT {columns}, g.person_id AS person_id, NULL AS team_id, "  # noqa: S608
+                            f"NULL AS member_since, "
+                            f"r.id AS role_id FROM {names['grant']} g {scope_reach} "
+                            f"WHERE {' AND '.join(c for c, _ in personal)}")
+            branch_params += [value for _, values in personal for value in values]
+        team = [("g.team_id IS NOT NULL", []), *common]
+        if filters.team is not None:
+            team.append(("g.team_id = %s", [filters.team]))
+        if filters.person is not None:
+            team.append(("m.person_id = %s", [filters.person]))
+        branches.append(f"SELECT {columns}, m.person_id AS person_id, g.team_id AS team_id, "  # noqa: S608
+                        f"m.added_at AS member_since, r.id AS role_id FROM {names['grant']} g "
+                        f"JOIN {names['membership']} m ON m.team_id = g.team_id AND {member_live} {scope_reach} "
+                        f"WHERE {' AND '.join(c for c, _ in team)}")
+        branch_params += [at, at, *(value for _, values in team for value in values)]
+    access = " UNION ALL ".join(branches)
+    params: list[Any] = []
 
     sql = f"""
         SELECT {select}
@@ -190,8 +198,7 @@ def _build_sql(filters: MatrixFilters, *, select: str, order: bool, limit: int |
           JOIN {names['template']} t ON t.id = r.template_id
           JOIN {names['user']} p ON p.id = h.person_id
           JOIN {names['user']} gb ON gb.id = h.granted_by_id
-          LEFT JOIN {names['team']} tm ON tm.id = h.team_id
-         WHERE {' AND '.join(where)}"""  # noqa: S608
+          LEFT JOIN {names['team']} tm ON tm.id = h.team_id"""  # noqa: S608
     if order:
         key = SORTS.get(filters.sort, SORTS["person"])
         direction = "DESC" if filters.descending else "ASC"
@@ -210,6 +217,33 @@ def _select_list() -> str:
                r.id, r.display_name, r.role_path || r.role_name, t.tier,
                h.grant_id, h.team_id, COALESCE(tm.name, ''), gb.username,
                h.granted_at, h.member_since, r.activated_at, {since} AS since, h.expires_at"""
+
+
+@contextmanager
+def _whole_join_plan() -> Iterator[None]:
+    """On PostgreSQL, plan the matrix as what it is: a join of every row in force, read whole.
+
+    Nested loops only pay off for a few rows, but stale statistics (right after a bulk load or a
+    fresh install, before autovacuum has analysed the tables) make the planner believe the tables
+    hold a handful of rows and pick them, which takes minutes at scale instead of a second. And a
+    cursor is planned for its first 10% of rows by default, while an export reads them all. So:
+    hash joins, planned for every row; both settings are put back afterwards (and a rolled-back
+    transaction undoes them anyway)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('enable_nestloop', 'off', false), "
+                       "set_config('cursor_tuple_fraction', '1.0', false)")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(name, reset_val, false) FROM pg_settings "
+                               "WHERE name IN ('enable_nestloop', 'cursor_tuple_fraction')")
+        except DatabaseError:  # the transaction failed: its rollback restores the settings
+            pass
 
 
 def _to_utc(value: Any) -> datetime | None:
@@ -245,7 +279,7 @@ class AccessMatrix:
     def count(self) -> int:
         if self._count is None:
             sql, params = _build_sql(self.filters, select="1", order=False)
-            with connection.cursor() as cursor:
+            with _whole_join_plan(), connection.cursor() as cursor:
                 cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608
                 self._count = int(cursor.fetchone()[0])
         return self._count
@@ -262,7 +296,7 @@ class AccessMatrix:
 
     def rows(self, *, limit: int | None = None, offset: int = 0) -> list[AccessRow]:
         sql, params = _build_sql(self.filters, select=_select_list(), order=True, limit=limit, offset=offset)
-        with connection.cursor() as cursor:
+        with _whole_join_plan(), connection.cursor() as cursor:
             cursor.execute(sql, params)
             return [AccessRow(*_normalise(raw)) for raw in cursor.fetchall()]
 
@@ -274,22 +308,14 @@ class AccessMatrix:
         """Every row, fetched in chunks through a server-side cursor on PostgreSQL (Django's
         ``chunked_cursor``, as ``QuerySet.iterator()`` uses), so memory stays flat."""
         sql, params = _build_sql(self.filters, select=_select_list(), order=True)
-        postgres = connection.vendor == "postgresql"
-        if postgres:
-            # PostgreSQL plans a cursor for its first 10% of rows by default, which picks nested
-            # loops that are slow for the whole export: we read every row.
-            with connection.cursor() as setting:
-                setting.execute("SET cursor_tuple_fraction = 1.0")
-        cursor = connection.chunked_cursor()
-        try:
-            cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(chunk_size):
-                yield from chunk
-        finally:
-            cursor.close()
-            if postgres:
-                with connection.cursor() as setting:
-                    setting.execute("RESET cursor_tuple_fraction")
+        with _whole_join_plan():
+            cursor = connection.chunked_cursor()
+            try:
+                cursor.execute(sql, params)
+                while chunk := cursor.fetchmany(chunk_size):
+                    yield from chunk
+            finally:
+                cursor.close()
 
     def csv_rows(self) -> Iterator[Sequence[Any]]:
         """The header, then one list per row in ``CSV_HEADER`` order, datetimes in ISO 8601 UTC."""
