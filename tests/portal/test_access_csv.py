@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client as HttpClient
 from django.utils import timezone
 
 from portal.models import User
+from switchroles.models import Grant
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
@@ -113,3 +114,13 @@ def test_managers_read_the_matrix_engineers_do_not(manager: User, engineer: User
     assert signed_in(manager).get("/audit/access.csv").status_code == 200
     assert signed_in(engineer).get("/audit/").status_code == 403
     assert signed_in(engineer).get("/audit/access.csv").status_code == 403
+
+
+def test_the_export_writes_times_in_iso_8601_utc(estate: dict, auditor: User, signed_in) -> None:
+    rows = exported(signed_in(auditor), f"team={estate['ops'].pk}")
+    grant = Grant.objects.get(pk=rows[0]["grant_id"])
+
+    assert datetime.fromisoformat(rows[0]["granted_at"]) == grant.granted_at
+    assert rows[0]["granted_at"] == grant.granted_at.isoformat()
+    assert rows[0]["since"].endswith("+00:00") and rows[0]["member_since"].endswith("+00:00")
+    assert rows[0]["expires_at"] == ""
