@@ -9,10 +9,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from onboarding.models import AwsAccount, Client
+from portal.fields import RowsChoiceField
 from switchroles.models import RoleTemplate
 
 
-class TemplateChoices(forms.ModelMultipleChoiceField):
+class TemplateChoices(RowsChoiceField):
     def label_from_instance(self, obj: RoleTemplate) -> str:  # type: ignore[override]
         return f"{obj.name} ({obj.role_name})"
 

@@ -48,7 +48,8 @@ def client_new(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         initial: dict[str, object] = {}
         asked = request.GET.get("client", "")
-        chosen = Client.objects.filter(pk=int(asked)).first() if asked.isdigit() else None
+        # isdigit() alone takes "²" and other digits int() refuses.
+        chosen = Client.objects.filter(pk=int(asked)).first() if asked.isascii() and asked.isdigit() else None
         if chosen is not None:
             initial = {"client": chosen, "root_email": selectors.suggested_root_email(client_slug=chosen.slug)}
         return render(request, "onboarding/client_new.html", _form_context(OnboardingForm(initial=initial)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -11,6 +11,7 @@ from django.utils import timezone
 from onboarding.models import Client
 from portal.access_matrix import SORTS, MatrixFilters
 from portal.audit_selectors import EventFilters
+from portal.fields import RowsChoiceField
 from portal.models import AccessReview
 from portal.reviews import DEFAULT_UNUSED_DAYS, review_reviewer_choices
 from switchroles.models import RoleTemplate
@@ -74,8 +75,10 @@ class EventFilterForm(forms.Form):
             action=data.get("action") or "", actor=data.get("actor") or "", target=data.get("target") or "",
             target_type=data.get("target_type") or "", target_id=data.get("target_id") or "",
             since=datetime.combine(since, time.min, tzinfo=UTC) if since else None,
-            # The end date is inclusive: everything before the next midnight.
-            until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC) if until else None,
+            # The end date is inclusive: everything before the next midnight (the last day there is
+            # has no next one: no end then).
+            until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC) if until and until < date.max
+            else None,
         )
 
 
@@ -94,8 +97,8 @@ class AccessReviewForm(forms.Form):
     scope = forms.ChoiceField(choices=AccessReview.Scope.choices, widget=forms.RadioSelect)
     client = forms.ModelChoiceField(queryset=Client.objects.order_by("name"), required=False)
     tier = forms.ChoiceField(choices=[("", "—"), *RoleTemplate.Tier.choices], required=False)
-    reviewers = forms.ModelMultipleChoiceField(queryset=review_reviewer_choices().order_by("username"),
-                                               help_text="Managers who will confirm or revoke each grant.")
+    reviewers = RowsChoiceField(queryset=review_reviewer_choices().order_by("username"),
+                                help_text="Managers who will confirm or revoke each grant.")
     deadline = forms.DateTimeField(label="Deadline (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
     def clean_deadline(self) -> datetime:

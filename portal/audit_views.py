@@ -20,6 +20,7 @@ from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.core.validators import ProhibitNullCharactersValidator
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -69,10 +70,19 @@ class _Echo:
         return value
 
 
+# A spreadsheet runs a cell that starts like a formula when the export is opened (CSV injection):
+# such text (a client's name, a reason) gets an apostrophe in front, which spreadsheets show as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cells(row: Sequence[Any]) -> list[Any]:
+    return [f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value for value in row]
+
+
 def _csv_stream(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     for row in rows:
-        yield writer.writerow(row)
+        yield writer.writerow(_cells(row))
 
 
 def _streamed_csv(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpResponse:
@@ -193,7 +203,7 @@ def _write_csv(archive: zipfile.ZipFile, name: str, rows: Iterable[Sequence[Any]
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(_cells(row))
             if buffer.tell() > 64 * 1024:
                 chunk = buffer.getvalue().encode()
                 digest.update(chunk)
@@ -311,10 +321,12 @@ def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpRes
     revocation does."""
     review = get_object_or_404(AccessReview, pk=review_id)
     item = get_object_or_404(AccessReviewItem, pk=item_id, review=review)
+    note = request.POST.get("note", "")[:1000]
     try:
+        ProhibitNullCharactersValidator()(note)  # PostgreSQL cannot store NUL in text or JSON
         reviews.access_review_decide(
             item_id=item.pk, review=review, reviewer=request.user,  # type: ignore[arg-type]
-            decision=request.POST.get("decision", ""), note=request.POST.get("note", "")[:1000], request=request,
+            decision=request.POST.get("decision", ""), note=note, request=request,
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

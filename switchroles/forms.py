@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
+from portal.fields import RowsChoiceField
 from portal.models import User
 from switchroles.models import ROLE_NAME_VALIDATOR, RoleTemplate, Team
 from switchroles.services import CAPABILITY_NAMES
@@ -25,7 +26,7 @@ class AccountChoiceField(forms.ModelChoiceField):
         return f"{obj.client.name} / {obj.name} ({obj.account_id})"
 
 
-class TierChoiceField(forms.ModelMultipleChoiceField):
+class TierChoiceField(RowsChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return obj.name
 
@@ -127,7 +128,7 @@ class PersonForm(forms.Form):
         help_text="Manager: onboard clients, grant access, add people. Engineer: use granted links. "
                   "Auditor: read everything, change nothing.",
     )
-    teams = forms.ModelMultipleChoiceField(
+    teams = RowsChoiceField(
         queryset=Team.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple,
     )
 

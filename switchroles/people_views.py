@@ -37,7 +37,7 @@ def people_managed() -> QuerySet[User]:
 @require_GET
 @capability_required(MANAGER)
 def people_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:100]  # PostgreSQL refuses NUL in text
     people = people_managed()
     if query:
         people = people.filter(

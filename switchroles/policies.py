@@ -9,6 +9,7 @@ Sizes follow IAM's own rule: a policy's length is counted without whitespace.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ _CONDITION_OPERATORS = frozenset(
     }
 )  # fmt: skip
 _SHOWN_VALUE_MAX_CHARS = 60
+# What IAM accepts in a policy document: tab, line feed, carriage return and U+0020-U+00FF. (It also
+# keeps NUL, which PostgreSQL cannot store in JSON, out of the template.)
+_POLICY_TEXT_RE = re.compile(r"\A[\t\n\r\x20-\xff]*\Z")
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ def validate_custom_policy(text: str) -> PolicyCheck:
             text,
             object_pairs_hook=lambda pairs: _object_without_duplicates(pairs, duplicates),
             parse_constant=_refuse_constant,
+            parse_float=_finite_float,
         )
     except json.JSONDecodeError as exc:
         return PolicyCheck(
@@ -147,13 +152,18 @@ def validate_custom_policy(text: str) -> PolicyCheck:
             errors=[f"The policy is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."],
         )
     except (ValueError, RecursionError):
-        # NaN/Infinity, or an integer too long to convert: not something IAM accepts either.
+        # NaN/Infinity (written so, or a number too big for a float), or an integer too long to
+        # convert: not something IAM accepts either.
         return PolicyCheck(document={}, errors=["The policy is not valid JSON."])
 
     if not isinstance(parsed, dict):
         return PolicyCheck(document={}, errors=["The policy must be a JSON object, starting with {."])
 
     errors = [f"The key {_shown(key)} appears more than once in the same object." for key in duplicates]
+    errors += [
+        f"{_shown(json.dumps(value, ensure_ascii=False))[1:-1]} has a character AWS does not accept in a "
+        "policy: use printable Latin-1 text only." for value in _unsupported_strings(parsed)[:3]
+    ]
     warnings: list[str] = []
     _check_top_level(parsed, errors, warnings)
     return PolicyCheck(document=parsed, errors=errors, warnings=warnings)
@@ -197,12 +207,31 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _unsupported_strings(value: Any) -> list[str]:
+    """Keys and string values (at any depth) with a character outside IAM's policy alphabet."""
+    if isinstance(value, str):
+        return [] if _POLICY_TEXT_RE.match(value) else [value]
+    if isinstance(value, dict):
+        return [bad for key, item in value.items() for bad in (*_unsupported_strings(key), *_unsupported_strings(item))]
+    if isinstance(value, list):
+        return [bad for item in value for bad in _unsupported_strings(item)]
+    return []
+
+
 def _shown(value: object) -> str:
     """A value quoted for a message, cut short so a message stays one line."""
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else f'"{value}"'
     if len(text) > _SHOWN_VALUE_MAX_CHARS:
         text = text[: _SHOWN_VALUE_MAX_CHARS - 1] + "…"
-    return text
+    # A lone surrogate ("\ud800" in the JSON) cannot be written out as UTF-8: show it escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _check_top_level(policy: dict[str, Any], errors: list[str], warnings: list[str]) -> None:

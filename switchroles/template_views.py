@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -35,6 +36,7 @@ def _save(request: HttpRequest, form: RoleTemplateForm, template: RoleTemplate |
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
+@reauthentication_required  # a template decides what every account's role may do
 def template_new(request: HttpRequest) -> HttpResponse:
     form = RoleTemplateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -48,6 +50,7 @@ def template_new(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
+@reauthentication_required  # an edit is rolled out to every account that has the role
 def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     template = get_object_or_404(RoleTemplate, pk=template_id)
     form = RoleTemplateForm(request.POST if request.method == "POST" else None, instance=template)

@@ -179,7 +179,7 @@ def grant_new(request: HttpRequest) -> HttpResponse:
     initial = {}
     for field, model in (("team", Team), ("person", User)):
         value = request.GET.get(field, "")
-        if value.isdigit() and model.objects.filter(pk=int(value)).exists():
+        if value.isascii() and value.isdigit() and model.objects.filter(pk=int(value)).exists():  # not "²"
             initial[field] = int(value)
     form = GrantForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from portal.models import AuditEvent, User
 from switchroles.models import RoleTemplate
+from tests.switchroles.conftest import reauthenticated
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def test_only_managers_reach_role_templates(who: str, request: pytest.FixtureReq
 
 
 def test_a_manager_adds_a_template_with_a_custom_policy(manager: User, signed_in: SignedIn) -> None:
-    response = signed_in(manager).post(reverse("roletemplates:new"), _form())
+    response = reauthenticated(signed_in(manager), manager).post(reverse("roletemplates:new"), _form())
 
     assert response.status_code == 302
     template = RoleTemplate.objects.get(name="Bucket lister")
@@ -92,7 +93,7 @@ def test_a_manager_adds_a_template_with_a_custom_policy(manager: User, signed_in
 def test_bad_templates_are_refused_under_their_field(
     manager: User, signed_in: SignedIn, overrides: dict[str, Any], field: str, message: str
 ) -> None:
-    response = signed_in(manager).post(reverse("roletemplates:new"), _form(**overrides))
+    response = reauthenticated(signed_in(manager), manager).post(reverse("roletemplates:new"), _form(**overrides))
 
     assert response.status_code == 400
     assert message in _errors_under(response.content.decode(), field)
@@ -101,7 +102,7 @@ def test_bad_templates_are_refused_under_their_field(
 
 
 def test_a_policy_with_warnings_needs_an_explicit_i_understand(manager: User, signed_in: SignedIn) -> None:
-    http = signed_in(manager)
+    http = reauthenticated(signed_in(manager), manager)
 
     # when a manager saves a full-admin custom policy without acknowledging
     first = http.post(reverse("roletemplates:new"), _form(custom_policy=json.dumps(FULL_ADMIN)))
@@ -122,7 +123,7 @@ def test_a_policy_with_warnings_needs_an_explicit_i_understand(manager: User, si
 
 def test_editing_a_template_bumps_its_revision_and_audits_the_changes(manager: User, signed_in: SignedIn) -> None:
     template = RoleTemplate.objects.get(role_name="SwitchyardEngineer")
-    http = signed_in(manager)
+    http = reauthenticated(signed_in(manager), manager)
     unchanged = {
         "name": template.name, "tier": template.tier, "role_name": template.role_name,
         "description": template.description, "managed_policy_arns": "\n".join(template.managed_policy_arns),

@@ -21,6 +21,7 @@ from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, Templa
 from switchroles.template_services import role_template_update
 from tests.onboarding.conftest import mocked_organization, request_account
 from tests.onboarding.handback_support import member_iam, onboard
+from tests.switchroles.conftest import reauthenticated
 
 __all__ = ["request_account"]  # the onboarding fixture, used here
 
@@ -73,7 +74,8 @@ def test_editing_a_template_reprovisions_its_role_in_every_account_through_the_w
     # and the template's page says 2 of 2 accounts done; each is audited
     progress = rollout.rollout_progress(template=on_call)
     assert progress is not None and (progress.done, progress.total, progress.failed) == (2, 2, [])
-    page = signed_in(manager).get(reverse("roletemplates:edit", args=[on_call.pk])).content.decode()
+    http = reauthenticated(signed_in(manager), manager)
+    page = http.get(reverse("roletemplates:edit", args=[on_call.pk])).content.decode()
     assert "2 of 2 accounts done" in page
     assert AuditEvent.objects.filter(action="role_template.rollout_account.succeeded").count() == 2
     assert AuditEvent.objects.get(action="role_template.rollout_started").details["accounts"] == 2
