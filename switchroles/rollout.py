@@ -120,7 +120,7 @@ class _Claimed:
 def _claim(part_id: int, now: datetime) -> _Claimed | str:
     with transaction.atomic():
         part = (
-            RolloutAccount.objects.select_for_update()
+            RolloutAccount.objects.select_for_update(of=("self",))
             .select_related("rollout", "account_role", "account_role__template", "account_role__account",
                             "account_role__account__client")
             .filter(pk=part_id).first()
@@ -208,7 +208,7 @@ def _record(
     error: AwsError | None = None,
 ) -> str:
     with transaction.atomic():
-        locked = RolloutAccount.objects.select_for_update().select_related("rollout").get(pk=part.pk)
+        locked = RolloutAccount.objects.select_for_update(of=("self",)).select_related("rollout").get(pk=part.pk)
         if locked.status != Status.RUNNING or locked.attempts != part.attempts:
             logger.warning("switchroles.rollout.lease_lost", extra={"part": part.pk})
             return "lost_lease"
@@ -248,7 +248,7 @@ def rollout_account_retry(
 ) -> RolloutAccount:
     """Put a failed part back to pending and queue it (audited). Raises ``ValidationError`` for a
     part that has not failed."""
-    locked = RolloutAccount.objects.select_for_update().select_related("rollout", "account_role").get(pk=part.pk)
+    locked = RolloutAccount.objects.select_for_update(of=("self",)).select_related("rollout", "account_role").get(pk=part.pk)
     if locked.status != Status.FAILED:
         raise ValidationError("Only a failed account of a roll-out can be retried.")
     previous = {"code": locked.last_error_code, "message": locked.last_error_message}

@@ -159,7 +159,7 @@ def grant_expiries_record(*, at: datetime | None = None) -> list[int]:
     moment = at or timezone.now()
     with transaction.atomic():
         expired = list(
-            Grant.objects.select_for_update()
+            Grant.objects.select_for_update(of=("self",))
             .filter(expiry_recorded_at__isnull=True, expires_at__lte=moment)
             .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=F("expires_at")))
             .select_related("team", "person", "client", "account")
