@@ -32,7 +32,8 @@ class TemporaryCredentials:
 
 # A client for calls that must never be repeated behind our back (CreateAccount has no
 # idempotency token: a botocore retry after a timeout could create a second account).
-NO_RETRY_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# botocore's ``total_max_attempts`` counts the first request; ``max_attempts`` would count retries.
+NO_RETRY_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
 class ClientFactory(Protocol):
