@@ -318,7 +318,11 @@ def drift_repair_request(
     """Ask a worker to re-apply the portal's version of what ``finding`` reports. Raises
     ``ValidationError`` for a finding that cannot be repaired (an unreachable account, one repaired
     already, or one whose repair is on its way). Audited ``drift.repair_requested``."""
-    locked = RoleDriftFinding.objects.select_for_update(of=("self",)).select_related("account", "account_role").get(pk=finding.pk)
+    locked = (
+        RoleDriftFinding.objects.select_for_update(of=("self",))
+        .select_related("account", "account_role")
+        .get(pk=finding.pk)
+    )
     if not finding_repairable(locked):
         raise ValidationError("This finding cannot be repaired now (already repaired, on its way, or nothing "
                               "Switchyard can re-apply).")

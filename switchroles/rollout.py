@@ -248,7 +248,11 @@ def rollout_account_retry(
 ) -> RolloutAccount:
     """Put a failed part back to pending and queue it (audited). Raises ``ValidationError`` for a
     part that has not failed."""
-    locked = RolloutAccount.objects.select_for_update(of=("self",)).select_related("rollout", "account_role").get(pk=part.pk)
+    locked = (
+        RolloutAccount.objects.select_for_update(of=("self",))
+        .select_related("rollout", "account_role")
+        .get(pk=part.pk)
+    )
     if locked.status != Status.FAILED:
         raise ValidationError("Only a failed account of a roll-out can be retried.")
     previous = {"code": locked.last_error_code, "message": locked.last_error_message}
