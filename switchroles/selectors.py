@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.models import User
-from switchroles.links import LinkExport, console_color
+from switchroles.links import LinkExport, console_color, switch_role_url
 from switchroles.models import (
     AccountRole,
     DriftCheck,
@@ -42,21 +42,40 @@ def memberships_in_force(*, at: datetime | None = None) -> QuerySet[TeamMembersh
 
 def grants_of_person(*, person: User, at: datetime | None = None) -> QuerySet[Grant]:
     """Grants in force at ``at`` that reach ``person``: their own, and their teams' while they were members."""
-    in_team = memberships_in_force(at=at).filter(person=person, team=OuterRef("team"))
-    return grants_in_force(at=at).filter(Q(person=person) | (Q(team__isnull=False) & Exists(in_team)))
+    # "team IN (their teams)" rather than a correlated EXISTS: the database then reads the grants
+    # through the person and team indexes instead of testing every grant (see make bench).
+    their_teams = memberships_in_force(at=at).filter(person=person).values("team_id")
+    return grants_in_force(at=at).filter(Q(person=person) | Q(team_id__in=their_teams))
+
+
+def _reach_of_person(*, person: User, at: datetime | None = None) -> Q:
+    """A filter on ``AccountRole``: the (account, template) pairs the person's grants reach at ``at``.
+
+    Read in one small query over the person's own grants, so the role query that uses it is a
+    plain indexed lookup, whatever the size of the estate."""
+    reach: dict[int, tuple[set[int], set[int]]] = {}
+    pairs = grants_of_person(person=person, at=at).order_by().values_list("account_id", "client_id", "templates")
+    for account_id, client_id, template_id in pairs:
+        if template_id is None:
+            continue
+        accounts, clients = reach.setdefault(template_id, (set(), set()))
+        if account_id is not None:
+            accounts.add(account_id)
+        else:
+            clients.add(client_id)
+    reached = Q(pk__in=[])  # no grant: nothing (the database is not even asked)
+    for template_id, (accounts, clients) in sorted(reach.items()):
+        reached |= Q(template_id=template_id) & (Q(account_id__in=accounts) | Q(account__client_id__in=clients))
+    return reached
 
 
 def links_for_person(*, person: User, at: datetime | None = None) -> QuerySet[AccountRole]:
-    """The active account roles ``person`` may use now: exactly what their directory shows."""
-    # Two EXISTS rather than one with "account = … OR client = …": the OR keeps the database from
-    # using the grant's account and client indexes, and at 9,000 roles × 10,000 grants it then
-    # scans the grants once per role (over a minute on SQLite; see make bench).
-    grants = grants_of_person(person=person, at=at)
-    on_the_account = grants.filter(account=OuterRef("account"), templates=OuterRef("template"))
-    on_its_client = grants.filter(client=OuterRef("account__client"), templates=OuterRef("template"))
+    """The active account roles ``person`` may use now: exactly what their directory shows.
+
+    Reads the person's grants at once (one query); the queryset returned is the roles they reach."""
     return (
         AccountRole.objects.filter(state=AccountRole.State.ACTIVE, account__account_id__isnull=False)
-        .filter(Exists(on_the_account) | Exists(on_its_client))
+        .filter(_reach_of_person(person=person, at=at))
         .select_related("account", "account__client", "template")
         .order_by("account__client__name", "account__name", "template__pk")
     )
@@ -65,19 +84,42 @@ def links_for_person(*, person: User, at: datetime | None = None) -> QuerySet[Ac
 # --- the directory -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DirectoryLink:
-    """One row of a person's directory: the role, its console URL (empty when the stored fields
-    are invalid, with ``problem`` saying why), the CSS class of its palette colour, and the text
-    the filter matches."""
+    """One row of a person's directory: what it shows of the role, its console URL (empty when
+    the stored fields are invalid, with ``problem`` saying why), the CSS class of its palette
+    colour, and (``filter_text``) the text the filter matches."""
 
-    role: AccountRole
+    role_id: int
+    client_id: int
+    client_name: str
+    client_slug: str
+    account_name: str
+    account_id: str
+    template_name: str
+    tier: str
+    role_path: str
+    role_name: str
+    display_name: str
+    color: str
     url: str
     color_class: str
-    filter_text: str
     is_favourite: bool = False
     last_used_at: datetime | None = None
     problem: str = ""
+
+    @property
+    def filter_text(self) -> str:
+        # What the display name is made of (it may be cut short), and the slug and account ID.
+        return f"{self.client_name} {self.client_slug} {self.account_name} {self.account_id} {self.template_name}"
+
+
+@dataclass(slots=True)
+class ClientLinks:
+    client_id: int
+    client_name: str
+    client_slug: str
+    links: list[DirectoryLink]
 
 
 @dataclass(frozen=True)
@@ -85,48 +127,60 @@ class Directory:
     links: list[DirectoryLink]
     favourites: list[DirectoryLink]
     recent: list[DirectoryLink]
+    clients: list[ClientLinks]
 
 
 RECENT_LINKS_SHOWN = 8
-# What the directory shows of each row; loading whole rows of four tables costs more than the query.
+# What the directory shows of each row. Read as plain values: building four model instances per
+# row would cost more than the query itself at thousands of links (see make bench).
 _DIRECTORY_FIELDS = (
-    "id", "role_path", "role_name", "display_name", "color", "account__id", "account__name",
-    "account__account_id", "account__client__id", "account__client__name", "account__client__slug",
-    "template__id", "template__name", "template__tier",
+    "id", "account__client_id", "account__client__name", "account__client__slug", "account__name",
+    "account__account_id", "template__name", "template__tier", "role_path", "role_name", "display_name", "color",
 )
 
 
-def _directory_link(role: Any, *, is_favourite: bool = False, last_used_at: datetime | None = None) -> DirectoryLink:
-    account = role.account
-    text = " ".join((account.client.name, account.client.slug, account.name, account.account_id or "",
-                     role.template.name, role.display_name))
+def _directory_link(row: tuple[Any, ...], *, is_favourite: bool, last_used_at: datetime | None) -> DirectoryLink:
+    (role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
+     role_path, role_name, display_name, color) = row
+    account_id = account_id or ""
     try:
-        url, color_class, problem = role.switch_role_url, f"chip-{console_color(role.color)}", ""
+        url = switch_role_url(account_id=account_id, role_path=role_path, role_name=role_name,
+                              display_name=display_name, color=color)
+        color_class, problem = f"chip-{console_color(color)}", ""
     except ValueError as exc:
         url, color_class, problem = "", "chip-none", str(exc)
-    return DirectoryLink(role=role, url=url, color_class=color_class, filter_text=text, is_favourite=is_favourite,
-                         last_used_at=last_used_at, problem=problem)
+    return DirectoryLink(
+        role_id=role_id, client_id=client_id, client_name=client_name, client_slug=client_slug,
+        account_name=account_name, account_id=account_id, template_name=template_name, tier=tier,
+        role_path=role_path, role_name=role_name, display_name=display_name, color=color, url=url,
+        color_class=color_class, is_favourite=is_favourite, last_used_at=last_used_at, problem=problem,
+    )
 
 
 def directory_of_person(*, person: User) -> Directory:
-    """Everything the person's ``/links/`` page shows, in three queries whatever the number of
-    links: their usable links (grouped by client in order), their favourites and when they last
-    used each link (two small indexed queries on their own rows, cheaper than correlated
-    subqueries per link)."""
-    roles = links_for_person(person=person).only(*_DIRECTORY_FIELDS)
+    """Everything the person's ``/links/`` page shows, in four queries whatever the number of
+    links: their grants' reach, their usable links (grouped by client, in order), their favourites
+    and when they last used each link (two small indexed queries on their own rows, cheaper than
+    correlated subqueries per link)."""
+    rows = links_for_person(person=person).values_list(*_DIRECTORY_FIELDS)
     favourite_ids = set(Favourite.objects.filter(person=person).values_list("account_role_id", flat=True))
     last_used = dict(
         LinkUse.objects.filter(person=person).values("account_role").annotate(last=Max("used_at"))
         .values_list("account_role", "last")
     )
     links = [
-        _directory_link(role, is_favourite=role.pk in favourite_ids, last_used_at=last_used.get(role.pk))
-        for role in roles
+        _directory_link(row, is_favourite=row[0] in favourite_ids, last_used_at=last_used.get(row[0]))
+        for row in rows
     ]
+    clients: list[ClientLinks] = []
+    for link in links:  # already in client order
+        if not clients or clients[-1].client_id != link.client_id:
+            clients.append(ClientLinks(link.client_id, link.client_name, link.client_slug, []))
+        clients[-1].links.append(link)
     used = sorted((link for link in links if link.last_used_at is not None),
                   key=lambda link: link.last_used_at, reverse=True)  # type: ignore[arg-type,return-value]
     favourites = [link for link in links if link.is_favourite]
-    return Directory(links=links, favourites=favourites, recent=used[:RECENT_LINKS_SHOWN])
+    return Directory(links=links, favourites=favourites, recent=used[:RECENT_LINKS_SHOWN], clients=clients)
 
 
 def link_of_person(*, person: User, role_id: int, at: datetime | None = None) -> AccountRole | None:
@@ -154,16 +208,14 @@ def link_exports_of_person(*, person: User) -> list[LinkExport]:
     for link in directory_of_person(person=person).links:
         if link.problem:
             continue
-        role = link.role
-        account = role.account
         exports.append(
             LinkExport(
-                profile_name=f"{account.client.slug}-{account.name}-{role.template.tier}",
-                account_id=account.account_id or "",
-                role_path=role.role_path,
-                role_name=role.role_name,
-                display_name=role.display_name,
-                color=role.color,
+                profile_name=f"{link.client_slug}-{link.account_name}-{link.tier}",
+                account_id=link.account_id,
+                role_path=link.role_path,
+                role_name=link.role_name,
+                display_name=link.display_name,
+                color=link.color,
             )
         )
     return exports

@@ -105,7 +105,8 @@ def go(request: HttpRequest, role_id: int) -> HttpResponse:
 def why(request: HttpRequest, role_id: int) -> HttpResponse:
     role = _link_or_404(request, role_id)
     context = {"role": role, "grants": selectors.grants_covering(person=_person(request), account_role=role)}
-    template = "switchroles/_why.html" if request.headers.get("HX-Request") else "switchroles/why.html"
+    # From the directory (htmx) the answer is a table row, inserted under the link's own row.
+    template = "switchroles/_why_row.html" if request.headers.get("HX-Request") else "switchroles/why.html"
     return render(request, template, context)
 
 
@@ -116,7 +117,8 @@ def favourite(request: HttpRequest, role_id: int) -> HttpResponse:
     role = _link_or_404(request, role_id)
     is_favourite = services.favourite_toggle(person=_person(request), account_role=role)
     if request.headers.get("HX-Request"):
-        return render(request, "switchroles/_favourite.html", {"role": role, "is_favourite": is_favourite})
+        return render(request, "switchroles/_favourite.html",
+                      {"role": role, "is_favourite": is_favourite, "links_url": reverse("switchroles:directory")})
     return redirect("switchroles:directory")
 
 

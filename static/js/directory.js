@@ -37,6 +37,28 @@
         event.preventDefault(); input.focus();
       }
     });
+    // Row actions, delegated (one listener for thousands of rows; without JavaScript the same
+    // controls are a plain link and a form submission). "Why can I see this?" inserts its answer
+    // as a row under the link, a second click closes it; the star swaps itself for the answer.
+    container.addEventListener("click", function (event) {
+      var why = event.target.closest("a.why");
+      if (why) {
+        event.preventDefault();
+        var row = why.closest("tr");
+        var open = row.nextElementSibling;
+        if (open && open.classList.contains("why-row")) { open.remove(); return; }
+        htmx.ajax("GET", why.getAttribute("href"), {source: why, target: row, swap: "afterend"}).then(function () {
+          var panel = row.nextElementSibling;
+          if (panel && panel.classList.contains("why-row")) panel.querySelector("td").focus();
+        });
+        return;
+      }
+      var star = event.target.closest("button.star");
+      if (star) {
+        event.preventDefault();
+        htmx.ajax("POST", star.getAttribute("formaction"), {source: star, target: star, swap: "outerHTML"});
+      }
+    });
     update();
   });
 })();

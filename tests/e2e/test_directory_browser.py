@@ -78,6 +78,20 @@ def test_engineer_filters_clicks_and_is_sent_to_the_switch_role_url(
     favourites = page.locator("section", has=page.get_by_role("heading", name="Favourites"))
     expect(favourites.locator("a.go")).to_have_count(1)
 
+    # when they ask why they can see Globex's link, then the team's grant is named in a row under it,
+    # and asking again closes it
+    why = globex_group.get_by_role("link", name="Why can I see this?")
+    why.click()
+    expect(globex_group.locator("tr.why-row")).to_contain_text("Your team Platform engineers")
+    why.click()
+    expect(globex_group.locator("tr.why-row")).to_have_count(0)
+
+    # when they filter by an account's name, then only that account's row stays visible
+    page.get_by_label("Filter links").fill("account 2")
+    expect(page.locator("#link-filter-count")).to_have_text("1 of 3 links")
+    expect(globex_group).to_be_hidden()
+    page.get_by_label("Filter links").fill("")
+
     # when they type part of Globex's name, then only Globex's link stays visible, without a reload
     page.get_by_label("Filter links").press_sequentially("glob")
     expect(acme_group).to_be_hidden()

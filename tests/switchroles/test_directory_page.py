@@ -88,4 +88,27 @@ def test_why_names_the_team_and_personal_grants(eli: Any, manager: Any, signed_i
     assert "Your team <strong>Platform engineers</strong>" in text
     assert "<strong>personal grant</strong>" in text and "pairing on the migration" in text
     assert f"granted by {manager}" in text and "with no expiry" in text
-    assert "<html" not in text
+    # and the answer is the table row the directory inserts under the link's own row
+    assert text.startswith(f'<tr class="why-row" id="why-{role.pk}">') and "<html" not in text
+
+
+def test_names_from_the_database_are_escaped_in_every_list(
+    make_person: Any, manager: Any, estate: Estate, signed_in: SignedIn
+) -> None:
+    # given a client and an account whose names carry HTML's special characters and a "…"
+    person = make_person("dana", "Engineer")
+    client = estate.client("O'Brien & <Sons> \"Retail\"", slug="obrien-sons")
+    estate.role(estate.account(client, name="<script>alert(1)</script>…"), "engineer")
+    services.grant_create(granted_by=manager, person=person, client=client, templates=[tier("engineer")],
+                          reason="x")
+    role = links_for_person(person=person).get()
+    browser = signed_in(person)
+    browser.get(reverse("switchroles:go", args=[role.pk]))  # so it is listed under "Recently used" too
+    # when the engineer opens the directory
+    page = browser.get(reverse("switchroles:directory")).content.decode()
+    # then no name reaches the page as markup, in the client's section or in the lists
+    assert "<script>alert" not in page and "<Sons>" not in page
+    assert "O&#x27;Brien &amp; &lt;Sons&gt; &quot;Retail&quot;" in page
+    # (the account's cell and the row's filter text, and the recently-used item's filter text)
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;&#8230;") == 3
+    assert 'data-filter-text="O&#x27;Brien &amp; &lt;Sons&gt;' in page  # the recently-used item

@@ -342,3 +342,19 @@ def test_any_profile_names_parse_and_stay_unique(names: list[str]) -> None:
 def test_profile_name_for_is_readable() -> None:
     assert profile_name_for("Acme Prod / Administrator") == "acme-prod-administrator"
     assert profile_name_for("???") == "profile"
+
+
+@pytest.mark.parametrize("value", [None, 123456789012, ["/switchyard/"], b"/switchyard/"])
+def test_values_that_are_not_text_are_refused_like_any_other(value: object) -> None:
+    # (answers are remembered for text only: these must still be refused, not crash the cache)
+    for field in ACME_ENGINEER:
+        with pytest.raises(ValueError):
+            switch_role_url(**{**ACME_ENGINEER, field: value})  # type: ignore[arg-type]
+
+
+def test_a_refused_link_stays_refused_and_a_valid_one_is_the_same_each_time() -> None:
+    bad = {**ACME_ENGINEER, "display_name": "Prod\nAdmin"}
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            switch_role_url(**bad)
+    assert switch_role_url(**ACME_ENGINEER) == switch_role_url(**dict(ACME_ENGINEER))
