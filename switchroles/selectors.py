@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.models import User
-from switchroles.links import LinkExport, console_color, switch_role_url
+from switchroles.links import LinkExport, switch_role_url
 from switchroles.models import (
     AccountRole,
     DriftCheck,
@@ -146,15 +146,13 @@ def _directory_link(row: tuple[Any, ...], *, is_favourite: bool, last_used_at: d
     try:
         url = switch_role_url(account_id=account_id, role_path=role_path, role_name=role_name,
                               display_name=display_name, color=color)
-        color_class, problem = f"chip-{console_color(color)}", ""
     except ValueError as exc:
         url, color_class, problem = "", "chip-none", str(exc)
-    return DirectoryLink(
-        role_id=role_id, client_id=client_id, client_name=client_name, client_slug=client_slug,
-        account_name=account_name, account_id=account_id, template_name=template_name, tier=tier,
-        role_path=role_path, role_name=role_name, display_name=display_name, color=color, url=url,
-        color_class=color_class, is_favourite=is_favourite, last_used_at=last_used_at, problem=problem,
-    )
+    else:
+        color_class, problem = f"chip-{url[-6:]}", ""  # the URL ends with the palette colour's hex
+    return DirectoryLink(role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
+                         role_path, role_name, display_name, color, url, color_class, is_favourite, last_used_at,
+                         problem)
 
 
 def directory_of_person(*, person: User) -> Directory:
