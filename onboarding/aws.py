@@ -674,15 +674,36 @@ def find_account_creation(
     return in_progress or not_listed_yet or failed
 
 
+@dataclass(frozen=True)
+class OrganizationStatus:
+    """The Organization as a manager's request must check it: every member account (management
+    account, suspended and closing ones included) and the creation requests still in progress."""
+
+    members: tuple[Account, ...]
+    creations_in_progress: tuple[CreateAccountRequest, ...]
+
+    @property
+    def quota(self) -> QuotaStatus:
+        return QuotaStatus(accounts_in_org=len(self.members), creations_in_progress=len(self.creations_in_progress))
+
+
 @_translating_errors
+def organization_status(*, clients: ClientFactory) -> OrganizationStatus:
+    """Members and creations in progress, read once: one walk of ListAccounts and one of
+    ListCreateAccountStatus (IN_PROGRESS only), every page of each. Never writes."""
+    org = clients.client("organizations")
+    return OrganizationStatus(
+        members=tuple(_all_accounts(org)),
+        creations_in_progress=tuple(_all_creation_requests(org, states=[CREATION_IN_PROGRESS])),
+    )
+
+
 def organization_quota_status(*, clients: ClientFactory) -> QuotaStatus:
     """``(accounts_in_org, creations_in_progress)`` to check against the quotas before calling
     CreateAccount. Every account ListAccounts returns counts, suspended/closing ones included
-    (AWS counts closed accounts against the quota for 90 days); the management account too."""
-    org = clients.client("organizations")
-    accounts = _all_accounts(org)
-    in_progress = _all_creation_requests(org, states=[CREATION_IN_PROGRESS])
-    return QuotaStatus(accounts_in_org=len(accounts), creations_in_progress=len(in_progress))
+    (AWS counts closed accounts against the quota for 90 days); the management account too.
+    (:func:`organization_status` gives the members themselves from the same reads.)"""
+    return organization_status(clients=clients).quota
 
 
 @_translating_errors
@@ -1005,7 +1026,10 @@ def _read_role(iam: Any, name: str) -> RoleState | None:
             )
             for policy_name in _paginate(iam, "list_role_policies", "PolicyNames", RoleName=name)
         }
-        tags = {t["Key"]: t["Value"] for t in _paginate(iam, "list_role_tags", "Tags", RoleName=name)}
+        # GetRole answers with the role's tags (all of them: at most 50); ListRoleTags only when
+        # it sent none, which is also how an untagged role looks.
+        raw_tags = role.get("Tags") or list(_paginate(iam, "list_role_tags", "Tags", RoleName=name))
+        tags = {t["Key"]: t["Value"] for t in raw_tags}
     except ClientError as exc:
         # Gone (or deleted while being read): report it as absent.
         if _error_code(exc) == "NoSuchEntity":
@@ -1157,11 +1181,13 @@ def _role_conflict(spec: RoleSpec, differences: tuple[str, ...]) -> AwsError:
 
 @_translating_errors
 def ensure_role(
-    *, clients: ClientFactory, credentials: TemporaryCredentials | None, spec: RoleSpec
+    *, clients: ClientFactory, credentials: TemporaryCredentials | None, spec: RoleSpec, likely_new: bool = False
 ) -> RoleResult:
     """Make the role in the member account match ``spec``; safe to run any number of times.
 
-    Looks before creating (GetRole). Then:
+    Looks before creating (GetRole); with ``likely_new`` (onboarding, where the role is new) it
+    sends CreateRole first instead and, when IAM answers EntityAlreadyExists, reads the role and
+    goes on exactly as if it had looked first. Either way:
 
     - missing: created with tag ``managed-by=switchyard``, managed policies attached, inline
       policy put → "created";
@@ -1178,7 +1204,7 @@ def ensure_role(
     verify. Tags not in the spec are left alone.
     """
     iam = clients.client("iam", credentials=credentials)
-    current = _read_role(iam, spec.name)
+    current = None if likely_new else _read_role(iam, spec.name)
     if current is None:
         try:
             arn = _create_role(iam, spec)

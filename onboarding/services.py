@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import Any
 
 from django.conf import settings
@@ -161,9 +162,11 @@ def _database_errors(
 def _organization_errors(
     *, clients: ClientFactory, origin: str, root_email: str, account_id: str
 ) -> dict[str, list[str]]:
-    """Quota, creations in flight, and accounts already in the Organization. Raises AwsError."""
+    """Quota, creations in flight, and accounts already in the Organization, from one read of the
+    Organization (its accounts and its creations in progress). Raises AwsError."""
     errors: dict[str, list[str]] = {}
-    quota = aws.organization_quota_status(clients=clients)
+    organization = aws.organization_status(clients=clients)
+    quota = organization.quota
     ours = selectors.onboarding_in_flight()
     limit = settings.SWITCHYARD_ORG_ACCOUNT_QUOTA
     if quota.accounts_in_org + ours.joining + 1 > limit:
@@ -178,7 +181,7 @@ def _organization_errors(
                 f"{in_flight} accounts are being created already; AWS allows "
                 f"{settings.SWITCHYARD_MAX_CREATIONS_IN_FLIGHT} at a time. Wait for one to finish."
             )
-    members = aws.list_accounts(clients=clients)
+    members = organization.members
     if origin == AwsAccount.Origin.CREATED:
         if any(member.email.casefold() == root_email.casefold() for member in members):
             errors.setdefault("root_email", []).append(
@@ -339,16 +342,24 @@ def _write_request(
 # --------------------------------------------------------------------------------------------------
 
 
+# A worker that finished a step goes on with the next one itself for this long at most, then leaves
+# the rest to a new task: well inside the task's time limits, so every lease still outlasts its worker.
+CHAIN_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class Advanced:
-    """What one call of :func:`onboarding_advance` did. ``outcome``: "succeeded", "waiting",
-    "failed", "ended" (the step ran), or "busy" (another worker holds it), "not_due" (a wait not
-    over yet), "idle" (nothing to do: finished, failed, cancelled or gone), "lost_lease"."""
+    """What one call of :func:`onboarding_advance` did (with a chain: its last step). ``outcome``:
+    "succeeded", "waiting", "failed", "ended" (the step ran), or "busy" (another worker holds it),
+    "not_due" (a wait not over yet), "idle" (nothing to do: finished, failed, cancelled or gone),
+    "lost_lease". ``carried_on``: the step succeeded and this call went on to the next one itself,
+    so no worker was asked to."""
 
     account_id: int
     kind: str | None
     outcome: str
     retry_in: float | None = None
+    carried_on: bool = False
 
 
 def _claim(account_id: int, now: datetime) -> tuple[OnboardingStep, AwsAccount, str] | Advanced:
@@ -381,7 +392,9 @@ def _claim(account_id: int, now: datetime) -> tuple[OnboardingStep, AwsAccount, 
         return step, account, previous_status
 
 
-def onboarding_advance(*, account_id: int, clients: ClientFactory | None = None) -> Advanced:
+def onboarding_advance(
+    *, account_id: int, clients: ClientFactory | None = None, chain_seconds: float = 0
+) -> Advanced:
     """Run the account's current step once, if it is due and nobody else holds it.
 
     Leases the step (so a second worker skips it), runs its handler against AWS outside any
@@ -389,15 +402,37 @@ def onboarding_advance(*, account_id: int, clients: ClientFactory | None = None)
     asks a worker to continue (at once for the next step, after a countdown for a wait). Safe to
     call any number of times, concurrently or after a crash: a lease that ran out is taken over.
 
+    With ``chain_seconds`` (the task passes :data:`CHAIN_SECONDS`), a step that succeeded is
+    followed by the next one in this same call, for as long as ``chain_seconds`` after the call
+    began: each step is leased, recorded and audited exactly as if it ran alone, and no worker is
+    asked for a step this call runs itself. The chain stops at a step that waits, fails or ends, at
+    the end of the path, or when the time is up (a worker is then asked as above). Its steps reach
+    the member account with one AssumeRole between them (the step that proves the access role works
+    always assumes it). Returns what the last step run did.
+
     Raises a *retryable* ``AwsError`` (throttling, network, AWS-side failure) after recording it on
     the step and releasing the lease; the caller retries later. A non-retryable one fails the step.
     """
+    factory = clients or default_client_factory()
+    chain = workflow.Chain()
+    deadline = monotonic() + chain_seconds if chain_seconds > 0 else None
+    result = _advance_step(account_id, factory, chain, deadline)
+    while result.carried_on:
+        following = _advance_step(account_id, factory, chain, deadline)
+        if following.outcome in ("busy", "not_due", "idle"):
+            # Someone else took the next step (a re-drive) or a manager stopped the account: theirs now.
+            return result
+        result = following
+    return result
+
+
+def _advance_step(account_id: int, clients: ClientFactory, chain: workflow.Chain, deadline: float | None) -> Advanced:
     now = timezone.now()
     claimed = _claim(account_id, now)
     if isinstance(claimed, Advanced):
         return claimed
     step, account, previous_status = claimed
-    run = workflow.StepRun(step=step, account=account, clients=clients or default_client_factory(), now=now)
+    run = workflow.StepRun(step=step, account=account, clients=clients, now=now, chain=chain)
     try:
         outcome = workflow.HANDLERS[step.kind](run)
     except AwsError as error:
@@ -417,7 +452,8 @@ def onboarding_advance(*, account_id: int, clients: ClientFactory | None = None)
             status=Status.PENDING, lease_expires_at=None, next_run_at=now + workflow.redrive_after()
         )
         raise
-    return _record_outcome(step.pk, step.attempts, account.pk, previous_status, outcome)
+    carry_on = deadline is not None and monotonic() < deadline
+    return _record_outcome(step.pk, step.attempts, account.pk, previous_status, outcome, carry_on=carry_on)
 
 
 def _record_transient(step: OnboardingStep, error: AwsError, transient: int, now: datetime) -> None:
@@ -438,7 +474,8 @@ def _record_transient(step: OnboardingStep, error: AwsError, transient: int, now
 
 
 def _record_outcome(
-    step_pk: int, attempt: int, account_pk: int, previous_status: str, outcome: workflow.Outcome
+    step_pk: int, attempt: int, account_pk: int, previous_status: str, outcome: workflow.Outcome, *,
+    carry_on: bool = False,
 ) -> Advanced:
     now = timezone.now()
     with transaction.atomic():
@@ -480,9 +517,12 @@ def _record_outcome(
                                            .values_list("arn", flat=True))},
                 )
             else:
+                # Also the reconciler's cue should this worker die before the next step is run.
                 upcoming.next_run_at = now + workflow.redrive_after()
                 upcoming.save(update_fields=["next_run_at"])
                 _account_state(account, workflow.ACCOUNT_STATE_DURING[upcoming.kind])
+                if carry_on:
+                    return Advanced(account.pk, step.kind, outcome.result, carried_on=True)
                 _enqueue_advance(account.pk)
         elif outcome.result == "waiting":
             step.status = Status.WAITING
@@ -635,14 +675,14 @@ def onboarding_cancel(
         raise ValidationError("This account can no longer be cancelled: it exists in (or joined) the Organization.")
     handshake_cancelled = False
     if account.origin == AwsAccount.Origin.INVITED and account.handshake_id:
+        factory = clients or default_client_factory()
         try:
-            aws.cancel_handshake(clients=clients or default_client_factory(), handshake_id=account.handshake_id)
+            aws.cancel_handshake(clients=factory, handshake_id=account.handshake_id)
             handshake_cancelled = True
         except AwsError as error:
             if error.code.removesuffix("Exception") not in ("InvalidHandshakeTransition", "HandshakeAlreadyInState"):
                 raise ValidationError(f"{error.plain_message} (AWS said: {error.code})") from error
-            current = aws.describe_handshake(clients=clients or default_client_factory(),
-                                             handshake_id=account.handshake_id)
+            current = aws.describe_handshake(clients=factory, handshake_id=account.handshake_id)
             if current.state == aws.HANDSHAKE_ACCEPTED:
                 raise ValidationError("The client has just accepted the invitation: it can no longer be cancelled.") \
                     from error

@@ -1,4 +1,6 @@
 """Celery tasks: they only say "advance this account" (and, on a schedule, "re-drive what is due").
+One ``advance_account`` runs the account's steps one after another while they succeed (see
+``onboarding_advance``), so an account usually needs a single message to get through.
 
 Both are safe to run twice; the database holds the state. ``advance_account`` is acknowledged late
 and requeued if its worker dies; the reconciler re-drives anything a lost message left behind.
@@ -10,7 +12,7 @@ from celery import Task, shared_task
 
 from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
-from onboarding.services import onboarding_advance, onboarding_reconcile
+from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
 
 
 # onboarding_advance raises only *retryable* AwsErrors (throttling, network, AWS-side failures):
@@ -30,7 +32,8 @@ from onboarding.services import onboarding_advance, onboarding_reconcile
 def advance_account(self: Task, account_pk: int) -> str:
     if not AwsAccount.objects.filter(pk=account_pk).exists():
         return "gone"
-    result = onboarding_advance(account_id=account_pk)
+    # One task carries the account through as many steps as are due, for up to CHAIN_SECONDS.
+    result = onboarding_advance(account_id=account_pk, chain_seconds=CHAIN_SECONDS)
     # A redelivery after its worker died finds the step still leased: take over once the lease ends.
     if result.retry_in is not None and not self.request.is_eager:
         advance_account.apply_async(args=(account_pk,), countdown=result.retry_in)

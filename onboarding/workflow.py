@@ -4,7 +4,9 @@ An account's workflow is a fixed list of ``OnboardingStep`` rows (its *path*). T
 the first one that has not succeeded. ``onboarding.services.onboarding_advance`` leases it, calls
 the handler for its kind (below), and records the :class:`Outcome`:
 
-- ``succeeded``: the step is done; the next step runs at once (the account is ACTIVE after the last);
+- ``succeeded``: the step is done; the next step runs at once (the account is ACTIVE after the last),
+  by the same worker while its task has time left (each step still leased, recorded and audited on
+  its own; the steps of such a :class:`Chain` share the account's credentials), else by a new task;
 - ``waiting``: AWS is not there yet (creation in progress, invitation open, IAM not ready, access role
   missing); the step runs again after ``wait_seconds``;
 - ``failed``: a person has to act; the account needs attention and a manager may retry the step;
@@ -14,7 +16,8 @@ A retryable :class:`~onboarding.aws.AwsError` that a handler does not catch (thr
 failures, the network) is raised out of ``onboarding_advance`` so the Celery task retries it with
 backoff and jitter.
 
-Every handler is safe to run twice: it looks before it creates, and CreateAccount and
+Every handler is safe to run twice: it looks before it creates (roles: CreateRole first, and a role
+that exists already is read and handled as if it had been looked up), and CreateAccount and
 InviteAccountToOrganization (which are not idempotent) write their intent first and reconcile on
 any later attempt instead of sending again.
 """
@@ -151,6 +154,18 @@ class Outcome:
 
 
 @dataclass
+class Chain:
+    """What the steps run one after another by one call of ``onboarding_advance`` share, and
+    nothing else: it is made for that call and dropped with it (never cached beyond it).
+
+    ``member_credentials``: the credentials a step got by assuming the account's access role, by
+    account id, so the steps after it in the same call reach the account without assuming it again.
+    """
+
+    member_credentials: dict[str, TemporaryCredentials] = field(default_factory=dict)
+
+
+@dataclass
 class StepRun:
     """One leased run of a step: what a handler works with."""
 
@@ -158,6 +173,7 @@ class StepRun:
     account: AwsAccount
     clients: ClientFactory
     now: datetime
+    chain: Chain = field(default_factory=Chain)
 
     def save_detail(self, **values: Any) -> None:
         """Write to the step's detail at once (committed before the next AWS call)."""
@@ -277,9 +293,16 @@ def await_creation(run: StepRun) -> Outcome:
     return Outcome.failed(aws.creation_failure_error(request), request_id=request.request_id)
 
 
-def _reach_account(run: StepRun) -> TemporaryCredentials:
-    return aws.assume_access_role(clients=run.clients, account_id=run.account.account_id or "",
-                                  session_name=SESSION_NAME)
+def _reach_account(run: StepRun, *, again: bool = False) -> TemporaryCredentials:
+    """Credentials in the account through its access role. Assumed afresh when ``again`` (the steps
+    whose job is to prove the role can be assumed) or when no earlier step of this chain did."""
+    account_id = run.account.account_id or ""
+    known = run.chain.member_credentials.get(account_id)
+    if known is not None and not again:
+        return known
+    credentials = aws.assume_access_role(clients=run.clients, account_id=account_id, session_name=SESSION_NAME)
+    run.chain.member_credentials[account_id] = credentials
+    return credentials
 
 
 def _not_ready(error: AwsError) -> bool:
@@ -288,7 +311,7 @@ def _not_ready(error: AwsError) -> bool:
 
 def assume_access_role(run: StepRun) -> Outcome:
     try:
-        _reach_account(run)
+        _reach_account(run, again=True)
     except AwsError as error:
         if not _not_ready(error):
             raise
@@ -373,7 +396,7 @@ def await_handshake(run: StepRun) -> Outcome:
 
 def await_access_role(run: StepRun) -> Outcome:
     try:
-        _reach_account(run)
+        _reach_account(run, again=True)
     except AwsError as error:
         if not _not_ready(error):
             raise
@@ -406,7 +429,9 @@ def provision_roles(run: StepRun) -> Outcome:
     conflicts: list[AwsError] = []
     for role in _roles(run.account):
         try:
-            result = aws.ensure_role(clients=run.clients, credentials=credentials, spec=role_spec_for(role))
+            # The account's roles are new as a rule: CreateRole first, reading only what exists already.
+            result = aws.ensure_role(clients=run.clients, credentials=credentials, spec=role_spec_for(role),
+                                     likely_new=True)
         except AwsError as error:
             if error.code != "RoleConflict":
                 raise
@@ -437,7 +462,8 @@ def verify_roles(run: StepRun) -> Outcome:
     if isinstance(credentials, Outcome):
         return credentials
     problems: dict[str, list[str]] = {}
-    for role in _roles(run.account):
+    roles = _roles(run.account)
+    for role in roles:
         spec = role_spec_for(role)
         current = aws.read_role(clients=run.clients, credentials=credentials, path=spec.path, name=spec.name)
         if current is None:
@@ -449,7 +475,7 @@ def verify_roles(run: StepRun) -> Outcome:
         if differences:
             problems[spec.name] = differences
     if not problems:
-        return Outcome.succeeded(verified=sorted(role.role_name for role in _roles(run.account)))
+        return Outcome.succeeded(verified=sorted(role.role_name for role in roles))
     listed = "; ".join(f"{name}: {', '.join(found)}" for name, found in sorted(problems.items()))
     tries = int(run.step.detail.get("verify_tries", 0)) + 1
     if tries < VERIFY_ATTEMPTS:

@@ -7,6 +7,8 @@ Credentials come from the standard chain in production; nothing secret is stored
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,18 +44,54 @@ class ClientFactory(Protocol):
     ) -> Any: ...
 
 
+# Member-account clients kept per factory: one task reaches a handful of accounts at most.
+MEMBER_CLIENTS_KEPT = 16
+
+ClientKey = tuple[str, TemporaryCredentials | None, bool]
+
+
 @dataclass
 class Boto3ClientFactory:
     """Builds clients for the main account (standard credential chain) or, given temporary
-    credentials from ``sts:AssumeRole``, for a member account."""
+    credentials from ``sts:AssumeRole``, for a member account.
+
+    Each client is built once per factory and handed out again for the same service, credentials
+    and retry policy (building one costs ~30 ms of CPU): main-account clients are all kept (a few
+    services), member-account ones in a small least-recently-used set. Safe to share between
+    threads. Use one factory for what one task or one request does, and a new one for the next:
+    a factory never outlives the credentials (or the moto backend) its clients were made for.
+    """
 
     endpoint_url: str | None = None
     region_name: str = "us-east-1"
     config: Config = field(default_factory=lambda: BOTO_CONFIG)
+    _main_clients: dict[ClientKey, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _member_clients: OrderedDict[ClientKey, Any] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
+    )
+    _session: botocore.session.Session | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def client(
         self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True
     ) -> Any:
+        key: ClientKey = (service, credentials, retries)
+        with self._lock:
+            if credentials is None:
+                client = self._main_clients.get(key)
+                if client is None:
+                    client = self._main_clients[key] = self._build(service, credentials, retries=retries)
+                return client
+            client = self._member_clients.get(key)
+            if client is None:
+                client = self._member_clients[key] = self._build(service, credentials, retries=retries)
+                while len(self._member_clients) > MEMBER_CLIENTS_KEPT:
+                    self._member_clients.popitem(last=False)
+            else:
+                self._member_clients.move_to_end(key)
+            return client
+
+    def _build(self, service: str, credentials: TemporaryCredentials | None, *, retries: bool) -> Any:
         kwargs: dict[str, Any] = {
             "region_name": self.region_name,
             "config": self.config if retries else self.config.merge(NO_RETRY_CONFIG),
@@ -66,13 +104,17 @@ class Boto3ClientFactory:
                 aws_secret_access_key=credentials.secret_access_key,
                 aws_session_token=credentials.session_token,
             )
-        return _fresh_session().create_client(service, **kwargs)
+        # One botocore session per factory (made on first use, used under the lock: sessions are
+        # not thread-safe), so its credential resolution and event handlers are set up once.
+        if self._session is None:
+            self._session = _fresh_session()
+        return self._session.create_client(service, **kwargs)
 
 
-# Parsing botocore's service models (the IAM one is large) costs ~0.15 s per new session, and a
-# workflow step makes a few clients: share the parsed models (read-only data) and keep a new
-# session, with its own credential resolution, per client. (A boto3 Session would append its data
-# directory to the shared loader's search path each time, so the botocore session makes the client.)
+# Parsing botocore's service models (the IAM one is large) costs ~0.15 s per new session: share the
+# parsed models (read-only data) between sessions, and keep a session, with its own credential
+# resolution, per factory. (A boto3 Session would append its data directory to the shared loader's
+# search path each time, so the botocore session makes the client.)
 _SERVICE_MODELS = botocore.loaders.create_loader()
 
 
@@ -83,7 +125,10 @@ def _fresh_session() -> botocore.session.Session:
 
 
 def default_client_factory() -> ClientFactory:
-    """The factory the running portal uses, configured from settings (``AWS_ENDPOINT_URL``)."""
+    """A new factory as the running portal uses it, configured from settings (``AWS_ENDPOINT_URL``).
+
+    A new one on every call, on purpose: call it once per task or request and pass it along, so
+    everything that task does shares its clients and nothing is shared with the next one."""
     from django.conf import settings
 
     return Boto3ClientFactory(endpoint_url=settings.AWS_ENDPOINT_URL or None, region_name=settings.AWS_REGION)

@@ -76,7 +76,8 @@ class CountingClients:
 
     def client(self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True) -> Any:
         client = self.inner.client(service, credentials, retries=retries)
-        client.meta.events.register("before-call.*.*", self._count)
+        # The factory hands out the same client again: count each call once however often it is.
+        client.meta.events.register("before-call.*.*", self._count, unique_id=f"counting-{id(self)}")
         return client
 
     def _count(self, model: Any, **_: Any) -> None:

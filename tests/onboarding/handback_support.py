@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from onboarding import aws
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, Client
-from portal.aws import ClientFactory, TemporaryCredentials
+from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 from switchroles.aws import allowed_role_arns
 from tests.onboarding.conftest import RequestAccount, drive, templates
 
@@ -82,9 +82,10 @@ class RefusingOrganizations:
     refused: list[str] = field(default_factory=list)
 
     def client(self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True) -> Any:
-        client = self.inner.client(service, credentials, retries=retries)
         if service != "organizations" or not self.refusing:
-            return client
+            return self.inner.client(service, credentials, retries=retries)
+        # A client of its own: ``inner`` hands its clients out again, and they must stay unstubbed.
+        client = Boto3ClientFactory(region_name="us-east-1").client(service, credentials, retries=retries)
         stubber = Stubber(client)
         stubber.add_client_error(
             "remove_account_from_organization",

@@ -45,6 +45,7 @@ from onboarding.aws import (
     invite_account,
     list_accounts,
     organization_quota_status,
+    organization_status,
     read_role,
     remove_account_from_organization,
     start_account_creation,
@@ -134,7 +135,8 @@ class RecordingClients:
 
     def client(self, service: str, credentials: TemporaryCredentials | None = None, **_: Any) -> Any:
         client = self.inner.client(service, credentials)
-        client.meta.events.register("before-call.*.*", self._record)
+        # The factory hands out the same client again: record each call once however often it is.
+        client.meta.events.register("before-call.*.*", self._record, unique_id=f"recording-{id(self)}")
         return client
 
     def _record(self, model: Any, **_: Any) -> None:
@@ -151,7 +153,7 @@ class RacingClients:
 
     def client(self, service: str, credentials: TemporaryCredentials | None = None, **_: Any) -> Any:
         client = self.inner.client(service, credentials)
-        client.meta.events.register("before-call.iam.CreateRole", self._race)
+        client.meta.events.register("before-call.iam.CreateRole", self._race, unique_id=f"racing-{id(self)}")
         return client
 
     def _race(self, **_: Any) -> None:
@@ -662,6 +664,40 @@ def test_organization_quota_status_reads_every_page(stubbed: StubbedClients) -> 
     assert (status.accounts_in_org, status.creations_in_progress) == (2, 2)
 
 
+def test_organization_status_walks_the_accounts_once_and_only_creations_in_progress(
+    stubbed: StubbedClients,
+) -> None:
+    # given two pages of accounts and one creation in flight (the Stubber answers each call once:
+    # a second walk of ListAccounts would find no answer left)
+    org = stubbed.stub("organizations")
+    account = {
+        "Id": MAIN_ACCOUNT_ID,
+        "Arn": "arn:aws:organizations::123456789012:account/o-abcdefghij/123456789012",
+        "Email": "root@example.com",
+        "Name": "main",
+        "State": "ACTIVE",
+    }
+    org.add_response("list_accounts", {"Accounts": [account], "NextToken": "page-2"}, {})
+    org.add_response(
+        "list_accounts",
+        {"Accounts": [account | {"Id": MEMBER_ACCOUNT_ID, "Email": ACME_EMAIL}]},
+        {"NextToken": "page-2"},
+    )
+    org.add_response(
+        "list_create_account_status",
+        {"CreateAccountStatuses": [creation_status("IN_PROGRESS")["CreateAccountStatus"]]},
+        {"States": ["IN_PROGRESS"]},
+    )
+
+    # when the Organization is read for a manager's request
+    status = organization_status(clients=stubbed)
+
+    # then both pages of members and the creation in flight come from that one read
+    assert [member.id for member in status.members] == [MAIN_ACCOUNT_ID, MEMBER_ACCOUNT_ID]
+    assert [request.request_id for request in status.creations_in_progress] == ["car-0123456789abcdef"]
+    assert status.quota == (2, 1)
+
+
 def test_account_quota_reached_is_not_retryable(stubbed: StubbedClients) -> None:
     # given an Organization at its account quota
     stubbed.stub("organizations").add_client_error(
@@ -870,15 +906,17 @@ def test_organizations_throttling_is_retryable(stubbed: StubbedClients) -> None:
     assert (raised.value.code, raised.value.retryable) == ("TooManyRequestsException", True)
 
 
-def test_iam_role_quota_is_not_retryable(stubbed: StubbedClients) -> None:
+@pytest.mark.parametrize("likely_new", [False, True], ids=["looking first", "creating first"])
+def test_iam_role_quota_is_not_retryable(stubbed: StubbedClients, likely_new: bool) -> None:
     # given an account at its IAM role quota
     iam = stubbed.stub("iam")
-    iam.add_client_error("get_role", "NoSuchEntity", "not found", 404)
+    if not likely_new:
+        iam.add_client_error("get_role", "NoSuchEntity", "not found", 404)
     iam.add_client_error("create_role", "LimitExceeded", "Cannot exceed quota for RolesPerAccount: 1000", 409)
 
     # when a role is ensured
     with pytest.raises(AwsError) as raised:
-        ensure_role(clients=stubbed, credentials=None, spec=console_spec())
+        ensure_role(clients=stubbed, credentials=None, spec=console_spec(), likely_new=likely_new)
 
     # then a person must act
     assert (raised.value.code, raised.value.retryable) == ("LimitExceeded", False)
@@ -952,7 +990,8 @@ def test_aws_error_survives_pickling_for_celery() -> None:
 
 
 def test_read_role_decodes_url_encoded_policy_documents(stubbed: StubbedClients) -> None:
-    # given IAM answering with URL-encoded policy documents, as it does on the wire
+    # given IAM answering with URL-encoded policy documents, as it does on the wire (and GetRole
+    # without tags, so they are read with ListRoleTags)
     trust = trust_policy_for_console(main_account_id=MAIN_ACCOUNT_ID)
     iam = stubbed.stub("iam")
     name = {"RoleName": "acme-engineer"}
@@ -996,6 +1035,115 @@ def test_read_role_decodes_url_encoded_policy_documents(stubbed: StubbedClients)
     assert state.trust_policy == trust
     assert state.inline_policies == {"switchyard-acme": LIST_BUCKETS}
     assert state.managed_by_switchyard is True
+
+
+def _role_answer(**extra: Any) -> dict[str, Any]:
+    return {
+        "Role": {
+            "Path": "/switchyard/acme/",
+            "RoleName": "acme-engineer",
+            "RoleId": "AROAEXAMPLEEXAMPLE01",
+            "Arn": f"arn:aws:iam::{MEMBER_ACCOUNT_ID}:role/switchyard/acme/acme-engineer",
+            "CreateDate": NOW,
+            "AssumeRolePolicyDocument": json.dumps(trust_policy_for_console(main_account_id=MAIN_ACCOUNT_ID)),
+            "MaxSessionDuration": 7200,
+            "Description": "Switchyard: acme engineers",
+            **extra,
+        }
+    }
+
+
+def _role_policies(iam: Stubber, *, managed: tuple[str, ...], inline: dict[str, Any]) -> None:
+    name = {"RoleName": "acme-engineer"}
+    iam.add_response(
+        "list_attached_role_policies",
+        {"AttachedPolicies": [{"PolicyName": arn.rsplit("/", 1)[-1], "PolicyArn": arn} for arn in managed]},
+        name,
+    )
+    iam.add_response("list_role_policies", {"PolicyNames": sorted(inline)}, name)
+    for policy_name, document in sorted(inline.items()):
+        iam.add_response(
+            "get_role_policy",
+            {"RoleName": "acme-engineer", "PolicyName": policy_name, "PolicyDocument": json.dumps(document)},
+            name | {"PolicyName": policy_name},
+        )
+
+
+def test_read_role_takes_the_tags_get_role_answers_with(stubbed: StubbedClients) -> None:
+    # given IAM answering GetRole with the role's tags, as it does (no ListRoleTags is stubbed)
+    iam = stubbed.stub("iam")
+    iam.add_response(
+        "get_role",
+        _role_answer(Tags=[{"Key": "managed-by", "Value": "switchyard"}, {"Key": "client", "Value": "acme"}]),
+        {"RoleName": "acme-engineer"},
+    )
+    _role_policies(iam, managed=(READ_ONLY,), inline={})
+
+    # when the role is read
+    state = read_role(clients=stubbed, credentials=None, path="/switchyard/acme/", name="acme-engineer")
+
+    # then its tags are those, read without asking IAM again
+    assert state is not None
+    assert state.tags == {"managed-by": "switchyard", "client": "acme"}
+    assert state.managed_by_switchyard is True
+
+
+def test_ensure_role_creating_first_sends_create_role_and_nothing_before_it(stubbed: StubbedClients) -> None:
+    # given a new account (the Stubber answers exactly these calls, in this order)
+    spec = console_spec()
+    iam = stubbed.stub("iam")
+    iam.add_response("create_role", _role_answer(), {
+        "Path": spec.path, "RoleName": spec.name, "AssumeRolePolicyDocument": json.dumps(spec.trust_policy),
+        "Description": spec.description, "MaxSessionDuration": spec.max_session_duration,
+        "Tags": [{"Key": k, "Value": v} for k, v in spec.all_tags.items()],
+    })
+    iam.add_response("attach_role_policy", {}, {"RoleName": spec.name, "PolicyArn": READ_ONLY})
+    iam.add_response("put_role_policy", {}, {
+        "RoleName": spec.name, "PolicyName": "switchyard-acme", "PolicyDocument": json.dumps(LIST_BUCKETS),
+    })
+
+    # when onboarding ensures the role
+    result = ensure_role(clients=stubbed, credentials=None, spec=spec, likely_new=True)
+
+    # then CreateRole was the first call (no GetRole), and the role was created
+    assert (result.outcome, result.arn) == ("created", _role_answer()["Role"]["Arn"])
+
+
+@pytest.mark.parametrize(
+    ("tags", "managed", "outcome"),
+    [
+        ([{"Key": "client", "Value": "acme"}, {"Key": "tier", "Value": "engineer"}], (READ_ONLY,), "adopted"),
+        ([{"Key": "managed-by", "Value": "switchyard"}], (VIEW_ONLY,), "updated"),
+        ([{"Key": "owner", "Value": "client"}], (VIEW_ONLY,), "RoleConflict"),
+    ],
+    ids=["identical: adopted", "switchyard's, drifted: updated", "foreign, different: conflict"],
+)
+def test_ensure_role_creating_first_reads_a_role_that_exists_and_goes_on_as_before(
+    stubbed: StubbedClients, tags: list[dict[str, str]], managed: tuple[str, ...], outcome: str
+) -> None:
+    # given a role of that name already in the account: identical, Switchyard's but drifted, or foreign
+    spec = console_spec()
+    iam = stubbed.stub("iam")
+    iam.add_client_error("create_role", "EntityAlreadyExists", "Role with name acme-engineer already exists.", 409)
+    iam.add_response("get_role", _role_answer(Tags=tags), {"RoleName": spec.name})
+    _role_policies(iam, managed=managed, inline={"switchyard-acme": LIST_BUCKETS})
+    if outcome == "adopted":  # Switchyard's tags added to the identical role
+        iam.add_response("tag_role", {},
+                         {"RoleName": spec.name, "Tags": [{"Key": "managed-by", "Value": "switchyard"}]})
+    if outcome == "updated":  # brought back to the spec, tags completed
+        iam.add_response("detach_role_policy", {}, {"RoleName": spec.name, "PolicyArn": VIEW_ONLY})
+        iam.add_response("attach_role_policy", {}, {"RoleName": spec.name, "PolicyArn": READ_ONLY})
+        iam.add_response("tag_role", {}, {"RoleName": spec.name, "Tags": [
+            {"Key": "client", "Value": "acme"}, {"Key": "tier", "Value": "engineer"}]})
+
+    # when onboarding ensures the role, CreateRole first
+    try:
+        result = ensure_role(clients=stubbed, credentials=None, spec=spec, likely_new=True).outcome
+    except AwsError as error:
+        result = error.code
+
+    # then the existing role is adopted, updated, or left alone with a conflict, exactly as when looking first
+    assert result == outcome
 
 
 # --------------------------------------------------------------------------------------------------

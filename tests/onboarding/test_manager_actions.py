@@ -228,6 +228,8 @@ def test_the_reconciler_re_drives_a_step_whose_worker_died(
         creation_status("SUCCEEDED", AccountId=MEMBER_ACCOUNT_ID, CompletedTimestamp=NOW),
         {"CreateAccountRequestId": OLD_REQUEST},
     )
+    # (the worker then carries on with the next step, where the new account's IAM is not ready yet)
+    stubbed.stub("sts").add_client_error("assume_role", "AccessDenied", "not authorized", 403)
 
     # when beat runs the reconciler, and the worker runs what it queued
     with django_capture_on_commit_callbacks() as queued:

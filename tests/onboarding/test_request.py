@@ -18,6 +18,7 @@ from portal.aws import Boto3ClientFactory, TemporaryCredentials
 from portal.models import AuditEvent
 from switchroles.models import AccountRole, RoleTemplate
 from tests.onboarding.conftest import AwsMustNotBeCalled, CountingClients, RequestAccount, make_account, templates
+from tests.onboarding.test_aws import StubbedClients, creation_status
 
 pytestmark = pytest.mark.django_db
 
@@ -206,6 +207,36 @@ def test_creations_in_flight_are_limited(
     request_account(clients=org, origin="invited", account_id="210987654321")
 
 
+def test_a_request_reads_the_organization_once(request_account: RequestAccount, settings: Any) -> None:
+    # given an Organization of 25 accounts (two pages of ListAccounts), one of them taken by the
+    # address asked for, and one creation in flight; the Stubber answers each call once, in order
+    settings.SWITCHYARD_ORG_ACCOUNT_QUOTA = 25
+    stubbed = StubbedClients()
+    org = stubbed.stub("organizations")
+    members = [
+        {"Id": f"{index:012d}", "Arn": f"arn:aws:organizations::123456789012:account/o-abcdefghij/{index:012d}",
+         "Email": f"member{index}@example.com", "Name": f"member {index}", "State": "ACTIVE"}
+        for index in range(1, 26)
+    ]
+    members[-1]["Email"] = "awsaccounts+acme@example.com"
+    org.add_response("list_accounts", {"Accounts": members[:20], "NextToken": "page-2"}, {})
+    org.add_response("list_accounts", {"Accounts": members[20:]}, {"NextToken": "page-2"})
+    org.add_response("list_create_account_status",
+                     {"CreateAccountStatuses": [creation_status("IN_PROGRESS")["CreateAccountStatus"]]},
+                     {"States": ["IN_PROGRESS"]})
+
+    # when a manager asks for an account
+    with pytest.raises(ValidationError) as raised:
+        request_account(clients=stubbed)
+
+    # then one walk of the accounts and one of the creations in flight decided every check
+    stubbed.verify()
+    errors = _field_errors(raised)
+    assert "quota of 25 accounts (25 in it, 0 on the way)" in errors["origin"][0]
+    assert "already uses this address" in errors["root_email"][0]
+    assert _nothing_written()
+
+
 class Unreachable:
     def client(self, service: str, credentials: TemporaryCredentials | None = None, **_: Any) -> Any:
         return self
@@ -251,7 +282,7 @@ class RacingClients(CountingClients):
 
     def client(self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True) -> Any:
         client = super().client(service, credentials, retries=retries)
-        client.meta.events.register("before-call.organizations.ListAccounts", self._race)
+        client.meta.events.register("before-call.organizations.ListAccounts", self._race, unique_id=f"race-{id(self)}")
         return client
 
     def _race(self, **_: Any) -> None:
@@ -270,7 +301,9 @@ def test_two_racing_submissions_of_the_same_form_create_one_account(
         extra = {"client": Client.objects.create(name="Acme Retail", slug="acme"), "client_name": "",
                  "client_slug": ""}
     winners = []
-    racing = RacingClients(org, rival=lambda: winners.append(request_account(clients=org, **extra)))
+    # (each submission with a client factory of its own, as two requests to the portal have)
+    racing = RacingClients(Boto3ClientFactory(region_name="us-east-1"),
+                           rival=lambda: winners.append(request_account(clients=org, **extra)))
 
     # when both go through
     with pytest.raises(ValidationError) as raised:
@@ -294,7 +327,7 @@ class BarrierClients(CountingClients):
 
     def client(self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True) -> Any:
         client = super().client(service, credentials, retries=retries)
-        client.meta.events.register("before-call.organizations.ListAccounts", self._wait)
+        client.meta.events.register("before-call.organizations.ListAccounts", self._wait, unique_id=f"wait-{id(self)}")
         return client
 
     def _wait(self, **_: Any) -> None:
@@ -320,7 +353,8 @@ def test_two_concurrent_submissions_in_two_connections_create_one_account(
 
     def submit() -> None:
         try:
-            outcomes.append(request_account(clients=BarrierClients(org, barrier), **extra))
+            factory = Boto3ClientFactory(region_name="us-east-1")  # one per request, as the portal makes them
+            outcomes.append(request_account(clients=BarrierClients(factory, barrier), **extra))
         except ValidationError as error:
             outcomes.append(error)
         finally:

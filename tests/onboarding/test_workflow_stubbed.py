@@ -190,16 +190,19 @@ def test_the_task_retries_throttling_by_itself(stubbed: StubbedClients, monkeypa
     org.add_client_error("describe_create_account_status", "TooManyRequestsException", "Rate exceeded", 400)
     org.add_response("describe_create_account_status",
                      creation_status("SUCCEEDED", AccountId=MEMBER_ACCOUNT_ID, CompletedTimestamp=NOW))
+    # (the task then carries on with the next step, where the new account's IAM is not ready yet)
+    stubbed.stub("sts").add_client_error("assume_role", "AccessDenied", "not authorized", 403)
 
     # when the Celery task runs (eagerly: its retries run at once, errors are kept in the result)
     celery_app.conf.task_eager_propagates = False  # the autouse eager fixture sets it back for the next test
     result = advance_account.apply(args=(account.pk,))
 
-    # then it retried until AWS answered
-    assert result.get() == "succeeded"
+    # then it retried until AWS answered, and went on to the next step, which waits for IAM
+    assert result.get() == "waiting"
     account.refresh_from_db()
     assert account.account_id == MEMBER_ACCOUNT_ID
     assert _step(account, Kind.AWAIT_CREATION).status == Status.SUCCEEDED
+    assert _step(account, Kind.ASSUME_ACCESS_ROLE).status == Status.WAITING
 
 
 def test_a_non_retryable_error_fails_the_step_without_retrying(stubbed: StubbedClients) -> None:
