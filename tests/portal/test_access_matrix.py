@@ -17,9 +17,14 @@ from tests.portal.audit_factories import add_member, make_account, make_client, 
 pytestmark = pytest.mark.django_db
 
 
+# Fixed once: computed afresh on each call, "day 4" of the fixture and "day 4" of an assertion could
+# fall either side of a second boundary (this test failed that way once).
+HISTORY_STARTS = timezone.now().replace(microsecond=0) - timedelta(days=30)
+
+
 def day(n: float) -> datetime:
     """Day ``n`` of a history that ended a while ago."""
-    return timezone.now().replace(microsecond=0) - timedelta(days=30) + timedelta(days=n)
+    return HISTORY_STARTS + timedelta(days=n)
 
 
 @pytest.fixture
