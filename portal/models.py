@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
 from django.db import models
+
+#: IAM's rule for the names of users, groups and roles: 1–64 ASCII letters and digits and
+#: ``+ = , . @ _ -``. ASCII matters: Python's ``\w`` also accepts "é", which AWS refuses, and the
+#: refusal would only surface later, in the enforcement sync of the person's whole team.
+IAM_NAME_VALIDATOR = RegexValidator(
+    r"\A[\w+=,.@-]{1,64}\Z", "Use 1–64 letters (A–Z, no accents), digits and + = , . @ _ - only.", flags=re.ASCII
+)
 
 
 class User(AbstractUser):
@@ -19,7 +27,7 @@ class User(AbstractUser):
         "IAM user name in the main account",
         max_length=64,
         blank=True,
-        validators=[RegexValidator(r"^[\w+=,.@-]{1,64}$", "Use letters, digits and + = , . @ _ - only.")],
+        validators=[IAM_NAME_VALIDATOR],
         help_text="The person's IAM user in the main account; their switch-role sessions are named after it.",
     )
 

@@ -7,11 +7,13 @@ sees in the directory decide the main-account IAM policies that let them assume 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-ROLE_NAME_VALIDATOR = RegexValidator(r"^[\w+=,.@-]{1,64}\Z", "Use 1–64 letters, digits and + = , . @ _ - only.")
+from portal.models import IAM_NAME_VALIDATOR
+
+ROLE_NAME_VALIDATOR = IAM_NAME_VALIDATOR
 
 
 class RoleTemplate(models.Model):

@@ -245,3 +245,30 @@ def test_the_enforcement_page_shows_the_difference(
     assert "role/switchyard/acme/SwitchyardAdministrator" in page
     assert "Granted in the portal, not allowed by AWS (1)" in page
     assert "intruder" in page
+
+
+@pytest.mark.parametrize("name", ["josé", "ｆｕｌｌwidth", "Øystein", "naïve.ops"])
+def test_every_form_that_takes_an_iam_name_refuses_one_aws_would_refuse(
+    name: str, manager: Any, engineer: Any, signed_in: SignedIn
+) -> None:
+    # given a manager on the people and team forms
+    browser = manager_browser(manager, signed_in)
+
+    # when they type an IAM user or group name with a letter IAM does not accept
+    new_person = browser.post(reverse("switchroles:person_new"), {
+        "username": "jose", "email": "jose@example.com", "iam_username": name, "capabilities": ["Engineer"],
+    })
+    edited = browser.post(reverse("switchroles:person_edit", args=[engineer.pk]), {
+        "email": engineer.email, "iam_username": name, "capabilities": ["Engineer"],
+    })
+    new_team = browser.post(reverse("switchroles:team_new"), {"name": "Ops", "iam_group_name": name})
+
+    # then each form says so under the field, and nothing is saved
+    for response, field in ((new_person, "iam_username"), (edited, "iam_username"), (new_team, "iam_group_name")):
+        assert response.status_code == 200
+        assert "no accents" in response.context["form"].errors[field][0]
+        assert "no accents" in response.content.decode()
+    assert not User.objects.filter(username="jose").exists()
+    engineer.refresh_from_db()
+    assert engineer.iam_username != name
+    assert not Team.objects.filter(name="Ops").exists()
