@@ -30,8 +30,11 @@ lint: install
 	$(BIN)/mypy portal onboarding switchroles
 	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles
 
+# Two passes: everything but the real-process and real-browser tests in parallel (pytest-xdist, one
+# worker per core), then those one at a time with the whole machine, because their timings are real.
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --ignore=tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -28,6 +28,24 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 PASSWORD = "correct horse battery staple"  # noqa: S105
 
 
+def xdist_worker_index() -> int:
+    """0 for a plain run, n for pytest-xdist's worker ``gw<n>``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw") or 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Parallel workers (pytest-xdist) each get their own Redis database for the cache, because
+    # every test clears the cache: on a shared one, one worker would wipe another's rate-limit
+    # counters mid-test. (Databases 9 and up are the real-process tests' brokers.)
+    from django.conf import settings
+
+    location = settings.CACHES["default"].get("LOCATION", "")
+    if isinstance(location, str) and location.startswith("redis://") and os.environ.get("PYTEST_XDIST_WORKER"):
+        base = location.rsplit("/", 1)[0] if location.count("/") >= 3 else location
+        settings.CACHES["default"]["LOCATION"] = f"{base}/{1 + xdist_worker_index()}"
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
