@@ -27,8 +27,8 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy portal onboarding switchroles
-	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles
+	$(BIN)/mypy portal onboarding switchroles billing
+	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
