@@ -350,7 +350,9 @@ def month_estimated(month: date) -> bool:
 
 
 def clients_csv_rows(*, month: date) -> Iterator[Sequence[Any]]:
-    """One row per client × record type (header first), amounts as plain decimals with a dot."""
+    """One row per client × record type (header first). Amounts are ``Decimal`` to the cent, which
+    csv writes as plain decimals with a dot (and the formula guard, which only looks at text, leaves
+    a negative credit alone)."""
     estimated = "true" if month_estimated(month) else "false"
     clients = dict(Client.objects.values_list("pk", "slug"))
     names = dict(Client.objects.values_list("pk", "name"))
@@ -374,8 +376,8 @@ def clients_csv_rows(*, month: date) -> Iterator[Sequence[Any]]:
     ):
         percent = percent_of.get(client_id, ZERO)
         amount = invoiced(unblended, percent)
-        yield (clients[client_id], names[client_id], label, record_type, plain(unblended), format(percent, "f"),
-               plain(amount), currency, estimated, plain(net), plain(amount - cents(unblended)))
+        yield (clients[client_id], names[client_id], label, record_type, cents(unblended), percent,
+               cents(amount), currency, estimated, cents(net), cents(amount - cents(unblended)))
 
 
 def accounts_csv_rows(*, month: date) -> Iterator[Sequence[Any]]:
@@ -393,7 +395,7 @@ def accounts_csv_rows(*, month: date) -> Iterator[Sequence[Any]]:
         owner = owner_in(month, known)
         slug, name = clients[owner.client_id] if owner is not None else ("", "")
         left_on = known[4] if known is not None else None
-        yield (slug, name, label, account_id, known[2] if known else "", service, plain(unblended), plain(net),
+        yield (slug, name, label, account_id, known[2] if known else "", service, cents(unblended), cents(net),
                currency, estimated, left_on.isoformat() if left_on else "")
 
 
@@ -406,12 +408,12 @@ def invoice_csv_rows(*, month: date, client: Client) -> Iterator[Sequence[Any]]:
     if statement is None:
         return
     ids = " ".join(a.aws_account_id for a in statement.accounts)
-    percent = format(statement.markup_percent, "f")
+    percent = statement.markup_percent
     for line in statement.record_lines:
-        yield (client.slug, client.name, label, line.record_type, plain(line.aws_cost), percent,
-               plain(line.amount_to_invoice), statement.currency, estimated, ids)
-    yield (client.slug, client.name, label, "Total", plain(statement.aws_cost), percent,
-           plain(statement.amount_to_invoice), statement.currency, estimated, ids)
+        yield (client.slug, client.name, label, line.record_type, cents(line.aws_cost), percent,
+               cents(line.amount_to_invoice), statement.currency, estimated, ids)
+    yield (client.slug, client.name, label, "Total", cents(statement.aws_cost), percent,
+           cents(statement.amount_to_invoice), statement.currency, estimated, ids)
 
 
 # --------------------------------------------------------------------------------------------------
