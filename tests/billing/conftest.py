@@ -32,7 +32,8 @@ def ce_answer(month: date, groups: list[tuple[str, str, str, str]], *, estimated
     """A GetCostAndUsage answer: groups of (account id, record type or service, unblended, net)."""
     start, end = month_bounds(month)
     answer: dict[str, Any] = {
-        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}, {"Type": "DIMENSION", "Key": "RECORD_TYPE"}],
+        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+                             {"Type": "DIMENSION", "Key": "RECORD_TYPE"}],
         "ResultsByTime": [{
             "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
             "Total": {},
