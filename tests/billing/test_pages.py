@@ -59,7 +59,7 @@ def test_finance_reads_everything_and_managers_read_but_do_not_set_markups(
     for method, path in _billing_paths(book):
         if method == "GET":
             assert finance_browser.get(path).status_code == 200, path
-    for method, path in _billing_paths(book)[:6]:
+    for _method, path in _billing_paths(book)[:6]:
         assert manager_browser.get(path).status_code == 200, path
     markup = reverse("billing:markup", kwargs={"client_id": book.acme.pk})
     assert manager_browser.get(markup).status_code == 403
