@@ -257,7 +257,7 @@ AUDIT_VERIFY_INTERVAL = timedelta(hours=1)
 
 # --- Billing (Cost Explorer; each request costs $0.01) ---------------------------------------------
 # The most Cost Explorer requests Switchyard makes in any 24 hours, scheduled and on-demand together.
-SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY = env.int("SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY", default=24)
+SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY = env.int("SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY", default=40)
 # A client is flagged when its month runs this many percent above the average of its previous months.
 SWITCHYARD_BILLING_ANOMALY_PERCENT = env.int("SWITCHYARD_BILLING_ANOMALY_PERCENT", default=25)
 SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS = env.int("SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS", default=3)
