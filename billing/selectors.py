@@ -232,8 +232,13 @@ class MonthStatement:
         return following if following <= current_month() else None
 
 
+NO_MARKUP = Decimal("0.00")
+
+
 def markups() -> dict[int, Decimal]:
-    return dict(ClientBillingTerms.objects.values_list("client_id", "markup_percent"))
+    """Each client's markup percentage, to two places (clients without terms: 0.00)."""
+    return {client_id: percent.quantize(CENT)
+            for client_id, percent in ClientBillingTerms.objects.values_list("client_id", "markup_percent")}
 
 
 def _record_rows(month: date) -> Iterator[tuple[str, str, Decimal, Decimal, str]]:
@@ -301,7 +306,7 @@ def month_statement(*, month: date) -> MonthStatement:
             statement = by_client.get(owner.client_id)
             if statement is None:
                 statement = by_client[owner.client_id] = ClientMonth(
-                    client=clients[owner.client_id], markup_percent=percent_of.get(owner.client_id, ZERO),
+                    client=clients[owner.client_id], markup_percent=percent_of.get(owner.client_id, NO_MARKUP),
                     currency=currency,
                 )
             found = accounts.get(account_id)
@@ -374,7 +379,7 @@ def clients_csv_rows(*, month: date) -> Iterator[Sequence[Any]]:
     for (client_id, record_type), (unblended, net, currency) in sorted(
         sums.items(), key=lambda item: (names[item[0][0]], record_type_key(item[0][1]))
     ):
-        percent = percent_of.get(client_id, ZERO)
+        percent = percent_of.get(client_id, NO_MARKUP)
         amount = invoiced(unblended, percent)
         yield (clients[client_id], names[client_id], label, record_type, cents(unblended), percent,
                cents(amount), currency, estimated, cents(net), cents(amount - cents(unblended)))
