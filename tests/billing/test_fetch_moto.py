@@ -200,6 +200,10 @@ def test_a_handed_back_account_is_billed_to_its_client_up_to_the_month_it_left(
     assert last_month.unassigned == []
     assert this_month.clients == []
     assert [a.aws_account_id for a in this_month.unassigned] == ["111111111112"]
+    # (the clients CSV, which sums in the database, follows the same rule)
+    assert [row[:4] for row in list(selectors.clients_csv_rows(month=LAST))[1:]] == [
+        ("acme", "Acme Retail", f"{LAST:%Y-%m}", "Usage")]
+    assert list(selectors.clients_csv_rows(month=this))[1:] == []
 
 
 def test_an_aws_refusal_is_recorded_in_plain_words_and_keeps_the_previous_figures(
