@@ -40,6 +40,8 @@ class CostFetch(models.Model):
                                      related_name="+")
     error_code = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
+    # False when retrying cannot help (permissions, an expired bill): the schedule stops asking.
+    error_retryable = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-started_at", "-pk"]

@@ -119,7 +119,9 @@ def _fetch_failed(fetch: CostFetch, error: AwsError, requests: int) -> CostFetch
         fetch.requests = requests
         fetch.error_code = error.code[:100]
         fetch.error_message = error.plain_message
-        fetch.save(update_fields=["status", "finished_at", "requests", "error_code", "error_message"])
+        fetch.error_retryable = error.retryable
+        fetch.save(update_fields=["status", "finished_at", "requests", "error_code", "error_message",
+                                  "error_retryable"])
         audit_record(action="billing.month.fetch_failed", actor=fetch.requested_by, target=fetch,
                      details={"month": f"{fetch.month:%Y-%m}", "code": error.code, "message": error.raw_message,
                               "requests": requests})
@@ -159,9 +161,25 @@ def _fetch_succeeded(fetch: CostFetch, costs: aws.MonthCosts, *, now: datetime) 
     return fetch
 
 
+def stopped_months() -> set[date]:
+    """Months whose last fetch failed in a way retrying cannot fix: the schedule leaves them alone
+    until a person has fixed the cause and asks again (on demand)."""
+    stopped = set()
+    seen: set[date] = set()
+    for month, status, retryable in CostFetch.objects.order_by("-started_at", "-pk").values_list(
+            "month", "status", "error_retryable"):
+        if month in seen:
+            continue
+        seen.add(month)
+        if status == CostFetch.Status.FAILED and not retryable:
+            stopped.add(month)
+    return stopped
+
+
 def months_due(*, now: datetime | None = None) -> list[date]:
     """What the schedule fetches, most useful first: this month, last month until AWS finalises
-    it, then any of the last 12 months never fetched (so the charts fill in)."""
+    it, then any of the last 12 months never fetched (so the charts fill in); never a month whose
+    last fetch failed for good (see :func:`stopped_months`)."""
     this = current_month(now)
     due = [this]
     last = previous_month(this)
@@ -173,7 +191,8 @@ def months_due(*, now: datetime | None = None) -> list[date]:
         month = previous_month(month)
         if month not in fetched:
             due.append(month)
-    return due
+    stopped = stopped_months()
+    return [month for month in due if month not in stopped]
 
 
 @dataclass(frozen=True)

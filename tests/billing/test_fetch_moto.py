@@ -285,3 +285,46 @@ def test_a_new_account_is_attributed_without_fetching_again(cost_explorer: Boto3
     # Then the month bills it to Globex
     statement = selectors.month_statement(month=LAST)
     assert statement.unassigned == [] and statement.clients[0].client == book.globex
+
+
+def test_a_failure_retrying_cannot_fix_stops_the_schedule_for_that_month(book: Book) -> None:
+    # Given this month's last fetch was refused for permissions (not retryable), last month's throttled
+    from django.utils import timezone
+
+    this, now = services.current_month(), timezone.now()
+    CostFetch.objects.create(month=this, started_at=now, status=CostFetch.Status.FAILED, requests=1,
+                             error_code="AccessDeniedException", error_retryable=False)
+    CostFetch.objects.create(month=LAST, started_at=now, status=CostFetch.Status.FAILED, requests=1,
+                             error_code="LimitExceededException", error_retryable=True)
+
+    # When the schedule works out what to fetch
+    due = services.months_due()
+
+    # Then it leaves this month alone (a person must fix it first) and tries last month again
+    assert this not in due and due[0] == LAST
+
+
+def test_the_schedule_fetches_a_few_times_a_day_through_its_task(
+    cost_explorer: Boto3ClientFactory, book: Book, settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the beat entry, and Cost Explorer answering this month only
+    from celery.schedules import crontab
+
+    from billing.tasks import billing_fetch_due
+    from portal.celery import app
+
+    entry = app.conf.beat_schedule["billing-fetch"]
+    assert entry["task"] == billing_fetch_due.name
+    assert isinstance(entry["schedule"], crontab) and len(entry["schedule"].hour) == 4
+    this = services.current_month()
+    queue(ce_answer(this, [("111111111111", "Usage", "1.00", "1.00")], estimated=True), ce_answer(this, []))
+    monkeypatch.setattr("billing.services.default_client_factory", lambda: cost_explorer)
+    settings.SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY = 6  # type: ignore[attr-defined]
+
+    # When the task runs
+    billing_fetch_due.delay()
+
+    # Then this month was fetched first, and the day's budget stopped the rest of the history
+    fetched = list(CostFetch.objects.order_by("started_at", "pk").values_list("month", "status"))
+    assert fetched[0] == (this, CostFetch.Status.SUCCEEDED)
+    assert len(fetched) == 3 and services.requests_in_last_day() == 6
