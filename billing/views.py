@@ -113,6 +113,7 @@ def invoice(request: HttpRequest, month: str, client_id: int) -> HttpResponse:
         flagged=frozenset({f"{chosen:%Y-%m}"}) if statement and statement.anomaly else frozenset(),
         links={f"{m:%Y-%m}": reverse("billing:invoice", kwargs={"month": m, "client_id": client.pk})
                for m, _ in history},
+        shown={f"{m:%Y-%m}": f"{m:%b %y}" for m, _ in history},
     )
     return render(request, "billing/invoice.html", {
         "client": client, "month": chosen, "statement": statement, "chart": chart, "history": history,
