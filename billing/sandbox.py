@@ -128,11 +128,13 @@ def _queue(answers: list[dict[str, Any]]) -> None:
     response.raise_for_status()
 
 
-def sandbox_costs_ensure(*, clients: ClientFactory) -> list[CostFetch]:
-    """Queue and fetch the last 12 months that are not final in the database yet (all of them on
-    first start; after a restart of moto, the current month again). Idempotent enough: a month
-    already final is never queued nor fetched again."""
+def sandbox_costs_ensure(*, clients: ClientFactory, aws_started_empty: bool = True) -> list[CostFetch]:
+    """Queue and fetch the demo costs of the last 12 months: each month never fetched, and, when
+    moto started empty (it forgot the answers it had bound), each month not final yet, so later
+    scheduled fetches of it get the same answer again. A final month is never queued nor fetched
+    again; with moto still running, a month already fetched keeps the answer moto bound to it."""
     require_sandbox()
+    fetched_months = set(CostFetch.objects.filter(status=CostFetch.Status.SUCCEEDED).values_list("month", flat=True))
     today = timezone.localdate()
     fetched = []
     month = current_month()
@@ -141,7 +143,7 @@ def sandbox_costs_ensure(*, clients: ClientFactory) -> list[CostFetch]:
         months.append(month)
         month = previous_month(month)
     for month in reversed(months):
-        if month_is_final(month):
+        if month_is_final(month) or (month in fetched_months and not aws_started_empty):
             continue
         _queue(list(month_answers(month, today=today)))
         try:

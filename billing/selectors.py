@@ -249,11 +249,10 @@ def _record_rows(month: date) -> Iterator[tuple[str, str, Decimal, Decimal, str]
     ).order_by().iterator(chunk_size=5000)
 
 
-def client_totals_by_month(*, months: Sequence[date], client_ids: Iterable[int] | None = None) -> dict[
-    int, dict[date, Decimal]
-]:
+def client_totals_by_month(*, months: Sequence[date], client_ids: Iterable[int] | None = None,
+                           owners: dict[str, Known] | None = None) -> dict[int, dict[date, Decimal]]:
     """Each client's AWS cost (all record types) per month, for the charts and the anomaly check."""
-    owners = account_owners()
+    owners = owners if owners is not None else account_owners()
     wanted = set(client_ids) if client_ids is not None else None
     totals: dict[int, dict[date, Decimal]] = defaultdict(dict)
     rows = (CostLine.objects.filter(month__in=list(months), service="").values("month", "aws_account_id")
@@ -329,7 +328,7 @@ def month_statement(*, month: date) -> MonthStatement:
         statement.accounts.sort(key=lambda a: (a.name, a.aws_account_id))
     percent = settings.SWITCHYARD_BILLING_ANOMALY_PERCENT
     history = client_totals_by_month(months=_months_before(month, settings.SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS),
-                                     client_ids=by_client)
+                                     client_ids=by_client, owners=owners)
     for client_id, statement in by_client.items():
         statement.anomaly = anomaly_of(statement.aws_cost, history.get(client_id, {}).values(), percent=percent)
     return MonthStatement(

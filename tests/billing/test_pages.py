@@ -188,3 +188,44 @@ def test_exports_guard_against_formulas_in_client_names(cost_explorer: Boto3Clie
         assert rows[1][4] == "1.00"
         exported.append(rows)
     assert [row[3] for row in exported[1][1:]] == ["Usage", "Total"]
+
+
+def test_the_month_page_and_export_cost_the_same_queries_for_2_or_20_clients(
+    cost_explorer: Boto3ClientFactory, book: Book, finance_browser: HttpClient
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from onboarding.models import Client
+    from tests.billing.conftest import make_account
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = finance_browser.get(path)
+            if response.streaming:
+                b"".join(response.streaming_content)
+        assert response.status_code == 200
+        return len(captured)
+
+    page = reverse("billing:month", kwargs={"month": LAST})
+    export = reverse("billing:clients_csv", kwargs={"month": LAST})
+    queue(ce_answer(LAST, [("111111111111", "Usage", "1.00", "1.00"), ("222222222222", "Usage", "2.00", "2.00")]),
+          ce_answer(LAST, []))
+    services.cost_month_fetch(month=LAST, clients=cost_explorer)
+    few = queries(page), queries(export)
+
+    # Given 18 more clients with an account and costs each
+    from billing.models import CostLine
+
+    fetch = CostFetch.objects.get(month=LAST)
+    for i in range(18):
+        client = Client.objects.create(name=f"Client {i:02d}", slug=f"client-{i:02d}")
+        make_account(client, "production", f"{300000000000 + i:012d}")
+        CostLine.objects.create(fetch=fetch, month=LAST, aws_account_id=f"{300000000000 + i:012d}",
+                                record_type="Usage", unblended_cost=Decimal("3"), net_unblended_cost=Decimal("3"))
+        ClientBillingTerms.objects.create(client=client, markup_percent=Decimal("5"))
+
+    # Then the page and the export make as many queries as before
+    assert (queries(page), queries(export)) == few
+    # (of the page's, about half are the navigation's capability checks, one per menu entry)
+    assert few[0] <= 30 and few[1] <= 10, few

@@ -48,8 +48,10 @@ def test_the_sandbox_has_twelve_months_of_costs_for_the_demo_accounts(
     assert all(total > 0 for _, total in history)
     assert AwsAccount.objects.count() == 3
 
-    # And a second start fetches only what is not final (this month), never the closed months
-    again = sandbox_costs_ensure(clients=cost_explorer)
+    # And a second start with moto still running fetches nothing; after moto restarted empty, only
+    # what is not final (this month), never the closed months
+    assert sandbox_costs_ensure(clients=cost_explorer, aws_started_empty=False) == []
+    again = sandbox_costs_ensure(clients=cost_explorer, aws_started_empty=True)
     assert [f.month for f in again] == [services.current_month()]
 
 

@@ -45,7 +45,7 @@ class Command(BaseCommand):
         sandbox_demo_clients_ensure()
         sandbox_demo_access_ensure()
         # Twelve months of demo costs in moto's Cost Explorer, fetched so billing has figures at once.
-        costs = sandbox_costs_ensure(clients=clients)
+        costs = sandbox_costs_ensure(clients=clients, aws_started_empty=organization.created)
         if costs:
             self.stdout.write(f"Billing: fetched {len(costs)} month(s) of demo costs from the sandbox's Cost Explorer.")
         # Auditors see the chain's state from the first page view, not only after the hourly check.
