@@ -1,19 +1,7 @@
 from django.urls import path, register_converter
 
 from billing import views
-
-
-class MonthConverter:
-    """YYYY-MM, months 01–12 (a bad month is a 404, never a 500)."""
-
-    regex = r"[0-9]{4}-(?:0[1-9]|1[0-2])"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: object) -> str:
-        return value.strftime("%Y-%m") if hasattr(value, "strftime") else str(value)
-
+from billing.converters import MonthConverter
 
 register_converter(MonthConverter, "month")
 

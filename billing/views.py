@@ -6,6 +6,7 @@ may ask for a month to be fetched again. Everyone else gets 403.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing import selectors, services
 from billing.charts import bar_chart
+from billing.converters import MonthConverter
 from billing.forms import MarkupForm
 from billing.models import ClientBillingTerms
 from onboarding.models import Client
@@ -25,6 +27,7 @@ from portal.audit_views import _streamed_csv
 from portal.permissions import FINANCE, MANAGER, capability_required
 
 READERS = (FINANCE, MANAGER)
+MONTH_RE = re.compile(MonthConverter.regex)
 TOP_CLIENTS = 10
 
 
@@ -136,17 +139,19 @@ def markup(request: HttpRequest, client_id: int) -> HttpResponse:
     """Finance sets the client's markup (negative: a discount); the change is audited."""
     client = get_object_or_404(Client, pk=client_id)
     terms = ClientBillingTerms.objects.filter(client=client).first() or ClientBillingTerms(client=client)
-    back = request.GET.get("month", "")
+    back = _month_or_none(request.GET.get("month", ""))  # the month page to go back to
     form = MarkupForm(request.POST or None, instance=terms)
     if request.method == "POST" and form.is_valid():
         percent: Decimal = form.cleaned_data["markup_percent"]
         services.billing_terms_set(client=client, markup_percent=percent, actor=request.user,  # type: ignore[arg-type]
                                    request=request)
         messages.success(request, f"{client.name}: markup set to {percent} %.")
-        if back:
-            try:
-                return redirect("billing:month", month=_month(back))
-            except Http404:
-                pass
-        return redirect("billing:index")
+        return redirect("billing:month", month=back) if back else redirect("billing:index")
     return render(request, "billing/markup.html", {"client": client, "form": form, "month": back})
+
+
+def _month_or_none(value: str) -> date | None:
+    try:
+        return _month(value) if MONTH_RE.fullmatch(value) else None
+    except Http404:
+        return None

@@ -366,6 +366,7 @@ QUERY_PARAMETERS: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "audit:person_history": ("aud", {"person_id": "@eng"}, ["page"]),
     "audit:review_list": ("aud", {}, ["page"]),
     "audit:review_detail": ("aud", {"review_id": "review"}, ["show", "unused_days", "page"]),
+    "billing:markup": ("adm", {"client_id": "acme"}, ["month"]),
     "account_login": ("anon", {}, ["next"]),
     "account_reauthenticate": ("eng", {}, ["next"]),
 }
