@@ -328,3 +328,22 @@ def test_the_schedule_fetches_a_few_times_a_day_through_its_task(
     fetched = list(CostFetch.objects.order_by("started_at", "pk").values_list("month", "status"))
     assert fetched[0] == (this, CostFetch.Status.SUCCEEDED)
     assert len(fetched) == 3 and services.requests_in_last_day() == 6
+
+
+def test_cost_explorers_rate_limit_is_retried_later_unlike_an_iam_quota(
+    cost_explorer: Boto3ClientFactory, book: Book
+) -> None:
+    # Given Cost Explorer answers LimitExceededException (its request-rate limit)
+    from botocore.stub import Stubber
+
+    ce = cost_explorer.client("ce")
+    with Stubber(ce) as stub:
+        stub.add_client_error("get_cost_and_usage", "LimitExceededException", "Rate exceeded", 400)
+
+        # When this month is fetched
+        failed = services.cost_month_fetch(month=services.current_month(), clients=cost_explorer)
+
+    # Then the failure is retryable (the schedule tries again), in plain words
+    assert failed.status == CostFetch.Status.FAILED and failed.error_retryable
+    assert "request rate" in failed.error_message
+    assert services.current_month() in services.months_due()
