@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         _guarded(results, [("matrix_csv_vs_sql", 3, "x"), ("matrix_csv_peak_mb", 200, "MB")],
                  lambda: metrics.matrix_export(seeded, repeats=args.export_repeats), started)
         _log(started, "access-matrix export measured")
+        from bench import billing
+
+        _guarded(results, [("billing_csv_vs_sql", 3, "x")],
+                 lambda: billing.billing_export(repeats=args.export_repeats), started)
+        _log(started, "billing export measured")
         connections.close_all()
 
         if args.skip_onboarding:

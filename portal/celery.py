@@ -35,4 +35,7 @@ app.conf.beat_schedule = {
     # Re-drives template roll-outs whose message was lost or whose worker died.
     "rollout-reconcile": {"task": "switchroles.tasks.rollout_reconcile", "schedule": 60.0,
                           "options": {"expires": 55}},
+    # Cost Explorer charges per request: four times a day (this month, last month until final, history).
+    "billing-fetch": {"task": "billing.tasks.billing_fetch_due", "schedule": crontab(minute=17, hour="*/6"),
+                      "options": {"expires": 3600}},
 }

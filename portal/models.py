@@ -65,6 +65,10 @@ class User(AbstractUser):
     def is_auditor(self) -> bool:
         return self.has_capability("Auditor")
 
+    @property
+    def is_finance(self) -> bool:
+        return self.has_capability("Finance")
+
 
 class AppendOnlyQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> int:

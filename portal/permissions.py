@@ -18,6 +18,7 @@ from django.http.response import HttpResponseBase
 MANAGER = "Manager"
 ENGINEER = "Engineer"
 AUDITOR = "Auditor"
+FINANCE = "Finance"
 
 # What each capability may do, as model permissions (app_label.codename). The data migration
 # portal/0002 creates the groups from this; later migrations grant the permissions of models they add
@@ -45,6 +46,11 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
         "switchroles.view_grant", "switchroles.view_linkuse",
         "portal.view_auditevent", "portal.view_auditchaincheck",
         "portal.view_accessreview", "portal.view_accessreviewitem",
+    ),
+    # Reads every client's costs and sets markups. The billing permissions are granted by
+    # billing/0002 (portal/0002 may run before the billing models exist). Managers read billing too.
+    FINANCE: (
+        "onboarding.view_client",
     ),
 }
 

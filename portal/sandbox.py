@@ -38,6 +38,7 @@ DEMO_USERS = {
     "manager": ("Manager", "Morgan", "morgan.manager"),
     "engineer": ("Engineer", "Eli", "eli.engineer"),
     "auditor": ("Auditor", "Ada", "ada.auditor"),
+    "finance": ("Finance", "Fran", "fran.finance"),
 }
 
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "portal",
     "onboarding",
     "switchroles",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -253,3 +254,12 @@ LOGGING = {
 }
 
 AUDIT_VERIFY_INTERVAL = timedelta(hours=1)
+
+# --- Billing (Cost Explorer; each request costs $0.01) ---------------------------------------------
+# The most Cost Explorer requests Switchyard makes in any 24 hours, scheduled and on-demand together.
+SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY = env.int("SWITCHYARD_BILLING_MAX_REQUESTS_PER_DAY", default=40)
+# A client is flagged when its month runs this many percent above the average of its previous months.
+SWITCHYARD_BILLING_ANOMALY_PERCENT = env.int("SWITCHYARD_BILLING_ANOMALY_PERCENT", default=25)
+SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS = env.int("SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS", default=3)
+# AmortizedCost too (spreads reservations and savings plans over the month); off by default.
+SWITCHYARD_BILLING_AMORTIZED = env.bool("SWITCHYARD_BILLING_AMORTIZED", default=False)

@@ -17,4 +17,5 @@ urlpatterns = [
     path("templates/", include("switchroles.template_urls")),
     path("", include("switchroles.urls")),
     path("audit/", include("portal.audit_urls")),
+    path("billing/", include("billing.urls")),
 ]

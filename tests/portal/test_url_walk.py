@@ -26,8 +26,12 @@ PUBLIC = {
 ENROLMENT = {"mfa_activate_totp", "account_logout", "account_reauthenticate", "healthz"}
 
 
+# Path converters with a format of their own: a well-formed sample (billing's YYYY-MM month).
+SAMPLES = {"int": "1", "month": "2026-01"}
+
+
 def _sample(part: str) -> str:
-    return re.sub(r"<(?:(\w+):)?(\w+)>", lambda m: "1" if m.group(1) == "int" else "x1", part)
+    return re.sub(r"<(?:(\w+):)?(\w+)>", lambda m: SAMPLES.get(m.group(1) or "", "x1"), part)
 
 
 def walk(patterns: list[URLPattern | URLResolver] | None = None, prefix: str = "") -> Iterator[tuple[str, str]]:

@@ -233,6 +233,8 @@ ROUTE_ARGUMENTS = {
 }
 # allauth's token URLs: well-formed values that match no real token.
 TOKEN_ARGUMENTS = {"uidb36": "1", "key": "x1y2z3"}
+# Plain values: a billing month (YYYY-MM; a month with no costs fetched is still a page).
+TOKEN_ARGUMENTS["month"] = "2026-01"
 
 
 def _admin_kwargs(route: Route, world: World) -> dict[str, str]:
@@ -336,7 +338,7 @@ def changed_tables(before: dict[str, int], after: dict[str, int]) -> dict[str, t
 
 # Every module that took ``default_client_factory`` by name (``from portal.aws import ...``).
 FACTORY_HOLDERS = ("portal.aws", "onboarding.handback", "onboarding.services", "switchroles.rollout",
-                   "switchroles.drift", "switchroles.sandbox", "switchroles.tasks")
+                   "switchroles.drift", "switchroles.sandbox", "switchroles.tasks", "billing.services")
 
 
 def replace_client_factory(monkeypatch: pytest.MonkeyPatch, factory: Callable[[], Any]) -> None:

@@ -148,6 +148,15 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "audit:review_detail":                   (LOGIN, MFA, 403, 403, OK, OK, OK),
     "audit:review_decide":                   (405, MFA, 405, 405, 405, 405, 405),
     "audit:review_csv":                      (LOGIN, MFA, 403, 403, OK, OK, OK),
+    # --- billing (finance and managers read; finance sets markups; tests/billing/test_access.py: finance) ---
+    "billing:index":                         (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "billing:month":                         (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "billing:clients_csv":                   (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "billing:accounts_csv":                  (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "billing:invoice":                       (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "billing:invoice_csv":                   (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "billing:markup":                        (LOGIN, MFA, 403, 403, 403, 403, OK),
+    "billing:refetch":                       (405, MFA, 405, 405, 405, 405, 405),
     # --- the Django admin: the rule below, and these four ----------------------------------------------
     "admin:login":                           (LOGIN, MFA, 403, 403, 403, 403, ADMIN_HOME),
     "admin:logout":                          (ADMIN_HOME, MFA, ADMIN_HOME, ADMIN_HOME, ADMIN_HOME, ADMIN_HOME, 405),
@@ -329,6 +338,9 @@ STATE_CHANGING: dict[str, str] = {
     # access reviews
     "audit:review_new": "mgr",
     "audit:review_decide": "mgr",
+    # billing
+    "billing:refetch": "mgr",
+    "billing:markup": "adm",
 }
 
 

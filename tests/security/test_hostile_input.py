@@ -366,6 +366,7 @@ QUERY_PARAMETERS: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "audit:person_history": ("aud", {"person_id": "@eng"}, ["page"]),
     "audit:review_list": ("aud", {}, ["page"]),
     "audit:review_detail": ("aud", {"review_id": "review"}, ["show", "unused_days", "page"]),
+    "billing:markup": ("adm", {"client_id": "acme"}, ["month"]),
     "account_login": ("anon", {}, ["next"]),
     "account_reauthenticate": ("eng", {}, ["next"]),
 }
@@ -444,6 +445,8 @@ def test_unknown_and_out_of_range_ids_answer_404(world: World, aws_forbidden: Aw
         for unknown in (*UNKNOWN_IDS, "-1"):
             # When each id is replaced by one that does not exist (or is negative, or too big)
             path = "/".join(unknown if part.isdigit() else part for part in real.split("/"))
+            if path == real:  # no id in it to replace (billing's months: tests/billing/test_pages.py)
+                continue
             before = row_counts()
             get, post = admin.get(path), admin.post(path, {"reason": "x", "decision": "revoke"})
 

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.sandbox import sandbox_costs_ensure
 from onboarding.models import AwsAccount
 from onboarding.sandbox import sandbox_demo_clients_ensure
 from portal.audit import audit_chain_check_record
@@ -43,6 +44,10 @@ class Command(BaseCommand):
             self._print_restore(sandbox_aws_restore(clients=clients))
         sandbox_demo_clients_ensure()
         sandbox_demo_access_ensure()
+        # Twelve months of demo costs in moto's Cost Explorer, fetched so billing has figures at once.
+        costs = sandbox_costs_ensure(clients=clients, aws_started_empty=organization.created)
+        if costs:
+            self.stdout.write(f"Billing: fetched {len(costs)} month(s) of demo costs from the sandbox's Cost Explorer.")
         # Auditors see the chain's state from the first page view, not only after the hourly check.
         audit_chain_check_record()
         self.stdout.write(self.style.SUCCESS("\nSwitchyard sandbox is ready on http://127.0.0.1:8000/"))
