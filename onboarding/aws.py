@@ -15,6 +15,7 @@ No Django import at module level: this module is importable and testable without
 from __future__ import annotations
 
 import functools
+import html
 import json
 import logging
 import re
@@ -312,6 +313,47 @@ def _lookup(code: str) -> tuple[bool, str] | None:
     return _ERRORS.get(code) or _ERRORS.get(code.removesuffix("Exception"))
 
 
+# An endpoint that does not implement an operation answers the same way however often it is asked:
+# real AWS for an API it lacks in a region, the sandbox's moto for what it does not simulate.
+NOT_IMPLEMENTED_CODES: Final = frozenset({"NotImplemented", "NotImplementedException", "InvalidAction",
+                                          "UnknownOperationException", "UnknownOperation"})
+NETWORK_ERROR_CODES: Final = frozenset(cls.__name__ for cls in _NETWORK_ERRORS)
+_HTML_RE: Final = re.compile(r"<\s*(?:!doctype|html|head|body|title|h1|p|div)\b", re.IGNORECASE)
+_TAG_RE: Final = re.compile(r"<[^>]*>")
+_RAW_MESSAGE_MAX_CHARS: Final = 1000
+
+
+def not_implemented_error(operation: str, raw_message: str) -> AwsError:
+    """The AwsError for an operation the endpoint does not implement: never retryable."""
+    return AwsError(
+        "NotImplemented",
+        _plain_text(raw_message),
+        f"The AWS endpoint Switchyard talks to does not support {operation or 'this operation'}, so retrying "
+        "will not help. In the sandbox its simulated AWS lacks it: report it to Switchyard's developers. "
+        "Against real AWS, check the endpoint and region Switchyard is configured with (AWS_ENDPOINT_URL).",
+        False,
+    )
+
+
+def _plain_text(raw: str) -> str:
+    """AWS's message as text a person can read: an HTML error page (a proxy's or a local server's)
+    becomes its words, without markup; anything is cut to a readable length."""
+    text = raw
+    if _HTML_RE.search(text):
+        text = html.unescape(_TAG_RE.sub(" ", text))
+        text = " ".join(text.split())
+        text = f"(an HTML error page) {text}" if text else "(an HTML error page without text)"
+    if len(text) > _RAW_MESSAGE_MAX_CHARS:
+        text = text[: _RAW_MESSAGE_MAX_CHARS - 1] + "…"
+    return text
+
+
+def is_unexplained_failure(error: AwsError) -> bool:
+    """True for a retryable error Switchyard has no explanation for (an unknown code that AWS sent
+    with HTTP 5xx or 429): worth a few retries, not an open-ended wait."""
+    return error.retryable and _lookup(error.code) is None and error.code not in NETWORK_ERROR_CODES
+
+
 def classify_client_error(exc: ClientError) -> AwsError:
     """Turn a botocore ``ClientError`` into an :class:`AwsError`.
 
@@ -326,16 +368,22 @@ def classify_client_error(exc: ClientError) -> AwsError:
     reason_value = exc.response.get("Reason") or error.get("Reason")
     reason = str(reason_value) if reason_value else None
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    raw_message = _plain_text(raw_message)
+    if code in NOT_IMPLEMENTED_CODES or status == 501:
+        return not_implemented_error(str(getattr(exc, "operation_name", "") or ""), raw_message)
 
     known = _lookup(code)
     if known is not None:
         retryable, plain = known
     else:
         retryable = status == 429 or status >= 500
+        label = f"HTTP {code}" if code.isdigit() else code
         plain = (
-            f"AWS had a temporary problem ({code}). {_TRY_AGAIN}"
+            f"AWS answered with an unexpected error ({label}). {_TRY_AGAIN} It stops after a few tries "
+            "and asks a person to look."
             if retryable
-            else f"AWS refused the request ({code}). Check the details below; a person needs to act."
+            else f"AWS refused the request ({label}). Retrying will not change that: check the details below, "
+            "fix what they describe, then try again."
         )
     if reason is not None:
         plain = _CONSTRAINT_REASONS.get(reason, f"{plain} (reason: {reason})")
@@ -382,6 +430,9 @@ def _translating_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise classify_client_error(exc) from exc
         except BotoCoreError as exc:
             raise classify_botocore_error(exc) from exc
+        except NotImplementedError as exc:
+            # moto in-process raises this for an action it does not simulate.
+            raise not_implemented_error(func.__name__, str(exc)) from exc
 
     return wrapper
 

@@ -437,10 +437,10 @@ def _advance_step(account_id: int, clients: ClientFactory, chain: workflow.Chain
         outcome = workflow.HANDLERS[step.kind](run)
     except AwsError as error:
         transient = int(step.detail.get("transient_failures", 0)) + 1
-        if error.retryable and transient < workflow.MAX_TRANSIENT_FAILURES:
+        if error.retryable and transient < workflow.transient_failure_limit(error):
             _record_transient(step, error, transient, now)
             raise
-        outcome = workflow.Outcome.failed(error)
+        outcome = workflow.Outcome.failed(workflow.gave_up_error(error, transient) if error.retryable else error)
     except ValueError as exc:
         # A value AWS would refuse, caught before sending (e.g. a template edited into an invalid state).
         outcome = workflow.Outcome.failed(

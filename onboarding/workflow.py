@@ -111,6 +111,27 @@ def redrive_after() -> timedelta:
 
 # Throttling or network trouble on the same step this many times in a row: stop and tell a person.
 MAX_TRANSIENT_FAILURES = 12
+# An unexplained AWS failure (an unknown code with HTTP 5xx): a few tries, then a person looks.
+MAX_UNEXPLAINED_FAILURES = 3
+
+
+def transient_failure_limit(error: AwsError) -> int:
+    """How many retryable failures in a row a step takes before it fails for a person to look at."""
+    return MAX_UNEXPLAINED_FAILURES if aws.is_unexplained_failure(error) else MAX_TRANSIENT_FAILURES
+
+
+def gave_up_error(error: AwsError, tries: int) -> AwsError:
+    """The error a step fails with once its retries are used up: AWS's code and words, and a plain
+    message saying that Switchyard stopped and what to do."""
+    return AwsError(
+        error.code,
+        error.raw_message,
+        f"AWS failed {tries} times in a row ({error.code}), so Switchyard stopped retrying this step. "
+        "Check the AWS Health Dashboard (in the sandbox: that its simulated AWS is running), then "
+        "“Retry this step”.",
+        False,
+        error.reason,
+    )
 SESSION_NAME = "switchyard-onboarding"
 # A created account's IAM normally answers within minutes; after this, something else is wrong.
 NEW_ACCOUNT_IAM_DEADLINE = timedelta(hours=2)
