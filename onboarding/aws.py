@@ -1358,53 +1358,218 @@ def delete_role(
 # --------------------------------------------------------------------------------------------------
 
 
+INVITED_ACCESS_ROLE_NAME: Final = "SwitchyardAccessRole"
+ACCESS_ROLE_TAG_KEY: Final = "switchyard-access-role"
+# The IAM write actions Switchyard's access role needs for the roles it manages (onboarding,
+# roll-out, drift repair, hand-back), and only on roles under /switchyard/.
+ACCESS_ROLE_WRITE_ACTIONS: Final = (
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:RemoveRoleFromInstanceProfile",
+)
+
+
+def access_role_trust_policy(*, main_account_id: str, principal_arn: str | dict[str, Any]) -> dict[str, Any]:
+    """Trust for Switchyard's access role: the main account, and in it only Switchyard's worker
+    principal (``aws:PrincipalArn``), so no other identity of the main account can use the role."""
+    _require_account_id(main_account_id)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SwitchyardWorkersOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{main_account_id}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": principal_arn}},
+            }
+        ],
+    }
+
+
+def access_role_policy() -> dict[str, Any]:
+    """Least privilege for what Switchyard does in a client's account (CloudFormation syntax: uses
+    ``Fn::Sub`` for the account id). IAM writes only on roles under ``/switchyard/``, new ones only
+    tagged ``managed-by=switchyard``, AWS managed policies only; an explicit Deny of every such write
+    outside that path (the guard that holds whatever else is attached to the role), so the role
+    cannot make an administrator anywhere else, nor change itself; read-only IAM to discover the
+    roles that already exist."""
+    switchyard_roles = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/switchyard/*"}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ManageSwitchyardRoles",
+                "Effect": "Allow",
+                "Action": [a for a in ACCESS_ROLE_WRITE_ACTIONS if a != "iam:CreateRole"],
+                "Resource": switchyard_roles,
+            },
+            {
+                "Sid": "CreateOnlyTaggedSwitchyardRoles",
+                "Effect": "Allow",
+                "Action": "iam:CreateRole",
+                "Resource": switchyard_roles,
+                "Condition": {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_TAG_KEY}": MANAGED_BY_TAG_VALUE}},
+            },
+            {
+                "Sid": "NoIamWritesOutsideSwitchyardPath",
+                "Effect": "Deny",
+                "Action": list(ACCESS_ROLE_WRITE_ACTIONS),
+                "NotResource": switchyard_roles,
+            },
+            {
+                "Sid": "OnlyAwsManagedPolicies",
+                "Effect": "Deny",
+                "Action": ["iam:AttachRolePolicy"],
+                "Resource": "*",
+                "Condition": {"ArnNotLike": {"iam:PolicyARN": "arn:aws:iam::aws:policy/*"}},
+            },
+            {
+                "Sid": "ReadIamToDiscoverRoles",
+                "Effect": "Allow",
+                "Action": ["iam:Get*", "iam:List*"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
 def access_role_cloudformation_template(
-    *, main_account_id: str, role_name: str = DEFAULT_ACCESS_ROLE_NAME
+    *, main_account_id: str, principal_arn: str, role_name: str = INVITED_ACCESS_ROLE_NAME
 ) -> str:
-    """YAML CloudFormation template the client deploys in an invited account to create the
-    access role Switchyard needs: trusted by the main account, with AdministratorAccess (the
-    same as the role AWS gives accounts created in the Organization). Plain YAML without
-    short-form intrinsics, so ``yaml.safe_load`` reads it back."""
+    """YAML CloudFormation template the client deploys in an invited account to create the access
+    role Switchyard needs. Parameter ``RoleName`` (default ``role_name``, the name Switchyard will
+    assume); trust: the main account's ``principal_arn`` only; permissions: :func:`access_role_policy`
+    (no AdministratorAccess). Plain YAML without short-form intrinsics, so ``yaml.safe_load`` reads
+    it back; ``cfn-lint`` passes it."""
     _require_account_id(main_account_id)
     if not ROLE_NAME_RE.match(role_name):
         raise ValueError(f"{role_name!r} is not a valid IAM role name.")
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
-            f"Switchyard access role: lets the managed-services account {main_account_id} manage the "
-            "cross-account console roles in this account."
+            f"Switchyard access role: lets Switchyard (account {main_account_id}) manage the /switchyard/ "
+            "console roles in this account, and read its IAM. Nothing else."
         ),
+        "Parameters": {
+            "RoleName": {
+                "Type": "String",
+                "Default": role_name,
+                "AllowedPattern": r"[\w+=,.@-]{1,64}",
+                "Description": (
+                    "The access role's name. Keep the default unless your account manager gave you another one. "
+                    "Do not use OrganizationAccountAccessRole if your account already has a role of that name."
+                ),
+            },
+            "SwitchyardPrincipalArn": {
+                "Type": "String",
+                "Default": principal_arn,
+                "Description": "The identity Switchyard's workers run as, in the managed-services account.",
+            },
+        },
         "Resources": {
             "SwitchyardAccessRole": {
                 "Type": "AWS::IAM::Role",
                 "Properties": {
-                    "RoleName": role_name,
-                    "Description": f"Access for Switchyard in account {main_account_id}",
-                    "AssumeRolePolicyDocument": {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"AWS": f"arn:aws:iam::{main_account_id}:root"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    },
-                    "ManagedPolicyArns": [ADMINISTRATOR_ACCESS_ARN],
+                    "RoleName": {"Ref": "RoleName"},
+                    "Description": f"Switchyard (account {main_account_id}) manages /switchyard/ roles here",
+                    "MaxSessionDuration": MIN_SESSION_SECONDS,
+                    "AssumeRolePolicyDocument": access_role_trust_policy(
+                        main_account_id=main_account_id, principal_arn={"Ref": "SwitchyardPrincipalArn"}
+                    ),
+                    "Policies": [{"PolicyName": "switchyard-access", "PolicyDocument": access_role_policy()}],
+                    "Tags": [{"Key": ACCESS_ROLE_TAG_KEY, "Value": "true"}],
                 },
             }
         },
         "Outputs": {
             "RoleArn": {
-                "Description": "Send this ARN back to your account manager.",
+                "Description": "The access role's ARN (Switchyard finds the role by its name; nothing to send back).",
                 "Value": {"Fn::GetAtt": ["SwitchyardAccessRole", "Arn"]},
             }
         },
     }
     header = (
         "# Switchyard access role.\n"
-        "# Deploy in the invited account, in any region, for example:\n"
+        "# Deploy it in your AWS account (any region), signed in as an administrator, for example:\n"
         "#   aws cloudformation deploy --template-file switchyard-access-role.yaml \\\n"
         "#     --stack-name switchyard-access-role --capabilities CAPABILITY_NAMED_IAM\n"
+        "# Then tell your account manager, who clicks \"Verify access now\" in Switchyard.\n"
+        "#\n"
+        f"# The role is called {role_name}. If your account came from another AWS Organization it may\n"
+        "# already have an OrganizationAccountAccessRole that trusts that Organization's management\n"
+        "# account: leave it alone (or delete it once you no longer need it). Do not reuse that name:\n"
+        "# CloudFormation would stop with EntityAlreadyExists.\n"
     )
-    return header + yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=100)
+    # A JSON round trip copies shared sub-documents, so YAML writes no aliases (CloudFormation refuses them).
+    plain = json.loads(json.dumps(template))
+    return header + yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, width=100)
+
+
+# --------------------------------------------------------------------------------------------------
+# Adoption: the roles already in an account
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoundRole:
+    """A role in a member account that trusts the main account and is not Switchyard's."""
+
+    arn: str
+    path: str
+    name: str
+    trusted_principals: tuple[str, ...]
+    managed_policy_arns: tuple[str, ...]
+
+
+def trusted_principals(trust_policy: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every AWS principal an Allow statement of ``trust_policy`` names."""
+    found: list[str] = []
+    statements = trust_policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal", {})
+        values = principal.get("AWS", []) if isinstance(principal, Mapping) else [principal]
+        found.extend(str(v) for v in (values if isinstance(values, list) else [values]))
+    return tuple(found)
+
+
+@_translating_errors
+def roles_trusting_account(
+    *, clients: ClientFactory, credentials: TemporaryCredentials | None, trusted_account_id: str,
+    ignore_names: Iterable[str] = (),
+) -> tuple[FoundRole, ...]:
+    """Every role in the account the credentials reach whose trust policy lets ``trusted_account_id``
+    (its root or any of its principals, or ``*``) assume it, except Switchyard's own (path
+    ``/switchyard/`` or tag ``managed-by=switchyard``), AWS service roles and ``ignore_names`` (the
+    access role). Reads only (ListRoles, ListRoleTags, ListAttachedRolePolicies)."""
+    _require_account_id(trusted_account_id)
+    iam = clients.client("iam", credentials=credentials)
+    ignored = set(ignore_names)
+    found: list[FoundRole] = []
+    for role in _paginate(iam, "list_roles", "Roles"):
+        name, path = role["RoleName"], role.get("Path", "/")
+        if name in ignored or path.startswith("/switchyard/") or path.startswith("/aws-service-role/"):
+            continue
+        principals = trusted_principals(_policy_document(role.get("AssumeRolePolicyDocument") or "{}"))
+        if not any(p in (trusted_account_id, "*") or f":iam::{trusted_account_id}:" in p for p in principals):
+            continue
+        tags = {t["Key"]: t["Value"] for t in _paginate(iam, "list_role_tags", "Tags", RoleName=name)}
+        if tags.get(MANAGED_BY_TAG_KEY) == MANAGED_BY_TAG_VALUE:
+            continue
+        managed = tuple(sorted(
+            p["PolicyArn"] for p in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)
+        ))
+        found.append(FoundRole(arn=role["Arn"], path=path, name=name, trusted_principals=principals,
+                               managed_policy_arns=managed))
+    return tuple(sorted(found, key=lambda r: r.name))

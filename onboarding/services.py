@@ -159,6 +159,23 @@ def _database_errors(
     return errors
 
 
+def account_name_taken(*, client: Client, account_name: str) -> bool:
+    """True when ``client`` already has an account of this name (any case): two would give links that
+    read the same. Handed-back and cancelled accounts do not count."""
+    return (
+        AwsAccount.objects.filter(client=client, name__iexact=account_name.strip())
+        .exclude(state__in=[State.HANDED_BACK, State.CANCELLED, State.DECLINED, State.EXPIRED])
+        .exists()
+    )
+
+
+def _name_errors(*, client: Client | None, account_name: str) -> dict[str, list[str]]:
+    if client is not None and account_name_taken(client=client, account_name=account_name):
+        return {"account_name": [f"{client.name} already has an account named {account_name}: their links "
+                                 "would read the same. Choose another name."]}
+    return {}
+
+
 def _organization_errors(
     *, clients: ClientFactory, origin: str, root_email: str, account_id: str
 ) -> dict[str, list[str]]:
@@ -232,7 +249,7 @@ def onboarding_request(
     errors = _input_errors(account_name=account_name, templates=templates, reason=reason, **values)
     if errors:
         raise ValidationError(errors)
-    errors = _database_errors(**values)
+    errors = {**_database_errors(**values), **_name_errors(client=client, account_name=account_name)}
     if errors:
         raise ValidationError(errors)
     try:

@@ -253,3 +253,9 @@ LOGGING = {
 }
 
 AUDIT_VERIFY_INTERVAL = timedelta(hours=1)
+
+# Bringing accounts in (onboarding: adopt, invite): the identity Switchyard's workers run as in the main
+# account. Invited accounts' access roles trust only it (aws:PrincipalArn).
+SWITCHYARD_WORKER_PRINCIPAL_ARN = env.str(
+    "SWITCHYARD_WORKER_PRINCIPAL_ARN", default=f"arn:aws:iam::{SWITCHYARD_MAIN_ACCOUNT_ID}:role/SwitchyardWorker"
+)
