@@ -1573,3 +1573,20 @@ def roles_trusting_account(
         found.append(FoundRole(arn=role["Arn"], path=path, name=name, trusted_principals=principals,
                                managed_policy_arns=managed))
     return tuple(sorted(found, key=lambda r: r.name))
+
+
+@_translating_errors
+def read_role_trust(
+    *, clients: ClientFactory, credentials: TemporaryCredentials | None, name: str
+) -> tuple[str, dict[str, Any]] | None:
+    """``(arn, trust policy)`` of the role ``name`` in the account the credentials reach, or None
+    when there is none. One GetRole: for checking whom an access role trusts."""
+    if not ROLE_NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid IAM role name.")
+    try:
+        role = clients.client("iam", credentials=credentials).get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+    return str(role["Arn"]), _policy_document(role["AssumeRolePolicyDocument"])

@@ -485,7 +485,7 @@ def access_role_problem(run: StepRun, credentials: TemporaryCredentials) -> AwsE
     ``AccessRoleMissing`` (retryable) when IAM does not show it yet; ``AccessRoleTrustsSomeoneElse``
     when its trust names only other accounts (an old management account, typically)."""
     account = run.account
-    role = aws.read_role(clients=run.clients, credentials=credentials, path="/", name=account.access_role)
+    role = aws.read_role_trust(clients=run.clients, credentials=credentials, name=account.access_role)
     main = settings.SWITCHYARD_MAIN_ACCOUNT_ID
     if role is None:
         return AwsError(
@@ -495,12 +495,13 @@ def access_role_problem(run: StepRun, credentials: TemporaryCredentials) -> AwsE
             "deployed the CloudFormation template, use “Verify access now”.",
             True,
         )
-    if trusts_account(role.trust_policy, main):
+    arn, trust_policy = role
+    if trusts_account(trust_policy, main):
         return None
-    others = ", ".join(trusted_principals(role.trust_policy)) or "nobody"
+    others = ", ".join(trusted_principals(trust_policy)) or "nobody"
     return AwsError(
         "AccessRoleTrustsSomeoneElse",
-        f"{role.arn} trusts {others}",
+        f"{arn} trusts {others}",
         f"The role {account.access_role} in {account.account_id} trusts {others}, not Switchyard's main account "
         f"{main}. It is probably the role of the account's previous Organization. Ask the client to deploy "
         "Switchyard's CloudFormation template (it creates SwitchyardAccessRole beside it), or set the account's "
