@@ -62,13 +62,14 @@ class OnboardingBatch(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.get_origin_display()} batch {self.pk}"
-
-    def get_origin_display(self) -> str:
-        return "Adoption" if self.origin == "adopted" else "Invitation"
+        return f"{self.kind_label} batch {self.pk}"
 
     def get_absolute_url(self) -> str:
         return reverse("onboarding:batch_detail", kwargs={"batch_id": self.pk})
+
+    @property
+    def kind_label(self) -> str:
+        return "Adoption" if self.origin == "adopted" else "Invitation"
 
 
 class AwsAccount(models.Model):

@@ -12,7 +12,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from onboarding.models import AwsAccount, Client, OnboardingStep
+from onboarding.models import AwsAccount, Client, OnboardingBatch, OnboardingStep
 from portal.permissions import AUDITOR, MANAGER, user_has_capability
 from switchroles.models import AccountRole
 
@@ -138,3 +138,37 @@ def accounts_needing_attention(*, now: datetime | None = None) -> QuerySet[AwsAc
         Q(state=State.FAILED)
         | Q(state__in=IN_PROGRESS_STATES, pk__in=stuck_steps.values("account_id"))
     )
+
+
+def batch_for_viewer(*, viewer: Any, batch_id: int) -> OnboardingBatch:
+    """The batch, or 404 when it does not exist or ``viewer`` may not see it."""
+    batches = OnboardingBatch.objects.all() if _may_see_clients(viewer) else OnboardingBatch.objects.none()
+    return get_object_or_404(batches.select_related("requested_by"), pk=batch_id)
+
+
+def batch_accounts(*, batch: OnboardingBatch) -> list[AwsAccount]:
+    """The batch's accounts, each with ``current_step`` (the first step not done, or None)."""
+    accounts = list(
+        batch.accounts.select_related("client")
+        .prefetch_related(Prefetch("steps", queryset=OnboardingStep.objects.order_by("position")))
+        .order_by("client__name", "name")
+    )
+    for account in accounts:
+        account.current_step = next(  # type: ignore[attr-defined]
+            (s for s in account.steps.all() if s.status != Status.SUCCEEDED), None)
+    return accounts
+
+
+def batch_counts(*, accounts: list[AwsAccount]) -> dict[str, int]:
+    """How many of the accounts are active, on their way, needing attention, or ended otherwise."""
+    counts = {"active": 0, "in_progress": 0, "attention": 0, "ended": 0}
+    for account in accounts:
+        if account.state == State.ACTIVE:
+            counts["active"] += 1
+        elif account.state == State.FAILED:
+            counts["attention"] += 1
+        elif account.state in AwsAccount.FINAL_STATES:
+            counts["ended"] += 1
+        else:
+            counts["in_progress"] += 1
+    return counts

@@ -158,7 +158,7 @@ def _join(handshake: Handshake, partition: str) -> None:
     org = backend.org
     if org is None:
         raise _not_in_organization()
-    account = FakeAccount.__new__(FakeAccount)
+    account: Any = FakeAccount.__new__(FakeAccount)
     account.type = "ACCOUNT"
     account.region = org.region
     account.organization_id = org.id

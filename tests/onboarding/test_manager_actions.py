@@ -4,7 +4,6 @@ anything exists in AWS, check an invited account's access role now, and re-drive
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
