@@ -361,3 +361,19 @@ def test_bulk_adopts_each_account_in_its_own_workflow(org: Boto3ClientFactory, m
     assert sorted(a.account_id for a in accounts) == sorted(ids)
     assert {a.state for a in accounts} == {State.ACTIVE}
     assert {a.client.name for a in accounts} == {"Client 0", "Client 1"}
+
+
+def test_the_sandbox_seeds_one_member_to_adopt_with_a_hand_made_role(org: Boto3ClientFactory) -> None:
+    from portal.sandbox import LEGACY_ROLE_NAME, sandbox_legacy_member_ensure
+
+    # when the sandbox comes up twice
+    first = sandbox_legacy_member_ensure(clients=org)
+    second = sandbox_legacy_member_ensure(clients=org)
+
+    # then one member Switchyard does not manage is there, with its role trusting the main account
+    assert first == second
+    assert [m.id for m in adoption.unmanaged_members(clients=org)] == [first]
+    credentials = aws.assume_access_role(clients=org, account_id=first, session_name="check")
+    found = aws.roles_trusting_account(clients=org, credentials=credentials, trusted_account_id=MAIN_ACCOUNT_ID,
+                                       ignore_names=["OrganizationAccountAccessRole"])
+    assert [role.name for role in found] == [LEGACY_ROLE_NAME]

@@ -14,6 +14,7 @@ from portal.sandbox import (
     SandboxRestore,
     sandbox_aws_restore,
     sandbox_demo_users_ensure,
+    sandbox_legacy_member_ensure,
     sandbox_organization_ensure,
 )
 from switchroles.sandbox import sandbox_demo_access_ensure
@@ -43,6 +44,8 @@ class Command(BaseCommand):
             self._print_restore(sandbox_aws_restore(clients=clients))
         sandbox_demo_clients_ensure()
         sandbox_demo_access_ensure()
+        legacy = sandbox_legacy_member_ensure(clients=clients)
+        self.stdout.write(f"A member made before Switchyard, ready to adopt: {legacy} (Clients → Adopt)")
         # Auditors see the chain's state from the first page view, not only after the hourly check.
         audit_chain_check_record()
         self.stdout.write(self.style.SUCCESS("\nSwitchyard sandbox is ready on http://127.0.0.1:8000/"))
