@@ -43,14 +43,17 @@ def wait_until(predicate: object, *, timeout: float, interval: float = 0.2, what
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server(*, sandbox: bool = False) -> Iterator[str]:
     """A moto server in its own process (so killing workers never touches it), with the
-    Organization created by the main account. Yields its endpoint URL."""
+    Organization created by the main account. Yields its endpoint URL. With ``sandbox``, the
+    sandbox's own server (``python -m portal.sandbox_aws``: moto extended with handshakes, stable
+    account ids, NotImplemented answers) instead of plain moto."""
     port = free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "SWITCHYARD_SANDBOX_AWS_PORT": str(port)}
+    command = ([sys.executable, "-m", "portal.sandbox_aws"] if sandbox
+               else [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
     proc = subprocess.Popen(  # noqa: S603
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
