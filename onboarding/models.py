@@ -239,5 +239,5 @@ class ExistingRole(models.Model):
             role_path=self.role_path,
             role_name=self.role_name,
             display_name=f"{self.account.client.name} {self.account.name} {self.role_name}"[:64],
-            color="",
+            color="yellow",  # the console palette's colour for roles outside the tiers
         )

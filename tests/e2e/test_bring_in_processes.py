@@ -39,8 +39,17 @@ SETTLED = (State.ACTIVE, State.FAILED, State.DECLINED, State.EXPIRED, State.CANC
 
 @pytest.fixture(scope="module")
 def aws_endpoint() -> Iterator[str]:
-    with moto_server(sandbox=True) as endpoint:
+    with moto_server(sandbox=True, managed_policies=False) as endpoint:
         yield endpoint
+
+
+@pytest.fixture(autouse=True)
+def tiers() -> list[RoleTemplate]:
+    """Two tiers with inline policies only (the server loads no AWS managed policies: fast)."""
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}]}
+    return [RoleTemplate.objects.create(name=f"{name} (inline)", tier="custom", role_name=role_name,
+                                        console_color="yellow", custom_policy=policy)
+            for name, role_name in (("Readers", "SwitchyardReaders"), ("Listers", "SwitchyardListers"))]
 
 
 @pytest.fixture
@@ -110,7 +119,7 @@ def _invite(manager: User, endpoint: str, slug: str, account_id: str) -> AwsAcco
     return onboarding_request(
         actor=manager, client_name=f"Client {slug}", client_slug=slug, origin=AwsAccount.Origin.INVITED,
         account_name="production", account_id=account_id, reason="Real-process test",
-        templates=list(RoleTemplate.objects.filter(role_name__in=["SwitchyardEngineer", "SwitchyardOnCall"])),
+        templates=list(RoleTemplate.objects.filter(role_name__in=["SwitchyardReaders", "SwitchyardListers"])),
         clients=Boto3ClientFactory(endpoint_url=endpoint),
     )
 
@@ -125,7 +134,7 @@ def test_invite_accept_decline_and_adopt_end_in_clear_states(
     _hand_made_role(aws_endpoint, legacy_id, "ops-admin")
     adopted = adoption.adoption_request(
         actor=manager, account_id=legacy_id, account_name="legacy-ops", client_name="Legacy Corp",
-        templates=list(RoleTemplate.objects.filter(role_name="SwitchyardOnCall")), reason="Before Switchyard",
+        templates=list(RoleTemplate.objects.filter(role_name="SwitchyardReaders")), reason="Before Switchyard",
         existing_roles="adopt", clients=Boto3ClientFactory(endpoint_url=aws_endpoint),
     )
     _settle(workers, [accepted, declined], until=(State.INVITING,), timeout=60)
@@ -173,7 +182,7 @@ def test_twenty_members_adopted_at_once_all_reach_active(
     # when a manager adopts them in one batch
     batch = adoption.bulk_request(
         actor=manager, origin=AwsAccount.Origin.ADOPTED, rows=rows,
-        templates=list(RoleTemplate.objects.filter(role_name="SwitchyardOnCall")), reason="Bulk adoption",
+        templates=list(RoleTemplate.objects.filter(role_name="SwitchyardReaders")), reason="Bulk adoption",
         existing_roles="report", clients=Boto3ClientFactory(endpoint_url=aws_endpoint),
     )
     accounts = list(batch.accounts.all())
