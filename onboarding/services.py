@@ -668,6 +668,10 @@ def account_cancellable(account: AwsAccount, steps: Sequence[OnboardingStep]) ->
         return failed.kind == Kind.AWAIT_CREATION or (
             failed.kind == Kind.CREATE_ACCOUNT and not _looks_transient(failed.last_error_code)
         )
+    if account.origin == AwsAccount.Origin.ADOPTED:
+        # A member of the Organization already: cancellable until Switchyard starts writing roles in it.
+        provision = by_kind.get(Kind.PROVISION_ROLES)
+        return provision is not None and provision.status == Status.PENDING and provision.attempts == 0
     handshake = by_kind.get(Kind.AWAIT_HANDSHAKE)
     if handshake is not None and handshake.status == Status.SUCCEEDED:
         return False
@@ -742,3 +746,28 @@ def access_role_verify_now(*, account: AwsAccount, actor: User, request: HttpReq
         audit_record(action="onboarding.access_role.verify_requested", actor=actor, target=locked, request=request)
         _enqueue_advance(locked.pk)
     return step
+
+
+def access_role_set(
+    *, account: AwsAccount, role_name: str, actor: User, request: HttpRequest | None = None
+) -> AwsAccount:
+    """Change the role Switchyard assumes in the account (empty: the default for its origin), e.g.
+    when the one it tried trusts someone else. Only before the account is Active and while no step
+    of it runs; raises ``ValidationError`` (field ``access_role_name``) otherwise or for a name IAM
+    would refuse. Audited; a failed step is then retried by the manager as usual."""
+    role_name = role_name.strip()
+    if role_name and not aws.ROLE_NAME_RE.match(role_name):
+        raise ValidationError({"access_role_name": ["An IAM role name has 1–64 letters, digits and +=,.@_-."]})
+    with transaction.atomic():
+        locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
+        running = OnboardingStep.objects.filter(account=locked, status=Status.RUNNING).exists()
+        if locked.state in AwsAccount.FINAL_STATES or locked.state == State.HANDING_BACK or running:
+            raise ValidationError({"access_role_name": [
+                "The access role can only change while the account is being brought in and no step is running."]})
+        previous = locked.access_role
+        locked.access_role_name = role_name
+        locked.full_clean(validate_unique=False, validate_constraints=False)
+        locked.save(update_fields=["access_role_name", "updated_at"])
+        audit_record(action="onboarding.access_role.changed", actor=actor, target=locked, request=request,
+                     details={"from": previous, "to": locked.access_role})
+    return locked

@@ -93,6 +93,8 @@ def _account_context(request: HttpRequest, account: AwsAccount) -> dict[str, obj
         "can_act": user.is_manager,  # type: ignore[union-attr]
         "can_cancel": user.is_manager and services.account_cancellable(account, steps),  # type: ignore[union-attr]
         "can_hand_back": user.is_manager and account.state == AwsAccount.State.ACTIVE,  # type: ignore[union-attr]
+        "can_change_access_role": user.is_manager and account.account_id  # type: ignore[union-attr]
+        and account.state not in AwsAccount.FINAL_STATES and account.state != AwsAccount.State.HANDING_BACK,
         "show_access_role": account.origin == AwsAccount.Origin.INVITED and current is not None
         and current.kind == current.Kind.AWAIT_ACCESS_ROLE,
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
@@ -174,4 +176,18 @@ def access_verify(request: HttpRequest, account_id: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, "Switchyard is checking the access role now.")
+    return redirect(account)
+
+
+@require_POST
+@capability_required(MANAGER)
+def access_role_change(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
+    try:
+        services.access_role_set(account=account, role_name=request.POST.get("access_role_name", "")[:100],
+                                 actor=request.user, request=request)  # type: ignore[arg-type]
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Switchyard will use the new access role from the next step on.")
     return redirect(account)
