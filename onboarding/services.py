@@ -766,7 +766,7 @@ def access_role_set(
                 "The access role can only change while the account is being brought in and no step is running."]})
         previous = locked.access_role
         locked.access_role_name = role_name
-        locked.full_clean(validate_unique=False, validate_constraints=False)
+        locked.clean_fields(exclude=[f.name for f in AwsAccount._meta.fields if f.name != "access_role_name"])
         locked.save(update_fields=["access_role_name", "updated_at"])
         audit_record(action="onboarding.access_role.changed", actor=actor, target=locked, request=request,
                      details={"from": previous, "to": locked.access_role})

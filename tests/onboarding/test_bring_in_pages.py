@@ -113,3 +113,25 @@ def test_only_managers_bring_accounts_in(
 
 def test_an_unknown_batch_is_not_found(manager_http: HttpClient) -> None:
     assert manager_http.get(reverse("onboarding:batch_detail", kwargs={"batch_id": 999})).status_code == 404
+
+
+def test_a_manager_sets_the_access_role_an_account_uses(manager_http: HttpClient) -> None:
+    from onboarding.models import Client
+    from portal.models import AuditEvent
+
+    # given an invited account waiting for its access role
+    client = Client.objects.create(name="Acme Retail", slug="acme")
+    account = AwsAccount.objects.create(client=client, name="production", origin=AwsAccount.Origin.INVITED,
+                                        account_id="210987654321", reason="x",
+                                        state=AwsAccount.State.AWAITING_ACCESS_ROLE)
+    url = reverse("onboarding:access_role_change", kwargs={"account_id": account.pk})
+
+    # when the manager names another role, then a name IAM would refuse
+    manager_http.post(url, {"access_role_name": "AcmeAccess"})
+    refused = manager_http.post(url, {"access_role_name": "not a role"}, follow=True).content.decode()
+
+    # then the first is used from now on (and audited), the second refused with a message
+    account.refresh_from_db()
+    assert account.access_role == "AcmeAccess"
+    assert AuditEvent.objects.filter(action="onboarding.access_role.changed").count() == 1
+    assert "An IAM role name has 1–64" in refused
