@@ -205,7 +205,10 @@ def _organization_errors(
                 "An account in the Organization already uses this address. Choose another one."
             )
     elif any(member.id == account_id for member in members):
-        errors.setdefault("account_id", []).append("This account is already a member of the Organization.")
+        errors.setdefault("account_id", []).append(
+            "This account is already a member of the Organization: adopt it instead (Clients → Adopt accounts "
+            "already in the Organization)."
+        )
     return errors
 
 
