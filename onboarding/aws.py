@@ -15,6 +15,7 @@ No Django import at module level: this module is importable and testable without
 from __future__ import annotations
 
 import functools
+import html
 import json
 import logging
 import re
@@ -312,6 +313,47 @@ def _lookup(code: str) -> tuple[bool, str] | None:
     return _ERRORS.get(code) or _ERRORS.get(code.removesuffix("Exception"))
 
 
+# An endpoint that does not implement an operation answers the same way however often it is asked:
+# real AWS for an API it lacks in a region, the sandbox's moto for what it does not simulate.
+NOT_IMPLEMENTED_CODES: Final = frozenset({"NotImplemented", "NotImplementedException", "InvalidAction",
+                                          "UnknownOperationException", "UnknownOperation"})
+NETWORK_ERROR_CODES: Final = frozenset(cls.__name__ for cls in _NETWORK_ERRORS)
+_HTML_RE: Final = re.compile(r"<\s*(?:!doctype|html|head|body|title|h1|p|div)\b", re.IGNORECASE)
+_TAG_RE: Final = re.compile(r"<[^>]*>")
+_RAW_MESSAGE_MAX_CHARS: Final = 1000
+
+
+def not_implemented_error(operation: str, raw_message: str) -> AwsError:
+    """The AwsError for an operation the endpoint does not implement: never retryable."""
+    return AwsError(
+        "NotImplemented",
+        _plain_text(raw_message),
+        f"The AWS endpoint Switchyard talks to does not support {operation or 'this operation'}, so retrying "
+        "will not help. In the sandbox its simulated AWS lacks it: report it to Switchyard's developers. "
+        "Against real AWS, check the endpoint and region Switchyard is configured with (AWS_ENDPOINT_URL).",
+        False,
+    )
+
+
+def _plain_text(raw: str) -> str:
+    """AWS's message as text a person can read: an HTML error page (a proxy's or a local server's)
+    becomes its words, without markup; anything is cut to a readable length."""
+    text = raw
+    if _HTML_RE.search(text):
+        text = html.unescape(_TAG_RE.sub(" ", text))
+        text = " ".join(text.split())
+        text = f"(an HTML error page) {text}" if text else "(an HTML error page without text)"
+    if len(text) > _RAW_MESSAGE_MAX_CHARS:
+        text = text[: _RAW_MESSAGE_MAX_CHARS - 1] + "…"
+    return text
+
+
+def is_unexplained_failure(error: AwsError) -> bool:
+    """True for a retryable error Switchyard has no explanation for (an unknown code that AWS sent
+    with HTTP 5xx or 429): worth a few retries, not an open-ended wait."""
+    return error.retryable and _lookup(error.code) is None and error.code not in NETWORK_ERROR_CODES
+
+
 def classify_client_error(exc: ClientError) -> AwsError:
     """Turn a botocore ``ClientError`` into an :class:`AwsError`.
 
@@ -326,16 +368,22 @@ def classify_client_error(exc: ClientError) -> AwsError:
     reason_value = exc.response.get("Reason") or error.get("Reason")
     reason = str(reason_value) if reason_value else None
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    raw_message = _plain_text(raw_message)
+    if code in NOT_IMPLEMENTED_CODES or status == 501:
+        return not_implemented_error(str(getattr(exc, "operation_name", "") or ""), raw_message)
 
     known = _lookup(code)
     if known is not None:
         retryable, plain = known
     else:
         retryable = status == 429 or status >= 500
+        label = f"HTTP {code}" if code.isdigit() else code
         plain = (
-            f"AWS had a temporary problem ({code}). {_TRY_AGAIN}"
+            f"AWS answered with an unexpected error ({label}). {_TRY_AGAIN} It stops after a few tries "
+            "and asks a person to look."
             if retryable
-            else f"AWS refused the request ({code}). Check the details below; a person needs to act."
+            else f"AWS refused the request ({label}). Retrying will not change that: check the details below, "
+            "fix what they describe, then try again."
         )
     if reason is not None:
         plain = _CONSTRAINT_REASONS.get(reason, f"{plain} (reason: {reason})")
@@ -382,6 +430,9 @@ def _translating_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise classify_client_error(exc) from exc
         except BotoCoreError as exc:
             raise classify_botocore_error(exc) from exc
+        except NotImplementedError as exc:
+            # moto in-process raises this for an action it does not simulate.
+            raise not_implemented_error(func.__name__, str(exc)) from exc
 
     return wrapper
 
@@ -1307,53 +1358,235 @@ def delete_role(
 # --------------------------------------------------------------------------------------------------
 
 
+INVITED_ACCESS_ROLE_NAME: Final = "SwitchyardAccessRole"
+ACCESS_ROLE_TAG_KEY: Final = "switchyard-access-role"
+# The IAM write actions Switchyard's access role needs for the roles it manages (onboarding,
+# roll-out, drift repair, hand-back), and only on roles under /switchyard/.
+ACCESS_ROLE_WRITE_ACTIONS: Final = (
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:UpdateRole",
+    "iam:UpdateRoleDescription",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:RemoveRoleFromInstanceProfile",
+)
+
+
+def access_role_trust_policy(*, main_account_id: str, principal_arn: str | dict[str, Any]) -> dict[str, Any]:
+    """Trust for Switchyard's access role: the main account, and in it only Switchyard's worker
+    principal (``aws:PrincipalArn``), so no other identity of the main account can use the role."""
+    _require_account_id(main_account_id)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SwitchyardWorkersOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{main_account_id}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": principal_arn}},
+            }
+        ],
+    }
+
+
+def access_role_policy() -> dict[str, Any]:
+    """Least privilege for what Switchyard does in a client's account (CloudFormation syntax: uses
+    ``Fn::Sub`` for the account id). IAM writes only on roles under ``/switchyard/``, new ones only
+    tagged ``managed-by=switchyard``, AWS managed policies only; an explicit Deny of every such write
+    outside that path (the guard that holds whatever else is attached to the role), so the role
+    cannot make an administrator anywhere else, nor change itself; read-only IAM to discover the
+    roles that already exist."""
+    switchyard_roles = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/switchyard/*"}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ManageSwitchyardRoles",
+                "Effect": "Allow",
+                "Action": [a for a in ACCESS_ROLE_WRITE_ACTIONS if a != "iam:CreateRole"],
+                "Resource": switchyard_roles,
+            },
+            {
+                "Sid": "CreateOnlyTaggedSwitchyardRoles",
+                "Effect": "Allow",
+                "Action": "iam:CreateRole",
+                "Resource": switchyard_roles,
+                "Condition": {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_TAG_KEY}": MANAGED_BY_TAG_VALUE}},
+            },
+            {
+                "Sid": "NoIamWritesOutsideSwitchyardPath",
+                "Effect": "Deny",
+                "Action": list(ACCESS_ROLE_WRITE_ACTIONS),
+                "NotResource": switchyard_roles,
+            },
+            {
+                "Sid": "OnlyAwsManagedPolicies",
+                "Effect": "Deny",
+                "Action": ["iam:AttachRolePolicy"],
+                "Resource": "*",
+                "Condition": {"ArnNotLike": {"iam:PolicyARN": "arn:aws:iam::aws:policy/*"}},
+            },
+            {
+                "Sid": "ReadIamToDiscoverRoles",
+                "Effect": "Allow",
+                "Action": ["iam:Get*", "iam:List*"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
 def access_role_cloudformation_template(
-    *, main_account_id: str, role_name: str = DEFAULT_ACCESS_ROLE_NAME
+    *, main_account_id: str, principal_arn: str, role_name: str = INVITED_ACCESS_ROLE_NAME
 ) -> str:
-    """YAML CloudFormation template the client deploys in an invited account to create the
-    access role Switchyard needs: trusted by the main account, with AdministratorAccess (the
-    same as the role AWS gives accounts created in the Organization). Plain YAML without
-    short-form intrinsics, so ``yaml.safe_load`` reads it back."""
+    """YAML CloudFormation template the client deploys in an invited account to create the access
+    role Switchyard needs. Parameter ``RoleName`` (default ``role_name``, the name Switchyard will
+    assume); trust: the main account's ``principal_arn`` only; permissions: :func:`access_role_policy`
+    (no AdministratorAccess). Plain YAML without short-form intrinsics, so ``yaml.safe_load`` reads
+    it back; ``cfn-lint`` passes it."""
     _require_account_id(main_account_id)
     if not ROLE_NAME_RE.match(role_name):
         raise ValueError(f"{role_name!r} is not a valid IAM role name.")
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
-            f"Switchyard access role: lets the managed-services account {main_account_id} manage the "
-            "cross-account console roles in this account."
+            f"Switchyard access role: lets Switchyard (account {main_account_id}) manage the /switchyard/ "
+            "console roles in this account, and read its IAM. Nothing else."
         ),
+        "Parameters": {
+            "RoleName": {
+                "Type": "String",
+                "Default": role_name,
+                "AllowedPattern": r"[\w+=,.@-]{1,64}",
+                "Description": (
+                    "The access role's name. Keep the default unless your account manager gave you another one. "
+                    "Do not use OrganizationAccountAccessRole if your account already has a role of that name."
+                ),
+            },
+            "SwitchyardPrincipalArn": {
+                "Type": "String",
+                "Default": principal_arn,
+                "Description": "The identity Switchyard's workers run as, in the managed-services account.",
+            },
+        },
         "Resources": {
             "SwitchyardAccessRole": {
                 "Type": "AWS::IAM::Role",
                 "Properties": {
-                    "RoleName": role_name,
-                    "Description": f"Access for Switchyard in account {main_account_id}",
-                    "AssumeRolePolicyDocument": {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"AWS": f"arn:aws:iam::{main_account_id}:root"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    },
-                    "ManagedPolicyArns": [ADMINISTRATOR_ACCESS_ARN],
+                    "RoleName": {"Ref": "RoleName"},
+                    "Description": f"Switchyard (account {main_account_id}) manages /switchyard/ roles here",
+                    "MaxSessionDuration": MIN_SESSION_SECONDS,
+                    "AssumeRolePolicyDocument": access_role_trust_policy(
+                        main_account_id=main_account_id, principal_arn={"Ref": "SwitchyardPrincipalArn"}
+                    ),
+                    "Policies": [{"PolicyName": "switchyard-access", "PolicyDocument": access_role_policy()}],
+                    "Tags": [{"Key": ACCESS_ROLE_TAG_KEY, "Value": "true"}],
                 },
             }
         },
         "Outputs": {
             "RoleArn": {
-                "Description": "Send this ARN back to your account manager.",
+                "Description": "The access role's ARN (Switchyard finds the role by its name; nothing to send back).",
                 "Value": {"Fn::GetAtt": ["SwitchyardAccessRole", "Arn"]},
             }
         },
     }
     header = (
         "# Switchyard access role.\n"
-        "# Deploy in the invited account, in any region, for example:\n"
+        "# Deploy it in your AWS account (any region), signed in as an administrator, for example:\n"
         "#   aws cloudformation deploy --template-file switchyard-access-role.yaml \\\n"
         "#     --stack-name switchyard-access-role --capabilities CAPABILITY_NAMED_IAM\n"
+        "# Then tell your account manager, who clicks \"Verify access now\" in Switchyard.\n"
+        "#\n"
+        f"# The role is called {role_name}. If your account came from another AWS Organization it may\n"
+        "# already have an OrganizationAccountAccessRole that trusts that Organization's management\n"
+        "# account: leave it alone (or delete it once you no longer need it). Do not reuse that name:\n"
+        "# CloudFormation would stop with EntityAlreadyExists.\n"
     )
-    return header + yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=100)
+    # A JSON round trip copies shared sub-documents, so YAML writes no aliases (CloudFormation refuses them).
+    plain = json.loads(json.dumps(template))
+    return header + yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, width=100)
+
+
+# --------------------------------------------------------------------------------------------------
+# Adoption: the roles already in an account
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoundRole:
+    """A role in a member account that trusts the main account and is not Switchyard's."""
+
+    arn: str
+    path: str
+    name: str
+    trusted_principals: tuple[str, ...]
+    managed_policy_arns: tuple[str, ...]
+
+
+def trusted_principals(trust_policy: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every AWS principal an Allow statement of ``trust_policy`` names."""
+    found: list[str] = []
+    statements = trust_policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal", {})
+        values = principal.get("AWS", []) if isinstance(principal, Mapping) else [principal]
+        found.extend(str(v) for v in (values if isinstance(values, list) else [values]))
+    return tuple(found)
+
+
+@_translating_errors
+def roles_trusting_account(
+    *, clients: ClientFactory, credentials: TemporaryCredentials | None, trusted_account_id: str,
+    ignore_names: Iterable[str] = (),
+) -> tuple[FoundRole, ...]:
+    """Every role in the account the credentials reach whose trust policy lets ``trusted_account_id``
+    (its root or any of its principals, or ``*``) assume it, except Switchyard's own (path
+    ``/switchyard/`` or tag ``managed-by=switchyard``), AWS service roles and ``ignore_names`` (the
+    access role). Reads only (ListRoles, ListRoleTags, ListAttachedRolePolicies)."""
+    _require_account_id(trusted_account_id)
+    iam = clients.client("iam", credentials=credentials)
+    ignored = set(ignore_names)
+    found: list[FoundRole] = []
+    for role in _paginate(iam, "list_roles", "Roles"):
+        name, path = role["RoleName"], role.get("Path", "/")
+        if name in ignored or path.startswith("/switchyard/") or path.startswith("/aws-service-role/"):
+            continue
+        principals = trusted_principals(_policy_document(role.get("AssumeRolePolicyDocument") or "{}"))
+        if not any(p in (trusted_account_id, "*") or f":iam::{trusted_account_id}:" in p for p in principals):
+            continue
+        tags = {t["Key"]: t["Value"] for t in _paginate(iam, "list_role_tags", "Tags", RoleName=name)}
+        if tags.get(MANAGED_BY_TAG_KEY) == MANAGED_BY_TAG_VALUE:
+            continue
+        managed = tuple(sorted(
+            p["PolicyArn"] for p in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name)
+        ))
+        found.append(FoundRole(arn=role["Arn"], path=path, name=name, trusted_principals=principals,
+                               managed_policy_arns=managed))
+    return tuple(sorted(found, key=lambda r: r.name))
+
+
+@_translating_errors
+def read_role_trust(
+    *, clients: ClientFactory, credentials: TemporaryCredentials | None, name: str
+) -> tuple[str, dict[str, Any]] | None:
+    """``(arn, trust policy)`` of the role ``name`` in the account the credentials reach, or None
+    when there is none. One GetRole: for checking whom an access role trusts."""
+    if not ROLE_NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a valid IAM role name.")
+    try:
+        role = clients.client("iam", credentials=credentials).get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+    return str(role["Arn"]), _policy_document(role["AssumeRolePolicyDocument"])

@@ -442,7 +442,7 @@ def delete_roles(run: workflow.StepRun) -> workflow.Outcome:
         return workflow.Outcome.succeeded(kept=names, note="The manager chose to keep Switchyard's roles.")
     try:
         credentials = aws.assume_access_role(clients=run.clients, account_id=account.account_id or "",
-                                             session_name=SESSION_NAME)
+                                             role_name=account.access_role, session_name=SESSION_NAME)
     except AwsError as error:
         if error.code != "AccessDenied":
             raise

@@ -48,10 +48,35 @@ class Client(models.Model):
         return reverse("onboarding:client_detail", kwargs={"client_id": self.pk})
 
 
+class OnboardingBatch(models.Model):
+    """Many accounts adopted or invited in one go: each has its own workflow; the batch only groups
+    them for one page of progress."""
+
+    origin = models.CharField(max_length=16)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    reason = models.TextField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind_label} batch {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("onboarding:batch_detail", kwargs={"batch_id": self.pk})
+
+    @property
+    def kind_label(self) -> str:
+        return "Adoption" if self.origin == "adopted" else "Invitation"
+
+
 class AwsAccount(models.Model):
     class Origin(models.TextChoices):
         CREATED = "created", "Created in our Organization"
         INVITED = "invited", "Invited (client's existing account)"
+        ADOPTED = "adopted", "Adopted (already in our Organization)"
 
     class State(models.TextChoices):
         REQUESTED = "requested", "Requested"
@@ -88,16 +113,25 @@ class AwsAccount(models.Model):
     create_request_id = models.CharField(max_length=64, blank=True)
     handshake_id = models.CharField(max_length=64, blank=True)
     handshake_expires_at = models.DateTimeField(null=True, blank=True)
+    access_role_name = models.CharField(
+        "access role", max_length=64, blank=True, validators=[RegexValidator(r"^[\w+=,.@-]{1,64}\Z")],
+        help_text="The role Switchyard assumes in the account; empty: OrganizationAccountAccessRole "
+        "(SwitchyardAccessRole for invited accounts).",
+    )
+    # For an adopted account: what to do with the roles found trusting the main account ("adopt" or "report").
+    existing_roles = models.CharField(max_length=8, blank=True)
+    batch = models.ForeignKey("OnboardingBatch", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="accounts")
 
     class Meta:
         ordering = ["client__name", "name"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(origin="invited", account_id__isnull=False) | Q(origin="created"),
+                condition=Q(origin__in=["invited", "adopted"], account_id__isnull=False) | Q(origin="created"),
                 name="invited_account_has_id",
             ),
             models.CheckConstraint(
-                condition=Q(origin="invited") | Q(origin="created", root_email__isnull=False),
+                condition=Q(origin__in=["invited", "adopted"]) | Q(origin="created", root_email__isnull=False),
                 name="created_account_has_email",
             ),
         ]
@@ -107,6 +141,13 @@ class AwsAccount(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("onboarding:account_detail", kwargs={"account_id": self.pk})
+
+    @property
+    def access_role(self) -> str:
+        """The name of the role Switchyard assumes in this account."""
+        if self.access_role_name:
+            return self.access_role_name
+        return "SwitchyardAccessRole" if self.origin == self.Origin.INVITED else "OrganizationAccountAccessRole"
 
     @property
     def is_in_progress(self) -> bool:
@@ -127,6 +168,8 @@ class OnboardingStep(models.Model):
         PROVISION_ROLES = "provision_roles", "Create the cross-account roles"
         VERIFY_ROLES = "verify_roles", "Read the roles back and verify them"
         PUBLISH_LINKS = "publish_links", "Publish the switch-role links"
+        # Adoption of an account already in the Organization (onboarding.adoption).
+        DISCOVER_ROLES = "discover_roles", "Find the roles already trusting the main account"
         # Hand-back (onboarding.handback): appended after the onboarding steps of an active account.
         REVOKE_GRANTS = "revoke_grants", "Revoke every grant on the account"
         DELETE_ROLES = "delete_roles", "Delete Switchyard's roles in the account"
@@ -164,3 +207,37 @@ class OnboardingStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_status_display()})"
+
+
+class ExistingRole(models.Model):
+    """A role found in an adopted account that trusts the main account but was not made by Switchyard
+    (how the team worked before). ``adopted``: Switchyard publishes its switch-role link; else it is
+    only reported, as a door into the account that no grant explains."""
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="existing_roles_found")
+    arn = models.CharField(max_length=2048)
+    role_path = models.CharField(max_length=512)
+    role_name = models.CharField(max_length=64)
+    trusted_principals = models.JSONField(default=list)
+    managed_policy_arns = models.JSONField(default=list)
+    adopted = models.BooleanField(default=False)
+    found_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account", "role_name"]
+        constraints = [models.UniqueConstraint(fields=["account", "role_name"], name="one_existing_role_per_name")]
+
+    def __str__(self) -> str:
+        return self.arn
+
+    @property
+    def switch_role_url(self) -> str:
+        from switchroles.links import switch_role_url
+
+        return switch_role_url(
+            account_id=self.account.account_id or "",
+            role_path=self.role_path,
+            role_name=self.role_name,
+            display_name=f"{self.account.client.name} {self.account.name} {self.role_name}"[:64],
+            color="yellow",  # the console palette's colour for roles outside the tiers
+        )

@@ -4,14 +4,15 @@ anyone else sees none (their lookups answer 404)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from onboarding.models import AwsAccount, Client, OnboardingStep
+from onboarding.models import AwsAccount, Client, OnboardingBatch, OnboardingStep
 from portal.permissions import AUDITOR, MANAGER, user_has_capability
 from switchroles.models import AccountRole
 
@@ -109,3 +110,65 @@ def suggested_root_email(*, client_slug: str, account_name: str = "") -> str:
     if tag and account_part:
         tag = f"{tag}-{account_part}"
     return f"{local}+{tag}@{domain}" if tag else ""
+
+
+# A current step due this long ago that no worker has picked up is stuck (workers or beat down).
+STUCK_AFTER = timedelta(minutes=15)
+
+
+def accounts_needing_attention(*, now: datetime | None = None) -> QuerySet[AwsAccount]:
+    """Accounts a person should look at: those whose step failed (state FAILED), and those being
+    onboarded whose current step is stuck: retrying an AWS failure (pending with an error recorded),
+    or due for longer than :data:`STUCK_AFTER` without a worker taking it (a lease that ran out, a
+    wait or a pending step long over)."""
+    moment = now or timezone.now()
+    overdue = moment - STUCK_AFTER
+    current_position = Subquery(
+        OnboardingStep.objects.filter(account=OuterRef("account"))
+        .exclude(status=Status.SUCCEEDED)
+        .order_by("position")
+        .values("position")[:1]
+    )
+    stuck_steps = OnboardingStep.objects.filter(position=current_position).filter(
+        (Q(status=Status.PENDING) & ~Q(last_error_code=""))
+        | Q(status=Status.RUNNING, lease_expires_at__lte=overdue)
+        | Q(status__in=[Status.WAITING, Status.PENDING], next_run_at__lte=overdue)
+    )
+    return AwsAccount.objects.filter(
+        Q(state=State.FAILED)
+        | Q(state__in=IN_PROGRESS_STATES, pk__in=stuck_steps.values("account_id"))
+    )
+
+
+def batch_for_viewer(*, viewer: Any, batch_id: int) -> OnboardingBatch:
+    """The batch, or 404 when it does not exist or ``viewer`` may not see it."""
+    batches = OnboardingBatch.objects.all() if _may_see_clients(viewer) else OnboardingBatch.objects.none()
+    return get_object_or_404(batches.select_related("requested_by"), pk=batch_id)
+
+
+def batch_accounts(*, batch: OnboardingBatch) -> list[AwsAccount]:
+    """The batch's accounts, each with ``current_step`` (the first step not done, or None)."""
+    accounts = list(
+        batch.accounts.select_related("client")
+        .prefetch_related(Prefetch("steps", queryset=OnboardingStep.objects.order_by("position")))
+        .order_by("client__name", "name")
+    )
+    for account in accounts:
+        account.current_step = next(  # type: ignore[attr-defined]
+            (s for s in account.steps.all() if s.status != Status.SUCCEEDED), None)
+    return accounts
+
+
+def batch_counts(*, accounts: list[AwsAccount]) -> dict[str, int]:
+    """How many of the accounts are active, on their way, needing attention, or ended otherwise."""
+    counts = {"active": 0, "in_progress": 0, "attention": 0, "ended": 0}
+    for account in accounts:
+        if account.state == State.ACTIVE:
+            counts["active"] += 1
+        elif account.state == State.FAILED:
+            counts["attention"] += 1
+        elif account.state in AwsAccount.FINAL_STATES:
+            counts["ended"] += 1
+        else:
+            counts["in_progress"] += 1
+    return counts

@@ -159,6 +159,23 @@ def _database_errors(
     return errors
 
 
+def account_name_taken(*, client: Client, account_name: str) -> bool:
+    """True when ``client`` already has an account of this name (any case): two would give links that
+    read the same. Handed-back and cancelled accounts do not count."""
+    return (
+        AwsAccount.objects.filter(client=client, name__iexact=account_name.strip())
+        .exclude(state__in=[State.HANDED_BACK, State.CANCELLED, State.DECLINED, State.EXPIRED])
+        .exists()
+    )
+
+
+def _name_errors(*, client: Client | None, account_name: str) -> dict[str, list[str]]:
+    if client is not None and account_name_taken(client=client, account_name=account_name):
+        return {"account_name": [f"{client.name} already has an account named {account_name}: their links "
+                                 "would read the same. Choose another name."]}
+    return {}
+
+
 def _organization_errors(
     *, clients: ClientFactory, origin: str, root_email: str, account_id: str
 ) -> dict[str, list[str]]:
@@ -188,7 +205,10 @@ def _organization_errors(
                 "An account in the Organization already uses this address. Choose another one."
             )
     elif any(member.id == account_id for member in members):
-        errors.setdefault("account_id", []).append("This account is already a member of the Organization.")
+        errors.setdefault("account_id", []).append(
+            "This account is already a member of the Organization: adopt it instead (Clients → Adopt accounts "
+            "already in the Organization)."
+        )
     return errors
 
 
@@ -232,7 +252,7 @@ def onboarding_request(
     errors = _input_errors(account_name=account_name, templates=templates, reason=reason, **values)
     if errors:
         raise ValidationError(errors)
-    errors = _database_errors(**values)
+    errors = {**_database_errors(**values), **_name_errors(client=client, account_name=account_name)}
     if errors:
         raise ValidationError(errors)
     try:
@@ -437,10 +457,10 @@ def _advance_step(account_id: int, clients: ClientFactory, chain: workflow.Chain
         outcome = workflow.HANDLERS[step.kind](run)
     except AwsError as error:
         transient = int(step.detail.get("transient_failures", 0)) + 1
-        if error.retryable and transient < workflow.MAX_TRANSIENT_FAILURES:
+        if error.retryable and transient < workflow.transient_failure_limit(error):
             _record_transient(step, error, transient, now)
             raise
-        outcome = workflow.Outcome.failed(error)
+        outcome = workflow.Outcome.failed(workflow.gave_up_error(error, transient) if error.retryable else error)
     except ValueError as exc:
         # A value AWS would refuse, caught before sending (e.g. a template edited into an invalid state).
         outcome = workflow.Outcome.failed(
@@ -651,6 +671,10 @@ def account_cancellable(account: AwsAccount, steps: Sequence[OnboardingStep]) ->
         return failed.kind == Kind.AWAIT_CREATION or (
             failed.kind == Kind.CREATE_ACCOUNT and not _looks_transient(failed.last_error_code)
         )
+    if account.origin == AwsAccount.Origin.ADOPTED:
+        # A member of the Organization already: cancellable until Switchyard starts writing roles in it.
+        provision = by_kind.get(Kind.PROVISION_ROLES)
+        return provision is not None and provision.status == Status.PENDING and provision.attempts == 0
     handshake = by_kind.get(Kind.AWAIT_HANDSHAKE)
     if handshake is not None and handshake.status == Status.SUCCEEDED:
         return False
@@ -725,3 +749,28 @@ def access_role_verify_now(*, account: AwsAccount, actor: User, request: HttpReq
         audit_record(action="onboarding.access_role.verify_requested", actor=actor, target=locked, request=request)
         _enqueue_advance(locked.pk)
     return step
+
+
+def access_role_set(
+    *, account: AwsAccount, role_name: str, actor: User, request: HttpRequest | None = None
+) -> AwsAccount:
+    """Change the role Switchyard assumes in the account (empty: the default for its origin), e.g.
+    when the one it tried trusts someone else. Only before the account is Active and while no step
+    of it runs; raises ``ValidationError`` (field ``access_role_name``) otherwise or for a name IAM
+    would refuse. Audited; a failed step is then retried by the manager as usual."""
+    role_name = role_name.strip()
+    if role_name and not aws.ROLE_NAME_RE.match(role_name):
+        raise ValidationError({"access_role_name": ["An IAM role name has 1–64 letters, digits and +=,.@_-."]})
+    with transaction.atomic():
+        locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
+        running = OnboardingStep.objects.filter(account=locked, status=Status.RUNNING).exists()
+        if locked.state in AwsAccount.FINAL_STATES or locked.state == State.HANDING_BACK or running:
+            raise ValidationError({"access_role_name": [
+                "The access role can only change while the account is being brought in and no step is running."]})
+        previous = locked.access_role
+        locked.access_role_name = role_name
+        locked.clean_fields(exclude=[f.name for f in AwsAccount._meta.fields if f.name != "access_role_name"])
+        locked.save(update_fields=["access_role_name", "updated_at"])
+        audit_record(action="onboarding.access_role.changed", actor=actor, target=locked, request=request,
+                     details={"from": previous, "to": locked.access_role})
+    return locked

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from onboarding import handback_views, views
+from onboarding import adoption_views, handback_views, views
 
 app_name = "onboarding"
 
@@ -16,4 +16,8 @@ urlpatterns = [
     path("accounts/<int:account_id>/verify-access/", views.access_verify, name="access_verify"),
     path("accounts/<int:account_id>/hand-back/", handback_views.account_handback, name="account_handback"),
     path("<int:client_id>/hand-back/", handback_views.client_handback, name="client_handback"),
+    path("accounts/<int:account_id>/access-role/", views.access_role_change, name="access_role_change"),
+    path("adopt/", adoption_views.adopt, name="adopt"),
+    path("bring-in/", adoption_views.bulk, name="bulk"),
+    path("batches/<int:batch_id>/", adoption_views.batch_detail, name="batch_detail"),
 ]

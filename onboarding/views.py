@@ -88,10 +88,13 @@ def _account_context(request: HttpRequest, account: AwsAccount) -> dict[str, obj
         "account": account,
         "steps": steps,
         "roles": list(account.roles.all()),
+        "existing_roles": list(account.existing_roles_found.select_related("account__client")),
         "current_step": current,
         "can_act": user.is_manager,  # type: ignore[union-attr]
         "can_cancel": user.is_manager and services.account_cancellable(account, steps),  # type: ignore[union-attr]
         "can_hand_back": user.is_manager and account.state == AwsAccount.State.ACTIVE,  # type: ignore[union-attr]
+        "can_change_access_role": user.is_manager and account.account_id  # type: ignore[union-attr]
+        and account.state not in AwsAccount.FINAL_STATES and account.state != AwsAccount.State.HANDING_BACK,
         "show_access_role": account.origin == AwsAccount.Origin.INVITED and current is not None
         and current.kind == current.Kind.AWAIT_ACCESS_ROLE,
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
@@ -114,13 +117,23 @@ def account_progress(request: HttpRequest, account_id: int) -> HttpResponse:
     return render(request, "onboarding/_progress.html", _account_context(request, account))
 
 
+def access_role_template_for(account: AwsAccount) -> str:
+    """The CloudFormation template an invited account's client deploys (the download, and what
+    ``sandbox_client`` deploys): the account's access role name, trusting Switchyard's workers."""
+    return access_role_cloudformation_template(
+        main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID,
+        principal_arn=settings.SWITCHYARD_WORKER_PRINCIPAL_ARN,
+        role_name=account.access_role,
+    )
+
+
 @require_GET
 @capability_required(MANAGER)
 def access_role_template(request: HttpRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     if account.origin != AwsAccount.Origin.INVITED:
         return HttpResponse("Only invited accounts need this template.", status=404, content_type="text/plain")
-    body = access_role_cloudformation_template(main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID)
+    body = access_role_template_for(account)
     response = HttpResponse(body, content_type="application/x-yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{ACCESS_ROLE_TEMPLATE_FILENAME}"'
     return response
@@ -163,4 +176,18 @@ def access_verify(request: HttpRequest, account_id: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, "Switchyard is checking the access role now.")
+    return redirect(account)
+
+
+@require_POST
+@capability_required(MANAGER)
+def access_role_change(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
+    try:
+        services.access_role_set(account=account, role_name=request.POST.get("access_role_name", "")[:100],
+                                 actor=request.user, request=request)  # type: ignore[arg-type]
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Switchyard will use the new access role from the next step on.")
     return redirect(account)

@@ -66,6 +66,16 @@ INVITED_PATH: tuple[str, ...] = (
     Kind.PUBLISH_LINKS,
 )
 
+# An account already in the Organization (onboarding.adoption): reach it, find the roles the team
+# made by hand, then provision the tiers as for a created account.
+ADOPTED_PATH: tuple[str, ...] = (
+    Kind.ASSUME_ACCESS_ROLE,
+    Kind.DISCOVER_ROLES,
+    Kind.PROVISION_ROLES,
+    Kind.VERIFY_ROLES,
+    Kind.PUBLISH_LINKS,
+)
+
 # What the account is doing while a step of this kind is the current one.
 ACCOUNT_STATE_DURING: dict[str, str] = {
     Kind.CREATE_ACCOUNT: State.CREATING,
@@ -77,6 +87,7 @@ ACCOUNT_STATE_DURING: dict[str, str] = {
     Kind.PROVISION_ROLES: State.PROVISIONING,
     Kind.VERIFY_ROLES: State.PROVISIONING,
     Kind.PUBLISH_LINKS: State.PROVISIONING,
+    Kind.DISCOVER_ROLES: State.PROVISIONING,
     Kind.REVOKE_GRANTS: State.HANDING_BACK,
     Kind.DELETE_ROLES: State.HANDING_BACK,
     Kind.LEAVE_ORGANIZATION: State.HANDING_BACK,
@@ -111,6 +122,27 @@ def redrive_after() -> timedelta:
 
 # Throttling or network trouble on the same step this many times in a row: stop and tell a person.
 MAX_TRANSIENT_FAILURES = 12
+# An unexplained AWS failure (an unknown code with HTTP 5xx): a few tries, then a person looks.
+MAX_UNEXPLAINED_FAILURES = 3
+
+
+def transient_failure_limit(error: AwsError) -> int:
+    """How many retryable failures in a row a step takes before it fails for a person to look at."""
+    return MAX_UNEXPLAINED_FAILURES if aws.is_unexplained_failure(error) else MAX_TRANSIENT_FAILURES
+
+
+def gave_up_error(error: AwsError, tries: int) -> AwsError:
+    """The error a step fails with once its retries are used up: AWS's code and words, and a plain
+    message saying that Switchyard stopped and what to do."""
+    return AwsError(
+        error.code,
+        error.raw_message,
+        f"AWS failed {tries} times in a row ({error.code}), so Switchyard stopped retrying this step. "
+        "Check the AWS Health Dashboard (in the sandbox: that its simulated AWS is running), then "
+        "“Retry this step”.",
+        False,
+        error.reason,
+    )
 SESSION_NAME = "switchyard-onboarding"
 # A created account's IAM normally answers within minutes; after this, something else is wrong.
 NEW_ACCOUNT_IAM_DEADLINE = timedelta(hours=2)
@@ -119,6 +151,8 @@ TAG_VALUE_RE = re.compile(r"[^\w .:/=+@-]", re.ASCII)
 
 
 def path_for(origin: str) -> tuple[str, ...]:
+    if origin == AwsAccount.Origin.ADOPTED:
+        return ADOPTED_PATH
     return CREATED_PATH if origin == AwsAccount.Origin.CREATED else INVITED_PATH
 
 
@@ -300,7 +334,8 @@ def _reach_account(run: StepRun, *, again: bool = False) -> TemporaryCredentials
     known = run.chain.member_credentials.get(account_id)
     if known is not None and not again:
         return known
-    credentials = aws.assume_access_role(clients=run.clients, account_id=account_id, session_name=SESSION_NAME)
+    credentials = aws.assume_access_role(clients=run.clients, account_id=account_id,
+                                         role_name=run.account.access_role, session_name=SESSION_NAME)
     run.chain.member_credentials[account_id] = credentials
     return credentials
 
@@ -311,10 +346,12 @@ def _not_ready(error: AwsError) -> bool:
 
 def assume_access_role(run: StepRun) -> Outcome:
     try:
-        _reach_account(run, again=True)
+        credentials = _reach_account(run, again=True)
     except AwsError as error:
         if not _not_ready(error):
             raise
+        if run.account.origin == AwsAccount.Origin.ADOPTED and run.step.attempts >= ADOPTED_ACCESS_TRIES:
+            return Outcome.failed(_adopted_access_refused(run.account, error))
         started = run.step.started_at or run.now
         if run.account.origin == AwsAccount.Origin.CREATED and run.now - started > NEW_ACCOUNT_IAM_DEADLINE:
             return Outcome.failed(
@@ -332,7 +369,11 @@ def assume_access_role(run: StepRun) -> Outcome:
             "The new account's IAM is not ready yet; Switchyard keeps trying.",
             error=error,
         )
-    return Outcome.succeeded(role=aws.DEFAULT_ACCESS_ROLE_NAME)
+    if run.account.origin == AwsAccount.Origin.ADOPTED:
+        problem = access_role_problem(run, credentials)
+        if problem is not None:
+            return Outcome.failed(problem)
+    return Outcome.succeeded(role=run.account.access_role)
 
 
 def invite_account(run: StepRun) -> Outcome:
@@ -395,17 +436,78 @@ def await_handshake(run: StepRun) -> Outcome:
 
 
 def await_access_role(run: StepRun) -> Outcome:
+    waiting_note = "Waiting for the client to deploy the CloudFormation template that creates the access role."
     try:
-        _reach_account(run, again=True)
+        credentials = _reach_account(run, again=True)
     except AwsError as error:
         if not _not_ready(error):
             raise
         return Outcome.waiting(
-            backoff_seconds(run.step.attempts, base=60, cap=900),
-            "Waiting for the client to deploy the CloudFormation template that creates the access role.",
-            error=error,
+            backoff_seconds(run.step.attempts, base=60, cap=900), waiting_note, error=error,
         )
-    return Outcome.succeeded(role=aws.DEFAULT_ACCESS_ROLE_NAME)
+    problem = access_role_problem(run, credentials)
+    if problem is not None and problem.code == "AccessRoleMissing":
+        return Outcome.waiting(backoff_seconds(run.step.attempts, base=60, cap=900), waiting_note, error=problem)
+    if problem is not None:
+        return Outcome.failed(problem)
+    return Outcome.succeeded(role=run.account.access_role)
+
+
+# An adopted account's access role that refuses Switchyard this often is missing or trusts someone else.
+ADOPTED_ACCESS_TRIES = 3
+
+
+def _adopted_access_refused(account: AwsAccount, error: AwsError) -> AwsError:
+    return AwsError(
+        error.code,
+        error.raw_message,
+        f"AWS does not let Switchyard assume {account.access_role} in {account.account_id}: the role does not "
+        "exist there, or it does not trust the main account. Check the role in the account (or set the "
+        "account's access role to the one the team uses), then “Retry this step”.",
+        False,
+    )
+
+
+def trusted_principals(trust_policy: dict[str, Any]) -> list[str]:
+    """Every AWS principal an Allow statement of ``trust_policy`` lets assume the role."""
+    return list(aws.trusted_principals(trust_policy))
+
+
+def trusts_account(trust_policy: dict[str, Any], account_id: str) -> bool:
+    return any(
+        principal == account_id or principal == "*" or f":iam::{account_id}:" in principal
+        for principal in trusted_principals(trust_policy)
+    )
+
+
+def access_role_problem(run: StepRun, credentials: TemporaryCredentials) -> AwsError | None:
+    """Read the access role back through the session it gave: None when it trusts the main account;
+    ``AccessRoleMissing`` (retryable) when IAM does not show it yet; ``AccessRoleTrustsSomeoneElse``
+    when its trust names only other accounts (an old management account, typically)."""
+    account = run.account
+    role = aws.read_role_trust(clients=run.clients, credentials=credentials, name=account.access_role)
+    main = settings.SWITCHYARD_MAIN_ACCOUNT_ID
+    if role is None:
+        return AwsError(
+            "AccessRoleMissing",
+            f"GetRole {account.access_role}: NoSuchEntity",
+            f"The role {account.access_role} does not exist in {account.account_id} yet. Once the client has "
+            "deployed the CloudFormation template, use “Verify access now”.",
+            True,
+        )
+    arn, trust_policy = role
+    if trusts_account(trust_policy, main):
+        return None
+    others = ", ".join(trusted_principals(trust_policy)) or "nobody"
+    return AwsError(
+        "AccessRoleTrustsSomeoneElse",
+        f"{arn} trusts {others}",
+        f"The role {account.access_role} in {account.account_id} trusts {others}, not Switchyard's main account "
+        f"{main}. It is probably the role of the account's previous Organization. Ask the client to deploy "
+        "Switchyard's CloudFormation template (it creates SwitchyardAccessRole beside it), or set the account's "
+        "access role to the role that trusts Switchyard, then retry.",
+        False,
+    )
 
 
 def _member_credentials(run: StepRun) -> TemporaryCredentials | Outcome:
@@ -517,6 +619,12 @@ def publish_links(run: StepRun) -> Outcome:
     return Outcome.succeeded(published=published)
 
 
+def _adoption() -> Any:
+    from onboarding import adoption
+
+    return adoption
+
+
 def _handback_revoke_grants(run: StepRun) -> Outcome:
     from onboarding import handback
 
@@ -551,6 +659,7 @@ HANDLERS: dict[str, Callable[[StepRun], Outcome]] = {
     Kind.PROVISION_ROLES: provision_roles,
     Kind.VERIFY_ROLES: verify_roles,
     Kind.PUBLISH_LINKS: publish_links,
+    Kind.DISCOVER_ROLES: lambda run: _adoption().discover_roles(run),
     # Hand-back: the handlers live in onboarding.handback (imported when run: it uses switchroles' services).
     Kind.REVOKE_GRANTS: _handback_revoke_grants,
     Kind.DELETE_ROLES: _handback_delete_roles,

@@ -229,3 +229,40 @@ def _main_account_enforcement_restore(*, clients: ClientFactory, report: Sandbox
     except enforcement.EnforcementBusy:
         enforcement_sync.delay(reason="sandbox restore", force=True)
         report.enforcement_queued = True
+
+
+# --------------------------------------------------------------------------------------------------
+# A member account made before Switchyard (bringing accounts in: adoption)
+# --------------------------------------------------------------------------------------------------
+
+LEGACY_MEMBER_NAME = "legacy-data"
+LEGACY_MEMBER_EMAIL = "aws+legacy-data@acme-retail.example"
+LEGACY_ROLE_NAME = "ops-admin"
+
+
+def sandbox_legacy_member_ensure(*, clients: ClientFactory) -> str:
+    """One member of the sandbox Organization that Switchyard does not manage, with a cross-account
+    role the team made by hand (``ops-admin``, trusting the main account), so adoption can be tried
+    at once. Idempotent; returns the account id (stable: derived from the e-mail)."""
+    import json
+
+    from onboarding import aws as onboarding_aws
+
+    require_sandbox()
+    member = next((m for m in onboarding_aws.list_accounts(clients=clients)
+                   if m.email.casefold() == LEGACY_MEMBER_EMAIL), None)
+    account_id = member.id if member is not None else (onboarding_aws.start_account_creation(
+        clients=clients, email=LEGACY_MEMBER_EMAIL, account_name=LEGACY_MEMBER_NAME, tags={},
+    ).account_id or "")
+    credentials = onboarding_aws.assume_access_role(clients=clients, account_id=account_id,
+                                                    session_name="switchyard-sandbox-seed")
+    iam = clients.client("iam", credentials=credentials)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{settings.SWITCHYARD_MAIN_ACCOUNT_ID}:root"},
+        "Action": "sts:AssumeRole"}]}
+    try:
+        iam.create_role(RoleName=LEGACY_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust),
+                        Description="Made by hand before Switchyard")
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    return account_id

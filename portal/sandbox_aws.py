@@ -9,6 +9,7 @@ so a second ``make run`` keeps working with the data it kept.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import threading
@@ -51,9 +52,46 @@ def install_stable_account_ids() -> Callable[[], None]:
     return undo
 
 
+def install_not_implemented_answers() -> Callable[[], None]:
+    """An action moto does not implement answers HTTP 501 ``NotImplemented`` in the service's own
+    error format instead of Flask's HTML 500 page, so Switchyard sees a final answer (retrying
+    cannot change it) instead of an unexplained server error. Returns the function that undoes it."""
+    from xml.sax.saxutils import escape
+
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        try:
+            return original(self)
+        except NotImplementedError as exc:
+            message = str(exc)
+            target = {k.lower(): v for k, v in dict(self.headers or {}).items()}.get("x-amz-target")
+            if target:  # the JSON protocols (Organizations, ...)
+                body = json.dumps({"__type": "NotImplemented", "message": message})
+                headers = {"content-type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "NotImplemented"}
+            else:  # the query protocols (IAM, STS, ...)
+                body = ("<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>"
+                        f"<Message>{escape(message)}</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>")
+                headers = {"content-type": "text/xml", "x-amzn-ErrorType": "NotImplemented"}
+            return 501, headers, body
+
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BaseResponse.call_action = original  # type: ignore[method-assign]
+
+    return undo
+
+
 def main() -> None:
+    from portal import sandbox_moto
+
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     install_stable_account_ids()
+    install_not_implemented_answers()
+    sandbox_moto.install()
     from moto.server import main as moto_main
 
     port = os.environ.get("SWITCHYARD_SANDBOX_AWS_PORT", "5000")

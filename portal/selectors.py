@@ -19,7 +19,9 @@ def home_summary(*, user: User) -> dict[str, Any]:
         summary["accounts_in_progress"] = AwsAccount.objects.exclude(
             state__in=[*AwsAccount.FINAL_STATES, AwsAccount.State.FAILED]
         ).count()
-        summary["accounts_needing_attention"] = AwsAccount.objects.filter(state=AwsAccount.State.FAILED).count()
+        from onboarding.selectors import accounts_needing_attention
+
+        summary["accounts_needing_attention"] = accounts_needing_attention().count()
     if user.is_auditor or user.is_manager:
         summary["last_chain_check"] = AuditChainCheck.objects.first()
     return summary

@@ -263,3 +263,8 @@ SWITCHYARD_BILLING_ANOMALY_PERCENT = env.int("SWITCHYARD_BILLING_ANOMALY_PERCENT
 SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS = env.int("SWITCHYARD_BILLING_ANOMALY_BASELINE_MONTHS", default=3)
 # AmortizedCost too (spreads reservations and savings plans over the month); off by default.
 SWITCHYARD_BILLING_AMORTIZED = env.bool("SWITCHYARD_BILLING_AMORTIZED", default=False)
+# Bringing accounts in (onboarding: adopt, invite): the identity Switchyard's workers run as in the main
+# account. Invited accounts' access roles trust only it (aws:PrincipalArn).
+SWITCHYARD_WORKER_PRINCIPAL_ARN = env.str(
+    "SWITCHYARD_WORKER_PRINCIPAL_ARN", default=f"arn:aws:iam::{SWITCHYARD_MAIN_ACCOUNT_ID}:role/SwitchyardWorker"
+)

@@ -166,7 +166,7 @@ def _account_findings(
     findings: list[RoleDriftFinding] = []
     try:
         credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                             session_name=SESSION_NAME)
+                                             role_name=account.access_role, session_name=SESSION_NAME)
         for role in roles:
             spec = role_spec_for(role)
             current = aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
@@ -346,7 +346,7 @@ def _repair(finding: RoleDriftFinding, clients: ClientFactory) -> dict[str, Any]
     if account.state != AwsAccount.State.ACTIVE:
         raise ValueError(f"The account is “{account.get_state_display()}” now: there is nothing to repair.")
     credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                         session_name=SESSION_NAME)
+                                         role_name=account.access_role, session_name=SESSION_NAME)
     if finding.kind == Kind.UNKNOWN:
         if AccountRole.objects.filter(account=account, role_name=finding.role_name).exclude(
             state=AccountRole.State.REMOVED

@@ -166,7 +166,7 @@ def rollout_account_advance(*, part_id: int, clients: ClientFactory | None = Non
     try:
         spec = role_spec_for(role)
         credentials = aws.assume_access_role(clients=factory, account_id=role.account.account_id or "",
-                                             session_name=SESSION_NAME)
+                                             role_name=role.account.access_role, session_name=SESSION_NAME)
         result = aws.ensure_role(clients=factory, credentials=credentials, spec=spec)
     except AwsError as error:
         if error.code == "AccessDenied":

@@ -1173,23 +1173,26 @@ def test_console_trust_policy_trusts_main_account_with_mfa_and_named_sessions() 
     }
 
 
-def test_access_role_template_parses_and_trusts_the_main_account() -> None:
-    # given the main account id
-    # when the template for an invited account is generated
-    text = access_role_cloudformation_template(main_account_id=MAIN_ACCOUNT_ID)
+def test_access_role_template_parses_and_trusts_only_switchyards_workers() -> None:
+    # given the main account id and the identity Switchyard's workers run as
+    worker = f"arn:aws:iam::{MAIN_ACCOUNT_ID}:role/SwitchyardWorker"
 
-    # then it is valid YAML defining the access role, trusted by the main account, as administrator
+    # when the template for an invited account is generated
+    text = access_role_cloudformation_template(main_account_id=MAIN_ACCOUNT_ID, principal_arn=worker)
+
+    # then it is valid YAML defining the access role by its RoleName parameter, trusted by the main
+    # account's worker principal only, without administrator access
     template = yaml.safe_load(text)
     role = template["Resources"]["SwitchyardAccessRole"]
     assert role["Type"] == "AWS::IAM::Role"
-    assert role["Properties"]["RoleName"] == "OrganizationAccountAccessRole"
+    assert template["Parameters"]["RoleName"]["Default"] == "SwitchyardAccessRole"
+    assert role["Properties"]["RoleName"] == {"Ref": "RoleName"}
+    assert template["Parameters"]["SwitchyardPrincipalArn"]["Default"] == worker
     statement = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
-    assert statement == {
-        "Effect": "Allow",
-        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-        "Action": "sts:AssumeRole",
-    }
-    assert role["Properties"]["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/AdministratorAccess"]
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": {"Ref": "SwitchyardPrincipalArn"}}}
+    assert "ManagedPolicyArns" not in role["Properties"]
+    assert "AdministratorAccess" not in text
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ anything exists in AWS, check an invited account's access role now, and re-drive
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -174,6 +175,13 @@ def test_verify_access_now_makes_the_waiting_check_due_at_once(
         status=Status.WAITING, attempts=4, next_run_at=timezone.now() + timedelta(hours=1))
     stubbed.stub("sts").add_response("assume_role", {"Credentials": {
         "AccessKeyId": "ASIAEXAMPLEEXAMPLE", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": NOW}})
+    # (and the role, read back through the session it gave, trusts the main account)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}
+    stubbed.stub("iam").add_response("get_role", {"Role": {
+        "Path": "/", "RoleName": "SwitchyardAccessRole", "RoleId": "AROAEXAMPLEEXAMPLE1",
+        "Arn": "arn:aws:iam::210987654321:role/SwitchyardAccessRole", "CreateDate": NOW,
+        "AssumeRolePolicyDocument": json.dumps(trust)}}, {"RoleName": "SwitchyardAccessRole"})
 
     # when the manager says the client has deployed the template
     with django_capture_on_commit_callbacks() as callbacks:

@@ -278,8 +278,10 @@ def test_an_invited_account_shows_its_access_role_template_and_verify_button(
     assert download["Content-Disposition"] == 'attachment; filename="switchyard-access-role.yaml"'
     template = yaml.safe_load(download.content)
     role = template["Resources"]["SwitchyardAccessRole"]["Properties"]
-    assert role["RoleName"] == "OrganizationAccountAccessRole"
+    assert template["Parameters"]["RoleName"]["Default"] == account.access_role == "SwitchyardAccessRole"
+    assert role["RoleName"] == {"Ref": "RoleName"}
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert "SwitchyardAccessRole" in html and "OrganizationAccountAccessRole" in html
 
 
 def test_an_unknown_account_is_not_found(manager: User, signed_in: SignedIn) -> None:

@@ -180,6 +180,11 @@ def build_world(make_person: MakePerson) -> World:
         "engineer_template": engineer_template, "admin_template": RoleTemplate.objects.get(tier="administrator"),
         "rollout": rollout, "part": part,
     }
+    # Bringing accounts in: a batch of one adopted account.
+    from onboarding.models import OnboardingBatch
+
+    rows["batch"] = OnboardingBatch.objects.create(origin=AwsAccount.Origin.ADOPTED, requested_by=people["mgr"],
+                                                   reason="Adopted in the test world")
     return World(people=people, rows=rows)
 
 
@@ -221,6 +226,7 @@ ARGUMENT_ROWS = {
     "client_id": "acme", "account_id": "acme_prod", "role_id": "acme_role", "grant_id": "grant_a",
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
     "part_id": "part", "review_id": "review", "item_id": "item",
+    "batch_id": "batch",
 }
 ROUTE_ARGUMENTS = {
     # Only an invited account has an access-role template to download; its failed step is retried.

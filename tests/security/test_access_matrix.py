@@ -102,6 +102,10 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "onboarding:access_verify":              (405, MFA, 405, 405, 405, 405, 405),
     "onboarding:account_handback":           (LOGIN, MFA, 403, 403, OK, 403, OK),
     "onboarding:client_handback":            (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "onboarding:adopt":                      (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "onboarding:bulk":                       (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "onboarding:batch_detail":               (LOGIN, MFA, 403, 403, OK, OK, OK),
+    "onboarding:access_role_change":         (405, MFA, 405, 405, 405, 405, 405),
     # --- the directory and its links -------------------------------------------------------------------
     "switchroles:directory":                 (LOGIN, MFA, OK, OK, OK, OK, OK),
     "switchroles:export_extend_switch_roles": (LOGIN, MFA, OK, OK, OK, OK, OK),
@@ -319,6 +323,9 @@ STATE_CHANGING: dict[str, str] = {
     "onboarding:access_verify": "mgr",
     "onboarding:account_handback": "mgr",
     "onboarding:client_handback": "mgr",
+    "onboarding:adopt": "mgr",
+    "onboarding:bulk": "mgr",
+    "onboarding:access_role_change": "mgr",
     # the directory, grants, teams, people, enforcement, drift, templates
     "switchroles:favourite": "eng",
     "switchroles:grant_new": "mgr",

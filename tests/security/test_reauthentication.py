@@ -66,6 +66,16 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
                                             "reason": "Contract ended"},
         lambda w: AwsAccount.objects.get(pk=w.pk("globex_prod")).state == AwsAccount.State.ACTIVE,
     ),
+    "onboarding:bulk": (
+        {}, lambda w: {"origin": AwsAccount.Origin.INVITED, "rows": "333333333333,Initech,production",
+                       "templates": [w.pk("engineer_template")], "reason": "Bring in Initech"},
+        lambda w: not AwsAccount.objects.filter(account_id="333333333333").exists(),
+    ),
+    "onboarding:adopt": (
+        {}, lambda w: {"members": ["333333333334"], "client_name": "Initech",
+                       "templates": [w.pk("engineer_template")], "reason": "Adopt Initech's account"},
+        lambda w: not AwsAccount.objects.filter(account_id="333333333334").exists(),
+    ),
     "roletemplates:new": (
         {}, lambda w: _template_form(), lambda w: not RoleTemplate.objects.filter(name="Read only").exists(),
     ),

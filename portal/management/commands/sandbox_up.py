@@ -15,6 +15,7 @@ from portal.sandbox import (
     SandboxRestore,
     sandbox_aws_restore,
     sandbox_demo_users_ensure,
+    sandbox_legacy_member_ensure,
     sandbox_organization_ensure,
 )
 from switchroles.sandbox import sandbox_demo_access_ensure
@@ -48,6 +49,8 @@ class Command(BaseCommand):
         costs = sandbox_costs_ensure(clients=clients, aws_started_empty=organization.created)
         if costs:
             self.stdout.write(f"Billing: fetched {len(costs)} month(s) of demo costs from the sandbox's Cost Explorer.")
+        legacy = sandbox_legacy_member_ensure(clients=clients)
+        self.stdout.write(f"A member made before Switchyard, ready to adopt: {legacy} (Clients → Adopt)")
         # Auditors see the chain's state from the first page view, not only after the hourly check.
         audit_chain_check_record()
         self.stdout.write(self.style.SUCCESS("\nSwitchyard sandbox is ready on http://127.0.0.1:8000/"))
