@@ -35,4 +35,7 @@ app.conf.beat_schedule = {
     # Re-drives template roll-outs whose message was lost or whose worker died.
     "rollout-reconcile": {"task": "switchroles.tasks.rollout_reconcile", "schedule": 60.0,
                           "options": {"expires": 55}},
+    # Leavers whose AWS removal is still pending (lost message, killed worker) are sent again.
+    "leaver-reconcile": {"task": "switchroles.tasks.leaver_reconcile", "schedule": 60.0,
+                         "options": {"expires": 55}},
 }

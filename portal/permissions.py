@@ -18,6 +18,8 @@ from django.http.response import HttpResponseBase
 MANAGER = "Manager"
 ENGINEER = "Engineer"
 AUDITOR = "Auditor"
+# Separation of duties (issue 18): decides access-review items; given to auditors (or managers).
+REVIEWER = "Reviewer"
 
 # What each capability may do, as model permissions (app_label.codename). The data migration
 # portal/0002 creates the groups from this; later migrations grant the permissions of models they add
@@ -45,6 +47,10 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
         "switchroles.view_grant", "switchroles.view_linkuse",
         "portal.view_auditevent", "portal.view_auditchaincheck",
         "portal.view_accessreview", "portal.view_accessreviewitem",
+    ),
+    # Created by portal/0006_reviewer_capability.
+    REVIEWER: (
+        "portal.view_accessreview", "portal.view_accessreviewitem", "portal.change_accessreviewitem",
     ),
 }
 

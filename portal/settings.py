@@ -155,6 +155,12 @@ SWITCHYARD_MAX_CREATIONS_IN_FLIGHT = 5
 SWITCHYARD_ONBOARDING_LEASE_SECONDS = env.int("SWITCHYARD_ONBOARDING_LEASE_SECONDS", default=200)
 SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS = env.int("SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS", default=120)
 
+# --- Separation of duties (issue 18; portal/duties.py). Safe by default: both rules on. -----------
+# Auditors hold no switch-role links: not in a team, no personal grant, nothing in the directory.
+SWITCHYARD_SOD_AUDITORS_HOLD_NO_LINKS = env.bool("SWITCHYARD_SOD_AUDITORS_HOLD_NO_LINKS", default=True)
+# Whoever made a grant cannot confirm it in an access review.
+SWITCHYARD_SOD_NO_SELF_REVIEW = env.bool("SWITCHYARD_SOD_NO_SELF_REVIEW", default=True)
+
 # --- Authentication (django-allauth, MFA mandatory) ----------------------------------------------
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
+from portal import duties
 from portal.fields import RowsChoiceField
 from portal.models import User
 from switchroles.models import ROLE_NAME_VALIDATOR, RoleTemplate, Team
@@ -66,9 +67,15 @@ class GrantForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000,
                              help_text="Recorded with the grant and shown to auditors.")
 
+    def clean_person(self) -> User | None:
+        person = self.cleaned_data.get("person")
+        if person is not None and not duties.may_hold_links(person):
+            raise ValidationError(duties.AUDITOR_GRANTED)
+        return person
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if bool(data.get("team")) == bool(data.get("person")):
+        if bool(data.get("team")) == bool(data.get("person")) and "person" not in self.errors:
             self.add_error("team", "Choose a team or a person (one of them).")
         if bool(data.get("client")) == bool(data.get("account")):
             self.add_error("client", "Choose a client or one account (one of them).")
@@ -111,6 +118,12 @@ class TeamMemberForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = team.memberships.filter(removed_at__isnull=True).values("person")
         self.fields["person"].queryset = active_people().exclude(pk__in=current)  # type: ignore[attr-defined]
+
+    def clean_person(self) -> User:
+        person = self.cleaned_data["person"]
+        if not duties.may_hold_links(person):
+            raise ValidationError(duties.AUDITOR_IN_TEAM)
+        return person
 
 
 class PersonForm(forms.Form):
@@ -166,3 +179,8 @@ class PersonForm(forms.Form):
         if others.exists():
             raise ValidationError("Another person has this IAM user name.")
         return name
+
+
+class LeaverForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000,
+                             help_text="Why they leave (e.g. last day 30 November). Recorded in the audit log.")
