@@ -100,7 +100,8 @@ def test_a_leaver_is_gone_from_aws_the_portal_and_their_browser_within_a_minute(
     started = time.monotonic()
     manager_browser = HttpClient()
     manager_browser.force_login(manager, backend="django.contrib.auth.backends.ModelBackend")
-    answer = reauthenticated(manager_browser, manager).post(reverse("switchroles:person_leave", args=[engineer.pk]), {"reason": "Last day today"})
+    answer = reauthenticated(manager_browser, manager).post(
+        reverse("switchroles:person_leave", args=[engineer.pk]), {"reason": "Last day today"})
     assert answer.status_code == 302
 
     # then within 60 s their IAM user is in no Switchyard group and has no Switchyard policy or tag (moto)
