@@ -24,6 +24,7 @@ from onboarding.models import Client
 from portal import duties
 from portal.audit import audit_record
 from portal.models import AccessReview, AccessReviewItem, User
+from portal.notification_sweeps import review_assigned_notify
 from portal.permissions import MANAGER, REVIEWER, user_has_capability
 from switchroles.models import Grant, LinkUse, RoleTemplate
 from switchroles.selectors import grants_in_force
@@ -223,6 +224,8 @@ def access_review_open(*, opened_by: User, title: str, scope: str, reviewers: It
     )
     if item_count == 0:
         _complete(review=review, actor=opened_by, now=now, request=request)
+    else:
+        review_assigned_notify(review=review)
     return review
 
 

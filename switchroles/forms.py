@@ -98,6 +98,11 @@ class TeamForm(forms.Form):
                   "members and policies in step with the portal.",
     )
 
+    notification_webhook_url = forms.URLField(
+        label="Slack or Teams incoming webhook", required=False, max_length=500, assume_scheme="https",
+        help_text="Optional: the team's notices are also posted there.",
+    )
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if Team.objects.filter(name__iexact=name).exists():
@@ -109,6 +114,13 @@ class TeamForm(forms.Form):
         if Team.objects.filter(iam_group_name__iexact=group).exists():
             raise ValidationError("Another team uses this IAM group.")
         return group
+
+
+class TeamWebhookForm(forms.Form):
+    notification_webhook_url = forms.URLField(
+        label="Slack or Teams incoming webhook", required=False, max_length=500, assume_scheme="https",
+        help_text="Leave empty to stop posting. The URL is a secret: only managers see that one is set.",
+    )
 
 
 class TeamMemberForm(forms.Form):

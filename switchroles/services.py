@@ -186,17 +186,45 @@ def grant_expiries_record(*, at: datetime | None = None) -> list[int]:
 
 
 @transaction.atomic
-def team_create(*, name: str, iam_group_name: str, created_by: User, request: HttpRequest | None = None) -> Team:
+def team_create(*, name: str, iam_group_name: str, created_by: User, request: HttpRequest | None = None,
+                notification_webhook_url: str = "") -> Team:
     """A new team mapped to the IAM group ``iam_group_name`` (created in AWS with its first grant).
     Raises ``ValidationError`` for a taken or invalid name."""
-    team = Team(name=name.strip(), iam_group_name=iam_group_name.strip())
+    team = Team(name=name.strip(), iam_group_name=iam_group_name.strip(),
+                notification_webhook_url=notification_webhook_url.strip())
     team.full_clean()
     team.save()
     audit_record(
         action="team.created", actor=created_by, target=team, request=request,
-        details={"name": team.name, "iam_group_name": team.iam_group_name},
+        details={"name": team.name, "iam_group_name": team.iam_group_name,
+                 "webhook": _webhook_host(team.notification_webhook_url)},
     )
     return team
+
+
+def _webhook_host(url: str) -> str:
+    """What the audit log keeps of a webhook: its host (the URL itself is a secret)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or "" if url else ""
+
+
+@transaction.atomic
+def team_webhook_set(*, team: Team, url: str, changed_by: User, request: HttpRequest | None = None) -> Team:
+    """Set (or, with a blank ``url``, clear) the team's Slack/Teams incoming webhook. Raises
+    ``ValidationError`` on ``notification_webhook_url`` for a URL that is not https."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    url = url.strip()
+    if url and not url.startswith("https://"):
+        raise ValidationError({"notification_webhook_url": "Use the https:// URL Slack or Teams gave you."})
+    before = locked.notification_webhook_url
+    locked.notification_webhook_url = url
+    locked.full_clean()
+    locked.save(update_fields=["notification_webhook_url"])
+    if before != url:
+        audit_record(action="team.webhook_changed", actor=changed_by, target=locked, request=request,
+                     details={"from": _webhook_host(before), "to": _webhook_host(url)})
+    return locked
 
 
 @transaction.atomic

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from switchroles import drift_views, leaver_views, people_views, template_views, views
+from switchroles import drift_views, leaver_views, people_views, template_views, views, webhook_views
 
 app_name = "switchroles"
 
@@ -42,4 +42,5 @@ urlpatterns = [
     path("people/<int:person_id>/leave/", leaver_views.person_leave, name="person_leave"),
     path("people/departures/<int:departure_id>/", leaver_views.departure_detail, name="departure_detail"),
     path("people/conflicts/", leaver_views.duty_conflicts_page, name="duty_conflicts"),
+    path("teams/<int:team_id>/webhook/", webhook_views.team_webhook, name="team_webhook"),
 ]

@@ -260,7 +260,9 @@ def team_new(request: HttpRequest) -> HttpResponse:
         try:
             team = services.team_create(name=form.cleaned_data["name"],
                                         iam_group_name=form.cleaned_data["iam_group_name"],
-                                        created_by=_person(request), request=request)
+                                        created_by=_person(request), request=request,
+                                        notification_webhook_url=form.cleaned_data.get("notification_webhook_url")
+                                        or "")
         except ValidationError as exc:
             form_errors_from(form, exc)
         else:
