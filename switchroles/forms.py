@@ -151,7 +151,8 @@ class PersonForm(forms.Form):
     capabilities = forms.MultipleChoiceField(
         choices=[(name, name) for name in CAPABILITY_NAMES], required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Manager: onboard clients, grant access, add people. Engineer: use granted links. "
-                  "Auditor: read everything, change nothing.",
+                  "Auditor: read everything, change nothing, hold no links. "
+                  "Reviewer: decide the access reviews they are chosen for (give it to auditors).",
     )
     teams = RowsChoiceField(
         queryset=Team.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple,
