@@ -17,7 +17,6 @@ Callers pass words, never secrets: :func:`notify` refuses a subject or body that
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -25,7 +24,7 @@ import re
 import smtplib
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -119,7 +118,7 @@ def notify(
         if notice is not None:
             made.append(notice)
     for notice in made:
-        transaction.on_commit(functools.partial(_enqueue, notice.pk), robust=True)
+        transaction.on_commit(_sender(notice.pk), robust=True)
     if made:
         logger.info("notifications.queued", extra={"event": event, "notices": len(made)})
     return made
@@ -136,10 +135,13 @@ def _create(notice: Notice) -> Notice | None:
     return notice
 
 
-def _enqueue(notice_pk: int) -> None:
-    from portal.tasks import notice_deliver_task
+def _sender(notice_pk: int) -> Callable[[], None]:
+    def send_notice() -> None:
+        from portal.tasks import notice_deliver_task
 
-    notice_deliver_task.delay(notice_pk)
+        notice_deliver_task.delay(notice_pk)
+
+    return send_notice
 
 
 def notice_deliver(*, notice_id: int) -> Notice | None:
@@ -148,7 +150,7 @@ def notice_deliver(*, notice_id: int) -> Notice | None:
     :class:`NoticeRetry` until ``MAX_ATTEMPTS``, then the notice is marked FAILED with the error;
     one no retry can fix (webhook 4xx) is marked FAILED at once."""
     with transaction.atomic():
-        notice = Notice.objects.select_for_update().select_related("team").filter(pk=notice_id).first()
+        notice = Notice.objects.select_for_update(of=("self",)).select_related("team").filter(pk=notice_id).first()
         if notice is None or notice.state != Notice.State.PENDING:
             return notice
         notice.attempts += 1
