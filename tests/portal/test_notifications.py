@@ -27,11 +27,16 @@ from onboarding.workflow import Outcome
 from portal import notifications
 from portal.audit import audit_chain_check_record, audit_record
 from portal.models import AuditEvent, Notice, NotificationOptOut
-from portal.notification_sweeps import main_account_drift_notify, notices_sweep
+from portal.notification_sweeps import (
+    drift_role_finding_notify,
+    main_account_drift_notify,
+    notices_sweep,
+    review_assigned_notify,
+)
 from portal.reviews import access_review_open
 from portal.tasks import notice_deliver_task
 from switchroles import services
-from switchroles.models import DriftFinding
+from switchroles.models import DriftCheck, DriftFinding, RoleDriftFinding
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
@@ -105,8 +110,6 @@ def test_a_review_is_announced_once_to_its_reviewers_and_not_to_those_who_opted_
         review = access_review_open(opened_by=people["boss"], title="Q4 review", scope="everything",
                                     reviewers=[people["boss"], people["rita"]], deadline=timezone.now() + timedelta(7))
     with django_capture_on_commit_callbacks(execute=True):
-        from portal.notification_sweeps import review_assigned_notify
-
         review_assigned_notify(review=review)
 
     # then boss got one e-mail with the link, rita and the others none
@@ -326,3 +329,44 @@ def test_no_notice_carries_a_secret(
             notifications.notify(event="review.assigned", recipients=[people["rita"]], subject="x", body=leak,
                                  dedupe_key=f"leak:{leak}")
     assert person.is_active
+
+
+def test_a_step_waiting_for_the_client_is_told_once_when_it_starts_waiting(
+    people: dict[str, Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an invited account whose access-role step is running for the first time
+    monkeypatch.setattr(onboarding_services, "_enqueue_advance", lambda *args, **kwargs: None)
+    account = make_account(make_client("Acme"))
+    step = OnboardingStep.objects.create(account=account, position=1, kind=OnboardingStep.Kind.AWAIT_ACCESS_ROLE,
+                                         status=OnboardingStep.Status.RUNNING, attempts=1)
+
+    # when it starts waiting, and then waits again on its next run
+    with django_capture_on_commit_callbacks(execute=True):
+        onboarding_services._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
+                                            Outcome.waiting(60, "The client has not deployed the access role yet."))
+        OnboardingStep.objects.filter(pk=step.pk).update(status=OnboardingStep.Status.RUNNING, attempts=2)
+        onboarding_services._record_outcome(step.pk, 2, account.pk, OnboardingStep.Status.WAITING,
+                                            Outcome.waiting(60, "Still not there."))
+
+    # then the managers were told once that it waits for the client
+    assert sent_to("waits for the client") == ["boss@example.com", "rita@example.com"]
+    assert "has not deployed the access role" in mail.outbox[0].body
+
+
+def test_a_new_role_drift_finding_is_told_once_to_managers_and_auditors(
+    people: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    account = make_account(make_client("Acme"))
+    role = make_role(account, "engineer")
+    check = DriftCheck.objects.create(checked_at=timezone.now())
+    finding = RoleDriftFinding.objects.create(
+        check_run=check, kind=RoleDriftFinding.Kind.DIFFERENT, account=account, account_role=role,
+        role_path=role.role_path, role_name=role.role_name, role_arn=role.arn,
+        differences=["The trust policy differs."], first_seen_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        drift_role_finding_notify(finding=finding)
+        drift_role_finding_notify(finding=finding)  # the next check finds it again
+
+    assert sent_to("Drift in Acme / Production") == ["ada@example.com", "boss@example.com", "rita@example.com"]
+    assert "The trust policy differs." in mail.outbox[0].body
