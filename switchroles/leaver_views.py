@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal import duties
 from portal.permissions import AUDITOR, MANAGER, capability_required
@@ -50,6 +50,17 @@ def person_leave(request: HttpRequest, person_id: int) -> HttpResponse:
 def departure_detail(request: HttpRequest, departure_id: int) -> HttpResponse:
     departure = get_object_or_404(leavers.departures_listed(), pk=departure_id)
     return render(request, "people/departure_detail.html", {"departure": departure})
+
+
+@require_POST
+@capability_required(MANAGER)
+@reauthentication_required
+def departure_retry(request: HttpRequest, departure_id: int) -> HttpResponse:
+    departure = get_object_or_404(leavers.departures_listed(), pk=departure_id)
+    leavers.departure_aws_retry(departure=departure, requested_by=request.user,  # type: ignore[arg-type]
+                                request=request)
+    messages.info(request, "Trying the removal in AWS again; reload in a few seconds.")
+    return redirect("switchroles:departure_detail", departure_id=departure.pk)
 
 
 @require_GET

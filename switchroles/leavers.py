@@ -307,6 +307,22 @@ def _record_aws(departure: Departure, *, state: str, removed: dict[str, Any], re
     return departure
 
 
+@transaction.atomic
+def departure_aws_retry(*, departure: Departure, requested_by: User, request: HttpRequest | None = None) -> Departure:
+    """A manager asks again for a FAILED AWS removal (after fixing what the error said): back to
+    PENDING with fresh attempts, audited, sent to a worker after commit. Anything else: unchanged."""
+    locked = Departure.objects.select_for_update().get(pk=departure.pk)
+    if locked.aws_state != Departure.AwsState.FAILED:
+        return locked
+    locked.aws_state, locked.aws_attempts = Departure.AwsState.PENDING, 0
+    locked.save(update_fields=["aws_state", "aws_attempts"])
+    audit_record(action="person.left_aws_retry_requested", actor=requested_by, target=locked.person, request=request,
+                 details={"departure_id": locked.pk, "previous_error": locked.aws_error[:500]})
+    departure_pk = locked.pk
+    transaction.on_commit(lambda: _enqueue_aws_cleanup(departure_pk), robust=True)
+    return locked
+
+
 def departures_to_redrive(*, now: Any = None) -> list[int]:
     """Departures whose AWS removal is still pending a while after the leaver (a lost message,
     a killed worker): the beat schedule sends them again."""

@@ -41,6 +41,7 @@ urlpatterns = [
     # leavers and separation of duties (issue 18)
     path("people/<int:person_id>/leave/", leaver_views.person_leave, name="person_leave"),
     path("people/departures/<int:departure_id>/", leaver_views.departure_detail, name="departure_detail"),
+    path("people/departures/<int:departure_id>/retry/", leaver_views.departure_retry, name="departure_retry"),
     path("people/conflicts/", leaver_views.duty_conflicts_page, name="duty_conflicts"),
     path("teams/<int:team_id>/webhook/", webhook_views.team_webhook, name="team_webhook"),
 ]

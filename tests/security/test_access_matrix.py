@@ -125,6 +125,7 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     # leavers, separation of duties, team webhooks (issue 18)
     "switchroles:person_leave":              (LOGIN, MFA, 403, 403, OK, 403, OK),
     "switchroles:departure_detail":          (LOGIN, MFA, 403, 403, OK, OK, OK),
+    "switchroles:departure_retry":           (405, MFA, 405, 405, 405, 405, 405),
     "switchroles:duty_conflicts":            (LOGIN, MFA, 403, 403, OK, OK, OK),
     "switchroles:team_webhook":              (LOGIN, MFA, 403, 403, OK, 403, OK),
     # each person's notification choices and the notices sent to them (issue 18)
@@ -329,6 +330,7 @@ STATE_CHANGING: dict[str, str] = {
     "switchroles:person_new": "mgr",
     "switchroles:person_edit": "mgr",
     "switchroles:person_leave": "mgr",
+    "switchroles:departure_retry": "mgr",
     "switchroles:team_webhook": "mgr",
     "notification_preferences": "eng",
     "switchroles:enforcement_check": "mgr",

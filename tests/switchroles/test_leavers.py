@@ -142,6 +142,15 @@ def test_a_refused_aws_call_ends_in_a_plain_message_not_a_retry_loop(
     assert "AccessDenied" in departure.aws_error and "by hand" in departure.aws_error
     assert AuditEvent.objects.filter(action="person.left_aws_failed").count() == 1
 
+    # and once fixed, a manager asks again: it goes back to a worker, audited
+    monkeypatch.setattr(switchroles_aws, "remove_user_from_switchyard", lambda **_: switchroles_aws.UserSwitchyardState(
+        "eli", False, (), (), ()))
+    leavers.departure_aws_retry(departure=departure, requested_by=manager)
+    leavers.leaver_aws_cleanup(departure_id=departure.pk, clients=aws)
+    departure.refresh_from_db()
+    assert departure.aws_state == Departure.AwsState.VERIFIED
+    assert AuditEvent.objects.filter(action="person.left_aws_retry_requested", actor=manager).count() == 1
+
 
 def test_nobody_leaves_twice_and_a_manager_cannot_remove_themself(manager: Any, engineer: Any) -> None:
     from django.core.exceptions import ValidationError
