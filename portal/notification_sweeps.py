@@ -5,9 +5,11 @@ the dedupe keys say what "the same notice" means for each."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +21,23 @@ from django.utils import timezone
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from portal.notifications import notify
 from portal.permissions import AUDITOR, MANAGER
+
+logger = logging.getLogger(__name__)
+
+
+def _never_breaks_the_caller(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A notice that cannot be made (its text looked like a secret) is logged and dropped: the
+    workflow that called the hook (an onboarding step, a drift check) goes on."""
+
+    @functools.wraps(hook)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(*args, **kwargs)
+        except ValueError:
+            logger.exception("notifications.refused", extra={"hook": hook.__name__})
+            return None
+
+    return wrapper
 
 
 def portal_url(path: str) -> str:
@@ -32,6 +51,7 @@ def _holders(*names: str) -> QuerySet[User]:
 # --- access reviews ---------------------------------------------------------------------------------
 
 
+@_never_breaks_the_caller
 def review_assigned_notify(*, review: AccessReview) -> None:
     link = portal_url(reverse("audit:review_detail", args=[review.pk]))
     notify(
@@ -104,6 +124,7 @@ def grants_expiring_notify(*, now: datetime | None = None) -> int:
 # --- onboarding, drift, the audit chain ------------------------------------------------------------
 
 
+@_never_breaks_the_caller
 def onboarding_step_notify(*, account: Any, step: Any, waiting_for_client: bool = False) -> None:
     """A step failed (or waits for the client): to every manager."""
     link = portal_url(reverse("onboarding:account_detail", args=[account.pk]))
@@ -120,6 +141,7 @@ def onboarding_step_notify(*, account: Any, step: Any, waiting_for_client: bool 
     )
 
 
+@_never_breaks_the_caller
 def drift_role_finding_notify(*, finding: Any) -> None:
     account = finding.account
     notify(
@@ -133,6 +155,7 @@ def drift_role_finding_notify(*, finding: Any) -> None:
     )
 
 
+@_never_breaks_the_caller
 def main_account_drift_notify(*, findings: Iterable[Any]) -> None:
     """Main-account policies that differ from the grants: one notice per distinct set of
     differences (the same drift found every ten minutes is not told again)."""
@@ -150,6 +173,7 @@ def main_account_drift_notify(*, findings: Iterable[Any]) -> None:
     )
 
 
+@_never_breaks_the_caller
 def audit_chain_broken_notify(*, check: AuditChainCheck) -> None:
     notify(
         event="audit.chain_broken", recipients=_holders(MANAGER, AUDITOR),

@@ -370,3 +370,24 @@ def test_a_new_role_drift_finding_is_told_once_to_managers_and_auditors(
 
     assert sent_to("Drift in Acme / Production") == ["ada@example.com", "boss@example.com", "rita@example.com"]
     assert "The trust policy differs." in mail.outbox[0].body
+
+
+def test_a_notice_that_would_leak_is_dropped_without_breaking_the_workflow(
+    people: dict[str, Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given AWS's message for a failed step happens to look like a secret
+    monkeypatch.setattr(onboarding_services, "_enqueue_advance", lambda *args, **kwargs: None)
+    account = make_account(make_client("Acme"))
+    step = OnboardingStep.objects.create(account=account, position=1, kind=OnboardingStep.Kind.PROVISION_ROLES,
+                                         status=OnboardingStep.Status.RUNNING, attempts=1)
+    error = AwsError("InvalidClientTokenId", "x", "The key AKIAABCDEFGHIJKLMNOP is not valid.", False)
+
+    # when the step's failure is recorded
+    with django_capture_on_commit_callbacks(execute=True):
+        onboarding_services._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
+                                            Outcome.failed(error))
+
+    # then the failure is recorded as always, and no notice carries the key
+    step.refresh_from_db()
+    assert step.status == OnboardingStep.Status.FAILED
+    assert not Notice.objects.exists() and mail.outbox == []
