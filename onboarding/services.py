@@ -28,6 +28,7 @@ from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.models import User
+from portal.notification_sweeps import onboarding_step_notify
 from switchroles.links import SWITCH_ROLE_NAME_MAX_CHARS, display_name_for
 from switchroles.models import AccountRole, RoleTemplate
 
@@ -551,12 +552,15 @@ def _record_outcome(
             if previous_status != Status.WAITING:
                 audit_record(action="onboarding.step.waiting", target=account,
                              details={**audit, "note": outcome.note})
+                if step.kind in (OnboardingStep.Kind.AWAIT_HANDSHAKE, OnboardingStep.Kind.AWAIT_ACCESS_ROLE):
+                    onboarding_step_notify(account=account, step=step, waiting_for_client=True)
             _enqueue_advance(account.pk, countdown=outcome.wait_seconds)
         elif outcome.result == "failed":
             step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
             step.save(update_fields=fields)
             _account_state(account, State.FAILED)
             audit_record(action="onboarding.step.failed", target=account, details=audit)
+            onboarding_step_notify(account=account, step=step)
             logger.warning("onboarding.step.failed", extra={"account": account.pk, "step": step.kind,
                                                             "code": audit.get("code")})
         else:  # ended: the client answered for us

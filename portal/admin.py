@@ -4,13 +4,29 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
+from portal.audit import audit_record
 from portal.models import AuditChainCheck, AuditEvent, User
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """What decides access (IAM user name, capabilities, active or not) is read-only here: it
+    changes through the People pages (person edit, the leaver action), which audit it and show
+    what it gains and loses. Whatever the admin still edits is audited (``person.admin_changed``)."""
+
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Switchyard", {"fields": ("iam_username",)}))  # type: ignore[misc]
     list_display = ("username", "email", "first_name", "last_name", "iam_username", "is_active")
+    readonly_fields = ("iam_username", "groups", "user_permissions", "is_active", "is_superuser")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        changed = sorted(name for name in form.changed_data if name not in ("password", "password1", "password2"))
+        if changed or "password" in form.changed_data or not change:
+            audit_record(
+                action="person.admin_changed" if change else "person.admin_created", target=obj, request=request,
+                details={"fields": changed, "password_changed": bool({"password", "password1"}
+                                                                     & set(form.changed_data))},
+            )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

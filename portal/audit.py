@@ -187,4 +187,7 @@ def audit_chain_check_record() -> AuditChainCheck:
     )
     if not report.intact:
         logger.error("audit.chain.broken", extra={"sequence": report.first_bad_sequence, "problem": report.problem})
+        from portal.notification_sweeps import audit_chain_broken_notify  # the kernel imports no app at load
+
+        audit_chain_broken_notify(check=check)
     return check

@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from onboarding.models import Client
-from portal import reviews
+from portal import duties, reviews
 from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
 from portal.audit import audit_verify_chain
 from portal.audit_forms import AccessReviewForm, EventFilterForm, MatrixFilterForm, ReviewItemsForm
@@ -51,7 +51,7 @@ from portal.audit_selectors import (
     person_history,
 )
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
-from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
 from switchroles.models import AccountRole
 
 PAGE_SIZE = 50
@@ -264,10 +264,15 @@ def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
 # --- Access reviews ------------------------------------------------------------------------------
 
 @require_GET
-@capability_required(*READERS)
+@capability_required(*READERS, REVIEWER)
 def review_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(reviews.reviews_with_progress(), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "audit/review_list.html", {"page": page, "now": timezone.now()})
+    user = cast(User, request.user)
+    return render(request, "audit/review_list.html", {
+        "page": page, "now": timezone.now(),
+        "may_review": user_has_capability(user, MANAGER, REVIEWER),
+        "assigned": user.access_reviews_to_do.filter(state=AccessReview.State.OPEN).count(),
+    })
 
 
 @require_http_methods(["GET", "POST"])
@@ -292,7 +297,7 @@ def review_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@capability_required(*READERS)
+@capability_required(*READERS, REVIEWER)
 def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(AccessReview.objects.select_related("client", "opened_by"), pk=review_id)
     form = ReviewItemsForm(request.GET)
@@ -301,11 +306,12 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
     items = reviews.review_items(review=review, show=show, unused_days=unused_days)
     page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
     user = cast(User, request.user)
-    is_reviewer = user.is_manager and review.reviewers.filter(pk=user.pk).exists()
+    is_reviewer = user_has_capability(user, MANAGER, REVIEWER) and review.reviewers.filter(pk=user.pk).exists()
     return render(request, "audit/review_detail.html", {
         "review": review, "form": form, "page": page, "progress": reviews.review_progress(review=review),
         "reviewers": review.reviewers.order_by("username"), "is_reviewer": is_reviewer,
-        "unused_days": unused_days, "show": show,
+        "unused_days": unused_days, "show": show, "may_review": user_has_capability(user, MANAGER, REVIEWER),
+        "self_review_blocked": duties.no_self_review(),
     })
 
 
@@ -314,7 +320,7 @@ def _revoking(request: HttpRequest) -> bool:
 
 
 @require_POST
-@capability_required(MANAGER)
+@capability_required(MANAGER, REVIEWER)
 @reauthentication_required(enabled=_revoking)
 def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
     """A reviewer confirms or revokes one grant. Revoking asks for re-authentication first, as any
@@ -339,7 +345,7 @@ def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpRes
 
 
 @require_GET
-@capability_required(*READERS)
+@capability_required(*READERS, REVIEWER)
 def review_csv(request: HttpRequest, review_id: int) -> HttpResponseBase:
     review = get_object_or_404(AccessReview, pk=review_id)
     return _streamed_csv(reviews.review_csv_rows(review=review), f"switchyard-review-{review.pk}-{_stamp()}.csv")

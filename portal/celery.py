@@ -38,4 +38,10 @@ app.conf.beat_schedule = {
     # Cost Explorer charges per request: four times a day (this month, last month until final, history).
     "billing-fetch": {"task": "billing.tasks.billing_fetch_due", "schedule": crontab(minute=17, hour="*/6"),
                       "options": {"expires": 3600}},
+    # Leavers whose AWS removal is still pending (lost message, killed worker) are sent again.
+    "leaver-reconcile": {"task": "switchroles.tasks.leaver_reconcile", "schedule": 60.0,
+                         "options": {"expires": 55}},
+    # Grants expiring in 7 days / 1 day, overdue reviews: each notice once (unique dedupe keys).
+    "notifications-sweep": {"task": "portal.tasks.notifications_sweep", "schedule": crontab(minute="*/15"),
+                            "options": {"expires": 600}},
 }

@@ -19,6 +19,8 @@ MANAGER = "Manager"
 ENGINEER = "Engineer"
 AUDITOR = "Auditor"
 FINANCE = "Finance"
+# Separation of duties (issue 18): decides access-review items; given to auditors (or managers).
+REVIEWER = "Reviewer"
 
 # What each capability may do, as model permissions (app_label.codename). The data migration
 # portal/0002 creates the groups from this; later migrations grant the permissions of models they add
@@ -51,6 +53,10 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     # billing/0002 (portal/0002 may run before the billing models exist). Managers read billing too.
     FINANCE: (
         "onboarding.view_client",
+    ),
+    # Created by portal/0006_reviewer_capability.
+    REVIEWER: (
+        "portal.view_accessreview", "portal.view_accessreviewitem", "portal.change_accessreviewitem",
     ),
 }
 

@@ -21,9 +21,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from onboarding.models import Client
+from portal import duties
 from portal.audit import audit_record
 from portal.models import AccessReview, AccessReviewItem, User
-from portal.permissions import MANAGER, user_has_capability
+from portal.notification_sweeps import review_assigned_notify
+from portal.permissions import MANAGER, REVIEWER, user_has_capability
 from switchroles.models import Grant, LinkUse, RoleTemplate
 from switchroles.selectors import grants_in_force
 
@@ -33,9 +35,11 @@ DEFAULT_UNUSED_DAYS = 90
 # --- Reads -------------------------------------------------------------------------------------
 
 def review_reviewer_choices() -> QuerySet[User]:
-    """Who can be a reviewer: active people who hold the Manager capability (a reviewer may
-    revoke, and auditors change nothing)."""
-    return User.objects.filter(is_active=True).filter(Q(groups__name=MANAGER) | Q(is_superuser=True)).distinct()
+    """Who can be a reviewer: active people who hold the Manager capability, or the Reviewer
+    capability (given to auditors, so the people who grant are not the only ones who review)."""
+    return User.objects.filter(is_active=True).filter(
+        Q(groups__name=MANAGER) | Q(groups__name=REVIEWER) | Q(is_superuser=True)
+    ).distinct()
 
 
 def grants_in_review_scope(*, scope: str, client: Client | None = None, tier: str = "",
@@ -192,7 +196,7 @@ def access_review_open(*, opened_by: User, title: str, scope: str, reviewers: It
         raise ValidationError({"reviewers": "Choose at least one reviewer."})
     eligible = set(review_reviewer_choices().filter(pk__in=[r.pk for r in reviewer_list]).values_list("pk", flat=True))
     if ineligible := [r.username for r in reviewer_list if r.pk not in eligible]:
-        raise ValidationError({"reviewers": f"Only managers can review (not {', '.join(ineligible)})."})
+        raise ValidationError({"reviewers": f"Only managers and reviewers can review (not {', '.join(ineligible)})."})
     now = timezone.now()
     if deadline <= now:
         raise ValidationError({"deadline": "The deadline must be in the future."})
@@ -220,6 +224,8 @@ def access_review_open(*, opened_by: User, title: str, scope: str, reviewers: It
     )
     if item_count == 0:
         _complete(review=review, actor=opened_by, now=now, request=request)
+    else:
+        review_assigned_notify(review=review)
     return review
 
 
@@ -238,13 +244,14 @@ def access_review_decide(*, item_id: int, review: AccessReview, reviewer: User, 
 
     ``revoke`` revokes the grant through ``switchroles.services.grant_revoke`` (idempotent, so a
     grant already revoked elsewhere stays as it is). Raises ``PermissionDenied`` unless
-    ``reviewer`` is one of the review's reviewers and still a manager, ``ValidationError`` when the
-    review is completed or the item already decided. When the last item is decided the review
+    ``reviewer`` is one of the review's reviewers and still a manager or reviewer, ``ValidationError``
+    when the review is completed, the item already decided, or (separation of duties) ``reviewer``
+    made the grant they would confirm (``{"decision": ...}``). When the last item is decided the review
     completes. The item is locked while deciding, so two reviewers cannot both decide it.
     """
     if decision not in (AccessReviewItem.Decision.CONFIRM, AccessReviewItem.Decision.REVOKE):
         raise ValidationError({"decision": "Confirm or revoke."})
-    if not user_has_capability(reviewer, MANAGER) or not review.reviewers.filter(pk=reviewer.pk).exists():
+    if not user_has_capability(reviewer, MANAGER, REVIEWER) or not review.reviewers.filter(pk=reviewer.pk).exists():
         raise PermissionDenied("Only this review's reviewers decide its items.")
     with transaction.atomic():
         locked_review = AccessReview.objects.select_for_update().get(pk=review.pk)
@@ -253,6 +260,10 @@ def access_review_decide(*, item_id: int, review: AccessReview, reviewer: User, 
         item = AccessReviewItem.objects.select_for_update().select_related("grant").get(pk=item_id, review=review)
         if not item.is_pending:
             raise ValidationError(f"This item was already decided ({item.get_decision_display().lower()}).")
+        if decision == AccessReviewItem.Decision.CONFIRM and not duties.may_confirm(
+            reviewer=reviewer, granted_by_id=item.grant.granted_by_id
+        ):
+            raise ValidationError({"decision": duties.SELF_REVIEW})
         now = timezone.now()
         if decision == AccessReviewItem.Decision.REVOKE:
             from switchroles.services import grant_revoke

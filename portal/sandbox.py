@@ -65,6 +65,8 @@ def sandbox_demo_users_ensure() -> list[User]:
             user.set_password(DEMO_PASSWORD)
             user.save(update_fields=["password"])
         user.groups.add(Group.objects.get(name=group_name))
+        if username == "auditor":  # the demo auditor also reviews (separation of duties, issue 18)
+            user.groups.add(*Group.objects.filter(name="Reviewer"))
         if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
             TOTP.activate(user, pyotp.random_base32())
             RecoveryCodes.activate(user)

@@ -156,6 +156,30 @@ SWITCHYARD_MAX_CREATIONS_IN_FLIGHT = 5
 SWITCHYARD_ONBOARDING_LEASE_SECONDS = env.int("SWITCHYARD_ONBOARDING_LEASE_SECONDS", default=200)
 SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS = env.int("SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS", default=120)
 
+# --- Separation of duties (issue 18; portal/duties.py). Safe by default: both rules on. -----------
+# Auditors hold no switch-role links: not in a team, no personal grant, nothing in the directory.
+SWITCHYARD_SOD_AUDITORS_HOLD_NO_LINKS = env.bool("SWITCHYARD_SOD_AUDITORS_HOLD_NO_LINKS", default=True)
+# Whoever made a grant cannot confirm it in an access review.
+SWITCHYARD_SOD_NO_SELF_REVIEW = env.bool("SWITCHYARD_SOD_NO_SELF_REVIEW", default=True)
+
+# --- Notifications (issue 18; portal/notifications.py) --------------------------------------------
+# Links in notices point here. Mail: SMTP from the environment in production; in the sandbox
+# (and unless EMAIL_BACKEND says otherwise) files under var/outbox/, one per message.
+SWITCHYARD_PORTAL_URL = env.str("SWITCHYARD_PORTAL_URL", default="http://127.0.0.1:8000")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.filebased.EmailBackend" if SANDBOX
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = VAR_DIR / "outbox"
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+
 # --- Authentication (django-allauth, MFA mandatory) ----------------------------------------------
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [

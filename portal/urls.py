@@ -2,7 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import views
+from portal import notification_views, views
 
 # The Django admin signs people in through allauth (password + TOTP), never its own form.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("switchroles.urls")),
     path("audit/", include("portal.audit_urls")),
     path("billing/", include("billing.urls")),
+    path("notifications/", notification_views.notification_preferences, name="notification_preferences"),
 ]

@@ -797,3 +797,101 @@ def _as_document(value: Any) -> dict[str, Any]:
 
 def _is_no_such_entity(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("NoSuchEntity", "NoSuchEntityException")
+
+
+# --- AWS: a person who leaves (issue 18) -----------------------------------------------------------
+
+#: The principal tag Switchyard puts on the IAM users of its people (the trust condition of the
+#: console roles checks it). Any tag whose key starts with "switchyard" is Switchyard's.
+PERSON_TAG_KEY = "switchyard-person"
+_OUR_TAG_PREFIX = "switchyard"
+
+
+def _is_our_tag(key: str, value: str) -> bool:
+    return key.lower().startswith(_OUR_TAG_PREFIX) or (key == "managed-by" and value == "switchyard")
+
+
+@dataclass(frozen=True)
+class UserSwitchyardState:
+    """What of Switchyard an IAM user still carries in the main account, read from IAM."""
+
+    user_name: str
+    exists: bool
+    groups: tuple[str, ...]
+    policies: tuple[str, ...]  # ARNs of attached policies under /switchyard/
+    tags: tuple[str, ...]  # keys of Switchyard's tags
+
+    @property
+    def is_clean(self) -> bool:
+        return not (self.groups or self.policies or self.tags)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"user_name": self.user_name, "exists": self.exists, "groups": list(self.groups),
+                "policies": list(self.policies), "tags": list(self.tags)}
+
+
+def read_user_switchyard_state(
+    *, clients: ClientFactory, user_name: str, group_names: Iterable[str] = ()
+) -> UserSwitchyardState:
+    """The IAM user's Switchyard groups (path ``/switchyard/`` or one of ``group_names``, the
+    teams' groups), attached ``/switchyard/`` policies and Switchyard tags. A missing user carries
+    nothing (``exists=False``)."""
+    iam = clients.client("iam")
+    ours = set(group_names)
+    try:
+        groups = [
+            group["GroupName"]
+            for page in iam.get_paginator("list_groups_for_user").paginate(UserName=user_name)
+            for group in page.get("Groups", [])
+            if group["GroupName"] in ours or group.get("Path", "").startswith(POLICY_PATH)
+        ]
+        policies = [
+            policy["PolicyArn"]
+            for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=user_name)
+            for policy in page.get("AttachedPolicies", [])
+            if f":policy{POLICY_PATH}" in policy["PolicyArn"]
+        ]
+        tags = [
+            tag["Key"]
+            for page in iam.get_paginator("list_user_tags").paginate(UserName=user_name)
+            for tag in page.get("Tags", [])
+            if _is_our_tag(tag["Key"], tag.get("Value", ""))
+        ]
+    except ClientError as exc:
+        if _is_no_such_entity(exc):
+            return UserSwitchyardState(user_name, False, (), (), ())
+        raise
+    return UserSwitchyardState(user_name, True, tuple(sorted(groups)), tuple(sorted(policies)), tuple(sorted(tags)))
+
+
+def remove_user_from_switchyard(
+    *, clients: ClientFactory, user_name: str, group_names: Iterable[str] = (), policy_name_prefix: str
+) -> UserSwitchyardState:
+    """Take everything of Switchyard off the IAM user: out of its groups, its ``/switchyard/``
+    policies detached (the person's own ``<prefix>-<n>`` ones deleted), Switchyard's tags removed.
+    The user itself stays (Switchyard does not create or delete IAM users). Idempotent; returns
+    what it removed. Call :func:`read_user_switchyard_state` afterwards to verify."""
+    _check_prefix(policy_name_prefix)
+    found = read_user_switchyard_state(clients=clients, user_name=user_name, group_names=group_names)
+    if not found.exists:
+        return found
+    iam = clients.client("iam")
+    for group in found.groups:
+        try:
+            iam.remove_user_from_group(GroupName=group, UserName=user_name)
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+    for arn in found.policies:
+        try:
+            iam.detach_user_policy(UserName=user_name, PolicyArn=arn)
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+        if _is_our_policy_name(arn.rsplit("/", 1)[-1], policy_name_prefix):
+            _delete_policy(iam, arn)
+    if found.tags:
+        iam.untag_user(UserName=user_name, TagKeys=list(found.tags))
+    logger.info("switchroles.iam.user_removed", extra={"user": user_name, "groups": len(found.groups),
+                                                       "policies": len(found.policies), "tags": len(found.tags)})
+    return found

@@ -45,6 +45,7 @@ from onboarding.workflow import role_spec_for
 from portal.audit import audit_record
 from portal.aws import ClientFactory, TemporaryCredentials, default_client_factory
 from portal.models import User
+from portal.notification_sweeps import drift_role_finding_notify
 from switchroles import enforcement
 from switchroles.models import AccountRole, DriftCheck, DriftFinding, RoleDriftFinding
 
@@ -262,6 +263,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
                     "differences": finding.differences[:20], "error_code": finding.error_code,
                 },
             )
+            drift_role_finding_notify(finding=finding)
     if findings:
         logger.warning("switchroles.drift.roles", extra={"check": check.pk, "findings": len(findings)})
     return check

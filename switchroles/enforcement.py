@@ -39,7 +39,9 @@ from django.utils import timezone
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
+from portal.duties import is_auditor_q
 from portal.models import User
+from portal.notification_sweeps import main_account_drift_notify
 from switchroles.aws import (
     PolicyTooLarge,
     PrincipalNotFound,
@@ -166,9 +168,11 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
 
     members_of: dict[int, set[str]] = defaultdict(set)
     # A deactivated person keeps their rows (history) but nothing in AWS.
-    for team_pk, iam_username in memberships_in_force(at=moment).filter(person__is_active=True).values_list(
-        "team_id", "person__iam_username"
-    ):
+    # Separation of duties: an auditor (an existing conflict, listed on the conflicts page) gets
+    # nothing in AWS either, as in the directory.
+    for team_pk, iam_username in memberships_in_force(at=moment).filter(person__is_active=True).exclude(
+        is_auditor_q("person_id")
+    ).values_list("team_id", "person__iam_username"):
         if iam_username:
             members_of[team_pk].add(iam_username)
 
@@ -186,10 +190,10 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
     ]
     written_before = EnforcedPrincipal.objects.filter(person__isnull=False).values_list("person_id", flat=True)
     person_pks = set(refs_of_person) | set(written_before)
-    for person_pk, iam_username, is_active in User.objects.filter(pk__in=person_pks).order_by("pk").values_list(
-        "pk", "iam_username", "is_active"
-    ):
-        refs = frozenset(refs_of_person.get(person_pk, ())) if is_active else frozenset()
+    for person_pk, iam_username, is_active, holds_auditor in User.objects.filter(pk__in=person_pks).annotate(
+        holds_auditor=is_auditor_q("pk")
+    ).order_by("pk").values_list("pk", "iam_username", "is_active", "holds_auditor"):
+        refs = frozenset(refs_of_person.get(person_pk, ())) if is_active and not holds_auditor else frozenset()
         principals.append(
             IntendedPrincipal(
                 principal_type=EnforcedPrincipal.Type.USER,
@@ -476,6 +480,7 @@ def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = Non
                     ]
                 },
             )
+            main_account_drift_notify(findings=findings)
     if findings or check.error:
         logger.warning("switchroles.enforcement.drift", extra={"drifted": len(findings), "error": check.error})
     return check

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
+from portal import duties
 from portal.fields import RowsChoiceField
 from portal.models import User
 from switchroles.models import ROLE_NAME_VALIDATOR, RoleTemplate, Team
@@ -66,9 +67,15 @@ class GrantForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000,
                              help_text="Recorded with the grant and shown to auditors.")
 
+    def clean_person(self) -> User | None:
+        person = self.cleaned_data.get("person")
+        if person is not None and not duties.may_hold_links(person):
+            raise ValidationError(duties.AUDITOR_GRANTED)
+        return person
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if bool(data.get("team")) == bool(data.get("person")):
+        if bool(data.get("team")) == bool(data.get("person")) and "person" not in self.errors:
             self.add_error("team", "Choose a team or a person (one of them).")
         if bool(data.get("client")) == bool(data.get("account")):
             self.add_error("client", "Choose a client or one account (one of them).")
@@ -91,6 +98,11 @@ class TeamForm(forms.Form):
                   "members and policies in step with the portal.",
     )
 
+    notification_webhook_url = forms.URLField(
+        label="Slack or Teams incoming webhook", required=False, max_length=500, assume_scheme="https",
+        help_text="Optional: the team's notices are also posted there.",
+    )
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if Team.objects.filter(name__iexact=name).exists():
@@ -104,6 +116,13 @@ class TeamForm(forms.Form):
         return group
 
 
+class TeamWebhookForm(forms.Form):
+    notification_webhook_url = forms.URLField(
+        label="Slack or Teams incoming webhook", required=False, max_length=500, assume_scheme="https",
+        help_text="Leave empty to stop posting. The URL is a secret: only managers see that one is set.",
+    )
+
+
 class TeamMemberForm(forms.Form):
     person = PersonChoiceField(queryset=active_people())
 
@@ -111,6 +130,12 @@ class TeamMemberForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = team.memberships.filter(removed_at__isnull=True).values("person")
         self.fields["person"].queryset = active_people().exclude(pk__in=current)  # type: ignore[attr-defined]
+
+    def clean_person(self) -> User:
+        person = self.cleaned_data["person"]
+        if not duties.may_hold_links(person):
+            raise ValidationError(duties.AUDITOR_IN_TEAM)
+        return person
 
 
 class PersonForm(forms.Form):
@@ -126,7 +151,8 @@ class PersonForm(forms.Form):
     capabilities = forms.MultipleChoiceField(
         choices=[(name, name) for name in CAPABILITY_NAMES], required=False, widget=forms.CheckboxSelectMultiple,
         help_text="Manager: onboard clients, grant access, add people. Engineer: use granted links. "
-                  "Auditor: read everything, change nothing.",
+                  "Auditor: read everything, change nothing, hold no links. "
+                  "Reviewer: decide the access reviews they are chosen for (give it to auditors).",
     )
     teams = RowsChoiceField(
         queryset=Team.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple,
@@ -166,3 +192,8 @@ class PersonForm(forms.Form):
         if others.exists():
             raise ValidationError("Another person has this IAM user name.")
         return name
+
+
+class LeaverForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000,
+                             help_text="Why they leave (e.g. last day 30 November). Recorded in the audit log.")

@@ -109,6 +109,10 @@ class Team(models.Model):
         through_fields=("team", "person"),
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    notification_webhook_url = models.URLField(
+        "Slack or Teams incoming webhook", max_length=500, blank=True,
+        help_text="Optional: notices for this team are also posted there (a secret: shown to managers only).",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -389,3 +393,32 @@ class RolloutAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rollout}: {self.account_role} ({self.get_status_display()})"
+
+
+class Departure(models.Model):
+    """A person who left (``switchroles.leavers.person_leave``): what went at once in the portal,
+    and what was removed from their IAM user in the main account, read back from AWS."""
+
+    class AwsState(models.TextChoices):
+        PENDING = "pending", "Removing from AWS"
+        VERIFIED = "verified", "Removed from AWS (read back)"
+        FAILED = "failed", "AWS removal failed"
+
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="departures")
+    left_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    left_at = models.DateTimeField()
+    reason = models.TextField(max_length=1000)
+    iam_username = models.CharField(max_length=64, blank=True)
+    removed = models.JSONField(default=dict, blank=True, help_text="What the portal removed at once.")
+    aws_state = models.CharField(max_length=16, choices=AwsState.choices, default=AwsState.PENDING, db_index=True)
+    aws_attempts = models.PositiveIntegerField(default=0)
+    aws_removed = models.JSONField(default=dict, blank=True)
+    aws_read_back = models.JSONField(default=dict, blank=True)
+    aws_verified_at = models.DateTimeField(null=True, blank=True)
+    aws_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-left_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.person} left {self.left_at:%Y-%m-%d}"

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.models import User
 from portal.permissions import MANAGER, capability_required
-from switchroles import services
+from switchroles import leavers, services
 from switchroles.forms import PersonForm
 from switchroles.models import TeamMembership
 from switchroles.services import CAPABILITY_NAMES
@@ -88,6 +88,10 @@ def person_edit(request: HttpRequest, person_id: int) -> HttpResponse:
     form = PersonForm(request.POST or None, initial=initial, person=person)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        # A mover: a change of teams shows the access gained and lost, and saves only once confirmed.
+        move = leavers.mover_preview(person=person, teams=data["teams"])
+        if move.changes_teams and request.POST.get("confirm_move") != "yes":
+            return render(request, "people/person_move_confirm.html", {"form": form, "person": person, "move": move})
         try:
             with transaction.atomic():
                 services.person_update(
@@ -96,6 +100,9 @@ def person_edit(request: HttpRequest, person_id: int) -> HttpResponse:
                     iam_username=data["iam_username"], capabilities=data["capabilities"], teams=data["teams"],
                     request=request,
                 )
+                if move.changes_teams:
+                    leavers.person_move_record(person=person, moved_by=request.user,  # type: ignore[arg-type]
+                                               preview=move, request=request)
         except ValidationError as exc:
             form_errors_from(form, exc)
         else:

@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from portal.duties import auditor_rule_applies_to
 from portal.models import User
 from switchroles.links import LinkExport, switch_role_url
 from switchroles.models import (
@@ -54,7 +55,9 @@ def _reach_of_person(*, person: User, at: datetime | None = None) -> Q:
     Read in one small query over the person's own grants, so the role query that uses it is a
     plain indexed lookup, whatever the size of the estate."""
     reach: dict[int, tuple[set[int], set[int]]] = {}
-    pairs = grants_of_person(person=person, at=at).order_by().values_list("account_id", "client_id", "templates")
+    # Separation of duties: an auditor's grants (an existing conflict) reach nothing, in the same query.
+    pairs = (grants_of_person(person=person, at=at).exclude(auditor_rule_applies_to(person)).order_by()
+             .values_list("account_id", "client_id", "templates"))
     for account_id, client_id, template_id in pairs:
         if template_id is None:
             continue

@@ -23,14 +23,16 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
+from portal import duties
 from portal.audit import audit_record, client_ip_of
 from portal.models import User
-from portal.permissions import AUDITOR, ENGINEER, MANAGER
+from portal.permissions import AUDITOR, ENGINEER, MANAGER, REVIEWER
 from switchroles.models import AccountRole, Favourite, Grant, LinkUse, RoleTemplate, Team, TeamMembership
+from switchroles.selectors import grants_in_force
 
 logger = logging.getLogger(__name__)
 
-CAPABILITY_NAMES = (MANAGER, ENGINEER, AUDITOR)
+CAPABILITY_NAMES = (MANAGER, ENGINEER, AUDITOR, REVIEWER)
 TEMPORARY_PASSWORD_BYTES = 15  # 20 URL-safe characters
 
 
@@ -106,6 +108,8 @@ def grant_create(
         errors["expires_at"] = "The expiry must be in the future."
     if account is not None and not account.account_id:
         errors["account"] = "This account has no AWS account ID yet."
+    if person is not None and not duties.may_hold_links(person):
+        errors["person"] = duties.AUDITOR_GRANTED
     if errors:
         raise ValidationError(errors)
 
@@ -182,17 +186,45 @@ def grant_expiries_record(*, at: datetime | None = None) -> list[int]:
 
 
 @transaction.atomic
-def team_create(*, name: str, iam_group_name: str, created_by: User, request: HttpRequest | None = None) -> Team:
+def team_create(*, name: str, iam_group_name: str, created_by: User, request: HttpRequest | None = None,
+                notification_webhook_url: str = "") -> Team:
     """A new team mapped to the IAM group ``iam_group_name`` (created in AWS with its first grant).
     Raises ``ValidationError`` for a taken or invalid name."""
-    team = Team(name=name.strip(), iam_group_name=iam_group_name.strip())
+    team = Team(name=name.strip(), iam_group_name=iam_group_name.strip(),
+                notification_webhook_url=notification_webhook_url.strip())
     team.full_clean()
     team.save()
     audit_record(
         action="team.created", actor=created_by, target=team, request=request,
-        details={"name": team.name, "iam_group_name": team.iam_group_name},
+        details={"name": team.name, "iam_group_name": team.iam_group_name,
+                 "webhook": _webhook_host(team.notification_webhook_url)},
     )
     return team
+
+
+def _webhook_host(url: str) -> str:
+    """What the audit log keeps of a webhook: its host (the URL itself is a secret)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or "" if url else ""
+
+
+@transaction.atomic
+def team_webhook_set(*, team: Team, url: str, changed_by: User, request: HttpRequest | None = None) -> Team:
+    """Set (or, with a blank ``url``, clear) the team's Slack/Teams incoming webhook. Raises
+    ``ValidationError`` on ``notification_webhook_url`` for a URL that is not https."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    url = url.strip()
+    if url and not url.startswith("https://"):
+        raise ValidationError({"notification_webhook_url": "Use the https:// URL Slack or Teams gave you."})
+    before = locked.notification_webhook_url
+    locked.notification_webhook_url = url
+    locked.full_clean()
+    locked.save(update_fields=["notification_webhook_url"])
+    if before != url:
+        audit_record(action="team.webhook_changed", actor=changed_by, target=locked, request=request,
+                     details={"from": _webhook_host(before), "to": _webhook_host(url)})
+    return locked
 
 
 @transaction.atomic
@@ -200,7 +232,10 @@ def team_member_add(
     *, team: Team, person: User, added_by: User | None, request: HttpRequest | None = None
 ) -> TeamMembership:
     """Put ``person`` in ``team`` from now on. Idempotent: an open membership is returned as is
-    (no second event). The person's IAM user joins the team's IAM group with the next sync."""
+    (no second event). The person's IAM user joins the team's IAM group with the next sync.
+    Raises ``ValidationError`` on ``person`` for an auditor (separation of duties)."""
+    if not duties.may_hold_links(person):
+        raise ValidationError({"person": duties.AUDITOR_IN_TEAM})
     Team.objects.select_for_update().get(pk=team.pk)  # serialise changes to this team's members
     current = TeamMembership.objects.filter(team=team, person=person, removed_at__isnull=True).first()
     if current is not None:
@@ -263,6 +298,9 @@ def person_create(
     unknown = set(capabilities) - set(CAPABILITY_NAMES)
     if unknown:
         raise ValidationError({"capabilities": f"Unknown capability: {', '.join(sorted(unknown))}."})
+    teams = list(teams)
+    if AUDITOR in capabilities and teams and duties.auditors_hold_no_links():
+        raise ValidationError({"teams": duties.AUDITOR_IN_TEAM})
     email = email.strip()
     if email and User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": "Someone already has this e-mail address."})
@@ -287,6 +325,19 @@ def person_create(
     return person, password
 
 
+def _duties_check(*, person: User, capabilities: Sequence[str], teams: Sequence[Team]) -> None:
+    """Separation of duties on a person's edit: an auditor in no team, and no Auditor capability for
+    someone who keeps teams or personal grants. The message goes under the field that changes."""
+    if AUDITOR not in capabilities or not duties.auditors_hold_no_links():
+        return
+    was_auditor = person.groups.filter(name=AUDITOR).exists()
+    if teams:
+        raise ValidationError({"teams" if was_auditor else "capabilities": duties.AUDITOR_IN_TEAM if was_auditor
+                               else duties.AUDITOR_WITH_LINKS})
+    if grants_in_force().filter(person=person).exists():
+        raise ValidationError({"capabilities": duties.AUDITOR_WITH_LINKS})
+
+
 @transaction.atomic
 def person_update(
     *,
@@ -307,6 +358,8 @@ def person_update(
     if unknown:
         raise ValidationError({"capabilities": f"Unknown capability: {', '.join(sorted(unknown))}."})
     person = User.objects.select_for_update().get(pk=person.pk)
+    teams = list(teams)
+    _duties_check(person=person, capabilities=capabilities, teams=teams)
     email = email.strip()
     if email and User.objects.filter(email__iexact=email).exclude(pk=person.pk).exists():
         raise ValidationError({"email": "Someone already has this e-mail address."})

@@ -101,3 +101,28 @@ def record_grant_expiries() -> int:
     from switchroles.services import grant_expiries_record
 
     return len(grant_expiries_record())
+
+
+# --- leavers (issue 18) ----------------------------------------------------------------------------
+
+
+# RuntimeError: leavers.LeaverAwsRetry (AWS busy or unreachable); everything else is recorded.
+@shared_task(acks_late=True, autoretry_for=(RuntimeError,), retry_backoff=5, retry_backoff_max=120,
+             retry_jitter=True, max_retries=8, soft_time_limit=120, time_limit=180)
+def leaver_aws_cleanup_task(departure_pk: int) -> str:
+    """Take a leaver's IAM user out of Switchyard in AWS and read it back (retried while AWS is busy)."""
+    from switchroles.leavers import leaver_aws_cleanup
+
+    departure = leaver_aws_cleanup(departure_id=departure_pk, clients=default_client_factory())
+    return departure.aws_state if departure is not None else "gone"
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def leaver_reconcile() -> int:
+    """Every minute: send again the leavers whose AWS removal is still pending (lost message, killed worker)."""
+    from switchroles.leavers import departures_to_redrive
+
+    pending = departures_to_redrive()
+    for pk in pending:
+        leaver_aws_cleanup_task.delay(pk)
+    return len(pending)

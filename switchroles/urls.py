@@ -1,6 +1,6 @@
 from django.urls import path
 
-from switchroles import drift_views, people_views, template_views, views
+from switchroles import drift_views, leaver_views, people_views, template_views, views, webhook_views
 
 app_name = "switchroles"
 
@@ -38,4 +38,10 @@ urlpatterns = [
     path("people/", people_views.people_list, name="people_list"),
     path("people/new/", people_views.person_new, name="person_new"),
     path("people/<int:person_id>/", people_views.person_edit, name="person_edit"),
+    # leavers and separation of duties (issue 18)
+    path("people/<int:person_id>/leave/", leaver_views.person_leave, name="person_leave"),
+    path("people/departures/<int:departure_id>/", leaver_views.departure_detail, name="departure_detail"),
+    path("people/departures/<int:departure_id>/retry/", leaver_views.departure_retry, name="departure_retry"),
+    path("people/conflicts/", leaver_views.duty_conflicts_page, name="duty_conflicts"),
+    path("teams/<int:team_id>/webhook/", webhook_views.team_webhook, name="team_webhook"),
 ]

@@ -260,7 +260,9 @@ def team_new(request: HttpRequest) -> HttpResponse:
         try:
             team = services.team_create(name=form.cleaned_data["name"],
                                         iam_group_name=form.cleaned_data["iam_group_name"],
-                                        created_by=_person(request), request=request)
+                                        created_by=_person(request), request=request,
+                                        notification_webhook_url=form.cleaned_data.get("notification_webhook_url")
+                                        or "")
         except ValidationError as exc:
             form_errors_from(form, exc)
         else:
@@ -273,15 +275,25 @@ def team_new(request: HttpRequest) -> HttpResponse:
 @capability_required(MANAGER)
 @reauthentication_required
 def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
-    team = get_object_or_404(Team, pk=team_id)
+    team = get_object_or_404(Team.objects.select_related("enforced_principal"), pk=team_id)
     form = TeamMemberForm(request.POST, team=team)
     if form.is_valid():
         person = form.cleaned_data["person"]
-        services.team_member_add(team=team, person=person, added_by=_person(request), request=request)
-        messages.success(request, f"{person} joined {team.name}.")
-    else:
-        messages.error(request, "Choose a person who is not in the team yet.")
-    return redirect("switchroles:team_detail", team_id=team.pk)
+        try:
+            services.team_member_add(team=team, person=person, added_by=_person(request), request=request)
+        except ValidationError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(request, f"{person} joined {team.name}.")
+            return redirect("switchroles:team_detail", team_id=team.pk)
+    # The page again, with the reason under the field (e.g. an auditor: separation of duties).
+    return render(request, "switchroles/team_detail.html", {
+        "team": team,
+        "members": selectors.team_members_now(team=team),
+        "history": selectors.team_membership_history(team=team)[:50],
+        "grants": selectors.grants_listed(status="in_force", team=team),
+        "member_form": form,
+    })
 
 
 @require_POST

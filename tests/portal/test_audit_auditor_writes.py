@@ -30,6 +30,8 @@ pytestmark = pytest.mark.django_db
 # The person's own sign-in (django-allauth: sign out, password, authenticator, recovery codes)
 # is theirs to manage whatever their capability, and changes no portal data.
 OWN_SIGN_IN_PREFIX = "/accounts/"
+# Likewise which notices they receive (issue 18): their own choice, audited, no access data.
+OWN_CHOICES = ("/notifications/",)
 # Where a refusal may send an auditor: the sign-in or re-authentication pages, or the admin's
 # own login and index (the admin refuses anyone who is not staff that way).
 REFUSAL_REDIRECTS = ("/accounts/login/", "/accounts/reauthenticate/", "/accounts/2fa/", "/admin/login/")
@@ -107,7 +109,7 @@ def test_every_url_refuses_a_post_from_an_auditor_and_changes_no_row(world: User
     checked, failures = 0, []
     for name, route in sorted(set(walk())):
         path = concrete_path(route)
-        if path.startswith(OWN_SIGN_IN_PREFIX):
+        if path.startswith(OWN_SIGN_IN_PREFIX) or path in OWN_CHOICES:
             continue
         client = HttpClient()  # no CSRF enforcement: the refusal must come from the permission check
         client.force_login(auditor, backend="django.contrib.auth.backends.ModelBackend")

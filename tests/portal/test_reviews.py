@@ -146,13 +146,13 @@ def test_only_the_reviews_reviewers_decide(estate: dict) -> None:
     assert review.items.filter(decision="").count() == 2
 
 
-def test_only_managers_open_reviews_and_review(estate: dict, make_person: MakePerson) -> None:
+def test_only_managers_open_reviews_and_a_plain_auditor_cannot_review(estate: dict, make_person: MakePerson) -> None:
     auditor = make_person("audrey", "Auditor")
 
     with pytest.raises(PermissionDenied):
         access_review_open(opened_by=auditor, title="x", scope="everything", reviewers=[estate["reviewer"]],
                            deadline=timezone.now() + timedelta(days=1))
-    with pytest.raises(ValidationError, match="Only managers can review"):
+    with pytest.raises(ValidationError, match="Only managers and reviewers can review"):
         access_review_open(opened_by=estate["boss"], title="x", scope="everything", reviewers=[auditor],
                            deadline=timezone.now() + timedelta(days=1))
     assert not AccessReview.objects.exists()

@@ -35,6 +35,7 @@ from portal.audit import audit_record
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from switchroles.models import (
     AccountRole,
+    Departure,
     DriftCheck,
     EnforcedPrincipal,
     Favourite,
@@ -185,6 +186,12 @@ def build_world(make_person: MakePerson) -> World:
 
     rows["batch"] = OnboardingBatch.objects.create(origin=AwsAccount.Origin.ADOPTED, requested_by=people["mgr"],
                                                    reason="Adopted in the test world")
+    # A leaver (issue 18): someone who is not one of the visitors, gone, their AWS removal read back.
+    gone = make_person("gone", "Engineer", is_active=False)
+    rows["departure"] = Departure.objects.create(
+        person=gone, left_by=people["mgr"], left_at=timezone.now(), reason="left", iam_username="gone",
+        aws_state=Departure.AwsState.VERIFIED, aws_verified_at=timezone.now())
+    rows["leaver"] = people["eng_b"]  # whom test_reauthentication makes leave
     return World(people=people, rows=rows)
 
 
@@ -225,7 +232,7 @@ def all_routes() -> list[Route]:
 ARGUMENT_ROWS = {
     "client_id": "acme", "account_id": "acme_prod", "role_id": "acme_role", "grant_id": "grant_a",
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
-    "part_id": "part", "review_id": "review", "item_id": "item",
+    "part_id": "part", "review_id": "review", "item_id": "item", "departure_id": "departure",
     "batch_id": "batch",
 }
 ROUTE_ARGUMENTS = {
@@ -235,6 +242,7 @@ ROUTE_ARGUMENTS = {
     # A person is engineer A (a member of team A, someone a manager may edit).
     "switchroles:person_edit": {"person_id": "@eng"},
     "switchroles:team_member_remove": {"person_id": "@eng"},
+    "switchroles:person_leave": {"person_id": "@eng"},
     "audit:person_history": {"person_id": "@eng"},
 }
 # allauth's token URLs: well-formed values that match no real token.

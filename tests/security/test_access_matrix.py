@@ -126,6 +126,14 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "switchroles:people_list":               (LOGIN, MFA, 403, 403, OK, 403, OK),
     "switchroles:person_new":                (LOGIN, MFA, 403, 403, OK, 403, OK),
     "switchroles:person_edit":               (LOGIN, MFA, 403, 403, OK, 403, OK),
+    # leavers, separation of duties, team webhooks (issue 18)
+    "switchroles:person_leave":              (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "switchroles:departure_detail":          (LOGIN, MFA, 403, 403, OK, OK, OK),
+    "switchroles:departure_retry":           (405, MFA, 405, 405, 405, 405, 405),
+    "switchroles:duty_conflicts":            (LOGIN, MFA, 403, 403, OK, OK, OK),
+    "switchroles:team_webhook":              (LOGIN, MFA, 403, 403, OK, 403, OK),
+    # each person's notification choices and the notices sent to them (issue 18)
+    "notification_preferences":              (LOGIN, MFA, OK, OK, OK, OK, OK),
     # --- enforcement and drift ---------------------------------------------------------------------------
     "switchroles:enforcement":               (LOGIN, MFA, 403, 403, OK, OK, OK),
     "switchroles:enforcement_check":         (405, MFA, 405, 405, 405, 405, 405),
@@ -264,6 +272,8 @@ NOT_YOURS = [
     ("POST", "switchroles:favourite", {"role_id": "acme_role"}, "eng_b"),
     ("GET", "switchroles:person_edit", {"person_id": "@adm"}, "mgr"),        # superusers are the admin's
     ("POST", "switchroles:person_edit", {"person_id": "@adm"}, "mgr"),
+    ("GET", "switchroles:person_leave", {"person_id": "@adm"}, "mgr"),       # superusers are the admin's
+    ("POST", "switchroles:person_leave", {"person_id": "@adm"}, "mgr"),
     ("POST", "onboarding:step_retry", {"account_id": "acme_prod", "step_id": "step"}, "mgr"),  # another's step
     ("POST", "switchroles:rollout_account_retry", {"template_id": "admin_template", "part_id": "part"}, "mgr"),
     ("POST", "switchroles:team_member_remove", {"team_id": "team_b", "person_id": "@eng"}, "mgr"),  # not a member
@@ -335,6 +345,10 @@ STATE_CHANGING: dict[str, str] = {
     "switchroles:team_member_remove": "mgr",
     "switchroles:person_new": "mgr",
     "switchroles:person_edit": "mgr",
+    "switchroles:person_leave": "mgr",
+    "switchroles:departure_retry": "mgr",
+    "switchroles:team_webhook": "mgr",
+    "notification_preferences": "eng",
     "switchroles:enforcement_check": "mgr",
     "switchroles:drift_check": "mgr",
     "switchroles:drift_repair": "mgr",

@@ -97,6 +97,14 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
         {}, lambda w: {"username": "newbie", "email": "newbie@example.com", "capabilities": ["Engineer"]},
         lambda w: not User.objects.filter(username="newbie").exists(),
     ),
+    "switchroles:person_leave": (
+        {"person_id": "leaver"}, lambda w: {"reason": "Last day"},
+        lambda w: User.objects.get(pk=w.people["eng_b"].pk).is_active,
+    ),
+    "switchroles:team_webhook": (
+        {"team_id": "team_a"}, lambda w: {"notification_webhook_url": "https://hooks.slack.com/services/T/B/X"},
+        lambda w: not Team.objects.get(pk=w.pk("team_a")).notification_webhook_url,
+    ),
 }
 
 
