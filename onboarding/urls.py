@@ -1,6 +1,6 @@
 from django.urls import path
 
-from onboarding import handback_views, views
+from onboarding import handback_views, root_views, views
 
 app_name = "onboarding"
 
@@ -16,4 +16,9 @@ urlpatterns = [
     path("accounts/<int:account_id>/verify-access/", views.access_verify, name="access_verify"),
     path("accounts/<int:account_id>/hand-back/", handback_views.account_handback, name="account_handback"),
     path("<int:client_id>/hand-back/", handback_views.client_handback, name="client_handback"),
+    path("root-access/", root_views.root_access, name="root_access"),
+    path("root-access/enable/", root_views.root_access_enable, name="root_access_enable"),
+    path("root-credentials/", root_views.root_posture_list, name="root_posture_list"),
+    path("accounts/<int:account_id>/root/check/", root_views.account_root_check, name="account_root_check"),
+    path("accounts/<int:account_id>/root/remove/", root_views.account_root_remove, name="account_root_remove"),
 ]

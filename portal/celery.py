@@ -35,4 +35,8 @@ app.conf.beat_schedule = {
     # Re-drives template roll-outs whose message was lost or whose worker died.
     "rollout-reconcile": {"task": "switchroles.tasks.rollout_reconcile", "schedule": 60.0,
                           "options": {"expires": 55}},
+    # Root posture of every account: each looked at once a day (sts:AssumeRoot, audit task policy); new
+    # accounts within ten minutes.
+    "root-posture-check": {"task": "onboarding.tasks.check_root_posture_due", "schedule": 600.0,
+                           "options": {"expires": 550}},
 }

@@ -54,6 +54,9 @@ def install_stable_account_ids() -> Callable[[], None]:
 def main() -> None:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     install_stable_account_ids()
+    from portal.sandbox_moto import install
+
+    install()
     from moto.server import main as moto_main
 
     port = os.environ.get("SWITCHYARD_SANDBOX_AWS_PORT", "5000")

@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT_TASK_POLICY_PREFIX = "arn:aws:iam::aws:policy/root-task/"
 AUDIT = "IAMAuditRootUserCredentials"
-CREATE_PASSWORD = "IAMCreateRootUserPassword"
+CREATE_PASSWORD = "IAMCreateRootUserPassword"  # noqa: S105 (a task policy name)
 DELETE = "IAMDeleteRootUserCredentials"
 TASK_POLICIES = frozenset({AUDIT, CREATE_PASSWORD, DELETE, "S3UnlockBucketPolicy", "SQSUnlockQueuePolicy"})
 ROOT_CREDENTIALS_MANAGEMENT = "RootCredentialsManagement"
