@@ -114,7 +114,7 @@ def _root_access_denied(exc: ClientError, *, operation: str) -> AwsError:
             f"AWS denied Switchyard {operation}. {permissions_sentence()} Check also the Organization's service "
             "control policies."
         )
-    return AwsError("AccessDenied", raw, plain, False)
+    return AwsError(str(exc.response.get("Error", {}).get("Code") or "AccessDenied"), raw, plain, False)
 
 
 def _classify(exc: ClientError, operation: str) -> AwsError:
@@ -211,10 +211,10 @@ def root_features(*, clients: ClientFactory) -> RootFeatures:
 
 
 @_translating("organizations:EnableAWSServiceAccess / iam:EnableOrganizationsRoot*")
-def enable_root_features(*, clients: ClientFactory) -> RootFeatures:
+def enable_root_features(*, clients: ClientFactory, current: RootFeatures | None = None) -> RootFeatures:
     """Turn on trusted access for IAM, then RootCredentialsManagement and RootSessions (each only if
-    off; safe to repeat). Returns what AWS then reports."""
-    before = root_features(clients=clients)
+    off, as ``current`` or a fresh read says; safe to repeat). Returns what AWS then reports."""
+    before = current or root_features(clients=clients)
     if not before.trusted_access:
         clients.client("organizations").enable_aws_service_access(ServicePrincipal=IAM_SERVICE_PRINCIPAL)
     iam = clients.client("iam")

@@ -63,7 +63,7 @@ def root_features_enable(
     factory = clients or default_client_factory()
     try:
         before = root_aws.root_features(clients=factory)
-        after = root_aws.enable_root_features(clients=factory)
+        after = root_aws.enable_root_features(clients=factory, current=before)
     except AwsError as error:
         logger.warning("onboarding.root.features_refused", extra={"code": error.code})
         raise ValidationError({NON_FIELD_ERRORS: [f"{error.plain_message} (AWS said: {error.code})"]}) from error
