@@ -416,5 +416,12 @@ def install(*, emails_with_root_password: Iterable[str] = ()) -> None:
     TokenResponse.assume_root = assume_root  # type: ignore[attr-defined]
     for action in ROOT_IAM_ACTIONS:
         method = _snake(action)
-        setattr(IamResponse, method, _with_root_sessions(action, getattr(IamResponse, method)))
+        original = getattr(IamResponse, method)
+        _installed.setdefault("originals", {})[method] = original
+        setattr(IamResponse, method, _with_root_sessions(action, original))
     _installed["done"] = True
+
+
+def _installed_originals() -> dict[str, Callable[[Any], Any]]:
+    """moto's own IAM handlers that the root-session wrappers fall back to (for the guard tests)."""
+    return dict(_installed.get("originals", {}))
