@@ -51,12 +51,23 @@ def install_stable_account_ids() -> Callable[[], None]:
     return undo
 
 
+# The demo account whose root user starts with a password, as a client's own account would (an
+# account that joined by invitation starts so anyway): ``awsaccounts+globex-production@example.com``.
+DEMO_ROOT_PASSWORD_ACCOUNT = "globex-production"
+
+
+def demo_root_password_email() -> str:
+    local, _, domain = os.environ.get("SWITCHYARD_ACCOUNT_MAILBOX", "awsaccounts@example.com").partition("@")
+    return f"{local}+{DEMO_ROOT_PASSWORD_ACCOUNT}@{domain}"
+
+
 def main() -> None:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     install_stable_account_ids()
-    from portal.sandbox_moto import install
+    from portal.sandbox_moto import install, root_access
 
     install()
+    root_access.install(emails_with_root_password=[demo_root_password_email()])
     from moto.server import main as moto_main
 
     port = os.environ.get("SWITCHYARD_SANDBOX_AWS_PORT", "5000")
