@@ -53,7 +53,7 @@ def install_stable_account_ids() -> Callable[[], None]:
 
 # The demo account whose root user starts with a password, as a client's own account would (an
 # account that joined by invitation starts so anyway): ``awsaccounts+globex-production@example.com``.
-DEMO_ROOT_PASSWORD_ACCOUNT = "globex-production"
+DEMO_ROOT_PASSWORD_ACCOUNT = "globex-production"  # noqa: S105 (an account name, not a password)
 
 
 def demo_root_password_email() -> str:
