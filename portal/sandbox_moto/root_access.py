@@ -382,6 +382,22 @@ def _with_root_sessions(action: str, original: Callable[[Any], Any]) -> Callable
     return method
 
 
+def _root_sessions_stay_in_their_task(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A root session may only manage the root user's credentials: any other IAM action is refused."""
+
+    def call_action(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        session = _root_session(self)
+        if session is not None and self._get_action() not in ROOT_IAM_ACTIONS:
+            error = _iam_error("AccessDenied", f"A root session ({session.task_policy}) may only manage the root "
+                                               f"user's credentials, not iam:{self._get_action()}.")
+            return self.serialized(ActionResult(error))
+        return original(self)
+
+    return call_action
+
+
 # --------------------------------------------------------------------------------------------------
 # Install
 # --------------------------------------------------------------------------------------------------
@@ -414,6 +430,7 @@ def install(*, emails_with_root_password: Iterable[str] = ()) -> None:
         setattr(IamResponse, _snake(f"EnableOrganizations{name}"), _switch(feature, True))
         setattr(IamResponse, _snake(f"DisableOrganizations{name}"), _switch(feature, False))
     TokenResponse.assume_root = assume_root  # type: ignore[attr-defined]
+    IamResponse.call_action = _root_sessions_stay_in_their_task(IamResponse.call_action)  # type: ignore[method-assign]
     for action in ROOT_IAM_ACTIONS:
         method = _snake(action)
         original = getattr(IamResponse, method)

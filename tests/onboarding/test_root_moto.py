@@ -367,14 +367,18 @@ def test_root_sessions_last_at_most_fifteen_minutes_and_stay_in_their_task(
     give_root_everything(account.account_id or "")
     sts = boto3.client("sts", region_name="us-east-1")
 
-    # when a longer session is asked for, and an audit session tries to delete the password
+    # when a longer session is asked for, an audit session tries to delete the password or list roles
     with pytest.raises(ClientError) as too_long:
         sts.assume_root(TargetPrincipal=account.account_id, TaskPolicyArn={"arn": AUDIT_ARN}, DurationSeconds=3600)
     credentials = root_aws.assume_root(clients=org, account_id=account.account_id or "", task=root_aws.AUDIT_TASK)
     with pytest.raises(root_aws.AwsError) as not_allowed:
         root_aws.delete_root_login_profile(clients=org, credentials=credentials)
 
-    # then both are refused and the password is still there
+    with pytest.raises(ClientError) as other_iam:
+        org.client("iam", credentials).list_roles()
+
+    # then all three are refused and the password is still there
     assert too_long.value.response["Error"]["Code"] == "ValidationError"
     assert not_allowed.value.code == "AccessDenied"
+    assert other_iam.value.response["Error"]["Code"] == "AccessDenied"
     assert root_access.root_user(account.account_id or "").has_password
