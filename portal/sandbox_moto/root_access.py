@@ -430,7 +430,7 @@ def install(*, emails_with_root_password: Iterable[str] = ()) -> None:
         setattr(IamResponse, _snake(f"EnableOrganizations{name}"), _switch(feature, True))
         setattr(IamResponse, _snake(f"DisableOrganizations{name}"), _switch(feature, False))
     TokenResponse.assume_root = assume_root  # type: ignore[attr-defined]
-    IamResponse.call_action = _root_sessions_stay_in_their_task(IamResponse.call_action)  # type: ignore[method-assign]
+    IamResponse.call_action = _root_sessions_stay_in_their_task(IamResponse.call_action)  # type: ignore[method-assign,assignment]
     for action in ROOT_IAM_ACTIONS:
         method = _snake(action)
         original = getattr(IamResponse, method)
