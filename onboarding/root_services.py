@@ -191,6 +191,14 @@ def root_removal_errors(*, reason: str) -> dict[str, list[str]]:
     return {}
 
 
+def root_removal_allowed(account: AwsAccount) -> bool:
+    """An active account, or one whose earlier root removal failed (the request runs it again)."""
+    if account.state == State.ACTIVE:
+        return True
+    failed = OnboardingStep.objects.filter(account=account, status=Status.FAILED).order_by("position").first()
+    return account.state == State.FAILED and failed is not None and failed.kind in workflow.ROOT_REMOVAL_PATH
+
+
 def root_removal_request(
     *, account: AwsAccount, actor: User, reason: str, request: HttpRequest | None = None,
     clients: ClientFactory | None = None,
@@ -199,8 +207,9 @@ def root_removal_request(
     devices) through the workers, then read the root user back.
 
     Raises ``ValidationError`` without writing anything: ``reason`` when missing; ``__all__`` when the
-    account is not active, or when the Organization's root-access features are off or AWS cannot be
-    asked (one read, ListOrganizationsFeatures; the message says what to do and what the workers need).
+    account is neither active nor stopped by a failed root removal (:func:`root_removal_allowed`), or
+    when the Organization's root-access features are off or AWS cannot be asked (one read; the message
+    says what to do and what the workers need).
 
     Then, in one transaction, the removal steps are appended to the account's steps (steps of an
     earlier removal are run again, moved to the end), the account becomes REMOVING_ROOT and an audit
@@ -209,7 +218,7 @@ def root_removal_request(
     errors = root_removal_errors(reason=reason)
     if errors:
         raise ValidationError(errors)
-    if account.state != State.ACTIVE or not account.account_id:
+    if not root_removal_allowed(account) or not account.account_id:
         raise ValidationError({NON_FIELD_ERRORS: [
             f"The account is “{account.get_state_display()}”: root credentials can be removed from an active "
             "account only."]})
@@ -225,7 +234,7 @@ def root_removal_request(
     info = {"requested_by": actor.pk, "reason": reason.strip()}
     with transaction.atomic():
         locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
-        if locked.state != State.ACTIVE:
+        if not root_removal_allowed(locked):
             raise ValidationError({NON_FIELD_ERRORS: [
                 f"The account changed in the meantime ({locked.get_state_display()}): look again."]})
         steps = list(OnboardingStep.objects.select_for_update().filter(account=locked))

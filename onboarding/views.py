@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from onboarding import root_selectors, selectors, services, workflow
+from onboarding import root_selectors, root_services, selectors, services, workflow
 from onboarding.aws import access_role_cloudformation_template
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
@@ -98,6 +98,7 @@ def _account_context(request: HttpRequest, account: AwsAccount) -> dict[str, obj
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
         "access_role_filename": ACCESS_ROLE_TEMPLATE_FILENAME,
         "root_posture": root_selectors.posture_of(account),
+        "can_remove_root": user.is_manager and root_services.root_removal_allowed(account),  # type: ignore[union-attr]
     }
 
 

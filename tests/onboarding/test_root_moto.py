@@ -382,3 +382,34 @@ def test_root_sessions_last_at_most_fifteen_minutes_and_stay_in_their_task(
     assert not_allowed.value.code == "AccessDenied"
     assert other_iam.value.response["Error"]["Code"] == "AccessDenied"
     assert root_access.root_user(account.account_id or "").has_password
+
+
+def test_a_failed_removal_says_what_to_do_and_can_be_requested_again(
+    org: Boto3ClientFactory, manager: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a removal whose certificate step AWS refuses (an SCP, say)
+    account = active_account()
+    enable_features()
+    give_root_everything(account.account_id or "")
+
+    def refused(**_: Any) -> None:
+        raise root_aws.AwsError("AccessDenied", "explicit deny in a service control policy",
+                                "A service control policy (SCP) of the Organization denies it.", False)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(root_aws, "delete_root_signing_certificates", refused)
+        root_services.root_removal_request(account=account, actor=manager, reason="First try", clients=org)
+        drive(account, clients=org)
+    account.refresh_from_db()
+    failed = OnboardingStep.objects.get(account=account, status=Status.FAILED)
+    assert account.state == AwsAccount.State.FAILED and failed.kind == Kind.ROOT_DELETE_CERTIFICATES
+    assert "Root access page" in workflow.next_action_for(failed, account)
+
+    # when the SCP is fixed and the manager requests the removal again
+    root_services.root_removal_request(account=account, actor=manager, reason="Second try", clients=org)
+    drive(account, clients=org)
+
+    # then every step ran again and nothing is left
+    account.refresh_from_db()
+    assert account.state == AwsAccount.State.ACTIVE, failures(account)
+    assert not RootPosture.objects.get(account=account).has_credentials
