@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -423,6 +424,8 @@ def install(*, emails_with_root_password: Iterable[str] = ()) -> None:
     )
     if _installed:
         return
+    # moto warns that STS's model has no AccessDenied shape; AWS answers it all the same.
+    warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\) with code AccessDenied", category=UserWarning)
     if IAM_PRINCIPAL not in FakeServiceAccess.TRUSTED_SERVICES:
         FakeServiceAccess.TRUSTED_SERVICES.append(IAM_PRINCIPAL)
     IamResponse.list_organizations_features = list_organizations_features  # type: ignore[attr-defined]
