@@ -425,7 +425,8 @@ def install(*, emails_with_root_password: Iterable[str] = ()) -> None:
     if _installed:
         return
     # moto warns that STS's model has no AccessDenied shape; AWS answers it all the same.
-    warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\) with code AccessDenied", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\) with code AccessDenied",
+                            category=UserWarning)
     if IAM_PRINCIPAL not in FakeServiceAccess.TRUSTED_SERVICES:
         FakeServiceAccess.TRUSTED_SERVICES.append(IAM_PRINCIPAL)
     IamResponse.list_organizations_features = list_organizations_features  # type: ignore[attr-defined]
