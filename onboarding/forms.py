@@ -65,6 +65,12 @@ class OnboardingForm(forms.Form):
         error_messages={"required": "Choose at least one role template.",
                         "invalid_choice": "%(value)s is not a role template you can choose."},
     )
+    root_credentials = forms.BooleanField(
+        label="Root credentials: remove them at the end (invited account) or check there are none (created account)",
+        required=False, initial=True,
+        help_text="Through centralized root access (Clients → Root access). Invited accounts keep the root password "
+                  "they had; created ones have none when the feature is on.",
+    )
     reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text="Why this account is being onboarded (kept in the audit log).")
 

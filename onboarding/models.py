@@ -91,6 +91,7 @@ class AwsAccount(models.Model):
         EXPIRED = "expired", "Invitation expired"
         HANDING_BACK = "handing_back", "Handing back"
         HANDED_BACK = "handed_back", "Handed back"
+        REMOVING_ROOT = "removing_root_credentials", "Removing root credentials"
 
     # States in which the account is no longer being worked on.
     FINAL_STATES = frozenset({State.ACTIVE, State.CANCELLED, State.DECLINED, State.EXPIRED, State.HANDED_BACK})
@@ -175,6 +176,14 @@ class OnboardingStep(models.Model):
         DELETE_ROLES = "delete_roles", "Delete Switchyard's roles in the account"
         LEAVE_ORGANIZATION = "leave_organization", "Remove the account from the Organization"
         RECORD_HANDBACK = "record_handback", "Record the hand-back"
+        # Root credentials (onboarding.root_steps): removal, the check of a created account, hand-back.
+        ROOT_DELETE_PASSWORD = "root_delete_password", "Delete the root user's password"
+        ROOT_DELETE_ACCESS_KEYS = "root_delete_access_keys", "Delete the root user's access keys"
+        ROOT_DELETE_CERTIFICATES = "root_delete_certificates", "Delete the root user's signing certificates"
+        ROOT_DEACTIVATE_MFA = "root_deactivate_mfa", "Deactivate the root user's MFA devices"
+        ROOT_VERIFY_REMOVED = "root_verify_removed", "Read the root user back: nothing left"
+        ROOT_CHECK_NONE = "root_check_none", "Check the new account has no root credentials"
+        ROOT_ENABLE_RECOVERY = "root_enable_recovery", "Enable root password recovery for the client"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -241,3 +250,39 @@ class ExistingRole(models.Model):
             display_name=f"{self.account.client.name} {self.account.name} {self.role_name}"[:64],
             color="yellow",  # the console palette's colour for roles outside the tiers
         )
+class RootPosture(models.Model):
+    """What an account's root user had when the workers last looked (``sts:AssumeRoot`` with the
+    IAMAuditRootUserCredentials task policy). ``checked_at`` is the last successful look (None: never);
+    ``attempted_at`` and ``last_error_*`` the last attempt when it failed (cleared by a success)."""
+
+    account = models.OneToOneField(AwsAccount, on_delete=models.CASCADE, related_name="root_posture")
+    password = models.BooleanField(default=False)
+    mfa_devices = models.PositiveIntegerField(default=0)
+    access_keys = models.PositiveIntegerField(default=0)
+    signing_certificates = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error_message = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"Root of {self.account_id}: {self.summary}"
+
+    @property
+    def known(self) -> bool:
+        return self.checked_at is not None
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.password or self.mfa_devices or self.access_keys or self.signing_certificates)
+
+    @property
+    def summary(self) -> str:
+        if not self.known:
+            return "not checked yet"
+        parts = ["a password"] if self.password else []
+        for count, what in ((self.mfa_devices, "MFA device"), (self.access_keys, "access key"),
+                            (self.signing_certificates, "signing certificate")):
+            if count:
+                parts.append(f"{count} {what}{'s' if count > 1 else ''}")
+        return ", ".join(parts) if parts else "no root credentials"

@@ -51,6 +51,8 @@ def sandbox_demo_clients_ensure(*, clients: ClientFactory | None = None) -> list
                     templates=list(RoleTemplate.objects.filter(role_name__in=role_names).order_by("pk")),
                     reason="Sandbox demo client",
                     clients=clients,
+                    # Ends by looking at the root user: Globex production's has a password (portal.sandbox_aws).
+                    root_credentials=True,
                 )
             except ValidationError as error:
                 logger.warning("sandbox.demo_client.refused", extra={"client": slug, "errors": error.messages})

@@ -227,8 +227,12 @@ def onboarding_request(
     account_id: str = "",
     request: HttpRequest | None = None,
     clients: ClientFactory | None = None,
+    root_credentials: bool = False,
 ) -> AwsAccount:
     """Record a manager's request to onboard an account, and start the workers on it.
+
+    ``root_credentials``: the onboarding ends by removing the root user's credentials (invited
+    account) or by checking it has none (created account); see :func:`workflow.path_for`.
 
     Checks, in this order, and raises ``ValidationError`` with a message per form field
     (``client_name``, ``client_slug``, ``origin``, ``account_name``, ``root_email``, ``account_id``,
@@ -274,7 +278,7 @@ def onboarding_request(
         with transaction.atomic():
             return _write_request(
                 actor=actor, account_name=account_name, templates=templates, reason=reason, request=request,
-                **values,
+                root_credentials=root_credentials, **values,
             )
     except IntegrityError as exc:
         # Another request for the same client, address or account committed between our checks and
@@ -298,6 +302,7 @@ def _write_request(
     templates: Sequence[RoleTemplate],
     reason: str,
     request: HttpRequest | None,
+    root_credentials: bool = False,
 ) -> AwsAccount:
     now = timezone.now()
     if client is None:
@@ -337,7 +342,7 @@ def _write_request(
             kind=kind,
             next_run_at=(now + workflow.redrive_after()) if position == 1 else None,
         )
-        for position, kind in enumerate(workflow.path_for(origin), start=1)
+        for position, kind in enumerate(workflow.path_for(origin, root_credentials=root_credentials), start=1)
     )
     audit_record(
         action="onboarding.requested",
@@ -352,6 +357,8 @@ def _write_request(
             "account_id": account.account_id,
             "templates": [template.name for template in templates],
             "reason": reason,
+            "root_credentials": "remove" if root_credentials and origin == AwsAccount.Origin.INVITED
+            else "verify none" if root_credentials else "leave",
         },
     )
     _enqueue_advance(account.pk)

@@ -12,6 +12,7 @@ from celery import Task, shared_task
 
 from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
+from onboarding.root_services import root_posture_check, root_posture_check_due
 from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
 
 
@@ -43,3 +44,17 @@ def advance_account(self: Task, account_pk: int) -> str:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def reconcile_onboarding() -> int:
     return len(onboarding_reconcile())
+
+
+@shared_task(acks_late=True, autoretry_for=(AwsError,), retry_backoff=30, retry_jitter=True, max_retries=5,
+             soft_time_limit=60, time_limit=90)
+def check_root_posture(account_pk: int) -> str:
+    account = AwsAccount.objects.filter(pk=account_pk, account_id__isnull=False).first()
+    if account is None:
+        return "gone"
+    return root_posture_check(account=account).last_error_code or "checked"
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def check_root_posture_due() -> int:
+    return len(root_posture_check_due())

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from onboarding import adoption_views, handback_views, views
+from onboarding import adoption_views, handback_views, root_views, views
 
 app_name = "onboarding"
 
@@ -20,4 +20,9 @@ urlpatterns = [
     path("adopt/", adoption_views.adopt, name="adopt"),
     path("bring-in/", adoption_views.bulk, name="bulk"),
     path("batches/<int:batch_id>/", adoption_views.batch_detail, name="batch_detail"),
+    path("root-access/", root_views.root_access, name="root_access"),
+    path("root-access/enable/", root_views.root_access_enable, name="root_access_enable"),
+    path("root-credentials/", root_views.root_posture_list, name="root_posture_list"),
+    path("accounts/<int:account_id>/root/check/", root_views.account_root_check, name="account_root_check"),
+    path("accounts/<int:account_id>/root/remove/", root_views.account_root_remove, name="account_root_remove"),
 ]

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from onboarding import selectors, services, workflow
+from onboarding import root_selectors, root_services, selectors, services, workflow
 from onboarding.aws import access_role_cloudformation_template
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
@@ -69,6 +69,7 @@ def client_new(request: HttpRequest) -> HttpResponse:
                 templates=list(data["templates"]),
                 reason=data["reason"],
                 request=request,
+                root_credentials=bool(data.get("root_credentials")),
             )
         except ValidationError as error:
             form.add_service_errors(error)
@@ -99,6 +100,8 @@ def _account_context(request: HttpRequest, account: AwsAccount) -> dict[str, obj
         and current.kind == current.Kind.AWAIT_ACCESS_ROLE,
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
         "access_role_filename": ACCESS_ROLE_TEMPLATE_FILENAME,
+        "root_posture": root_selectors.posture_of(account),
+        "can_remove_root": user.is_manager and root_services.root_removal_allowed(account),  # type: ignore[union-attr]
     }
 
 

@@ -92,14 +92,33 @@ ACCOUNT_STATE_DURING: dict[str, str] = {
     Kind.DELETE_ROLES: State.HANDING_BACK,
     Kind.LEAVE_ORGANIZATION: State.HANDING_BACK,
     Kind.RECORD_HANDBACK: State.HANDING_BACK,
+    Kind.ROOT_DELETE_PASSWORD: State.REMOVING_ROOT,
+    Kind.ROOT_DELETE_ACCESS_KEYS: State.REMOVING_ROOT,
+    Kind.ROOT_DELETE_CERTIFICATES: State.REMOVING_ROOT,
+    Kind.ROOT_DEACTIVATE_MFA: State.REMOVING_ROOT,
+    Kind.ROOT_VERIFY_REMOVED: State.REMOVING_ROOT,
+    Kind.ROOT_CHECK_NONE: State.PROVISIONING,
+    Kind.ROOT_ENABLE_RECOVERY: State.HANDING_BACK,
 }
 
 # Hand-back (onboarding.handback): appended to an ACTIVE account's steps by ``handback_start``.
 HANDBACK_PATH: tuple[str, ...] = (
     Kind.REVOKE_GRANTS,
     Kind.DELETE_ROLES,
+    # Root back to the client before the account leaves: afterwards no root session reaches it.
+    Kind.ROOT_ENABLE_RECOVERY,
     Kind.LEAVE_ORGANIZATION,
     Kind.RECORD_HANDBACK,
+)
+
+# Removing the root user's credentials (onboarding.root_steps): the last steps of an invited account's
+# onboarding when the manager keeps that choice, or appended to an active account's steps on request.
+ROOT_REMOVAL_PATH: tuple[str, ...] = (
+    Kind.ROOT_DELETE_PASSWORD,
+    Kind.ROOT_DELETE_ACCESS_KEYS,
+    Kind.ROOT_DELETE_CERTIFICATES,
+    Kind.ROOT_DEACTIVATE_MFA,
+    Kind.ROOT_VERIFY_REMOVED,
 )
 
 
@@ -150,10 +169,13 @@ VERIFY_ATTEMPTS = 4
 TAG_VALUE_RE = re.compile(r"[^\w .:/=+@-]", re.ASCII)
 
 
-def path_for(origin: str) -> tuple[str, ...]:
-    if origin == AwsAccount.Origin.ADOPTED:
-        return ADOPTED_PATH
-    return CREATED_PATH if origin == AwsAccount.Origin.CREATED else INVITED_PATH
+def path_for(origin: str, *, root_credentials: bool = False) -> tuple[str, ...]:
+    """The steps of an account's onboarding. With ``root_credentials``, a created account ends by
+    checking it has no root credentials, an invited or adopted one by removing them."""
+    if origin == AwsAccount.Origin.CREATED:
+        return (*CREATED_PATH, Kind.ROOT_CHECK_NONE) if root_credentials else CREATED_PATH
+    path = ADOPTED_PATH if origin == AwsAccount.Origin.ADOPTED else INVITED_PATH
+    return (*path, *ROOT_REMOVAL_PATH) if root_credentials else path
 
 
 def backoff_seconds(attempt: int, *, base: int, cap: int) -> int:
@@ -197,6 +219,8 @@ class Chain:
     """
 
     member_credentials: dict[str, TemporaryCredentials] = field(default_factory=dict)
+    # Root sessions (sts:AssumeRoot, 15 minutes) by (account id, task policy).
+    root_credentials: dict[tuple[str, str], TemporaryCredentials] = field(default_factory=dict)
 
 
 @dataclass
@@ -649,6 +673,16 @@ def _handback_record(run: StepRun) -> Outcome:
     return handback.record_handback(run)
 
 
+def _root_step(name: str) -> Callable[[StepRun], Outcome]:
+    def handler(run: StepRun) -> Outcome:
+        from onboarding import root_steps
+
+        return getattr(root_steps, name)(run)  # type: ignore[no-any-return]
+
+    handler.__name__ = name
+    return handler
+
+
 HANDLERS: dict[str, Callable[[StepRun], Outcome]] = {
     Kind.CREATE_ACCOUNT: create_account,
     Kind.AWAIT_CREATION: await_creation,
@@ -665,6 +699,14 @@ HANDLERS: dict[str, Callable[[StepRun], Outcome]] = {
     Kind.DELETE_ROLES: _handback_delete_roles,
     Kind.LEAVE_ORGANIZATION: _handback_leave_organization,
     Kind.RECORD_HANDBACK: _handback_record,
+    # Root credentials: the handlers live in onboarding.root_steps.
+    Kind.ROOT_DELETE_PASSWORD: _root_step("delete_password"),
+    Kind.ROOT_DELETE_ACCESS_KEYS: _root_step("delete_access_keys"),
+    Kind.ROOT_DELETE_CERTIFICATES: _root_step("delete_certificates"),
+    Kind.ROOT_DEACTIVATE_MFA: _root_step("deactivate_mfa"),
+    Kind.ROOT_VERIFY_REMOVED: _root_step("verify_removed"),
+    Kind.ROOT_CHECK_NONE: _root_step("check_none"),
+    Kind.ROOT_ENABLE_RECOVERY: _root_step("enable_recovery"),
 }
 
 
@@ -684,6 +726,9 @@ def next_action_for(step: OnboardingStep, account: AwsAccount) -> str:
         if step.kind == Kind.LEAVE_ORGANIZATION:
             return ("Tell the client what the message asks of them. Once they have done it, “Retry this step”: "
                     "grants and roles already dealt with are not touched again.")
+        if step.kind in ROOT_REMOVAL_PATH:
+            return ("Fix what the message describes (the Root access page lists what the workers need), then "
+                    "“Retry this step”; credentials already removed are not touched again.")
         if step.kind in HANDBACK_PATH:
             return "Fix what the message describes, then “Retry this step”; the steps already done are not repeated."
         if step.last_error_code == "RoleConflict":

@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from onboarding.models import Client
+from onboarding.root_selectors import client_root_posture_rows
 from portal import duties, reviews
 from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
 from portal.audit import audit_verify_chain
@@ -231,6 +232,8 @@ def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
                                             AccessMatrix(MatrixFilters(client=client.pk)).csv_rows()),
             "grant-history.csv": _write_csv(archive, "grant-history.csv", client_grant_history_rows(client=client)),
             "link-uses.csv": _write_csv(archive, "link-uses.csv", client_use_rows(client=client)),
+            "root-credentials.csv": _write_csv(archive, "root-credentials.csv",
+                                               client_root_posture_rows(client=client)),
         }
         report = audit_verify_chain()
         last_check = _last_chain_check()

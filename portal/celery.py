@@ -44,4 +44,8 @@ app.conf.beat_schedule = {
     # Grants expiring in 7 days / 1 day, overdue reviews: each notice once (unique dedupe keys).
     "notifications-sweep": {"task": "portal.tasks.notifications_sweep", "schedule": crontab(minute="*/15"),
                             "options": {"expires": 600}},
+    # Root posture of every account: each looked at once a day (sts:AssumeRoot, audit task policy); new
+    # accounts within ten minutes.
+    "root-posture-check": {"task": "onboarding.tasks.check_root_posture_due", "schedule": 600.0,
+                           "options": {"expires": 550}},
 }

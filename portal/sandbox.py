@@ -100,6 +100,20 @@ def sandbox_organization_ensure(*, clients: ClientFactory, wait_seconds: float =
             time.sleep(0.5)
 
 
+def sandbox_root_access_ensure(*, clients: ClientFactory) -> bool:
+    """Turn on centralized root access in the sandbox's Organization (trusted access for IAM, both IAM
+    features), as the MSP would once: the root posture of the demo accounts is then checked by the
+    workers. Returns True when anything had to be turned on."""
+    from onboarding import root_aws
+
+    require_sandbox()
+    if root_aws.root_features(clients=clients).usable:
+        return False
+    root_aws.enable_root_features(clients=clients)
+    logger.info("sandbox.root_access.enabled")
+    return True
+
+
 # --------------------------------------------------------------------------------------------------
 # Rebuilding the simulated AWS after a restart
 # --------------------------------------------------------------------------------------------------

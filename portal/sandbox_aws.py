@@ -83,6 +83,14 @@ def install_not_implemented_answers() -> Callable[[], None]:
         BaseResponse.call_action = original  # type: ignore[method-assign]
 
     return undo
+# The demo account whose root user starts with a password, as a client's own account would (an
+# account that joined by invitation starts so anyway): ``awsaccounts+globex-production@example.com``.
+DEMO_ROOT_PASSWORD_ACCOUNT = "globex-production"  # noqa: S105 (an account name, not a password)
+
+
+def demo_root_password_email() -> str:
+    local, _, domain = os.environ.get("SWITCHYARD_ACCOUNT_MAILBOX", "awsaccounts@example.com").partition("@")
+    return f"{local}+{DEMO_ROOT_PASSWORD_ACCOUNT}@{domain}"
 
 
 def main() -> None:
@@ -90,8 +98,11 @@ def main() -> None:
 
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     install_stable_account_ids()
+    from portal.sandbox_moto import root_access
+
     install_not_implemented_answers()
     sandbox_moto.install()
+    root_access.install(emails_with_root_password=[demo_root_password_email()])
     from moto.server import main as moto_main
 
     port = os.environ.get("SWITCHYARD_SANDBOX_AWS_PORT", "5000")

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from onboarding.root_selectors import accounts_with_root_credentials
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from switchroles import drift
@@ -27,7 +28,8 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     for finding in overview.role_findings:
         finding.can_repair = drift.finding_repairable(finding, now=now)  # type: ignore[attr-defined]
-    return render(request, "switchroles/drift.html", {"overview": overview})
+    root_findings = list(accounts_with_root_credentials())
+    return render(request, "switchroles/drift.html", {"overview": overview, "root_findings": root_findings})
 
 
 @require_POST

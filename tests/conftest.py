@@ -20,6 +20,10 @@ from django.core.management import call_command
 from django.test import Client
 
 from portal.models import User
+from portal.sandbox_moto import install as install_sandbox_moto
+
+# The sandbox's moto extensions (root access, …) are live in every test's moto, as in the sandbox.
+install_sandbox_moto()
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -6,8 +6,10 @@ use moto in-process (``mock_aws``)."""
 
 from __future__ import annotations
 
+from portal.sandbox_moto import handshakes, root_access
+
 
 def install() -> None:
-    from portal.sandbox_moto import handshakes
-
+    """Patch moto in this process with every sandbox extension (idempotent)."""
     handshakes.install()
+    root_access.install()

@@ -95,9 +95,9 @@ def test_starting_appends_the_steps_and_the_account_page_shows_them(
     account.refresh_from_db()
     assert account.state == AwsAccount.State.HANDING_BACK
     steps = list(account.steps.order_by("position").values_list("kind", "status", "detail"))
-    assert [kind for kind, _s, _d in steps[-4:]] == [Kind.REVOKE_GRANTS, Kind.DELETE_ROLES,
+    assert [kind for kind, _s, _d in steps[-5:]] == [Kind.REVOKE_GRANTS, Kind.DELETE_ROLES, Kind.ROOT_ENABLE_RECOVERY,
                                                      Kind.LEAVE_ORGANIZATION, Kind.RECORD_HANDBACK]
-    assert all(status == "pending" for _k, status, _d in steps[-4:])
+    assert all(status == "pending" for _k, status, _d in steps[-5:])
     assert steps[-1][2]["handback"] == {"scope": "account", "requested_by": manager.pk,
                                         "reason": "Moving to their own team", "delete_roles": False}
     page = manager_http.get(account.get_absolute_url()).content.decode()

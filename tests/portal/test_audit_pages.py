@@ -132,7 +132,7 @@ def test_the_evidence_pack_holds_matrix_grants_uses_and_the_chain(estate: dict, 
     assert "attachment" in response["Content-Disposition"]
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))  # type: ignore[arg-type]
     assert set(archive.namelist()) == {"access-matrix.csv", "grant-history.csv", "link-uses.csv",
-                                       "audit-chain.json", "manifest.json"}
+                                       "root-credentials.csv", "audit-chain.json", "manifest.json"}
 
     def rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(io.StringIO(archive.read(name).decode())))

@@ -54,6 +54,7 @@ MFA_INDEX = "→mfa_index"
 CHANGE_PASSWORD = "→account_change_password"
 REAUTH_CODE = "→account_request_reauthentication_code"
 CLIENT_PAGE = "→onboarding:client_detail"
+ROOT_ACCESS_PAGE = "→onboarding:root_access"
 # /healthz reports the database, broker and AWS to anyone (load balancers); 503 when one is down.
 HEALTH = frozenset({200, 503})
 
@@ -106,6 +107,12 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "onboarding:bulk":                       (LOGIN, MFA, 403, 403, OK, 403, OK),
     "onboarding:batch_detail":               (LOGIN, MFA, 403, 403, OK, OK, OK),
     "onboarding:access_role_change":         (405, MFA, 405, 405, 405, 405, 405),
+    # root credentials (centralized root access)
+    "onboarding:root_access":                (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "onboarding:root_access_enable":         (LOGIN, MFA, 403, 403, ROOT_ACCESS_PAGE, 403, ROOT_ACCESS_PAGE),
+    "onboarding:root_posture_list":          (LOGIN, MFA, 403, 403, OK, OK, OK),
+    "onboarding:account_root_check":         (405, MFA, 405, 405, 405, 405, 405),
+    "onboarding:account_root_remove":        (LOGIN, MFA, 403, 403, OK, 403, OK),
     # --- the directory and its links -------------------------------------------------------------------
     "switchroles:directory":                 (LOGIN, MFA, OK, OK, OK, OK, OK),
     "switchroles:export_extend_switch_roles": (LOGIN, MFA, OK, OK, OK, OK, OK),
@@ -336,6 +343,9 @@ STATE_CHANGING: dict[str, str] = {
     "onboarding:adopt": "mgr",
     "onboarding:bulk": "mgr",
     "onboarding:access_role_change": "mgr",
+    "onboarding:root_access_enable": "mgr",
+    "onboarding:account_root_check": "mgr",
+    "onboarding:account_root_remove": "mgr",
     # the directory, grants, teams, people, enforcement, drift, templates
     "switchroles:favourite": "eng",
     "switchroles:grant_new": "mgr",

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from onboarding.handback import AWS_REQUIREMENTS
-from onboarding.models import AwsAccount
-from portal.models import User
+from onboarding.models import AwsAccount, OnboardingStep
+from portal.models import AuditEvent, User
 from switchroles.models import Grant, RoleTemplate, Team, TeamMembership
 from tests.security.support import AwsUnreachable, World, changed_tables, row_counts, signed_in_client
 
@@ -75,6 +75,14 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
         {}, lambda w: {"members": ["333333333334"], "client_name": "Initech",
                        "templates": [w.pk("engineer_template")], "reason": "Adopt Initech's account"},
         lambda w: not AwsAccount.objects.filter(account_id="333333333334").exists(),
+    ),
+    "onboarding:account_root_remove": (
+        {"account_id": "acme_prod"}, lambda w: {"reason": "Nobody signs in as root"},
+        lambda w: not OnboardingStep.objects.filter(account=w.rows["acme_prod"],
+                                                    kind=OnboardingStep.Kind.ROOT_DELETE_PASSWORD).exists(),
+    ),
+    "onboarding:root_access_enable": (
+        {}, lambda w: {}, lambda w: not AuditEvent.objects.filter(action="onboarding.root.features_enabled").exists(),
     ),
     "roletemplates:new": (
         {}, lambda w: _template_form(), lambda w: not RoleTemplate.objects.filter(name="Read only").exists(),

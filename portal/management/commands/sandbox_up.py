@@ -17,6 +17,7 @@ from portal.sandbox import (
     sandbox_demo_users_ensure,
     sandbox_legacy_member_ensure,
     sandbox_organization_ensure,
+    sandbox_root_access_ensure,
 )
 from switchroles.sandbox import sandbox_demo_access_ensure
 
@@ -40,6 +41,7 @@ class Command(BaseCommand):
                 f"but SWITCHYARD_MAIN_ACCOUNT_ID is {settings.SWITCHYARD_MAIN_ACCOUNT_ID}."
             )
         sandbox_demo_users_ensure()
+        sandbox_root_access_ensure(clients=clients)
         # moto forgot everything when it stopped; the database did not.
         if organization.created and AwsAccount.objects.filter(account_id__isnull=False).exists():
             self._print_restore(sandbox_aws_restore(clients=clients))
