@@ -20,6 +20,9 @@ def home_summary(*, user: User) -> dict[str, Any]:
             state__in=[*AwsAccount.FINAL_STATES, AwsAccount.State.FAILED]
         ).count()
         summary["accounts_needing_attention"] = AwsAccount.objects.filter(state=AwsAccount.State.FAILED).count()
+        from operations.heartbeats import pulses
+
+        summary["heartbeat_problems"] = pulses().problems()
     if user.is_auditor or user.is_manager:
         summary["last_chain_check"] = AuditChainCheck.objects.first()
     return summary

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "portal",
     "onboarding",
     "switchroles",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -139,7 +140,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, leaving beat's heartbeat on each tick (operations.beat).
+CELERY_BEAT_SCHEDULER = "operations.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- AWS ------------------------------------------------------------------------------------------
@@ -154,6 +156,14 @@ SWITCHYARD_MAX_CREATIONS_IN_FLIGHT = 5
 # step is re-driven after this), and when a step nobody picked up is re-driven by the reconciler.
 SWITCHYARD_ONBOARDING_LEASE_SECONDS = env.int("SWITCHYARD_ONBOARDING_LEASE_SECONDS", default=200)
 SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS = env.int("SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS", default=120)
+# Heartbeats (operations.heartbeats): how often beat and each worker report; stale after two periods.
+SWITCHYARD_BEAT_HEARTBEAT_SECONDS = env.int("SWITCHYARD_BEAT_HEARTBEAT_SECONDS", default=30)
+SWITCHYARD_WORKER_HEARTBEAT_SECONDS = env.int("SWITCHYARD_WORKER_HEARTBEAT_SECONDS", default=30)
+SWITCHYARD_HEARTBEAT_FORGET_SECONDS = env.int("SWITCHYARD_HEARTBEAT_FORGET_SECONDS", default=3600)
+# Organization-wide creation slots (operations.capacity): a slot whose holder stopped renewing it
+# comes back after this lease. Longer than AWS takes to create an account (about a minute), so a
+# slot given back after its worker died never lets a sixth creation overlap the five in AWS.
+SWITCHYARD_CREATION_SLOT_LEASE_SECONDS = env.int("SWITCHYARD_CREATION_SLOT_LEASE_SECONDS", default=300)
 
 # --- Authentication (django-allauth, MFA mandatory) ----------------------------------------------
 AUTH_USER_MODEL = "portal.User"
