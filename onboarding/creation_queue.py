@@ -61,6 +61,8 @@ def _waiting_accounts() -> list[int]:
         )
         .exclude(status__in=[OnboardingStep.Status.SUCCEEDED, OnboardingStep.Status.FAILED,
                              OnboardingStep.Status.CANCELLED])
+        # One that may have sent CreateAccount already (its worker died) reconciles; it needs no slot.
+        .exclude(detail__sending=True)
         .order_by("account_id")
         .values_list("account_id", flat=True)
     )
