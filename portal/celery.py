@@ -35,4 +35,7 @@ app.conf.beat_schedule = {
     # Re-drives template roll-outs whose message was lost or whose worker died.
     "rollout-reconcile": {"task": "switchroles.tasks.rollout_reconcile", "schedule": 60.0,
                           "options": {"expires": 55}},
+    # Re-drives the drift check's per-account parts whose message was lost or whose worker died.
+    "drift-run-reconcile": {"task": "switchroles.tasks.drift_run_reconcile", "schedule": 60.0,
+                            "options": {"expires": 55}},
 }

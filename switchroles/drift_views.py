@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
-from switchroles import drift
+from switchroles import drift, drift_run
 from switchroles.models import RoleDriftFinding
 
 
@@ -27,7 +27,9 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     for finding in overview.role_findings:
         finding.can_repair = drift.finding_repairable(finding, now=now)  # type: ignore[attr-defined]
-    return render(request, "switchroles/drift.html", {"overview": overview})
+    running = drift_run.drift_run_latest()
+    progress = drift_run.drift_run_progress(run=running) if running is not None else None
+    return render(request, "switchroles/drift.html", {"overview": overview, "drift_progress": progress})
 
 
 @require_POST

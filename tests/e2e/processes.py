@@ -43,11 +43,12 @@ def wait_until(predicate: object, *, timeout: float, interval: float = 0.2, what
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server(*, managed_policies: bool = True) -> Iterator[str]:
     """A moto server in its own process (so killing workers never touches it), with the
-    Organization created by the main account. Yields its endpoint URL."""
+    Organization created by the main account. Yields its endpoint URL. Without ``managed_policies``
+    a new account's IAM costs moto far less (for tests that reach hundreds of accounts)."""
     port = free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false"}
     proc = subprocess.Popen(  # noqa: S603
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
