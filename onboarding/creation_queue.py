@@ -61,13 +61,13 @@ def _waiting_accounts() -> list[int]:
         )
         .exclude(status__in=[OnboardingStep.Status.SUCCEEDED, OnboardingStep.Status.FAILED,
                              OnboardingStep.Status.CANCELLED])
-        # One that may have sent CreateAccount already (its worker died) reconciles; it needs no slot.
-        .exclude(detail__sending=True)
         .order_by("account_id")
-        .values_list("account_id", flat=True)
+        .values_list("account_id", "detail")
     )
     holding = _holding_pks()
-    return [pk for pk in pks if pk not in holding]
+    # One that may have sent CreateAccount already (its worker died) reconciles; it needs no slot.
+    # (Filtered here: a JSON key test in SQL treats a missing key differently on each database.)
+    return [pk for pk, detail in pks if pk not in holding and not (detail or {}).get("sending")]
 
 
 @dataclass(frozen=True)

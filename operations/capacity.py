@@ -20,7 +20,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from operations.models import CapacitySlot
@@ -40,7 +40,12 @@ def _free(now: datetime) -> Q:
 
 
 def _free_slots_locked_for_take(pool: str, capacity: int, now: datetime) -> QuerySet[CapacitySlot]:
-    slots = CapacitySlot.objects.filter(pool=pool, number__lte=capacity).filter(_free(now)).order_by("number")
+    # A slot whose holder's lease ran out goes first: a dead holder's name never lingers on it.
+    slots = (
+        CapacitySlot.objects.filter(pool=pool, number__lte=capacity).filter(_free(now))
+        .annotate(never_held=Case(When(holder="", then=Value(1)), default=Value(0)))
+        .order_by("never_held", "number")
+    )
     if connection.features.has_select_for_update_skip_locked:
         slots = slots.select_for_update(skip_locked=True)
     return slots

@@ -61,3 +61,15 @@ def test_a_released_slot_is_free_at_once() -> None:
 
     # then h1 gets it
     assert slot_take(pool=POOL, holder="h1", capacity=1, lease_seconds=60) == 1
+
+
+def test_a_slot_whose_lease_ran_out_is_reclaimed_before_a_free_one() -> None:
+    # given slot 1 free and slot 2 held by a holder whose lease ran out
+    slot_take(pool=POOL, holder="h0", capacity=2, lease_seconds=60)
+    slot_take(pool=POOL, holder="h1", capacity=2, lease_seconds=60)
+    slot_release(pool=POOL, holder="h0")
+    CapacitySlot.objects.filter(holder="h1").update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    # when h2 asks
+    # then it gets slot 2: the dead holder's name no longer lingers
+    assert slot_take(pool=POOL, holder="h2", capacity=2, lease_seconds=60) == 2

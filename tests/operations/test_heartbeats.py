@@ -46,8 +46,9 @@ def test_healthz_is_not_ok_and_names_beat_when_its_heartbeat_is_older_than_two_p
     assert response.status_code == 503
     assert body["ok"] is False
     assert body["stale"] == ["beat"]
-    assert body["beat"] == {"ok": False, "age_seconds": pytest.approx(61, abs=2), "period_seconds": 30,
-                            "stale_after_seconds": 60}
+    assert body["beat"]["ok"] is False
+    assert 61 <= body["beat"]["age_seconds"] < 120  # the broker and AWS checks may take a few seconds
+    assert (body["beat"]["period_seconds"], body["beat"]["stale_after_seconds"]) == (30, 60)
 
 
 def test_a_beat_that_never_reported_is_stale() -> None:
