@@ -298,7 +298,8 @@ def await_creation(run: StepRun) -> Outcome:
     if request.state == aws.CREATION_IN_PROGRESS:
         creation_queue.creation_slot_keep(account=account)
         return Outcome.waiting(
-            backoff_seconds(run.step.attempts, base=10, cap=60),
+            backoff_seconds(run.step.attempts, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
+                            cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS),
             "AWS is still creating the account.",
             request_id=request.request_id,
         )

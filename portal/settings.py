@@ -164,6 +164,9 @@ SWITCHYARD_HEARTBEAT_FORGET_SECONDS = env.int("SWITCHYARD_HEARTBEAT_FORGET_SECON
 # comes back after this lease. Longer than AWS takes to create an account (about a minute), so a
 # slot given back after its worker died never lets a sixth creation overlap the five in AWS.
 SWITCHYARD_CREATION_SLOT_LEASE_SECONDS = env.int("SWITCHYARD_CREATION_SLOT_LEASE_SECONDS", default=300)
+# How often a creation in progress is polled: from this, doubling, up to the max (AWS takes about a minute).
+SWITCHYARD_CREATION_POLL_SECONDS = env.int("SWITCHYARD_CREATION_POLL_SECONDS", default=10)
+SWITCHYARD_CREATION_POLL_MAX_SECONDS = env.int("SWITCHYARD_CREATION_POLL_MAX_SECONDS", default=60)
 # The drift check's member-account part (switchroles.drift_run): how many accounts are checked side
 # by side, and how long a worker holds one account before another may take it over.
 SWITCHYARD_DRIFT_CONCURRENCY = env.int("SWITCHYARD_DRIFT_CONCURRENCY", default=8)
