@@ -2,7 +2,7 @@
 (:mod:`bench.latency` in front of a moto server).
 
 Run by ``bench.run`` in its own process (``python -m bench.scale --database-url ...``), with four
-Celery worker processes on Redis sharing its database. It reports:
+Celery workers (4 pool processes each) on Redis sharing its database. It reports:
 
 - ``onboarding_vs_quota_floor``: ``accounts`` new accounts x 3 roles requested at once through the
   real service (``onboarding_request``), carried out by the workers, timed from the first request
@@ -46,6 +46,9 @@ from bench.latency import LatencyModel, LatencyProxy, stats
 
 LOG_DIR = databases.BENCH_VAR / "logs"
 WORKERS = 4
+# Pool processes per worker: the work is latency-bound (each process mostly waits on AWS), and a
+# worker holds a countdown (a poll) until one of its own processes is free.
+WORKER_CONCURRENCY = 4
 DRIFT_CONCURRENCY = 8
 CREATION_SCALE = 0.1
 TIMEOUT = 1800.0
@@ -301,7 +304,7 @@ def measure(*, accounts: int, drift_accounts: int) -> dict[str, Any]:
                 name = f"{os.getpid()}-scale{index}"
                 logs.append(LOG_DIR / f"worker-{name}-{len(pool.processes)}.log")
                 logs[-1].unlink(missing_ok=True)
-                pool.start(concurrency=2, name=name, env=WORKER_ENV)
+                pool.start(concurrency=WORKER_CONCURRENCY, name=name, env=WORKER_ENV)
             _wait_for_workers(logs)
             # Warm-up, unmeasured: imports and connections in the workers and in moto.
             workflow(label="warm", count=2, manager=manager, templates=templates, clients=clients, pool=pool)
@@ -318,6 +321,7 @@ def measure(*, accounts: int, drift_accounts: int) -> dict[str, Any]:
                 "floor_role_calls_s": role_part, "one_account_role_calls": seq["one_account_role_calls"],
                 "creation_s": model.scaled_creation_seconds, "all_requested_after_s": flow["all_requested_after_s"],
                 "accounts": accounts, "roles_per_account": len(templates), "workers": WORKERS,
+                "processes_per_worker": WORKER_CONCURRENCY,
                 "summary": f"workflow {flow['seconds']:.1f} s / floor {floor:.1f} s ({accounts} accounts x "
                            f"{len(templates)} roles, {model.scaled_creation_seconds:.0f} s creations)",
             }

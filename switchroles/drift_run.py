@@ -90,7 +90,7 @@ def _enqueue_work(run_pk: int, *, copies: int = 1, countdown: float = 0) -> None
 
         for _ in range(copies):
             try:
-                drift_run_work.apply_async(args=(run_pk,), countdown=countdown or None)
+                drift_run_work.apply_async(args=(run_pk,), countdown=countdown)
             except BrokerUnavailable:  # the reconciler sends it again within a minute
                 logger.warning("switchroles.drift_run.enqueue_failed", extra={"run": run_pk})
 

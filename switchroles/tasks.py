@@ -65,7 +65,7 @@ def drift_run_work(run_pk: int) -> int:
 
     worked = drift_run.drift_run_work(run_id=run_pk)
     if worked.more or worked.retry_in is not None:
-        drift_run_work.apply_async(args=(run_pk,), countdown=worked.retry_in)
+        drift_run_work.apply_async(args=(run_pk,), countdown=worked.retry_in or 0)
     return worked.checked
 
 
