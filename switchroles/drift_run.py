@@ -160,7 +160,10 @@ def _check_part(part: DriftRunAccount, clients: ClientFactory) -> bool:
         .select_related("template", "account", "account__client").order_by("template_id")
     )
     active = [role for role in roles if role.state == AccountRole.State.ACTIVE]
-    findings = drift._account_findings(account, active, {role.role_name for role in roles}, clients)
+    if account.state == AwsAccount.State.ACTIVE:
+        findings = drift._account_findings(account, active, {role.role_name for role in roles}, clients)
+    else:  # handed back (or on its way) since the run started: nothing of ours to compare any more
+        active, findings = [], []
     run = DriftRun.objects.select_related("check_run").get(pk=part.run_id)
     previous = {
         drift._finding_key(f): f

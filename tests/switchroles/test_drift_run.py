@@ -129,3 +129,18 @@ def test_the_drift_page_shows_how_far_a_running_check_has_got(
 
     # then it says how many accounts are checked
     assert "A check is running: 1 of 3 accounts checked." in html
+
+
+def test_an_account_handed_back_after_the_run_started_is_not_looked_into(org: Boto3ClientFactory) -> None:
+    # given a run over two accounts, one of which is then handed back
+    accounts = _active_accounts(2)
+    run = _start()
+    AwsAccount.objects.filter(pk=accounts[1].pk).update(state=AwsAccount.State.HANDED_BACK)
+
+    # when the run is worked through
+    worked = drift_run.drift_run_work(run_id=run.pk, clients=org)
+
+    # then both parts are done, with a finding only for the account still ours
+    assert (worked.checked, worked.finished) == (2, True)
+    assert list(RoleDriftFinding.objects.filter(check_run=run.check_run).values_list("account_id", flat=True)) == [
+        accounts[0].pk]
