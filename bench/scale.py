@@ -4,8 +4,8 @@
 Run by ``bench.run`` in its own process (``python -m bench.scale --database-url ...``), with four
 Celery workers (4 pool processes each) on Redis sharing its database. It reports:
 
-- ``onboarding_vs_quota_floor``: ``accounts`` new accounts x 3 roles requested at once through the
-  real service (``onboarding_request``), carried out by the workers, timed from the first request
+- ``onboarding_vs_quota_floor``: ``accounts`` new accounts x 3 roles requested at once (six threads)
+  through the real service (``onboarding_request``), carried out by the workers, timed from the first request
   until every account is ACTIVE; divided by the floor AWS's own limits impose: ⌈accounts / 5⌉ x the
   model's creation time, plus one account's role calls at the model's latency (its AssumeRole,
   CreateRole + PutRolePolicy per role and the read-back, as counted by the proxy for one account of
@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ CREATION_SCALE = 0.1
 TIMEOUT = 1800.0
 POLL = 0.1
 CAPACITY = 5
+# Requests are sent at once by this many threads (several managers after a sales push, or the API).
+SUBMITTERS = 6
 WORKER_ENV = {
     "SWITCHYARD_CREATION_POLL_SECONDS": "1",
     "SWITCHYARD_CREATION_POLL_MAX_SECONDS": "1",
@@ -99,35 +102,43 @@ def _specs(slug: str, templates: list[Any]) -> list[Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def workflow(*, label: str, count: int, manager: Any, templates: list[Any], clients: Any, pool: Any) -> dict[str, Any]:
+def workflow(*, label: str, count: int, manager: Any, templates: list[Any], endpoint: str, pool: Any) -> dict[str, Any]:
+    """``count`` requests sent at once (by :data:`SUBMITTERS` threads, as several managers or an API
+    client would) through the real service, then carried out by the workers."""
     from django.core.exceptions import ValidationError
+    from django.db import connection
 
-    from bench.onboarding import _waiting_for_a_slot
+    from bench.onboarding import _check_all_active, _waiting_for_a_slot
     from onboarding.models import AwsAccount
     from onboarding.services import onboarding_request
+    from portal.aws import Boto3ClientFactory
 
     final = set(AwsAccount.FINAL_STATES) | {AwsAccount.State.FAILED}
-    refused = 0
-    requested: list[int] = []
+    refused: list[str] = []
     started = time.perf_counter()
-    for index in range(count):
+
+    def submit(index: int) -> int:
         slug = f"{label}-{index:02d}"
-        while True:
-            try:
-                account = onboarding_request(
-                    actor=manager, origin=AwsAccount.Origin.CREATED, account_name=f"{slug} production",
-                    templates=templates, reason="make bench (scale)", client_name=f"Bench {slug}",
-                    client_slug=slug, root_email=f"awsaccounts+{slug}@example.com", clients=clients,
-                )
-            except ValidationError as error:
-                # A refusal because creations are in flight is what this metric counts; it should not happen.
-                if not _waiting_for_a_slot(error) or time.perf_counter() - started > TIMEOUT:
-                    raise RuntimeError(f"onboarding_request refused {slug}: {error}") from error
-                refused += 1
-                time.sleep(POLL)
-                continue
-            break
-        requested.append(account.pk)
+        clients = Boto3ClientFactory(endpoint_url=endpoint, region_name="us-east-1")
+        try:
+            while True:
+                try:
+                    return onboarding_request(
+                        actor=manager, origin=AwsAccount.Origin.CREATED, account_name=f"{slug} production",
+                        templates=templates, reason="make bench (scale)", client_name=f"Bench {slug}",
+                        client_slug=slug, root_email=f"awsaccounts+{slug}@example.com", clients=clients,
+                    ).pk
+                except ValidationError as error:
+                    # A refusal because creations are in flight is what the metric counts; it should not happen.
+                    if not _waiting_for_a_slot(error) or time.perf_counter() - started > TIMEOUT:
+                        raise RuntimeError(f"onboarding_request refused {slug}: {error}") from error
+                    refused.append(slug)
+                    time.sleep(POLL)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=SUBMITTERS) as submitters:
+        requested = list(submitters.map(submit, range(count)))
     all_requested = time.perf_counter() - started
     deadline = time.monotonic() + TIMEOUT
     while True:
@@ -139,10 +150,8 @@ def workflow(*, label: str, count: int, manager: Any, templates: list[Any], clie
         _check_running(pool)
         time.sleep(POLL)
     seconds = time.perf_counter() - started
-    from bench.onboarding import _check_all_active
-
     _check_all_active(requested, len(templates))
-    return {"seconds": seconds, "all_requested_after_s": all_requested, "refused": refused}
+    return {"seconds": seconds, "all_requested_after_s": all_requested, "refused": len(refused)}
 
 
 def sequential(*, label: str, count: int, templates: list[Any], clients: Any, endpoint: str) -> dict[str, Any]:
@@ -307,9 +316,9 @@ def measure(*, accounts: int, drift_accounts: int) -> dict[str, Any]:
                 pool.start(concurrency=WORKER_CONCURRENCY, name=name, env=WORKER_ENV)
             _wait_for_workers(logs)
             # Warm-up, unmeasured: imports and connections in the workers and in moto.
-            workflow(label="warm", count=2, manager=manager, templates=templates, clients=clients, pool=pool)
+            workflow(label="warm", count=2, manager=manager, templates=templates, endpoint=endpoint, pool=pool)
             print("  scale: warmed up", flush=True)
-            flow = workflow(label="flow", count=accounts, manager=manager, templates=templates, clients=clients,
+            flow = workflow(label="flow", count=accounts, manager=manager, templates=templates, endpoint=endpoint,
                             pool=pool)
             print(f"  scale: workflow {flow['seconds']:.1f}s for {accounts} accounts", flush=True)
             seq = sequential(label="seq", count=accounts, templates=templates, clients=clients, endpoint=endpoint)

@@ -1,5 +1,5 @@
 """A manager's onboarding request: what it writes, and every guardrail that refuses it before
-anything is sent (malformed input, duplicates, the Organization's quota, creations in flight, AWS
+anything is sent (malformed input, duplicates, the Organization's quota, AWS
 unreachable), each as a message for its field, with nothing written."""
 
 from __future__ import annotations
