@@ -89,3 +89,13 @@ def test_the_scale_shrinks_the_creation_time_but_not_the_round_trips() -> None:
     assert model.scaled_creation_seconds == pytest.approx(6.0)
     assert model.delay("iam", "CreateRole") == pytest.approx(0.25)
     assert model.delay("iam", "GetRole") == pytest.approx(0.10)
+
+
+def test_the_role_part_of_the_floor_is_each_counted_call_at_the_models_latency() -> None:
+    from bench.scale import _calls_latency
+
+    # given one account's calls as the proxy counted them
+    calls = {"sts:AssumeRole": 1, "iam:CreateRole": 3, "iam:PutRolePolicy": 3, "iam:GetRole": 3}
+
+    # then the floor's role part is their latencies added up
+    assert _calls_latency(calls, LatencyModel()) == pytest.approx(0.15 + 3 * 0.25 + 3 * 0.20 + 3 * 0.10)
