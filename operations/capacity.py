@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from time import monotonic, sleep
+from uuid import uuid4
 
 from django.db import connection, transaction
 from django.db.models import Case, Q, QuerySet, Value, When
@@ -101,3 +103,25 @@ def slot_holders(*, pool: str, capacity: int, now: datetime | None = None) -> li
         CapacitySlot.objects.filter(pool=pool, number__lte=capacity, lease_expires_at__gt=moment)
         .exclude(holder="").order_by("number").values_list("holder", flat=True)
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Calls per second (the same slots, each lent for one second and never given back early)
+# --------------------------------------------------------------------------------------------------
+
+
+class RateLimitTimeout(Exception):
+    """No call slot came free in time: the caller treats it as AWS's throttling (retry later)."""
+
+
+def rate_take(*, pool: str, per_second: int, timeout_seconds: float = 60.0) -> float:
+    """Wait until this call may go: at most ``per_second`` calls of ``pool`` in any second, across
+    every process and machine (each call holds one of ``per_second`` slots for one second). Returns
+    the seconds waited; raises :class:`RateLimitTimeout` after ``timeout_seconds``."""
+    started = monotonic()
+    holder = f"call:{uuid4().hex}"
+    while slot_take(pool=pool, holder=holder, capacity=per_second, lease_seconds=1.0) is None:
+        if monotonic() - started > timeout_seconds:
+            raise RateLimitTimeout(f"no {pool} call slot came free in {timeout_seconds:.0f} s")
+        sleep(0.05)
+    return monotonic() - started

@@ -171,6 +171,8 @@ SWITCHYARD_CREATION_POLL_MAX_SECONDS = env.int("SWITCHYARD_CREATION_POLL_MAX_SEC
 # by side, and how long a worker holds one account before another may take it over.
 SWITCHYARD_DRIFT_CONCURRENCY = env.int("SWITCHYARD_DRIFT_CONCURRENCY", default=8)
 SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS = env.int("SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS", default=120)
+# Main-account IAM writes per second across every worker (operations.aws_limits); 0 turns the bound off.
+SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND = env.int("SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND", default=10)
 
 # --- Authentication (django-allauth, MFA mandatory) ----------------------------------------------
 AUTH_USER_MODEL = "portal.User"

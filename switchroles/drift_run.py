@@ -33,6 +33,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding.models import AwsAccount
+from operations.aws_limits import main_account_limited
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from switchroles import drift, enforcement
@@ -52,7 +53,7 @@ def _lease() -> timedelta:
 def drift_check_fan_out(*, clients: ClientFactory | None = None) -> DriftRun:
     """One full drift check: the main account under the enforcement lock (raises
     ``enforcement.EnforcementBusy`` while another run holds it), then the member accounts fanned out."""
-    factory = clients or default_client_factory()
+    factory = clients or main_account_limited(default_client_factory())
     with enforcement.enforcement_lock():
         enforcement.enforcement_sync(clients=factory, reason="before drift check")
         check = enforcement.enforcement_drift_check(clients=factory)

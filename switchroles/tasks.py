@@ -11,6 +11,7 @@ from typing import Any
 from celery import shared_task
 
 from onboarding.aws import AwsError
+from operations.aws_limits import main_account_limited
 from portal.aws import default_client_factory
 from switchroles import enforcement
 
@@ -25,7 +26,9 @@ def enforcement_sync(self: Any, reason: str = "", force: bool = False, retry_if_
     skips (the next one comes anyway)."""
     try:
         with enforcement.enforcement_lock():
-            enforcement.enforcement_sync(clients=default_client_factory(), reason=reason, force=force)
+            # Main-account IAM writes share one per-second bound across every worker.
+            enforcement.enforcement_sync(clients=main_account_limited(default_client_factory()), reason=reason,
+                                         force=force)
     except enforcement.EnforcementBusy as exc:
         if retry_if_busy:
             raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
@@ -36,7 +39,7 @@ def enforcement_drift_check(self: Any) -> None:
     """Apply pending changes, then read AWS back and record any difference (drift)."""
     try:
         with enforcement.enforcement_lock():
-            clients = default_client_factory()
+            clients = main_account_limited(default_client_factory())
             enforcement.enforcement_sync(clients=clients, reason="before drift check")
             enforcement.enforcement_drift_check(clients=clients)
     except enforcement.EnforcementBusy as exc:
