@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--onboarding-accounts", type=int, default=30)
     parser.add_argument("--onboarding-repeats", type=int, default=3)
     parser.add_argument("--skip-onboarding", action="store_true", help="leave out the worker benchmark")
+    parser.add_argument("--scale-accounts", type=int, default=None,
+                        help="new accounts for the latency-model onboarding (default 30; tiny: 6)")
+    parser.add_argument("--drift-accounts", type=int, default=None,
+                        help="accounts for the latency-model drift check (default 3000; tiny: 40)")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the latency-model benchmark")
     parser.add_argument("--keep-databases", action="store_true", help="do not drop the benchmark databases")
     parser.add_argument("--results", type=Path, default=RESULTS_PATH)
     return parser.parse_args(argv)
@@ -64,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    main_db, onboarding_db = databases.bench_databases(
-        base_url=os.environ.get("DATABASE_URL"), suffixes=("bench", "bench_onboarding")
+    main_db, onboarding_db, scale_db = databases.bench_databases(
+        base_url=os.environ.get("DATABASE_URL"), suffixes=("bench", "bench_onboarding", "bench_scale")
     )
     results: list[Result] = []
     run_info: dict[str, object] = {"database": main_db.vendor, "scale": args.scale}
@@ -121,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
             databases.recreate(onboarding_db)
             results.append(_onboarding(onboarding_db, args, started))
             _log(started, "onboarding measured")
+        if args.skip_scale:
+            for name, target, unit in SCALE_METRICS:
+                results.append(Result(name, target=target, unit=unit, missing="left out (--skip-scale)"))
+        else:
+            databases.recreate(scale_db)
+            results.extend(_scale(scale_db, args, started))
+            _log(started, "latency-model onboarding and drift check measured")
     except Exception:
         traceback.print_exc()
         _log(started, "the benchmark harness broke")
@@ -133,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 connections.close_all()
             except Exception:  # noqa: BLE001, S110 - Django may not be set up yet
                 pass
-            for database in (main_db, onboarding_db):
+            for database in (main_db, onboarding_db, scale_db):
                 databases.drop(database)
 
     total = time.perf_counter() - started
@@ -181,6 +193,47 @@ def _onboarding(database: databases.BenchDatabase, args: argparse.Namespace, sta
     result.checks = data.pop("checks", {})
     result.details = data
     return result
+
+
+SCALE_METRICS = [
+    ("onboarding_vs_quota_floor", 1.2, "x"),
+    ("onboarding_vs_sequential", 0.3, "x"),
+    ("drift_check_vs_floor", 1.3, "x"),
+    ("requests_refused_for_slots", 0, "requests"),
+]
+
+
+def _scale(database: databases.BenchDatabase, args: argparse.Namespace, started: float) -> list[Result]:
+    """The latency-model benchmark (bench.scale) in its own process and database."""
+    tiny = args.scale == "tiny"
+    accounts = args.scale_accounts or (6 if tiny else 30)
+    drift_accounts = args.drift_accounts or (40 if tiny else 3000)
+    results = {name: Result(name, target=target, unit=unit) for name, target, unit in SCALE_METRICS}
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "scale.json"
+        command = [sys.executable, "-m", "bench.scale", "--database-url", database.url, "--accounts", str(accounts),
+                   "--drift-accounts", str(drift_accounts), "--out", str(out)]
+        _log(started, f"scale: {accounts} accounts onboarded and {drift_accounts} checked under the AWS latency "
+                      "model (4 Celery workers, moto server behind bench.latency)")
+        child = subprocess.Popen(command, cwd=databases.ROOT)  # noqa: S603
+        try:
+            returncode = child.wait()
+        except BaseException:
+            child.terminate()
+            child.wait(timeout=60)
+            raise
+        data = json.loads(out.read_text()) if out.exists() else {"error": f"bench.scale exited {returncode}"}
+    if "error" in data:
+        for result in results.values():
+            result.error = data["error"]
+        return list(results.values())
+    for name, key in (("onboarding_vs_quota_floor", "onboarding"), ("onboarding_vs_sequential", "sequential"),
+                      ("drift_check_vs_floor", "drift"), ("requests_refused_for_slots", "refused")):
+        part = dict(data[key])
+        results[name].value = part.pop("value")
+        results[name].details = {**part, "database": data.get("database")}
+    results["onboarding_vs_quota_floor"].details["aws_calls"] = data.get("aws_calls", {}).get("calls", {})
+    return list(results.values())
 
 
 if __name__ == "__main__":

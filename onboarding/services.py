@@ -22,7 +22,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import aws, selectors, workflow
+from onboarding import aws, creation_queue, selectors, workflow
 from onboarding.aws import AwsError
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
 from portal.audit import audit_record
@@ -180,7 +180,7 @@ def _name_errors(*, client: Client | None, account_name: str) -> dict[str, list[
 def _organization_errors(
     *, clients: ClientFactory, origin: str, root_email: str, account_id: str
 ) -> dict[str, list[str]]:
-    """Quota, creations in flight, and accounts already in the Organization, from one read of the
+    """Quota and accounts already in the Organization, from one read of the
     Organization (its accounts and its creations in progress). Raises AwsError."""
     errors: dict[str, list[str]] = {}
     organization = aws.organization_status(clients=clients)
@@ -192,13 +192,8 @@ def _organization_errors(
             f"The Organization would exceed its quota of {limit} accounts ({quota.accounts_in_org} in it, "
             f"{ours.joining} on the way). Ask AWS for a higher quota in Service Quotas, or close unused accounts."
         ]
-    if origin == AwsAccount.Origin.CREATED:
-        in_flight = max(quota.creations_in_progress, ours.creating)
-        if in_flight >= settings.SWITCHYARD_MAX_CREATIONS_IN_FLIGHT:
-            errors.setdefault("origin", []).append(
-                f"{in_flight} accounts are being created already; AWS allows "
-                f"{settings.SWITCHYARD_MAX_CREATIONS_IN_FLIGHT} at a time. Wait for one to finish."
-            )
+    # Creations in flight are not a reason to refuse: the account queues for a creation slot
+    # (onboarding.creation_queue) and its timeline says how many are ahead of it.
     members = organization.members
     if origin == AwsAccount.Origin.CREATED:
         if any(member.email.casefold() == root_email.casefold() for member in members):
@@ -238,7 +233,8 @@ def onboarding_request(
     (``client_name``, ``client_slug``, ``origin``, ``account_name``, ``root_email``, ``account_id``,
     ``templates``, ``reason``; ``__all__`` when AWS could not be asked) without writing anything:
     malformed input (no database or AWS call), duplicates in the database, then the Organization's
-    account quota, creations in flight and duplicates among its accounts (the only AWS calls, all reads).
+    account quota and duplicates among its accounts (the only AWS calls, all reads). Creations in
+    flight do not refuse a request: the account waits for a creation slot (``onboarding.creation_queue``).
 
     Then one transaction creates the client (when ``client`` is None), the account (REQUESTED),
     one PENDING ``AccountRole`` per template, the steps of its path, and an audit event; a worker
@@ -566,6 +562,8 @@ def _record_outcome(
             step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
             step.save(update_fields=fields)
             _account_state(account, State.FAILED)
+            if step.kind == Kind.CREATE_ACCOUNT:  # nothing is being created for it: free its slot
+                creation_queue.creation_slot_release(account_pk=account.pk)
             audit_record(action="onboarding.step.failed", target=account, details=audit)
             onboarding_step_notify(account=account, step=step)
             logger.warning("onboarding.step.failed", extra={"account": account.pk, "step": step.kind,
@@ -671,7 +669,7 @@ def account_cancellable(account: AwsAccount, steps: Sequence[OnboardingStep]) ->
     if account.origin == AwsAccount.Origin.CREATED:
         if account.account_id:
             return False
-        if account.state == State.REQUESTED:
+        if account.state == State.REQUESTED or _queued_for_a_slot(account, by_kind.get(Kind.CREATE_ACCOUNT)):
             return True
         if account.state != State.FAILED:
             return False
@@ -691,6 +689,14 @@ def account_cancellable(account: AwsAccount, steps: Sequence[OnboardingStep]) ->
         return False
     invite = by_kind.get(Kind.INVITE_ACCOUNT)
     return not (invite is not None and invite.status == Status.RUNNING)
+
+
+def _queued_for_a_slot(account: AwsAccount, creation: OnboardingStep | None) -> bool:
+    """Still waiting for a creation slot: nothing was sent to AWS for this account."""
+    return (
+        creation is not None and not account.create_request_id and creation.status == Status.WAITING
+        and bool(creation.detail.get("waiting_for_slot")) and not creation.detail.get("sending")
+    )
 
 
 def _looks_transient(code: str) -> bool:
@@ -733,6 +739,7 @@ def onboarding_cancel(
                 step.next_run_at = None
                 step.save(update_fields=["status", "lease_expires_at", "next_run_at"])
         _account_state(locked, State.CANCELLED)
+        creation_queue.creation_slot_release(account_pk=locked.pk)
         audit_record(action="onboarding.account.cancelled", actor=actor, target=locked, request=request,
                      details={"handshake_cancelled": handshake_cancelled})
     return locked

@@ -36,7 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from onboarding import aws
+from onboarding import aws, creation_queue
 from onboarding.aws import AwsError, RoleSpec
 from onboarding.models import AwsAccount, OnboardingStep
 from portal.aws import ClientFactory, TemporaryCredentials
@@ -303,8 +303,9 @@ def create_account(run: StepRun) -> Outcome:
         return Outcome.succeeded(request_id=account.create_request_id, reconciled=True)
     email = account.root_email or ""
     abandoned = set(step.detail.get("abandoned_request_ids", []))
-    # Attempts count from 1 for this run: anything earlier, or a recorded intent, may have reached AWS.
-    if step.detail.get("sending") or step.attempts > 1:
+    # Attempts count from 1 for this run: anything earlier, or a recorded intent, may have reached AWS
+    # (earlier attempts that only waited for a creation slot sent nothing).
+    if step.detail.get("sending") or (step.attempts > 1 and not step.detail.get("waiting_for_slot")):
         intent = parse_datetime(str(step.detail.get("intent_at") or ""))
         found = aws.find_account_creation(
             clients=run.clients,
@@ -316,13 +317,26 @@ def create_account(run: StepRun) -> Outcome:
             _record_creation(account, found)
             logger.info("onboarding.create_account.reconciled", extra={"account": account.pk})
             return Outcome.succeeded(request_id=found.request_id, account_id=found.account_id, reconciled=True)
+    slot = creation_queue.creation_slot_take(account=account)
+    if not slot.taken:
+        return Outcome.waiting(
+            creation_queue.RECHECK_SECONDS,
+            f"Waiting for a creation slot ({slot.ahead} ahead): AWS creates at most "
+            f"{settings.SWITCHYARD_MAX_CREATIONS_IN_FLIGHT} accounts at a time in the Organization.",
+            waiting_for_slot=True, ahead=slot.ahead,
+        )
     run.save_detail(sending=True, intent_at=run.now.isoformat(), email=email, account_name=account.name)
-    request = aws.start_account_creation(
-        clients=run.clients,
-        email=email,
-        account_name=account.name,
-        tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE, "switchyard-client": account.client.slug},
-    )
+    try:
+        request = aws.start_account_creation(
+            clients=run.clients,
+            email=email,
+            account_name=account.name,
+            tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE, "switchyard-client": account.client.slug},
+        )
+    except AwsError as error:
+        if not error.retryable:  # AWS refused it: nothing is being created, the slot is free again
+            creation_queue.creation_slot_release(account_pk=account.pk)
+        raise
     _record_creation(account, request)
     return Outcome.succeeded(request_id=request.request_id, state=request.state)
 
@@ -340,11 +354,15 @@ def await_creation(run: StepRun) -> Outcome:
         )
     request = aws.describe_account_creation(clients=run.clients, request_id=account.create_request_id)
     if request.state == aws.CREATION_IN_PROGRESS:
+        creation_queue.creation_slot_keep(account=account)
         return Outcome.waiting(
-            backoff_seconds(run.step.attempts, base=10, cap=60),
+            backoff_seconds(run.step.attempts, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
+                            cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS),
             "AWS is still creating the account.",
             request_id=request.request_id,
         )
+    # AWS is done with it either way: the next account in line may be created.
+    creation_queue.creation_slot_release(account_pk=account.pk)
     if request.state == aws.CREATION_SUCCEEDED:
         _record_creation(account, request)
         return Outcome.succeeded(request_id=request.request_id, account_id=request.account_id)

@@ -8,3 +8,8 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from portal import receivers  # noqa: F401  (connects allauth's sign-in signals to the audit log)
+
+        # Celery's worker signals (not domain logic): a worker process leaves a heartbeat while it runs.
+        from portal.operations import heartbeats
+
+        heartbeats.connect_worker_signals()

@@ -48,4 +48,7 @@ app.conf.beat_schedule = {
     # accounts within ten minutes.
     "root-posture-check": {"task": "onboarding.tasks.check_root_posture_due", "schedule": 600.0,
                            "options": {"expires": 550}},
+    # Re-drives the drift check's per-account parts whose message was lost or whose worker died.
+    "drift-run-reconcile": {"task": "switchroles.tasks.drift_run_reconcile", "schedule": 60.0,
+                            "options": {"expires": 55}},
 }

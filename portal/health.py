@@ -1,4 +1,5 @@
-"""What /healthz reports: whether the database, the broker and the AWS endpoint answer.
+"""What /healthz reports: whether the database, the broker and the AWS endpoint answer, and how old
+beat's and each worker's heartbeats are (``stale`` names the ones older than two periods).
 Only states and short reasons, never URLs with credentials or keys."""
 
 from __future__ import annotations
@@ -47,6 +48,33 @@ def check_aws() -> dict[str, Any]:
     return {"ok": True, "main_account_matches": identity.get("Account") == settings.SWITCHYARD_MAIN_ACCOUNT_ID}
 
 
+def check_heartbeats() -> dict[str, Any]:
+    """Beat's and each worker's heartbeat age (portal.operations.heartbeats); stale after two periods."""
+    from portal.operations.heartbeats import pulses
+
+    try:
+        found = pulses()
+    except Exception as exc:  # noqa: BLE001 - the database check says why
+        return {"beat": {"ok": False, "error": type(exc).__name__},
+                "workers": {"ok": False, "error": type(exc).__name__}, "problems": []}
+    return {
+        "beat": found.beat.as_json(),
+        "workers": {"ok": found.workers_ok, "count": len(found.workers),
+                    "each": {pulse.name.removeprefix("worker:"): pulse.as_json() for pulse in found.workers}},
+        "problems": found.problems(),
+    }
+
+
 def health_report() -> dict[str, Any]:
     checks = {"db": check_database(), "broker": check_broker(), "aws": check_aws()}
-    return {"ok": all(c["ok"] for c in checks.values()), "env": settings.SWITCHYARD_ENV, **checks}
+    beats = check_heartbeats()
+    stale = [name for name in ("beat", "workers") if not beats[name]["ok"]]
+    return {
+        "ok": all(c["ok"] for c in checks.values()) and not stale,
+        "env": settings.SWITCHYARD_ENV,
+        **checks,
+        "beat": beats["beat"],
+        "workers": beats["workers"],
+        "stale": stale,
+        "problems": beats["problems"],
+    }

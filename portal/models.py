@@ -283,3 +283,7 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.address or self.team_id}"
+
+
+# Heartbeats and capacity slots belong to the kernel (portal.operations); their models live there.
+from portal.operations.models import CapacitySlot, Heartbeat  # noqa: E402, F401

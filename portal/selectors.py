@@ -22,6 +22,9 @@ def home_summary(*, user: User) -> dict[str, Any]:
         from onboarding.selectors import accounts_needing_attention
 
         summary["accounts_needing_attention"] = accounts_needing_attention().count()
+        from portal.operations.heartbeats import pulses
+
+        summary["heartbeat_problems"] = pulses().problems()
     if user.is_auditor or user.is_manager:
         summary["last_chain_check"] = AuditChainCheck.objects.first()
     return summary

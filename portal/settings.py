@@ -140,7 +140,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, leaving beat's heartbeat on each tick (portal.operations.beat).
+CELERY_BEAT_SCHEDULER = "portal.operations.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- AWS ------------------------------------------------------------------------------------------
@@ -155,6 +156,23 @@ SWITCHYARD_MAX_CREATIONS_IN_FLIGHT = 5
 # step is re-driven after this), and when a step nobody picked up is re-driven by the reconciler.
 SWITCHYARD_ONBOARDING_LEASE_SECONDS = env.int("SWITCHYARD_ONBOARDING_LEASE_SECONDS", default=200)
 SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS = env.int("SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS", default=120)
+# Heartbeats (portal.operations.heartbeats): how often beat and each worker report; stale after two periods.
+SWITCHYARD_BEAT_HEARTBEAT_SECONDS = env.int("SWITCHYARD_BEAT_HEARTBEAT_SECONDS", default=30)
+SWITCHYARD_WORKER_HEARTBEAT_SECONDS = env.int("SWITCHYARD_WORKER_HEARTBEAT_SECONDS", default=30)
+SWITCHYARD_HEARTBEAT_FORGET_SECONDS = env.int("SWITCHYARD_HEARTBEAT_FORGET_SECONDS", default=3600)
+# Organization-wide creation slots (portal.operations.capacity): a slot whose holder stopped renewing it
+# comes back after this lease. Longer than AWS takes to create an account (about a minute), so a
+# slot given back after its worker died never lets a sixth creation overlap the five in AWS.
+SWITCHYARD_CREATION_SLOT_LEASE_SECONDS = env.int("SWITCHYARD_CREATION_SLOT_LEASE_SECONDS", default=300)
+# How often a creation in progress is polled: from this, doubling, up to the max (AWS takes about a minute).
+SWITCHYARD_CREATION_POLL_SECONDS = env.int("SWITCHYARD_CREATION_POLL_SECONDS", default=10)
+SWITCHYARD_CREATION_POLL_MAX_SECONDS = env.int("SWITCHYARD_CREATION_POLL_MAX_SECONDS", default=60)
+# The drift check's member-account part (switchroles.drift_run): how many accounts are checked side
+# by side, and how long a worker holds one account before another may take it over.
+SWITCHYARD_DRIFT_CONCURRENCY = env.int("SWITCHYARD_DRIFT_CONCURRENCY", default=8)
+SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS = env.int("SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS", default=120)
+# Main-account IAM writes per second across every worker (portal.operations.aws_limits); 0 turns the bound off.
+SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND = env.int("SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND", default=10)
 
 # --- Separation of duties (issue 18; portal/duties.py). Safe by default: both rules on. -----------
 # Auditors hold no switch-role links: not in a team, no personal grant, nothing in the directory.

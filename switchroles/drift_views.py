@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from onboarding.root_selectors import accounts_with_root_credentials
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
-from switchroles import drift
+from switchroles import drift, drift_run
 from switchroles.models import RoleDriftFinding
 
 
@@ -29,7 +29,10 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     for finding in overview.role_findings:
         finding.can_repair = drift.finding_repairable(finding, now=now)  # type: ignore[attr-defined]
     root_findings = list(accounts_with_root_credentials())
-    return render(request, "switchroles/drift.html", {"overview": overview, "root_findings": root_findings})
+    running = drift_run.drift_run_latest()
+    progress = drift_run.drift_run_progress(run=running) if running is not None else None
+    return render(request, "switchroles/drift.html",
+                  {"overview": overview, "root_findings": root_findings, "drift_progress": progress})
 
 
 @require_POST

@@ -422,3 +422,47 @@ class Departure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} left {self.left_at:%Y-%m-%d}"
+# --- the drift check fanned out per account (switchroles.drift_run, issue 20) ----------------------
+
+
+class DriftRun(models.Model):
+    """The member-account part of a :class:`DriftCheck`, one leased part per active account, so
+    workers check accounts side by side and a killed worker's account is taken over after its lease."""
+
+    check_run = models.OneToOneField(DriftCheck, on_delete=models.CASCADE, related_name="fan_out")
+    previous_check = models.ForeignKey(DriftCheck, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+", help_text="Whose findings' first-seen dates carry over.")
+    accounts_total = models.PositiveIntegerField(default=0)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"member-account drift check of {self.check_run}"
+
+
+class DriftRunAccount(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Being checked"
+        DONE = "done", "Checked"
+
+    run = models.ForeignKey(DriftRun, on_delete=models.CASCADE, related_name="parts")
+    account = models.ForeignKey("onboarding.AwsAccount", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    roles_checked = models.PositiveIntegerField(default=0)
+    findings = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        constraints = [models.UniqueConstraint(fields=["run", "account"], name="one_drift_part_per_account")]
+        indexes = [models.Index(fields=["run", "status"], name="drift_part_run_status")]
+
+    def __str__(self) -> str:
+        return f"{self.run}: {self.account_id} ({self.get_status_display()})"

@@ -12,6 +12,7 @@ from celery import shared_task
 
 from onboarding.aws import AwsError
 from portal.aws import default_client_factory
+from portal.operations.aws_limits import main_account_limited
 from switchroles import enforcement
 
 BUSY_RETRY_SECONDS = 10
@@ -25,7 +26,9 @@ def enforcement_sync(self: Any, reason: str = "", force: bool = False, retry_if_
     skips (the next one comes anyway)."""
     try:
         with enforcement.enforcement_lock():
-            enforcement.enforcement_sync(clients=default_client_factory(), reason=reason, force=force)
+            # Main-account IAM writes share one per-second bound across every worker.
+            enforcement.enforcement_sync(clients=main_account_limited(default_client_factory()), reason=reason,
+                                         force=force)
     except enforcement.EnforcementBusy as exc:
         if retry_if_busy:
             raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
@@ -36,7 +39,7 @@ def enforcement_drift_check(self: Any) -> None:
     """Apply pending changes, then read AWS back and record any difference (drift)."""
     try:
         with enforcement.enforcement_lock():
-            clients = default_client_factory()
+            clients = main_account_limited(default_client_factory())
             enforcement.enforcement_sync(clients=clients, reason="before drift check")
             enforcement.enforcement_drift_check(clients=clients)
     except enforcement.EnforcementBusy as exc:
@@ -49,12 +52,31 @@ def enforcement_drift_check(self: Any) -> None:
 @shared_task(bind=True, max_retries=30, acks_late=True, soft_time_limit=1500, time_limit=1800)
 def drift_check(self: Any) -> int:
     """The full drift check (main account, then every active account's roles); returns its id."""
-    from switchroles import drift
+    from switchroles import drift_run
 
     try:
-        return drift.drift_check_run().pk
+        # The enforcement lock is held for the main-account part only; accounts fan out (drift_run_work).
+        return drift_run.drift_check_fan_out().check_run_id
     except enforcement.EnforcementBusy as exc:
         raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
+
+
+# Each checks accounts of the run one leased part at a time; a killed worker's part is taken over.
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=150, time_limit=180)
+def drift_run_work(run_pk: int) -> int:
+    from switchroles import drift_run
+
+    worked = drift_run.drift_run_work(run_id=run_pk)
+    if worked.more or worked.retry_in is not None:
+        drift_run_work.apply_async(args=(run_pk,), countdown=worked.retry_in or 0)
+    return worked.checked
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def drift_run_reconcile() -> int:
+    from switchroles import drift_run
+
+    return len(drift_run.drift_run_reconcile())
 
 
 @shared_task(acks_late=True, autoretry_for=(AwsError,), retry_backoff=10, retry_backoff_max=300, retry_jitter=True,

@@ -170,13 +170,25 @@ class WorkerPool:
         self.processes.append(proc)
         return proc
 
+    def start_beat(self, *, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start celery beat (Switchyard's scheduler, on the test database); stop it with :meth:`kill`."""
+        index = len(self.processes)
+        log = open(self.log_path("beat", index), "wb")  # noqa: SIM115
+        command = [str(BIN / "celery"), "-A", "portal", "beat", "--loglevel=INFO"]
+        proc = subprocess.Popen(  # noqa: S603
+            command, cwd=ROOT, env={**self.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        return proc
+
     def log_path(self, name: str, index: int) -> Path:
         return self.log_dir / f"worker-{name}-{index}.log"
 
     def logs(self, *, last_chars: int = 4000) -> str:
         """The end of every worker's log, for a failure message."""
         parts = []
-        for path in sorted(self.log_dir.glob("worker-*.log")):
+        for path in sorted(self.log_dir.glob("*.log")):
             text = path.read_text(errors="replace")
             parts.append(f"--- {path.name} ---\n{text[-last_chars:]}")
         return "\n".join(parts)
