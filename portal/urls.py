@@ -17,4 +17,6 @@ urlpatterns = [
     path("templates/", include("switchroles.template_urls")),
     path("", include("switchroles.urls")),
     path("audit/", include("portal.audit_urls")),
+    path("api/v1/", include("portal.api.urls")),
+    path("accounts/api-tokens/", include("portal.api.token_urls")),
 ]
