@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount
-from portal.models import User
+from portal.models import ApiToken, User
 from switchroles.models import Grant, RoleTemplate, Team, TeamMembership
 from tests.security.support import AwsUnreachable, World, changed_tables, row_counts, signed_in_client
 
@@ -86,6 +86,10 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
     "switchroles:person_new": (
         {}, lambda w: {"username": "newbie", "email": "newbie@example.com", "capabilities": ["Engineer"]},
         lambda w: not User.objects.filter(username="newbie").exists(),
+    ),
+    "api_tokens:new": (
+        {}, lambda w: {"name": "PSA hook", "scope": "read-write", "lifetime_days": "30"},
+        lambda w: not ApiToken.objects.filter(name="PSA hook").exists(),
     ),
 }
 
