@@ -48,3 +48,26 @@ def api(make_token: MakeToken) -> Callable[..., ApiClient]:
         return ApiClient(make_token(owner, scope) if owner is not None else None)
 
     return client
+
+
+@pytest.fixture
+def world(make_person: Any, settings: Any) -> Any:
+    """The security proofs' world (tests/security/support.py): seven visitors, a row behind every id,
+    and a read-write token of each signed-in persona (``world.api_tokens``)."""
+    from tests.security.support import build_world
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return build_world(make_person)
+
+
+@pytest.fixture
+def aws_forbidden(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from tests.security.support import AwsForbidden, replace_client_factory
+
+    factory = AwsForbidden()
+    replace_client_factory(monkeypatch, factory)
+    return factory
+
+
+def as_persona(world: Any, persona: str) -> ApiClient:
+    return ApiClient(world.api_tokens.get(persona))
