@@ -1,5 +1,5 @@
-"""JSON bodies only. A body nested too deep for Python's parser is a 400 like any malformed JSON
-(the standard parser would let RecursionError through as a 500)."""
+"""JSON bodies only. A body nested too deep for Python's parser, over DATA_UPLOAD_MAX_MEMORY_SIZE,
+or holding a lone surrogate is a 400 like any malformed JSON (each would otherwise be a 500)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ class JsonObjectParser(JSONParser):
             raise ParseError(f"The body is over {limit} bytes.")
         try:
             text = raw.decode(encoding)
-            return json.loads(text, parse_constant=_no_constant) if text else {}
+            data = json.loads(text, parse_constant=_no_constant) if text else {}
+            # A "\ud800" escape decodes to a lone surrogate, which no database column can store.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:  # (a ValueError too: first)
+            raise ParseError("The body holds text that is not valid Unicode (a lone surrogate).") from exc
         except (ValueError, RecursionError, UnicodeDecodeError) as exc:
             raise ParseError("The body is not valid JSON.") from exc
+        return data

@@ -164,7 +164,7 @@ class Onboardings(Endpoint):
                    responses={202: s.OnboardingAcceptedSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         body = _body(request)
-        data = form_data(body, ONBOARDING_FIELDS)
+        data = form_data(body, ONBOARDING_FIELDS)  # tiers: below
         origin = body.get("origin")
         if isinstance(origin, str) and origin in ORIGINS:
             data["origin"] = ORIGINS[origin]
@@ -335,7 +335,7 @@ class People(Endpoint):
     @extend_schema(operation_id="person_create", request=s.PersonRequestSerializer,
                    responses={201: s.PersonCreatedSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
-        form = PersonForm(form_data(_body(request), PERSON_FIELDS))
+        form = PersonForm(form_data(_body(request), PERSON_FIELDS, lists=frozenset({"teams", "capabilities"})))
         if not form.is_valid():
             return bad_request(form_errors(form))
         data = form.cleaned_data
