@@ -16,7 +16,6 @@ from rest_framework import exceptions
 
 from switchroles.models import RoleTemplate
 
-
 SCALARS = (str, int, float, bool)
 ONE_VALUE = "Send one value (text or a number), not a list or an object."
 LIST_OF_VALUES = "Send a list of values (text or numbers)."

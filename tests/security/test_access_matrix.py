@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import transaction
-from django.test import Client as HttpClient
 from django.middleware.csrf import _get_new_csrf_string  # type: ignore[attr-defined]
+from django.test import Client as HttpClient
 from django.urls import reverse
 
 from tests.security.support import (
@@ -488,7 +488,8 @@ def _read_token(world: World, persona: str) -> str:
 def test_every_api_route_has_a_row_in_the_api_matrix() -> None:
     names = {route.name for route in _api_routes()}
     assert names, "no API routes"
-    assert names == set(API_MATRIX), f"missing: {sorted(names - set(API_MATRIX))}, stale: {sorted(set(API_MATRIX) - names)}"
+    assert names == set(API_MATRIX), (f"missing: {sorted(names - set(API_MATRIX))}, "
+                                      f"stale: {sorted(set(API_MATRIX) - names)}")
     assert set(API_WRITES) == {name for name, row in API_MATRIX.items() if row == POST_ONLY}
 
 
@@ -532,11 +533,15 @@ def test_every_api_write_is_refused_without_a_token_and_with_a_read_token(
         "bad": _api_client(world, "mgr", token="sy_notatoken").post(path, body(world), content_type="application/json"),
         "read": _api_client(world, "mgr", token=_read_token(world, "mgr")).post(
             path, body(world), content_type="application/json"),
+        # ...and by an auditor and an engineer with their read-write tokens
+        "auditor": _api_client(world, "aud").post(path, body(world), content_type="application/json"),
+        "engineer": _api_client(world, "eng").post(path, body(world), content_type="application/json"),
     }
 
-    # Then it is refused (401, 401, 403) in JSON, nothing changed but the read token's own creation, and AWS
-    # was never asked
-    assert {key: r.status_code for key, r in refusals.items()} == {"none": 401, "bad": 401, "read": 403}
+    # Then it is refused (401 without a valid token, 403 otherwise) in JSON, nothing changed but the read
+    # token's own creation, and AWS was never asked
+    assert {key: r.status_code for key, r in refusals.items()} == {
+        "none": 401, "bad": 401, "read": 403, "auditor": 403, "engineer": 403}
     assert all("detail" in r.json() for r in refusals.values())
     assert set(changed_tables(before, row_counts())) <= {"portal_apitoken", "portal_auditevent"}
     assert not aws_unreachable.calls
