@@ -95,7 +95,9 @@ def api_token_for_bearer(value: str, *, now: datetime | None = None) -> ApiToken
     match = TOKEN_PATTERN.fullmatch(value)
     if match is None:
         return None
-    token = ApiToken.objects.select_related("owner").filter(prefix=match.group(1)).first()
+    # The owner's capabilities are read here, on every call: a removed one counts at once.
+    token = ApiToken.objects.select_related("owner").prefetch_related("owner__groups").filter(
+        prefix=match.group(1)).first()
     if token is None or not hmac.compare_digest(token.secret_hash, _digest(value)):
         return None
     moment = now or timezone.now()

@@ -315,3 +315,35 @@ def test_a_refused_onboarding_says_what_the_page_says_and_asks_no_aws(world: Wor
     assert by_api
     assert not aws_forbidden.calls
     assert not AwsAccount.objects.filter(client__slug="initech").exists()
+
+
+# --- cost ---------------------------------------------------------------------------------------------
+
+
+def test_links_and_teams_cost_the_same_queries_for_three_links_or_thirty(
+    world: World, django_assert_max_num_queries: Any
+) -> None:
+    from tests.portal.audit_factories import add_member, make_account, make_grant, make_role
+
+    # Given engineer A, whose team reaches one link; then ten more accounts of Acme with three roles each
+    # (the token, its owner's capabilities and the rate limit's counter are about ten queries a call with
+    # the database cache of tests; Redis takes the counter in production)
+    engineer = as_persona(world, "eng")
+    with django_assert_max_num_queries(20) as few:
+        assert len(engineer.get("/api/v1/links").json()) == 1
+        engineer.get("/api/v1/me")
+    for _ in range(10):
+        account = make_account(world.rows["acme"])
+        for tier in ("engineer", "oncall", "administrator"):
+            make_role(account, tier)
+    make_grant(by=world.people["mgr"], person=world.people["eng"], client=world.rows["acme"],
+               tiers=("oncall", "administrator"))
+    add_member(world.rows["team_b"], world.people["eng"], at=timezone.now())
+
+    # When they read their 33 links (30 new, Acme production's two, Globex's through team B), and an
+    # auditor the teams
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(engineer.get("/api/v1/links").json()) == 33
+        engineer.get("/api/v1/me")
+    with django_assert_max_num_queries(13):
+        assert len(as_persona(world, "aud").get("/api/v1/teams").json()) == 2
