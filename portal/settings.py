@@ -281,7 +281,6 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from static files (drf-spectacular-sidecar), never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "persistAuthorization": False},
     "ENUM_NAME_OVERRIDES": {
         "AccountOriginEnum": "onboarding.models.AwsAccount.Origin",

@@ -119,3 +119,19 @@ def test_an_onboarding_a_grant_and_a_revoke_through_the_api_alone(
         event = AuditEvent.objects.get(action=action)
         assert event.actor == manager
         assert event.details["api_token"]["id"] == token.pk and event.details["api_token"]["prefix"] == token.prefix
+
+
+def test_an_invitation_is_recorded_through_the_api(org: Boto3ClientFactory, manager: User,
+                                                  make_token: MakeToken) -> None:
+    # When the PSA asks to invite a client's existing account (the worker is not run here)
+    response = ApiClient(make_token(manager)).post("/api/v1/onboardings", {
+        "client_name": "Globex", "client_slug": "globex", "account_name": "production", "origin": "invite",
+        "aws_account_id": "210987654321", "tiers": ["administrator"], "reason": "Globex moves its account to us"})
+
+    # Then the account is recorded as invited, waiting for its steps, with the role it will get
+    assert response.status_code == 202, response.content
+    account = response.json()["account"]
+    assert (account["origin"], account["state"], account["aws_account_id"]) == ("invited", "requested", "210987654321")
+    assert account["steps"][0] == {"kind": "invite_account", "status": "pending", "attempts": 0, "last_error": None}
+    assert [(role["tier"], role["state"]) for role in account["roles"]] == [("administrator", "pending")]
+    assert AuditEvent.objects.get(action="onboarding.requested").details["api_token"]["scope"] == "read-write"
