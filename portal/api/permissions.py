@@ -31,11 +31,15 @@ class CapabilityPermission(BasePermission):
         if not isinstance(token, ApiToken):
             raise NotAuthenticated("Send a token: Authorization: Bearer <token>.")
         allowed: dict[str, tuple[str, ...]] = getattr(view, "capabilities", {})
-        if request.method not in allowed:
+        method = "GET" if request.method == "HEAD" else str(request.method)
+        if method not in allowed:
+            if method.lower() in view.http_method_names and hasattr(view, method.lower()):
+                # A handler whose method declares no capabilities is refused, never open to every token.
+                raise PermissionDenied("This endpoint does not say who may call it.")
             return True  # the view answers 405
-        if request.method not in SAFE_METHODS and not token.is_read_write:
+        if method not in SAFE_METHODS and not token.is_read_write:
             raise PermissionDenied("This token may only read: create a read-write token to make changes.")
-        names = allowed[request.method]
+        names = allowed[method]
         if names and not user_has_capability(request.user, *names):
             raise PermissionDenied(f"This needs the {' or '.join(names)} capability.")
         return True

@@ -39,7 +39,7 @@ from switchroles.models import Grant, TeamMembership
 from switchroles.services import CAPABILITY_NAMES
 
 ACCESS_PAGE_SIZE = 100
-ERRORS = {400: s.ErrorsSerializer, 401: s.DetailSerializer, 403: s.DetailSerializer}
+ERRORS = {400: s.ErrorsSerializer, 401: s.DetailSerializer, 403: s.DetailSerializer, 429: s.DetailSerializer}
 NOT_FOUND = {404: s.DetailSerializer}
 
 
@@ -47,6 +47,8 @@ class Endpoint(APIView):
     """Who may call each method: ``capabilities = {"GET": READERS, ...}`` (``ANYONE``: any token)."""
 
     capabilities: dict[str, tuple[str, ...]] = {}
+    # No OPTIONS (DRF would describe the endpoint to any token); HEAD is GET's, with GET's capabilities.
+    http_method_names = ["get", "post", "head"]
 
 
 def _body(request: Request) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def test_the_schema_describes_every_api_route_with_its_answers() -> None:
     for operations in paths.values():
         for operation in operations.values():
             assert operation["security"] == [{"bearerAuth": []}]
-            assert {"401", "403"} <= set(operation["responses"])
+            assert {"401", "403", "429"} <= set(operation["responses"])
 
 
 def test_the_docs_page_is_swagger_ui_from_our_static_files_without_inline_code() -> None:

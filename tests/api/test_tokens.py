@@ -217,3 +217,34 @@ def test_demo_api_token_refuses_outside_the_sandbox(settings: Any, make_person: 
     with pytest.raises(CommandError, match="only works in the sandbox"):
         call_command("demo_api_token", "manager")
     assert not ApiToken.objects.exists()
+
+
+def test_an_endpoint_method_that_declares_no_capability_is_refused_not_open(manager: User,
+                                                                            make_token: MakeToken) -> None:
+    # Given an endpoint someone added with a POST handler but no capabilities for POST
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory
+
+    from portal.api.views import Endpoint
+
+    class Forgotten(Endpoint):
+        capabilities = {"GET": ()}
+
+        def get(self, request: Any) -> Response:
+            return Response({"ok": True})
+
+        def post(self, request: Any) -> Response:
+            return Response({"changed": True})
+
+    secret = make_token(manager)
+    factory = APIRequestFactory()
+
+    # When a manager's read-write token calls each method
+    get = Forgotten.as_view()(factory.get("/x", HTTP_AUTHORIZATION=f"Bearer {secret}"))
+    head = Forgotten.as_view()(factory.head("/x", HTTP_AUTHORIZATION=f"Bearer {secret}"))
+    post = Forgotten.as_view()(factory.post("/x", {}, format="json", HTTP_AUTHORIZATION=f"Bearer {secret}"))
+    options = Forgotten.as_view()(factory.options("/x", HTTP_AUTHORIZATION=f"Bearer {secret}"))
+
+    # Then the undeclared POST is refused; GET and HEAD pass; OPTIONS is not offered
+    assert (get.status_code, head.status_code, post.status_code, options.status_code) == (200, 200, 403, 405)
+    assert post.data == {"detail": "This endpoint does not say who may call it."}
