@@ -108,6 +108,10 @@ def audit_record(
     """
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user  # type: ignore[assignment]
+    # A change made through the API names the token it was made with (portal.api.authentication).
+    api_token = getattr(request, "api_token", None)
+    if api_token is not None:
+        details = {**(details or {}), "api_token": api_token.audit_label}
     # Round-trip through JSON so the digest is computed over exactly what the database returns.
     clean_details = json.loads(json.dumps(details or {}, default=str))
     with transaction.atomic():

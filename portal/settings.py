@@ -310,3 +310,38 @@ SWITCHYARD_BILLING_AMORTIZED = env.bool("SWITCHYARD_BILLING_AMORTIZED", default=
 SWITCHYARD_WORKER_PRINCIPAL_ARN = env.str(
     "SWITCHYARD_WORKER_PRINCIPAL_ARN", default=f"arn:aws:iam::{SWITCHYARD_MAIN_ACCOUNT_ID}:role/SwitchyardWorker"
 )
+# --- The JSON API (/api/v1/, personal bearer tokens; portal/api/) ---------------------------------
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
+SWITCHYARD_API_RATE_PER_TOKEN = env.str("SWITCHYARD_API_RATE_PER_TOKEN", default="600/minute")
+REST_FRAMEWORK = {
+    # Bearer tokens only: no session (a browser's cookie never authorises an API call), so no CSRF.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.CapabilityPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.PerTokenThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.JsonObjectParser"],
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Switchyard API",
+    "DESCRIPTION": "The portal's JSON API for the MSP's own automation. Authenticate with a personal token "
+                   "(your account's API tokens page): `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "persistAuthorization": False},
+    "ENUM_NAME_OVERRIDES": {
+        "AccountOriginEnum": "onboarding.models.AwsAccount.Origin",
+        "OnboardingOriginEnum": ["create", "invite"],
+        "AccountStateEnum": "onboarding.models.AwsAccount.State",
+        "RoleStateEnum": "switchroles.models.AccountRole.State",
+    },
+}

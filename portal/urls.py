@@ -19,4 +19,6 @@ urlpatterns = [
     path("audit/", include("portal.audit_urls")),
     path("billing/", include("billing.urls")),
     path("notifications/", notification_views.notification_preferences, name="notification_preferences"),
+    path("api/v1/", include("portal.api.urls")),
+    path("accounts/api-tokens/", include("portal.api.token_urls")),
 ]

@@ -35,7 +35,8 @@ OWN_CHOICES = ("/notifications/",)
 # Where a refusal may send an auditor: the sign-in or re-authentication pages, or the admin's
 # own login and index (the admin refuses anyone who is not staff that way).
 REFUSAL_REDIRECTS = ("/accounts/login/", "/accounts/reauthenticate/", "/accounts/2fa/", "/admin/login/")
-REFUSAL_STATUSES = {400, 403, 404, 405}
+# 401: the JSON API, where a session is no credential (its tokens: tests/security/test_access_matrix.py).
+REFUSAL_STATUSES = {400, 401, 403, 404, 405}
 # Path argument names that do not say their model outright.
 ALIASES = {"person": "user", "user": "user", "object": "", "pk": "", "id": ""}
 

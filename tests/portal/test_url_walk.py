@@ -24,6 +24,19 @@ PUBLIC = {
 }
 # With a password but no authenticator yet: enrolment and sign-out only.
 ENROLMENT = {"mfa_activate_totp", "account_logout", "account_reauthenticate", "healthz"}
+# The JSON API answers by bearer token alone: without one, 401 in JSON (a session counts for nothing);
+# its schema and docs page, which hold no data, answer anyone.
+API_PREFIX = "/api/v1/"
+API_PUBLIC = {"/api/v1/openapi.json", "/api/v1/docs/"}
+
+
+def _api_answer(path: str, response: object) -> None:
+    status = response.status_code  # type: ignore[attr-defined]
+    if path in API_PUBLIC:
+        assert status == 200, f"{path} answered {status}"
+        return
+    assert status == 401, f"{path} answered {status}"
+    assert response["Content-Type"] == "application/json"  # type: ignore[index]
 
 
 # Path converters with a format of their own: a well-formed sample (billing's YYYY-MM month).
@@ -52,6 +65,8 @@ ALL_URLS = sorted(set(walk()))
 def test_anonymous_people_reach_only_sign_in_mfa_and_health(name: str, path: str) -> None:
     response = Client().get(path)
 
+    if path.startswith(API_PREFIX):
+        return _api_answer(path, response)
     if name in PUBLIC:
         return
     assert response.status_code in {302, 404, 405}, f"{name} answered {response.status_code}"
@@ -70,6 +85,8 @@ def test_without_mfa_only_enrolment_answers(name: str, path: str, make_person: M
 
     response = client.get(path)
 
+    if path.startswith(API_PREFIX):
+        return _api_answer(path, response)
     if name in ENROLMENT:
         return
     assert response.status_code in {302, 404}, f"{name} answered {response.status_code}"

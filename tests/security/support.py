@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from onboarding.models import AwsAccount, Client, OnboardingStep
+from portal.api.tokens import api_token_create
 from portal.audit import audit_record
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from switchroles.models import (
@@ -80,6 +81,8 @@ def signed_in_client(user: User, *, enforce_csrf_checks: bool = False, seconds_a
 class World:
     people: dict[str, User]
     rows: dict[str, Any]
+    # A read-write API token of each signed-in persona, by persona: the bearer value.
+    api_tokens: dict[str, str] = field(default_factory=dict)
 
     def client_for(self, persona: str, *, enforce_csrf_checks: bool = False) -> HttpClient:
         if persona == "anon":
@@ -173,7 +176,11 @@ def build_world(make_person: MakePerson) -> World:
     ClockedSchedule.objects.create(clocked_time=timezone.now() + timedelta(days=1))
     PeriodicTask.objects.create(name="nightly example", task="portal.tasks.example", interval=every_minute,
                                 enabled=False)
+    api_tokens = {persona: api_token_create(owner=people[persona], name=f"{persona} automation",
+                                            scope="read-write", lifetime_days=30)
+                  for persona in ("eng", "eng_b", "mgr", "aud", "adm")}
     rows: dict[str, Any] = {
+        "token": api_tokens["eng"].token,
         "acme": acme, "globex": globex, "acme_prod": acme_prod, "acme_invited": acme_invited,
         "globex_prod": globex_prod, "acme_role": acme_role, "acme_admin_role": acme_admin_role,
         "globex_role": globex_role, "team_a": team_a, "team_b": team_b, "grant_a": grant_a, "grant_b": grant_b,
@@ -192,7 +199,8 @@ def build_world(make_person: MakePerson) -> World:
         person=gone, left_by=people["mgr"], left_at=timezone.now(), reason="left", iam_username="gone",
         aws_state=Departure.AwsState.VERIFIED, aws_verified_at=timezone.now())
     rows["leaver"] = people["eng_b"]  # whom test_reauthentication makes leave
-    return World(people=people, rows=rows)
+    return World(people=people, rows=rows,
+                 api_tokens={persona: created.secret for persona, created in api_tokens.items()})
 
 
 # --- the URL walk -----------------------------------------------------------------------------------
@@ -233,7 +241,7 @@ ARGUMENT_ROWS = {
     "client_id": "acme", "account_id": "acme_prod", "role_id": "acme_role", "grant_id": "grant_a",
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
     "part_id": "part", "review_id": "review", "item_id": "item", "departure_id": "departure",
-    "batch_id": "batch",
+    "batch_id": "batch", "token_id": "token",
 }
 ROUTE_ARGUMENTS = {
     # Only an invited account has an access-role template to download; its failed step is retried.

@@ -19,12 +19,15 @@ test_every_url_name_has_a_row.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import transaction
 from django.middleware.csrf import _get_new_csrf_string  # type: ignore[attr-defined]
+from django.test import Client as HttpClient
 from django.urls import reverse
 
 from tests.security.support import (
@@ -183,6 +186,24 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
                                               CLIENT_PAGE),
     "admin:autocomplete":                    (ADMIN_LOGIN, MFA, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN,
                                               403),  # asked without its field: refused
+    # --- the person's own API tokens --------------------------------------------------------------------
+    "api_tokens:list":                       (LOGIN, MFA, OK, OK, OK, OK, OK),
+    "api_tokens:new":                        (LOGIN, MFA, OK, OK, OK, OK, OK),
+    "api_tokens:revoke":                     (405, MFA, 405, 405, 405, 405, 405),
+    # --- the JSON API: a session is no credential (401 to every visitor); API_MATRIX below has tokens ---
+    "api:schema":                            (OK, OK, OK, OK, OK, OK, OK),
+    "api:docs":                              (OK, OK, OK, OK, OK, OK, OK),
+    "api:me":                                (401, 401, 401, 401, 401, 401, 401),
+    "api:links":                             (401, 401, 401, 401, 401, 401, 401),
+    "api:clients":                           (401, 401, 401, 401, 401, 401, 401),
+    "api:client":                            (401, 401, 401, 401, 401, 401, 401),
+    "api:account":                           (401, 401, 401, 401, 401, 401, 401),
+    "api:onboardings":                       (401, 401, 401, 401, 401, 401, 401),
+    "api:grants":                            (401, 401, 401, 401, 401, 401, 401),
+    "api:grant_revoke":                      (401, 401, 401, 401, 401, 401, 401),
+    "api:access":                            (401, 401, 401, 401, 401, 401, 401),
+    "api:teams":                             (401, 401, 401, 401, 401, 401, 401),
+    "api:people":                            (401, 401, 401, 401, 401, 401, 401),
 }  # fmt: skip
 
 # Every other admin URL, by one rule: only a signed-in superuser (staff) with MFA gets in; everyone
@@ -372,6 +393,9 @@ STATE_CHANGING: dict[str, str] = {
     # billing
     "billing:refetch": "mgr",
     "billing:markup": "adm",
+    # the person's own API tokens
+    "api_tokens:new": "eng",
+    "api_tokens:revoke": "eng",
 }
 
 
@@ -430,6 +454,8 @@ def test_only_these_urls_accept_a_post(world: World, aws_unreachable: AwsUnreach
     for route in all_routes():
         if route.name in STATE_CHANGING or route.is_admin:
             continue
+        if route.name in API_TOKEN_ONLY:
+            continue  # a session cannot POST to the API at all: test_the_api_takes_no_session_post
         path = path_of(route, world)
         for persona in ("eng", "mgr", "adm"):
             browser, token = _with_csrf_cookie(world, persona)
@@ -441,3 +467,168 @@ def test_only_these_urls_accept_a_post(world: World, aws_unreachable: AwsUnreach
             if response.status_code != 405 or changed:
                 failures.append(f"{route.name} {path} as {PERSONA_LABELS[persona]}: {classify(response)} {changed}")
     assert not failures, "URLs that accept a POST but are not in STATE_CHANGING:\n" + "\n".join(failures)
+
+
+# --- the JSON API, by token ----------------------------------------------------------------------------
+#
+# Columns: no token; then the read-write token of engineer A, engineer B, the manager, the auditor
+# and the admin (World.api_tokens). GETs of a route that only takes POST answer 405 to a token holder.
+
+API_PERSONAS = ("none", "eng", "eng_b", "mgr", "aud", "adm")
+API_PUBLIC = frozenset({"api:schema", "api:docs"})  # the schema and its docs page hold no data
+POST_ONLY = (401, 405, 405, 405, 405, 405)
+READERS_ONLY = (401, 403, 403, OK, OK, OK)
+
+#                     no token  eng  eng B  manager  auditor  admin
+API_MATRIX: dict[str, tuple[int, ...]] = {
+    "api:schema":       (OK, OK, OK, OK, OK, OK),
+    "api:docs":         (OK, OK, OK, OK, OK, OK),
+    "api:me":           (401, OK, OK, OK, OK, OK),
+    "api:links":        (401, OK, OK, OK, OK, OK),
+    "api:clients":      READERS_ONLY,
+    "api:client":       READERS_ONLY,
+    "api:account":      READERS_ONLY,
+    "api:access":       READERS_ONLY,
+    "api:teams":        READERS_ONLY,
+    "api:onboardings":  POST_ONLY,
+    "api:grants":       POST_ONLY,
+    "api:grant_revoke": POST_ONLY,
+    "api:people":       POST_ONLY,
+}  # fmt: skip
+API_TOKEN_ONLY = frozenset(API_MATRIX) - API_PUBLIC
+
+# Every write of the API, the body a manager would send, and its answer. (Onboarding asks AWS once
+# its input is valid: its audited write is shown against moto in tests/api/test_onboarding_moto.py.)
+API_WRITES: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], int]] = {
+    "api:grants": ({}, lambda w: {"team": w.pk("team_b"), "client": w.pk("acme"), "tiers": ["engineer"],
+                                  "reason": "Team B covers Acme"}, 201),
+    "api:grant_revoke": ({"grant_id": "grant_a"}, lambda w: {"reason": "Left the project"}, 200),
+    "api:people": ({}, lambda w: {"username": "newbie", "email": "newbie@example.com",
+                                  "capabilities": ["Engineer"], "teams": [w.pk("team_a")]}, 201),
+    "api:onboardings": ({}, lambda w: {"client": w.pk("acme"), "account_name": "staging", "origin": "create",
+                                       "root_email": "awsaccounts+acme-staging@example.com",
+                                       "tiers": ["engineer"], "reason": "Acme wants staging"}, 202),
+}
+
+
+def _api_client(world: World, persona: str, *, token: str | None = None) -> HttpClient:
+    secret = token if token is not None else world.api_tokens.get(persona)
+    client = HttpClient(headers={"Authorization": f"Bearer {secret}"} if secret else {})
+    client.raise_request_exception = False
+    return client
+
+
+def _api_routes() -> list[Route]:
+    return [route for route in all_routes() if route.name.startswith("api:")]
+
+
+def _read_token(world: World, persona: str) -> str:
+    from portal.api.tokens import api_token_create
+
+    return api_token_create(owner=world.people[persona], name="read only", scope="read", lifetime_days=1).secret
+
+
+def test_every_api_route_has_a_row_in_the_api_matrix() -> None:
+    names = {route.name for route in _api_routes()}
+    assert names, "no API routes"
+    assert names == set(API_MATRIX), (f"missing: {sorted(names - set(API_MATRIX))}, "
+                                      f"stale: {sorted(set(API_MATRIX) - names)}")
+    assert set(API_WRITES) == {name for name, row in API_MATRIX.items() if row == POST_ONLY}
+
+
+def test_every_api_route_answers_each_token_as_the_api_matrix_says_and_get_changes_nothing(
+    world: World, aws_unreachable: AwsUnreachable
+) -> None:
+    # Given each persona's token (and a caller with none)
+    clients = {persona: _api_client(world, persona) for persona in API_PERSONAS}
+    failures: list[str] = []
+    for route in _api_routes():
+        path = path_of(route, world)
+        before = row_counts()
+        for persona, cell in zip(API_PERSONAS, API_MATRIX[route.name], strict=True):
+            # When they GET the route
+            response = clients[persona].get(path)
+
+            # Then the answer is the matrix's, in JSON unless it is the docs page
+            if response.status_code != cell:
+                failures.append(f"{route.name} {path} as {persona}: expected {cell}, got {response.status_code}")
+            if route.name != "api:docs" and "json" not in response["Content-Type"]:
+                failures.append(f"{route.name} as {persona}: {response['Content-Type']}")
+            if "Set-Cookie" in response or response.cookies:
+                failures.append(f"{route.name} as {persona}: set a cookie")
+        if changed_tables(before, row_counts()):
+            failures.append(f"{route.name}: GET changed {changed_tables(before, row_counts())}")
+    assert not failures, "\n".join(failures)
+    assert not aws_unreachable.calls
+
+
+@pytest.mark.parametrize("name", list(API_WRITES))
+def test_every_api_write_is_refused_without_a_token_and_with_a_read_token(
+    world: World, aws_unreachable: AwsUnreachable, name: str
+) -> None:
+    arguments, body, _ = API_WRITES[name]
+    path = reverse(name, kwargs={argument: world.pk(row) for argument, row in arguments.items()})
+    before = row_counts()
+
+    # When the manager's valid write is sent with no token, a malformed one, and a read-only token
+    refusals = {
+        "none": _api_client(world, "none").post(path, body(world), content_type="application/json"),
+        "bad": _api_client(world, "mgr", token="sy_notatoken").post(path, body(world), content_type="application/json"),
+        "read": _api_client(world, "mgr", token=_read_token(world, "mgr")).post(
+            path, body(world), content_type="application/json"),
+        # ...and by an auditor and an engineer with their read-write tokens
+        "auditor": _api_client(world, "aud").post(path, body(world), content_type="application/json"),
+        "engineer": _api_client(world, "eng").post(path, body(world), content_type="application/json"),
+    }
+
+    # Then it is refused (401 without a valid token, 403 otherwise) in JSON, nothing changed but the read
+    # token's own creation, and AWS was never asked
+    assert {key: r.status_code for key, r in refusals.items()} == {
+        "none": 401, "bad": 401, "read": 403, "auditor": 403, "engineer": 403}
+    assert all("detail" in r.json() for r in refusals.values())
+    assert set(changed_tables(before, row_counts())) <= {"portal_apitoken", "portal_auditevent"}
+    assert not aws_unreachable.calls
+
+
+@pytest.mark.parametrize("name", [name for name in API_WRITES if name != "api:onboardings"])
+def test_every_api_write_with_a_read_write_token_is_audited_naming_the_token(
+    world: World, aws_unreachable: AwsUnreachable, name: str
+) -> None:
+    from portal.models import ApiToken, AuditEvent
+
+    arguments, body, status = API_WRITES[name]
+    path = reverse(name, kwargs={argument: world.pk(row) for argument, row in arguments.items()})
+    last = AuditEvent.objects.order_by("-sequence").first()
+    token = ApiToken.objects.get(owner=world.people["mgr"])
+
+    # When the manager sends it with their read-write token
+    response = _api_client(world, "mgr").post(path, body(world), content_type="application/json")
+
+    # Then it is done, and every event it wrote names the manager and the token (not its secret)
+    assert response.status_code == status, response.content
+    events = list(AuditEvent.objects.filter(sequence__gt=last.sequence if last else 0))
+    assert events
+    for event in events:
+        assert event.actor == world.people["mgr"]
+        assert event.details["api_token"] == {"id": token.pk, "name": token.name, "prefix": token.prefix,
+                                              "scope": "read-write"}
+        assert world.api_tokens["mgr"] not in json.dumps(event.details)
+
+
+def test_the_api_takes_no_session_post(world: World, aws_unreachable: AwsUnreachable) -> None:
+    # Given signed-in browsers holding a valid CSRF token
+    failures: list[str] = []
+    for route in _api_routes():
+        if route.name not in API_TOKEN_ONLY:
+            continue
+        path = path_of(route, world)
+        for persona in ("eng", "mgr", "adm"):
+            browser, token = _with_csrf_cookie(world, persona)
+
+            # When they POST to an API route with their session
+            response, changed = _post_and_roll_back(browser, path, HTTP_X_CSRFTOKEN=token)
+
+            # Then the session is no credential: 401, nothing changed
+            if response.status_code != 401 or changed:
+                failures.append(f"{route.name} as {PERSONA_LABELS[persona]}: {response.status_code} {changed}")
+    assert not failures, "\n".join(failures)

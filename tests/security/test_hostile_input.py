@@ -250,6 +250,8 @@ FORMS = [
         "oldpassword": PASSWORD, "password1": "a brand new passphrase 42", "password2": "a different one 42",
     }),
     Form("account_reset_password", "anon", lambda w: {"email": "nobody@example.com"}),
+    Form("api_tokens:new", "eng", lambda w: {"name": "PSA hook", "scope": "read", "lifetime_days": "30"},
+         accepted=lambda response: response.status_code == 200 and b'id="api-token"' in response.content),
 ]
 
 
@@ -441,6 +443,8 @@ def test_unknown_and_out_of_range_ids_answer_404(world: World, aws_forbidden: Aw
     for route in all_routes():
         if route.is_admin or not route.kwargs or ":" not in route.name:
             continue
+        if route.name.startswith("api:"):
+            continue  # a session is no credential there: test_unknown_ids_in_the_api_answer_404 uses a token
         real = path_of(route, world)
         for unknown in (*UNKNOWN_IDS, "-1"):
             # When each id is replaced by one that does not exist (or is negative, or too big)
@@ -663,3 +667,208 @@ def test_exports_never_hand_a_spreadsheet_a_formula(world: World, aws_unreachabl
     assert any(FORMULAS[0] in cell for cell in cells)
     formulas = [cell for cell in cells if cell[:1] in {"=", "+", "-", "@", "\t", "\r"}]
     assert not formulas, formulas[:10]
+
+
+# --- the JSON API ---------------------------------------------------------------------------------------
+#
+# The same sweep for the API, by token: any JSON value in any field of any write, hostile query
+# parameters, ids and whole bodies. Whatever arrives: no 500, always JSON, a refusal changes nothing,
+# nothing reaches AWS, nothing PostgreSQL would refuse reaches the database.
+
+def _api(world: World, persona: str = "mgr") -> HttpClient:
+    client = HttpClient(headers={"Authorization": f"Bearer {world.api_tokens[persona]}"})
+    client.raise_request_exception = False
+    return client
+
+
+class ApiWrite:
+    def __init__(self, name: str, baseline: Callable[[World], dict[str, Any]], arguments: dict[str, str] | None = None,
+                 refuse_always: bool = False) -> None:
+        self.name = name
+        self.baseline = baseline
+        self.arguments = arguments or {}
+        self.refuse_always = refuse_always  # the baseline holds one invalid value: AWS must never be asked
+
+    def path(self, world: World) -> str:
+        return reverse(self.name, kwargs={arg: world.pk(row) for arg, row in self.arguments.items()})
+
+
+API_WRITES = [
+    ApiWrite("api:onboardings", lambda w: {
+        "client_name": "Initech", "client_slug": "initech", "origin": "invite", "account_name": "production",
+        "aws_account_id": "-12345678901", "tiers": ["engineer"], "reason": "New client",  # a negative account id
+    }, refuse_always=True),
+    ApiWrite("api:grants", lambda w: {"team": w.pk("team_b"), "client": w.pk("acme"), "tiers": ["engineer"],
+                                      "reason": "Cover for team A"}),
+    ApiWrite("api:grant_revoke", lambda w: {"reason": "Left the project"}, {"grant_id": "grant_a"}),
+    ApiWrite("api:people", lambda w: {"username": "newbie", "first_name": "New", "last_name": "Person",
+                                      "email": "newbie@example.com", "iam_username": "newbie",
+                                      "capabilities": ["Engineer"], "teams": [w.pk("team_a")]}),
+]
+HOSTILE_JSON = st.recursive(
+    st.one_of(HOSTILE_TEXT, st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+              st.floats(allow_nan=False, allow_infinity=False)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(HOSTILE_TEXT, inner, max_size=3)),
+    max_leaves=8,
+)
+WORST_JSON = (*WORST_IN_FORMS, 2**63, -1, 1.5, True, None, [], {}, ["\x00"], {"id": 1}, [[["x"]]], [2**63])
+
+
+def _api_send(world: World, write: ApiWrite, field: str, value: Any, aws: AwsForbidden, refusals: list[str]) -> None:
+    where = f"{write.name} {field}={value!r:.80}"
+    refusals.clear()
+    with transaction.atomic():
+        before = row_counts()
+        response = _api(world).post(write.path(world), json.dumps({**write.baseline(world), field: value}),
+                                    content_type="application/json")
+        changed = changed_tables(before, row_counts())
+        assert response.status_code < 500, f"{where}: {response.status_code}"
+        assert response["Content-Type"] == "application/json", where
+        assert not aws.calls, f"{where}: AWS was called"
+        assert not refusals, f"{where}: PostgreSQL would refuse {refusals}"
+        if response.status_code == 400:
+            errors = response.json()["errors"]
+            assert errors and all(isinstance(m, list) and m for m in errors.values()), where
+        accepted = response.status_code in {200, 201, 202} and not write.refuse_always
+        if not accepted:
+            assert response.status_code == 400, f"{where}: {response.status_code}"
+            assert not changed, f"{where}: refused but changed {changed}"
+        transaction.set_rollback(True)
+
+
+@pytest.mark.parametrize("write", API_WRITES, ids=[write.name for write in API_WRITES])
+def test_hostile_json_in_any_field_of_any_api_write(
+    world: World, aws_forbidden: AwsForbidden, postgres_refusals: list[str], write: ApiWrite
+) -> None:
+    fields = sorted(write.baseline(world))
+
+    @EXAMPLES
+    @given(data=st.data())
+    def send(data: st.DataObject) -> None:
+        # Given one field holding any JSON value, hostile text included (the rest as a script would send it)
+        field = data.draw(st.sampled_from(fields), label="field")
+        value = data.draw(HOSTILE_JSON, label="value")
+        if write.refuse_always and field == "aws_account_id" and isinstance(value, str | int) \
+                and re.fullmatch(r"\s*[0-9]{12}\s*", str(value)):
+            assume(False)  # a well-formed account id is not hostile
+
+        # When the manager's read-write token sends it; then see _api_send's checks
+        _api_send(world, write, field, value, aws_forbidden, postgres_refusals)
+
+    send()
+
+
+@pytest.mark.parametrize("write", API_WRITES, ids=[write.name for write in API_WRITES])
+def test_the_worst_json_in_every_field_of_every_api_write(
+    world: World, aws_forbidden: AwsForbidden, postgres_refusals: list[str], write: ApiWrite
+) -> None:
+    for field in sorted(write.baseline(world)):
+        for value in WORST_JSON:
+            if write.refuse_always and field == "aws_account_id" and isinstance(value, int) \
+                    and re.fullmatch(r"[0-9]{12}", str(value)):
+                continue
+            _api_send(world, write, field, value, aws_forbidden, postgres_refusals)
+
+
+WHOLE_BODIES = (
+    "", "null", "[]", "[1, 2]", '"text"', "1e999", "NaN", "{", '{"reason": NaN}', '{"reason": Infinity}',
+    "[" * 100_000 + "]" * 100_000, '{"a":' * 5_000 + "1" + "}" * 5_000, '{"reason": "\\ud800"}',
+    '{"reason": "x"' + ', "reason": "y"' * 3 + "}", "\x00", "\ufeff{}", '{"reason": "' + "x" * 3_000_000 + '"}',
+)
+
+
+@pytest.mark.parametrize("write", API_WRITES, ids=[write.name for write in API_WRITES])
+def test_hostile_whole_bodies_are_refused_with_400(
+    world: World, aws_forbidden: AwsForbidden, postgres_refusals: list[str], write: ApiWrite
+) -> None:
+    for body in WHOLE_BODIES:
+        where = f"{write.name} {body[:40]!r}"
+        before = row_counts()
+        response = _api(world).post(write.path(world), body, content_type="application/json")
+        assert response.status_code == 400 or (response.status_code == 200 and write.name == "api:grant_revoke"
+                                                and body.startswith('{"reason": "x"')), where
+        assert response["Content-Type"] == "application/json", where
+        assert response.status_code != 400 or "__all__" in response.json()["errors"] or \
+            set(response.json()["errors"]) <= set(write.baseline(world)), where
+        if response.status_code == 400:
+            assert not changed_tables(before, row_counts()), where
+    # and a body that is not JSON at all is 415
+    form_post = _api(world).post(API_WRITES[1].path(world), {"reason": "x"})
+    assert form_post.status_code == 415 and "detail" in form_post.json()
+    assert not aws_forbidden.calls
+    assert not postgres_refusals
+
+
+API_QUERY = [*MATRIX_FILTERS, "page"]
+
+
+def _api_get(world: World, query: dict[str, Any], aws: AwsForbidden, refusals: list[str]) -> None:
+    where = f"api:access?{urlencode(query, doseq=True)[:100]}"
+    refusals.clear()
+    before = row_counts()
+    response = _api(world, "aud").get(reverse("api:access"), query)
+    assert response.status_code in {200, 400, 404}, f"{where}: {response.status_code}"
+    assert response["Content-Type"] == "application/json", where
+    assert not changed_tables(before, row_counts()), where
+    assert not aws.calls and not refusals, where
+
+
+def test_the_worst_values_in_every_api_query_parameter(
+    world: World, aws_forbidden: AwsForbidden, postgres_refusals: list[str]
+) -> None:
+    for parameter in API_QUERY:
+        for value in WORST:
+            _api_get(world, {parameter: value}, aws_forbidden, postgres_refusals)
+    _api_get(world, {p: ["-1", "\x00", MARKUP[0]] for p in API_QUERY}, aws_forbidden, postgres_refusals)
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_hostile_values_in_any_api_query_parameter(
+    world: World, aws_forbidden: AwsForbidden, postgres_refusals: list[str], data: st.DataObject
+) -> None:
+    parameter = data.draw(st.sampled_from(API_QUERY), label="parameter")
+    value = data.draw(st.one_of(HOSTILE_TEXT.filter(lambda v: len(v) < 20_000),
+                                st.lists(HOSTILE_TEXT.filter(lambda v: len(v) < 1_000), min_size=2, max_size=3)),
+                      label="value")
+    _api_get(world, {parameter: value}, aws_forbidden, postgres_refusals)
+
+
+def test_unknown_ids_in_the_api_answer_404(world: World, aws_forbidden: AwsForbidden) -> None:
+    # Given every API route with an id in its path, called with the admin's token (who may see every row)
+    admin = _api(world, "adm")
+    failures = []
+    routes = [route for route in all_routes() if route.name.startswith("api:") and route.kwargs]
+    assert routes
+    for route in routes:
+        real = path_of(route, world)
+        for unknown in (*UNKNOWN_IDS, "-1"):
+            # When each id is replaced by one that does not exist (or is negative, or too big)
+            path = "/".join(unknown if part.isdigit() else part for part in real.split("/"))
+            before = row_counts()
+            answers = (("GET", admin.get(path)),
+                       ("POST", admin.post(path, {"reason": "x"}, content_type="application/json")))
+
+            # Then the answer is 404 (405 for the method a route does not take), in JSON, and nothing changed
+            for method, response in answers:
+                if response.status_code not in {404, 405} or response["Content-Type"] != "application/json":
+                    failures.append(f"{method} {path}: {response.status_code} {response['Content-Type']}")
+            if changed_tables(before, row_counts()):
+                failures.append(f"{path}: changed {changed_tables(before, row_counts())}")
+    assert not aws_forbidden.calls
+    assert not failures, "\n".join(failures)
+
+
+@EXAMPLES
+@given(value=st.one_of(HOSTILE_TEXT.filter(lambda v: len(v) < 10_000), st.just("Bearer sy_" + "a" * 12 + "_")))
+def test_hostile_authorization_headers_answer_401_in_json(world: World, value: str) -> None:
+    client = HttpClient(headers={"Authorization": value})
+    client.raise_request_exception = False
+    for header in (value, f"Bearer {value}"):
+        client = HttpClient(headers={"Authorization": header})
+        client.raise_request_exception = False
+
+        response = client.get(reverse("api:me"))
+
+        assert response.status_code == 401, header[:60]
+        assert "detail" in response.json()

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, OnboardingStep
-from portal.models import AuditEvent, User
+from portal.models import ApiToken, AuditEvent, User
 from switchroles.models import Grant, RoleTemplate, Team, TeamMembership
 from tests.security.support import AwsUnreachable, World, changed_tables, row_counts, signed_in_client
 
@@ -112,6 +112,10 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
     "switchroles:team_webhook": (
         {"team_id": "team_a"}, lambda w: {"notification_webhook_url": "https://hooks.slack.com/services/T/B/X"},
         lambda w: not Team.objects.get(pk=w.pk("team_a")).notification_webhook_url,
+    ),
+    "api_tokens:new": (
+        {}, lambda w: {"name": "PSA hook", "scope": "read-write", "lifetime_days": "30"},
+        lambda w: not ApiToken.objects.filter(name="PSA hook").exists(),
     ),
 }
 

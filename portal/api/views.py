@@ -1,0 +1,363 @@
+"""The API's endpoints. Each reads like its page's view: the capability (``capabilities`` per
+method, checked by ``portal.api.permissions``), the same selector or form and service, JSON.
+
+Services are handed ``request._request`` (the Django request): their audit events then carry the
+caller and name the token (``portal.audit.audit_record``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.paginator import EmptyPage, Paginator
+from django.db import transaction
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ParseError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from onboarding import selectors as onboarding_selectors
+from onboarding import services as onboarding_services
+from onboarding.forms import OnboardingForm
+from onboarding.models import AwsAccount, Client
+from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
+from portal.api import serializers as s
+from portal.api.errors import bad_request, form_errors, service_errors
+from portal.api.inputs import form_data, tier_ids
+from portal.api.permissions import ANYONE, MANAGERS, READERS, capabilities_of
+from portal.audit_forms import MatrixFilterForm
+from portal.models import User
+from switchroles import selectors as switchroles_selectors
+from switchroles import services as switchroles_services
+from switchroles.forms import GrantForm, PersonForm, RevokeForm
+from switchroles.models import Grant, TeamMembership
+from switchroles.services import CAPABILITY_NAMES
+
+ACCESS_PAGE_SIZE = 100
+ERRORS = {400: s.ErrorsSerializer, 401: s.DetailSerializer, 403: s.DetailSerializer, 429: s.DetailSerializer}
+NOT_FOUND = {404: s.DetailSerializer}
+
+
+class Endpoint(APIView):
+    """Who may call each method: ``capabilities = {"GET": READERS, ...}`` (``ANYONE``: any token)."""
+
+    capabilities: dict[str, tuple[str, ...]] = {}
+    # No OPTIONS (DRF would describe the endpoint to any token); HEAD is GET's, with GET's capabilities.
+    http_method_names = ["get", "post", "head"]
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise ParseError("Send a JSON object.")
+    return request.data
+
+
+def _django(request: Request) -> Any:
+    return request._request
+
+
+def _client_ref(client: Client) -> dict[str, Any]:
+    return {"id": client.pk, "name": client.name, "slug": client.slug}
+
+
+# --- the caller ----------------------------------------------------------------------------------
+
+
+class Me(Endpoint):
+    capabilities = {"GET": ANYONE}
+
+    @extend_schema(operation_id="me", responses={200: s.MeSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response({"id": user.pk, "username": user.username, "iam_username": user.iam_username,
+                         "capabilities": capabilities_of(user)})
+
+
+class Links(Endpoint):
+    capabilities = {"GET": ANYONE}
+
+    @extend_schema(operation_id="links", responses={200: s.LinkSerializer(many=True), **ERRORS})
+    def get(self, request: Request) -> Response:
+        go_prefix = request.build_absolute_uri(reverse("switchroles:go", args=[0]))[:-2]
+        links = []
+        for role in switchroles_selectors.links_for_person(person=request.user):
+            try:
+                url = role.switch_role_url
+            except ValueError:
+                url = ""  # the directory shows such a link as broken, without a URL
+            links.append({
+                "id": role.pk, "client": _client_ref(role.account.client), "account_name": role.account.name,
+                "aws_account_id": role.account.account_id, "tier": role.template.tier,
+                "role_name": role.role_name, "role_arn": role.arn, "switch_role_url": url,
+                "go_url": f"{go_prefix}{role.pk}/",
+            })
+        return Response(links)
+
+
+# --- clients and accounts --------------------------------------------------------------------------
+
+
+def _account_summary(account: AwsAccount) -> dict[str, Any]:
+    return {"id": account.pk, "name": account.name, "aws_account_id": account.account_id,
+            "origin": account.origin, "state": account.state}
+
+
+def _account_detail(account: AwsAccount) -> dict[str, Any]:
+    return {
+        **_account_summary(account),
+        "client": _client_ref(account.client),
+        "steps": [
+            {"kind": step.kind, "status": step.status, "attempts": step.attempts,
+             "last_error": {"code": step.last_error_code, "message": step.last_error_message}
+             if step.last_error_code or step.last_error_message else None}
+            for step in account.steps.all()
+        ],
+        "roles": [{"tier": role.template.tier, "role_name": role.role_name, "role_arn": role.arn,
+                   "state": role.state} for role in account.roles.all()],
+    }
+
+
+class Clients(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="clients_list", responses={200: s.ClientSerializer(many=True), **ERRORS})
+    def get(self, request: Request) -> Response:
+        clients = onboarding_selectors.clients_for_viewer(viewer=request.user)
+        return Response([_client_ref(client) for client in clients])
+
+
+class ClientDetail(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="client", responses={200: s.ClientDetailSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request, client_id: int) -> Response:
+        client = onboarding_selectors.client_for_viewer(viewer=request.user, client_id=client_id)
+        accounts = onboarding_selectors.accounts_of_client(client=client)
+        return Response({**_client_ref(client), "accounts": [_account_summary(a) for a in accounts]})
+
+
+class AccountDetail(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="account", responses={200: s.AccountDetailSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request, account_id: int) -> Response:
+        account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account_id)
+        return Response(_account_detail(account))
+
+
+# --- onboarding -------------------------------------------------------------------------------------
+
+ORIGINS = {"create": AwsAccount.Origin.CREATED.value, "invite": AwsAccount.Origin.INVITED.value}
+ONBOARDING_FIELDS = {"client": "client", "client_name": "client_name", "client_slug": "client_slug",
+                     "account_name": "account_name", "origin": "origin", "root_email": "root_email",
+                     "aws_account_id": "account_id", "reason": "reason"}
+ONBOARDING_RENAMED = {"account_id": "aws_account_id", "templates": "tiers"}
+
+
+class Onboardings(Endpoint):
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="onboarding_start", request=s.OnboardingRequestSerializer,
+                   responses={202: s.OnboardingAcceptedSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        body = _body(request)
+        data = form_data(body, ONBOARDING_FIELDS)  # tiers: below
+        origin = body.get("origin")
+        if isinstance(origin, str) and origin in ORIGINS:
+            data["origin"] = ORIGINS[origin]
+        form = OnboardingForm(data)
+        ids, problems = tier_ids(body.get("tiers"), form.fields["templates"])
+        data.setlist("templates", ids)
+        if not form.is_valid() or problems:
+            errors = form_errors(form, ONBOARDING_RENAMED)
+            if problems:
+                errors["tiers"] = problems
+            return bad_request(errors)
+        cleaned = form.cleaned_data
+        try:
+            account = onboarding_services.onboarding_request(
+                actor=request.user, client=cleaned["client"], client_name=cleaned["client_name"],
+                client_slug=cleaned["client_slug"], origin=cleaned["origin"], account_name=cleaned["account_name"],
+                root_email=cleaned["root_email"], account_id=cleaned["account_id"],
+                templates=list(cleaned["templates"]), reason=cleaned["reason"], request=_django(request),
+            )
+        except ValidationError as error:
+            return bad_request(service_errors(error, ONBOARDING_RENAMED))
+        account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
+        return Response({"account": _account_detail(account)}, status=202)
+
+
+# --- grants ----------------------------------------------------------------------------------------
+
+GRANT_FIELDS = {"team": "team", "person": "person", "client": "client", "account": "account",
+                "reason": "reason", "expires_at": "expires_at"}
+GRANT_RENAMED = {"templates": "tiers"}
+
+
+def _grant(grant: Grant) -> dict[str, Any]:
+    return {
+        "id": grant.pk, "team": grant.team_id, "person": grant.person_id, "client": grant.client_id,
+        "account": grant.account_id, "tiers": sorted(t.role_name for t in grant.templates.all()),
+        "reason": grant.reason, "granted_by": grant.granted_by.username, "granted_at": grant.granted_at,
+        "expires_at": grant.expires_at, "revoked_at": grant.revoked_at, "revoke_reason": grant.revoke_reason,
+    }
+
+
+class Grants(Endpoint):
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="grant_create", request=s.GrantRequestSerializer,
+                   responses={201: s.GrantSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        body = _body(request)
+        data = form_data(body, GRANT_FIELDS)
+        form = GrantForm(data)
+        ids, problems = tier_ids(body.get("tiers"), form.fields["templates"])
+        data.setlist("templates", ids)
+        if not form.is_valid() or problems:
+            errors = form_errors(form, GRANT_RENAMED)
+            if problems:
+                errors["tiers"] = problems
+            return bad_request(errors)
+        cleaned = form.cleaned_data
+        try:
+            grant = switchroles_services.grant_create(
+                granted_by=request.user, team=cleaned["team"], person=cleaned["person"], client=cleaned["client"],
+                account=cleaned["account"], templates=cleaned["templates"], reason=cleaned["reason"],
+                expires_at=cleaned["expires_at"], request=_django(request),
+            )
+        except ValidationError as error:
+            return bad_request(service_errors(error, GRANT_RENAMED))
+        return Response(_grant(grant), status=201)
+
+
+class GrantRevoke(Endpoint):
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="grant_revoke", request=s.RevokeRequestSerializer,
+                   responses={200: s.GrantSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, grant_id: int) -> Response:
+        grant = get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant_id)
+        body = _body(request)
+        if grant.revoked_at is None:
+            form = RevokeForm(form_data(body, {"reason": "reason"}))
+            if not form.is_valid():
+                return bad_request(form_errors(form))
+            try:
+                grant = switchroles_services.grant_revoke(grant=grant, revoked_by=request.user,
+                                                          reason=form.cleaned_data["reason"], request=_django(request))
+            except ValidationError as error:
+                return bad_request(service_errors(error))
+        return Response(_grant(get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant.pk)))
+
+
+# --- the access matrix ----------------------------------------------------------------------------
+
+MATRIX_PARAMETERS = [
+    OpenApiParameter("client", int, description="A client's id."),
+    OpenApiParameter("account", int, description="An account's id."),
+    OpenApiParameter("team", int, description="A team's id."),
+    OpenApiParameter("person", int, description="A person's id."),
+    OpenApiParameter("link", int, description="A link's (account role's) id."),
+    OpenApiParameter("tier", str, description="A role template tier."),
+    OpenApiParameter("as_of", str, description="A past moment (ISO 8601, UTC): the matrix as it was then."),
+    OpenApiParameter("sort", str), OpenApiParameter("dir", str, enum=["asc", "desc"]),
+    OpenApiParameter("page", int, description=f"1, 2, … ({ACCESS_PAGE_SIZE} rows a page)."),
+]
+
+
+def _row(row: AccessRow) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in ROW_FIELDS}
+    values["aws_account_id"] = values.pop("account_id")
+    return {**values, "via": row.via}
+
+
+class Access(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="access_matrix", parameters=MATRIX_PARAMETERS,
+                   responses={200: s.AccessPageSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request) -> Response:
+        query = request.query_params.copy()
+        page_text = query.pop("page", ["1"])[-1]
+        form = MatrixFilterForm(query)
+        if not form.is_valid():
+            return bad_request(form_errors(form))
+        if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
+            return bad_request({"page": ["Enter a page number: 1, 2, …"]})
+        paginator: Paginator[AccessRow] = Paginator(AccessMatrix(form.filters()), ACCESS_PAGE_SIZE)  # type: ignore[arg-type]
+        try:
+            page = paginator.page(int(page_text))  # an empty matrix has one empty page
+        except EmptyPage as exc:
+            raise Http404("There is no such page.") from exc
+
+        def link(number: int) -> str:
+            other = request.query_params.copy()
+            other["page"] = str(number)
+            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+
+        return Response({
+            "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+            "results": [_row(row) for row in page.object_list],
+        })
+
+
+# --- teams and people -----------------------------------------------------------------------------
+
+
+class Teams(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="teams", responses={200: s.TeamSerializer(many=True), **ERRORS})
+    def get(self, request: Request) -> Response:
+        members_now = switchroles_selectors.memberships_in_force().select_related("person").order_by("person__username")
+        teams = switchroles_selectors.teams_listed().prefetch_related(
+            Prefetch("memberships", queryset=members_now, to_attr="members_now"))
+        return Response([
+            {"id": team.pk, "name": team.name, "iam_group": team.iam_group_name,
+             "members": [m.person.username for m in team.members_now]}  # type: ignore[attr-defined]
+            for team in teams
+        ])
+
+
+PERSON_FIELDS = {"username": "username", "email": "email", "first_name": "first_name", "last_name": "last_name",
+                 "iam_username": "iam_username", "teams": "teams", "capabilities": "capabilities"}
+
+
+class People(Endpoint):
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="person_create", request=s.PersonRequestSerializer,
+                   responses={201: s.PersonCreatedSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        form = PersonForm(form_data(_body(request), PERSON_FIELDS, lists=frozenset({"teams", "capabilities"})))
+        if not form.is_valid():
+            return bad_request(form_errors(form))
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                person, password = switchroles_services.person_create(
+                    created_by=request.user, username=data["username"], first_name=data["first_name"],
+                    last_name=data["last_name"], email=data["email"], iam_username=data["iam_username"],
+                    capabilities=data["capabilities"], teams=data["teams"], request=_django(request),
+                )
+        except ValidationError as error:
+            return bad_request(service_errors(error))
+        person = User.objects.prefetch_related("groups").get(pk=person.pk)
+        teams = TeamMembership.objects.filter(person=person, removed_at__isnull=True).values_list("team_id", flat=True)
+        response = Response({
+            "id": person.pk, "username": person.username, "email": person.email, "first_name": person.first_name,
+            "last_name": person.last_name, "iam_username": person.iam_username,
+            "capabilities": [g.name for g in person.groups.all() if g.name in CAPABILITY_NAMES],
+            "teams": sorted(teams), "temporary_password": password,
+        }, status=201)
+        response["Cache-Control"] = "no-store"  # the password is in this answer only
+        return response
+
