@@ -13,3 +13,7 @@ class PortalConfig(AppConfig):
         from portal.operations import heartbeats
 
         heartbeats.connect_worker_signals()
+        # A leaver's API tokens are revoked with the rest of what they hold.
+        from portal.api import leaver
+
+        leaver.register()

@@ -243,3 +243,28 @@ def test_the_admin_no_longer_edits_what_decides_access_and_audits_its_edits(
     event = AuditEvent.objects.get(action="person.admin_changed")
     assert "email" in event.details["fields"] and event.actor == root
     assert User.objects.get(pk=engineer.pk).iam_username == "eli"
+
+
+def test_a_leavers_api_tokens_are_shown_then_revoked_and_answer_401(
+    manager: Any, engineer: Any, signed_in: SignedIn, aws: Boto3ClientFactory
+) -> None:
+    # given an engineer with a read-write API token that works
+    from portal.api.tokens import api_token_create
+
+    created = api_token_create(owner=engineer, name="PSA hook", scope="read-write", lifetime_days=30)
+    api = HttpClient()
+    assert api.get("/api/v1/me", headers={"Authorization": f"Bearer {created.secret}"}).status_code == 200
+
+    # when a manager opens the leaver page, then confirms
+    browser = reauthenticated(signed_in(manager), manager)
+    preview = browser.get(reverse("switchroles:person_leave", args=[engineer.pk])).content.decode()
+    departure = leavers.person_leave(person=engineer, left_by=manager, reason="left the company")
+
+    # then the page listed the token, it is revoked (audited, named in the leaver event) and answers 401
+    assert "PSA hook" in preview
+    created.token.refresh_from_db()
+    assert created.token.revoked_at is not None
+    assert AuditEvent.objects.filter(action="api_token.revoked").count() == 1
+    left = AuditEvent.objects.get(action="person.left")
+    assert "PSA hook" in str(left.details) and departure.person_id == engineer.pk
+    assert api.get("/api/v1/me", headers={"Authorization": f"Bearer {created.secret}"}).status_code == 401
