@@ -51,7 +51,7 @@ def account_for_viewer(*, viewer: Any, account_id: int) -> AwsAccount:
     """The account with its client, steps and roles, or 404 when ``viewer`` may not see it."""
     accounts = AwsAccount.objects.none() if not _may_see_clients(viewer) else AwsAccount.objects.all()
     return get_object_or_404(
-        accounts.select_related("client", "requested_by").prefetch_related(
+        accounts.select_related("client", "requested_by", "root_posture").prefetch_related(
             Prefetch("steps", queryset=OnboardingStep.objects.order_by("position")),
             Prefetch("roles", queryset=AccountRole.objects.select_related("template").order_by("template_id")),
         ),

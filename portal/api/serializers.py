@@ -79,10 +79,19 @@ class AccountRoleSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=AccountRole.State.choices)
 
 
+class RootCredentialsSerializer(serializers.Serializer):
+    password = serializers.BooleanField()
+    mfa_devices = serializers.IntegerField()
+    access_keys = serializers.IntegerField()
+    signing_certificates = serializers.IntegerField()
+    checked_at = serializers.DateTimeField()
+
+
 class AccountDetailSerializer(AccountSummarySerializer):
     client = ClientRefSerializer()
     steps = StepSerializer(many=True)
     roles = AccountRoleSerializer(many=True)
+    root_credentials = RootCredentialsSerializer(allow_null=True, help_text="null until the workers first checked")
 
 
 class OnboardingAcceptedSerializer(serializers.Serializer):

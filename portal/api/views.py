@@ -25,6 +25,7 @@ from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
+from onboarding.root_selectors import root_credentials_for
 from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
 from portal.api.errors import bad_request, form_errors, service_errors
@@ -119,6 +120,7 @@ def _account_detail(account: AwsAccount) -> dict[str, Any]:
         ],
         "roles": [{"tier": role.template.tier, "role_name": role.role_name, "role_arn": role.arn,
                    "state": role.state} for role in account.roles.all()],
+        "root_credentials": root_credentials_for(account),
     }
 
 

@@ -45,7 +45,7 @@ def test_me_is_the_caller_with_their_capabilities(world: World) -> None:
 
     assert as_persona(world, "eng").get("/api/v1/me").json() == {
         "id": eli.pk, "username": "eli", "iam_username": "eli", "capabilities": ["Engineer"]}
-    assert as_persona(world, "adm").get("/api/v1/me").json()["capabilities"] == ["Manager", "Engineer", "Auditor"]
+    assert as_persona(world, "adm").get("/api/v1/me").json()["capabilities"] == ["Manager", "Engineer", "Auditor", "Finance", "Reviewer"]
 
 
 def test_links_are_the_callers_directory(world: World) -> None:
@@ -347,3 +347,24 @@ def test_links_and_teams_cost_the_same_queries_for_three_links_or_thirty(
         engineer.get("/api/v1/me")
     with django_assert_max_num_queries(13):
         assert len(as_persona(world, "aud").get("/api/v1/teams").json()) == 2
+
+
+def test_an_accounts_root_credentials_are_null_until_checked_then_what_the_workers_found(world: World) -> None:
+    # given an account whose root user was never looked at
+    from datetime import UTC, datetime
+
+    from onboarding.models import RootPosture
+
+    auditor = as_persona(world, "aud")
+    path = f"/api/v1/accounts/{world.pk('acme_prod')}"
+    assert auditor.get(path).json()["root_credentials"] is None
+
+    # when the workers found a root password and an access key
+    checked = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    RootPosture.objects.create(account=world.rows["acme_prod"], password=True, access_keys=1, checked_at=checked)
+
+    # then the account's JSON says so
+    assert auditor.get(path).json()["root_credentials"] == {
+        "password": True, "mfa_devices": 0, "access_keys": 1, "signing_certificates": 0,
+        "checked_at": checked.isoformat(),
+    }
