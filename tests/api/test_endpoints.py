@@ -45,7 +45,8 @@ def test_me_is_the_caller_with_their_capabilities(world: World) -> None:
 
     assert as_persona(world, "eng").get("/api/v1/me").json() == {
         "id": eli.pk, "username": "eli", "iam_username": "eli", "capabilities": ["Engineer"]}
-    assert as_persona(world, "adm").get("/api/v1/me").json()["capabilities"] == ["Manager", "Engineer", "Auditor", "Finance", "Reviewer"]
+    assert as_persona(world, "adm").get("/api/v1/me").json()["capabilities"] == [
+        "Manager", "Engineer", "Auditor", "Finance", "Reviewer"]
 
 
 def test_links_are_the_callers_directory(world: World) -> None:
