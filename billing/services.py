@@ -25,6 +25,8 @@ from onboarding.models import Client
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.models import User
+from portal.notifications import notify
+from portal.permissions import FINANCE, MANAGER
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +160,30 @@ def _fetch_succeeded(fetch: CostFetch, costs: aws.MonthCosts, *, now: datetime) 
         audit_record(action="billing.month.fetched", actor=fetch.requested_by, target=fetch,
                      details={"month": f"{fetch.month:%Y-%m}", "estimated": fetch.estimated,
                               "lines": len(lines), "requests": costs.requests})
+        cost_anomalies_notify(month=fetch.month)
     return fetch
+
+
+def cost_anomalies_notify(*, month: date) -> int:
+    """Tell finance and the managers, once per client and month (the notice's dedupe key), about
+    each client the month's figures flag as an anomaly. Returns how many clients were flagged."""
+    from billing.selectors import month_statement
+
+    flagged = [client for client in month_statement(month=month).clients if client.anomaly is not None]
+    if not flagged:
+        return 0
+    readers = list(User.objects.filter(is_active=True, groups__name__in=[FINANCE, MANAGER]).distinct())
+    for client in flagged:
+        anomaly = client.anomaly
+        assert anomaly is not None  # noqa: S101 (filtered above)
+        notify(
+            event="cost.anomaly", recipients=readers, dedupe_key=f"cost.anomaly:{client.client.pk}:{month:%Y-%m}",
+            subject=f"{client.client.name}: {month:%B %Y} runs {anomaly.percent_above:.0f}% above its usual cost",
+            body=(f"{client.client.name}'s AWS cost for {month:%B %Y} is {client.aws_cost} {client.currency}, "
+                  f"{anomaly.percent_above:.0f}% above the average of its previous {anomaly.months} months "
+                  f"({anomaly.baseline:.2f}). See {settings.SWITCHYARD_PORTAL_URL}/billing/{month:%Y-%m}/."),
+        )
+    return len(flagged)
 
 
 def stopped_months() -> set[date]:

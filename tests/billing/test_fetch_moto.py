@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.test import Client as HttpClient
@@ -347,3 +348,31 @@ def test_cost_explorers_rate_limit_is_retried_later_unlike_an_iam_quota(
     assert failed.status == CostFetch.Status.FAILED and failed.error_retryable
     assert "request rate" in failed.error_message
     assert services.current_month() in services.months_due()
+
+
+def test_an_anomaly_is_notified_to_finance_once_and_not_to_engineers(
+    cost_explorer: Boto3ClientFactory, book: Book, make_person: Any, engineer: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Given finance, and three months around 100 for Acme
+    from portal.models import Notice
+
+    fran = make_person("fran", "Finance")
+    month = services.current_month()
+    for _ in range(3):
+        month = services.previous_month(month)
+        queue(ce_answer(month, [("111111111111", "Usage", "100.00", "100.00")]), ce_answer(month, []))
+        services.cost_month_fetch(month=month, clients=cost_explorer)
+    assert not Notice.objects.filter(event="cost.anomaly").exists()
+
+    # When this month's fetch finds 200, and the month is fetched again
+    this = services.current_month()
+    queue(ce_answer(this, [("111111111111", "Usage", "200.00", "200.00")]), ce_answer(this, []))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.cost_month_fetch(month=this, clients=cost_explorer)
+        services.cost_month_fetch(month=this, clients=cost_explorer)
+
+    # Then finance got one notice about Acme, engineers none
+    notices = list(Notice.objects.filter(event="cost.anomaly"))
+    assert [(n.recipient, n.state) for n in notices] == [(fran, Notice.State.SENT)]
+    assert "Acme" in notices[0].subject and "100% above" in notices[0].subject
