@@ -4,10 +4,10 @@ every-minute run skips while another runs."""
 from __future__ import annotations
 
 import pytest
-from celery.exceptions import MaxRetriesExceededError, Retry
+from celery.exceptions import Retry
 
 from switchroles import enforcement
-from switchroles.tasks import enforcement_sync
+from switchroles.tasks import BUSY_RETRY_SECONDS, enforcement_sync
 
 
 @pytest.fixture
@@ -31,10 +31,23 @@ def test_the_scheduled_run_skips_while_another_run_holds_the_lock(db: None, call
 
 
 def test_a_run_scheduled_by_a_change_retries_while_another_run_holds_the_lock(
-    db: None, calls: list[str]
+    db: None, calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with enforcement.enforcement_lock(), pytest.raises((Retry, MaxRetriesExceededError, enforcement.EnforcementBusy)):
+    # given another run holds the lock, and Celery's retry recorded rather than run
+    retried: list[tuple[type[BaseException], int]] = []
+
+    def retry(*, exc: BaseException, countdown: int) -> Retry:
+        retried.append((type(exc), countdown))
+        return Retry()
+
+    monkeypatch.setattr(enforcement_sync, "retry", retry)
+
+    # when a change schedules a run
+    with enforcement.enforcement_lock(), pytest.raises(Retry):
         enforcement_sync.delay(reason="grant 1 revoked")
+
+    # then it asks to be retried shortly, having done nothing
+    assert retried == [(enforcement.EnforcementBusy, BUSY_RETRY_SECONDS)]
     assert calls == []
 
 
