@@ -290,3 +290,39 @@ def test_auditors_get_403_on_every_drift_rollout_and_hand_back_post(
     part.refresh_from_db()
     assert finding.repair_status == "" and part.status == RolloutAccount.Status.FAILED
     assert AuditEvent.objects.count() == events
+
+
+def test_a_repair_that_aws_does_not_show_afterwards_fails_instead_of_claiming_success(
+    org: Boto3ClientFactory, account: AwsAccount, manager: User, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a role whose trust was loosened behind the portal's back, found by a check
+    iam = member_iam(org, account.account_id)
+    iam.update_assume_role_policy(RoleName="SwitchyardEngineer", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"AWS": "arn:aws:iam::999999999999:root"}}],
+    }))
+    [finding] = _role_findings(drift.drift_check_run(clients=org))
+    # and an IAM that answers the repair's writes but does not apply them (as a write lost in IAM's
+    # eventual consistency, or a guard in the account, would look)
+    real_ensure_role = aws.ensure_role
+
+    def ensure_role_that_changes_nothing(*, clients: ClientFactory, credentials: Any, spec: Any) -> Any:
+        current = aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
+        assert current is not None
+        result = real_ensure_role(clients=clients, credentials=credentials, spec=spec)
+        member_iam(org, account.account_id).update_assume_role_policy(
+            RoleName=spec.name, PolicyDocument=json.dumps(current.trust_policy))
+        return result
+
+    monkeypatch.setattr(aws, "ensure_role", ensure_role_that_changes_nothing)
+
+    # when the repair runs
+    drift.drift_repair_request(finding=finding, actor=manager)
+    repaired = drift.drift_repair_run(finding_id=finding.pk, clients=org)
+
+    # then the read-back catches it: the repair failed, in plain words, and is audited as failed
+    assert repaired is not None and repaired.repair_status == RoleDriftFinding.Repair.FAILED
+    assert "AWS still shows differences after the repair" in repaired.repair_error
+    assert AuditEvent.objects.filter(action="drift.repair_failed").exists()
+    assert not AuditEvent.objects.filter(action="drift.repaired").exists()
