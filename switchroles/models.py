@@ -34,6 +34,11 @@ class RoleTemplate(models.Model):
     max_session_seconds = models.PositiveIntegerField(
         default=3600, validators=[MinValueValidator(3600), MaxValueValidator(43200)]
     )
+    region = models.CharField(
+        max_length=32, blank=True, validators=[RegexValidator(r"\A[a-z]{2}(-[a-z]+)+-[0-9]\Z",
+                                                              "Enter an AWS Region code such as eu-west-1.")],
+        help_text="The Region the console and CLI open in for this role (blank: the engineer's own).",
+    )
     console_color = models.CharField(max_length=6, help_text="A colour of the console's switch-role palette.")
     is_active = models.BooleanField(default=True)
     revision = models.PositiveIntegerField(default=1, help_text="Bumped on every change to roll it out.")
