@@ -30,7 +30,13 @@ lint: install
 	$(BIN)/mypy portal onboarding switchroles
 	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles
 
-test: lint
+# The export tests read the AWS Extend Switch Roles export with the extension's own parser (npm).
+NODE_READERS := tests/node/node_modules/.package-lock.json
+
+$(NODE_READERS): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund
+
+test: lint $(NODE_READERS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install

@@ -198,14 +198,19 @@ class AesrExport:
         return self.compressed_chars <= AESR_SYNC_MAX_CHARS
 
 
-def aesr_profile_name(link: LinkExport) -> str:
+def aesr_profile_name(link: LinkExport, *, number: int = 1) -> str:
     """The name AESR lists and sends: the directory's display name, shortened from the client and
-    account names (never the tier) so that with AESR's "  |  <account ID>" it stays within 64."""
+    account names (never the tier) so that with AESR's "  |  <account ID>" it stays within 64.
+    ``number`` > 1 adds " (<number>)" before the tier, for names that would repeat."""
+    suffix = f" ({number})" if number > 1 else ""
+    room = AESR_PROFILE_NAME_MAX_CHARS - len(suffix)
     if link.client_name or link.account_name or link.tier_label:
-        name = display_name_for(link.client_name, link.account_name, link.tier_label,
-                                max_chars=AESR_PROFILE_NAME_MAX_CHARS)
+        name = display_name_for(link.client_name, link.account_name, link.tier_label, max_chars=room)
     else:
-        name = _clip(_clean_text(link.display_name), AESR_PROFILE_NAME_MAX_CHARS)
+        name = _clip(_clean_text(link.display_name), room)
+    if suffix:
+        head, separator, tier = name.rpartition(_DISPLAY_SEPARATOR)
+        name = f"{head}{suffix}{separator}{tier}" if separator and link.tier_label else name + suffix
     return name.translate(_AESR_NAME_REPLACEMENTS)
 
 
@@ -233,9 +238,6 @@ def aesr_config(
         _check_config_value("base profile name", base)
     lines = ["; AWS Extend Switch Roles configuration exported from Switchyard.",
              "; Paste it in the extension's Configuration page and save.", ""]
-    if base:
-        lines += ["; Your main account: the roles below are listed while you are signed in to it.",
-                  f"[{base}]", f"aws_account_id = {base_account_id}", ""]
     taken = {base.lower()} if base else set()
     body: list[str] = []
     left_out: list[tuple[str, str]] = []
@@ -258,6 +260,9 @@ def aesr_config(
             body.append(f"source_profile = {base}")
         body.append("")
         count += 1
+    if base and count:  # alone, the base profile would be listed as a role to switch to
+        lines += ["; Your main account: the roles below are listed while you are signed in to it.",
+                  f"[{base}]", f"aws_account_id = {base_account_id}", ""]
     for display_name, why in left_out:
         lines.append(f"; Left out: {_clean_text(display_name)}: {why}. Use the directory's link instead.")
     if left_out:
@@ -267,11 +272,11 @@ def aesr_config(
 
 
 def _unique_aesr_name(link: LinkExport, taken: set[str]) -> str:
-    name, counter = aesr_profile_name(link), 1
+    number = 1
+    name = aesr_profile_name(link)
     while name.lower() in taken:
-        counter += 1
-        numbered = LinkExport(**{**link.__dict__, "account_name": f"{link.account_name or link.display_name} ({counter})"})
-        name = aesr_profile_name(numbered)
+        number += 1
+        name = aesr_profile_name(link, number=number)
     taken.add(name.lower())
     return name
 
