@@ -8,7 +8,7 @@
 // - "Why?" and the star work in place (htmx). No inline code (CSP).
 (function () {
   "use strict";
-  var ROWS_SHOWN = 50;
+  var ROWS_SHOWN = 25;  // about two screens; typing another word narrows the rest
   function onReady(fn) { if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn); }
   onReady(function () {
     var input = document.getElementById("link-filter");
@@ -30,6 +30,7 @@
     var rowTemplate = template.content.firstElementChild;
     var active = -1;
     var lastQuery = null;
+    var lastShown = "";  // the ids drawn: when a keystroke keeps the same rows, the page is not touched
 
     function plural(n) { return n + " link" + (n === 1 ? "" : "s"); }
 
@@ -89,7 +90,7 @@
       active = -1;
       var words = query.replace(/\//g, " ").split(/\s+/).filter(Boolean);
       if (!words.length) {
-        results.hidden = true; browse.hidden = false;
+        results.hidden = true; browse.hidden = false; lastShown = "";
         counter.textContent = plural(links.length);
         return;
       }
@@ -99,16 +100,21 @@
         for (var w = 0; w < words.length; w++) { if (text.indexOf(words[w]) === -1) { ok = false; break; } }
         if (ok) matched.push(links[i].row);
       }
-      draw(resultsList, matched.slice(0, ROWS_SHOWN));
-      if (matched.length > ROWS_SHOWN) {
-        var more = document.createElement("li");
-        more.className = "more";
-        more.textContent = "The first " + ROWS_SHOWN + " of " + plural(matched.length) + " are shown: type another word to narrow them.";
-        resultsList.appendChild(more);
+      var shown = matched.slice(0, ROWS_SHOWN);
+      var ids = matched.length + ":" + shown.map(function (row) { return row[0]; }).join(",");
+      if (ids !== lastShown || results.hidden) {
+        lastShown = ids;
+        draw(resultsList, shown);
+        if (matched.length > ROWS_SHOWN) {
+          var more = document.createElement("li");
+          more.className = "more";
+          more.textContent = "The first " + ROWS_SHOWN + " of " + plural(matched.length) + " are shown: type another word to narrow them.";
+          resultsList.appendChild(more);
+        }
+        empty.hidden = matched.length !== 0;
+        counter.textContent = matched.length + " of " + plural(links.length);
       }
-      empty.hidden = matched.length !== 0;
-      results.hidden = false; browse.hidden = true;
-      counter.textContent = matched.length + " of " + plural(links.length);
+      if (results.hidden) { results.hidden = false; browse.hidden = true; }
     }
 
     input.addEventListener("input", apply);

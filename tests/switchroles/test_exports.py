@@ -292,3 +292,12 @@ def test_a_person_without_links_exports_no_profiles(make_person: Any, signed_in:
     browser = signed_in(make_person("nina", "Engineer"))
     parsed = read_with_aesr(browser.get(reverse("switchroles:export_extend_switch_roles")).content.decode())
     assert parsed["singles"] == [] and parsed["complexes"] == []
+
+
+def test_one_clients_export_is_chosen_on_a_page_listing_the_clients(engineer_with_links: Any,
+                                                                    signed_in: SignedIn) -> None:
+    # when the engineer asks for one client's links without naming it, then the next page lists his clients
+    page = signed_in(engineer_with_links).get(reverse("switchroles:export_extend_switch_roles"),
+                                              {"scope": "client", "prefix": "sy-"}).content.decode()
+    assert '<option value="client:acme-retail">Acme Retail only</option>' in page
+    assert '<option value="client:globex-logistics">Globex Logistics only</option>' in page
