@@ -25,9 +25,8 @@ class MfaLookup:
 def mfa_device_of(*, clients: ClientFactory, user_name: str) -> MfaLookup:
     """The IAM user's first authenticator the CLI can use (virtual or hardware TOTP; a security key
     cannot answer the CLI's prompt), read with ListMFADevices in the main account."""
-    iam = clients.client("iam")
     try:
-        devices = iam.list_mfa_devices(UserName=user_name).get("MFADevices", [])
+        devices = clients.client("iam").list_mfa_devices(UserName=user_name).get("MFADevices", [])
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchEntity":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -26,6 +25,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 from portal.aws import default_client_factory
 from switchroles import selectors, services
 from switchroles.export_forms import ExportForm
