@@ -86,7 +86,8 @@ def _session_cookie(user: Any, base: str) -> dict[str, Any]:
 def _dom_content_loaded_ms(page: Any, url: str) -> float:
     page.goto(url, wait_until="domcontentloaded")
     return float(page.evaluate(
-        "() => { const n = performance.getEntriesByType('navigation')[0]; return n.domContentLoadedEventEnd - n.startTime; }"
+        "() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return n.domContentLoadedEventEnd - n.startTime; }"
     ))
 
 

@@ -12,20 +12,23 @@ from switchroles.selectors import ClientLinks
 
 class ExportForm(forms.Form):
     scope = forms.ChoiceField(label="Which links", required=False)
-    prefix = forms.RegexField(
-        regex=r"\A[a-z0-9._-]{0,16}\Z", required=False, initial=DEFAULT_PROFILE_PREFIX, max_length=16,
-        help_text="Every profile's name starts with it, so none collides with one you have already.",
-        error_messages={"invalid": "Use at most 16 lowercase letters, digits and . _ - characters."},
-    )
 
     def __init__(self, *args: Any, clients: list[ClientLinks], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Added here, not declared: a form's own ``prefix`` attribute has that name.
+        self.fields["prefix"] = forms.RegexField(
+            regex=r"\A[a-z0-9._-]{0,16}\Z", required=False, initial=DEFAULT_PROFILE_PREFIX, max_length=16,
+            help_text="Every profile's name starts with it, so none collides with one you have already.",
+            error_messages={"invalid": "Use at most 16 lowercase letters, digits and . _ - characters."},
+        )
         # The page lists hundreds of clients: its template writes these options itself, faster than
         # the widget's own templates would.
         self.client_choices = [(f"client:{group.client_slug}", f"{group.client_name} only") for group in clients]
-        self.fields["scope"].choices = [("all", "All my links"), ("favourites", "Favourites only"),
+        scope = self.fields["scope"]
+        assert isinstance(scope, forms.ChoiceField)  # noqa: S101 - declared above
+        scope.choices = [("all", "All my links"), ("favourites", "Favourites only"),
                                         ("client", "One client"), *self.client_choices]
-        self.fields["scope"].initial = "all"
+        scope.initial = "all"
 
     def selection(self) -> dict[str, Any]:
         """Keyword arguments for ``selectors.link_exports_of_person``."""

@@ -23,10 +23,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from portal.aws import default_client_factory
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
-from portal.aws import default_client_factory
 from switchroles import selectors, services
 from switchroles.export_forms import ExportForm
 from switchroles.forms import GrantForm, RevokeForm, TeamForm, TeamMemberForm

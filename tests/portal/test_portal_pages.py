@@ -86,7 +86,8 @@ def test_the_code_field_is_focused_and_a_reused_code_is_named(make_person: Any) 
     assert again.status_code == 200
     assert "This code was already used. Wait for the next code" in text
     # and a code that was never right is still "incorrect"
-    wrong = _password_step(person).post(reverse("mfa_authenticate"), {"code": "000000" if code != "000000" else "111111"})
+    never_right = "000000" if code != "000000" else "111111"
+    wrong = _password_step(person).post(reverse("mfa_authenticate"), {"code": never_right})
     assert "Incorrect code." in wrong.content.decode()
 
 
