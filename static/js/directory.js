@@ -32,6 +32,15 @@
     var lastQuery = null;
     var lastShown = "";  // the ids drawn: when a keystroke keeps the same rows, the page is not touched
 
+    // The full list is set aside while filtering with content-visibility (class "set-aside"), not
+    // display: none, so the browser keeps its layout and bringing it back costs no relayout of
+    // hundreds of clients. The server's ?q= page hides it with the hidden attribute instead.
+    function showBrowse(show) {
+      browse.hidden = false;
+      browse.classList.toggle("set-aside", !show);
+    }
+    if (browse.hidden) showBrowse(false);
+
     function plural(n) { return n + " link" + (n === 1 ? "" : "s"); }
 
     // One row from the server-rendered template: ids in its three addresses, texts, colour, star.
@@ -90,7 +99,7 @@
       active = -1;
       var words = query.replace(/\//g, " ").split(/\s+/).filter(Boolean);
       if (!words.length) {
-        results.hidden = true; browse.hidden = false; lastShown = "";
+        results.hidden = true; showBrowse(true); lastShown = "";
         counter.textContent = plural(links.length);
         return;
       }
@@ -114,7 +123,7 @@
         empty.hidden = matched.length !== 0;
         counter.textContent = matched.length + " of " + plural(links.length);
       }
-      if (results.hidden) { results.hidden = false; browse.hidden = true; }
+      if (results.hidden) { results.hidden = false; showBrowse(false); }
     }
 
     input.addEventListener("input", apply);
