@@ -30,9 +30,15 @@ lint: install
 	$(BIN)/mypy portal onboarding switchroles billing
 	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing
 
+# The export tests read the AWS Extend Switch Roles export with the extension's own parser (npm).
+NODE_READERS := tests/node/node_modules/.package-lock.json
+
+$(NODE_READERS): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund
+
 # Two passes: everything but the real-process and real-browser tests in parallel (pytest-xdist, one
 # worker per core), then those one at a time with the whole machine, because their timings are real.
-test: lint
+test: lint $(NODE_READERS)
 	$(BIN)/pytest -n 2 --ignore=tests/e2e $(PYTEST_ARGS)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 

@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         _guarded(results, [("directory_queries", 10, "queries"), ("directory_vs_sql", 5, "x")],
                  lambda: metrics.directory(seeded, repeats=args.repeats), started)
         _log(started, "directory measured")
+        from bench import browser
+
+        _guarded(results, [("directory_load_3000_vs_10", 3, "x"), ("directory_filter_vs_frame", 1.1, "x")],
+                 lambda: browser.directory_in_browser(seeded, repeats=args.repeats), started)
+        _log(started, "directory measured in the browser")
         _guarded(results, [("matrix_csv_vs_sql", 3, "x"), ("matrix_csv_peak_mb", 200, "MB")],
                  lambda: metrics.matrix_export(seeded, repeats=args.export_repeats), started)
         _log(started, "access-matrix export measured")

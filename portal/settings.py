@@ -227,6 +227,9 @@ ACCOUNT_RATE_LIMITS = {
 MFA_ADAPTER = "portal.adapters.MfaAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Switchyard"
+# The code field focused, and a reused code answered as such (portal/mfa_forms.py).
+MFA_FORMS = {"authenticate": "portal.mfa_forms.SignInCodeForm",
+             "reauthenticate": "portal.mfa_forms.ReauthenticationCodeForm"}
 
 SESSION_COOKIE_AGE = env.int("SWITCHYARD_SESSION_HOURS", default=8) * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -9,12 +9,11 @@ Pure Python: no Django, no boto3.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from switchroles.policies import ACCOUNT_ID_RE, ROLE_NAME_RE, ROLE_PATH_RE
 
@@ -63,6 +62,13 @@ class LinkExport:
     role_name: str
     display_name: str
     color: str
+    # What the display name is made of, so an export can shorten it its own way (AESR adds the
+    # account ID to the name it sends), and what the CLI needs beyond the role.
+    client_name: str = ""
+    account_name: str = ""
+    tier_label: str = ""
+    region: str = ""
+    max_session_seconds: int | None = None
 
 
 def console_color(color: str) -> str:
@@ -110,40 +116,30 @@ def switch_role_name(role_path: str, role_name: str) -> str:
 def switch_role_url(*, account_id: str, role_path: str, role_name: str, display_name: str, color: str) -> str:
     """The console link that pre-fills Switch Role. Raises ValueError for anything the console
     would refuse or mangle; the host is always ``signin.aws.amazon.com`` over https."""
-    values = (account_id, role_path, role_name, display_name, color)
-    if all(type(value) is str for value in values):
-        return _switch_role_url(*values)  # type: ignore[arg-type]
-    return _switch_role_url.__wrapped__(*values)  # refused below, without being remembered
-
-
-# A pure function of five short strings, asked for again on every load of a directory (thousands of
-# links for a managed-services engineer): remember the latest answers. Refusals raise and are not kept.
-@functools.lru_cache(maxsize=16_384)
-def _switch_role_url(account_id: str, role_path: str, role_name: str, display_name: str, color: str) -> str:
     _check_account_id(account_id)
     name = switch_role_name(role_path, role_name)
     _check_display_name(display_name)
-    hex_color = console_color(color)
-    # What urlencode(..., quote_via=quote, safe="/") gives, without quoting the keys and the account
-    # ID and colour (validated digits and hex) again: directories build thousands of these.
-    return (f"{SWITCH_ROLE_ENDPOINT}?account={account_id}&roleName={_query_quote(name)}"
-            f"&displayName={_query_quote(display_name)}&color={hex_color}")
+    query = urlencode({"account": account_id, "roleName": name, "displayName": display_name,
+                       "color": console_color(color)}, quote_via=quote, safe="/")
+    return f"{SWITCH_ROLE_ENDPOINT}?{query}"
 
 
-# Characters quote(text, safe="/") keeps as they are. Display names are mostly these and spaces:
-# replacing the spaces is then all quoting takes, which matters for directories of thousands of links.
-_QUERY_PLAIN_OR_SPACE_RE = re.compile(r"[A-Za-z0-9_.~/ -]*")
+def link_problem(*, account_id: str, role_path: str, role_name: str, display_name: str, color: str) -> str:
+    """Why these fields would not make a console link (what :func:`switch_role_url` would raise),
+    or "" when they would; checks only, for directories of thousands of links."""
+    try:
+        _check_account_id(account_id)
+        switch_role_name(role_path, role_name)
+        _check_display_name(display_name)
+        console_color(color)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
-def _query_quote(text: str) -> str:
-    """``quote(text, safe="/")``."""
-    if _QUERY_PLAIN_OR_SPACE_RE.fullmatch(text):
-        return text.replace(" ", "%20")
-    return quote(text, safe="/")
-
-
-def display_name_for(client_name: str, account_name: str, tier_label: str) -> str:
-    """``"<client> / <account> / <tier>"`` in at most 64 console characters.
+def display_name_for(client_name: str, account_name: str, tier_label: str, *,
+                     max_chars: int = DISPLAY_NAME_MAX_CHARS) -> str:
+    """``"<client> / <account> / <tier>"`` in at most ``max_chars`` (64) console characters.
 
     The tier is kept whole (up to 24 characters) because it says how much power the session has;
     the client and account names share the rest, each cut with "…" only as much as needed.
@@ -154,7 +150,7 @@ def display_name_for(client_name: str, account_name: str, tier_label: str) -> st
     names = [part for part in (client, account) if part]
     if not names and not tier:
         raise ValueError("A display name needs a client, an account or a tier.")
-    room = DISPLAY_NAME_MAX_CHARS - (_js_len(tier) + _js_len(_DISPLAY_SEPARATOR) if tier else 0)
+    room = max_chars - (_js_len(tier) + _js_len(_DISPLAY_SEPARATOR) if tier else 0)
     room -= _js_len(_DISPLAY_SEPARATOR) * (len(names) - 1)
     if len(names) == 2 and _js_len(names[0]) + _js_len(names[1]) > room:
         first, second = names
@@ -171,59 +167,235 @@ def display_name_for(client_name: str, account_name: str, tier_label: str) -> st
     return _DISPLAY_SEPARATOR.join([*names, tier] if tier else names)
 
 
-def extend_switch_roles_config(links: Iterable[LinkExport], *, region: str | None = None) -> str:
-    """Configuration text for the AWS Extend Switch Roles browser extension.
+# --- AWS Extend Switch Roles (AESR) ------------------------------------------------------------------
 
-    One ``[profile <name>]`` section per link with ``aws_account_id``, ``role_name`` (path without
-    its leading slash, then name, as the console takes it), ``color`` and, if given, ``region``.
-    The extension shows the profile name and strips ``;``/``#`` comments, so names are sanitised.
+# AESR sends "<profile name>  |  <account ID>" as the console's display name and cuts it to 64
+# characters from the right: names up to 64 - 17 characters arrive whole, tier included.
+AESR_ACCOUNT_SUFFIX = "  |  "
+AESR_PROFILE_NAME_MAX_CHARS = DISPLAY_NAME_MAX_CHARS - len(AESR_ACCOUNT_SUFFIX) - 12
+# AESR keeps its configuration in the browser's sync storage as LZ-String (compressToUTF16) text in
+# at most 8 items of 2,700 characters; anything longer is refused ("Configuration is too large to
+# save."), and the engineer must switch AESR to local storage or import less.
+AESR_SYNC_MAX_CHARS = 2_700 * 8
+# AESR drops everything after ";" or "#" on a line (comments) and cuts a value at its first "="
+# (``text.split("=", 2)``): a role name or path with one of these cannot be said to it.
+AESR_UNREADABLE_CHARS = frozenset("=;#")
+_AESR_NAME_REPLACEMENTS = str.maketrans({";": ",", "#": "No."})
+
+
+@dataclass(frozen=True)
+class AesrExport:
+    """The AESR configuration text, the links it had to leave out (with why), and whether it fits
+    AESR's sync storage (``compressed_chars`` against :data:`AESR_SYNC_MAX_CHARS`)."""
+
+    text: str
+    profiles: int
+    left_out: tuple[tuple[str, str], ...]
+    compressed_chars: int
+
+    @property
+    def fits_sync_storage(self) -> bool:
+        return self.compressed_chars <= AESR_SYNC_MAX_CHARS
+
+
+def aesr_profile_name(link: LinkExport, *, number: int = 1) -> str:
+    """The name AESR lists and sends: the directory's display name, shortened from the client and
+    account names (never the tier) so that with AESR's "  |  <account ID>" it stays within 64.
+    ``number`` > 1 adds " (<number>)" before the tier, for names that would repeat."""
+    suffix = f" ({number})" if number > 1 else ""
+    room = AESR_PROFILE_NAME_MAX_CHARS - len(suffix)
+    if link.client_name or link.account_name or link.tier_label:
+        name = display_name_for(link.client_name, link.account_name, link.tier_label, max_chars=room)
+    else:
+        name = _clip(_clean_text(link.display_name), room)
+    if suffix:
+        head, separator, tier = name.rpartition(_DISPLAY_SEPARATOR)
+        name = f"{head}{suffix}{separator}{tier}" if separator and link.tier_label else name + suffix
+    return name.translate(_AESR_NAME_REPLACEMENTS)
+
+
+def aesr_config(
+    links: Iterable[LinkExport],
+    *,
+    base_account_id: str | None = None,
+    base_profile_name: str | None = None,
+    region: str | None = None,
+) -> AesrExport:
+    """Configuration for the AWS Extend Switch Roles browser extension, as its own parser reads it.
+
+    One ``[profile <display name>]`` per link with ``aws_account_id``, ``role_name`` (the path without
+    its leading slash, then the name), ``color``, and ``region`` (the link's own, else ``region``).
+    With ``base_account_id`` the profiles are targets of a base profile for that account
+    (``source_profile``), so AESR lists them only while the browser is signed in to it.
+    Links whose role AESR cannot read (``=``, ``;`` or ``#`` in it) are left out and named in a comment.
     """
-    if region is not None:
+    if region:
         _check_config_value("region", region)
-    lines = ["; AWS Extend Switch Roles configuration exported from Switchyard.", ""]
-    for profile, link in _profiles(links):
-        lines += [
-            f"[profile {profile}]",
-            f"aws_account_id = {link.account_id}",
-            f"role_name = {switch_role_name(link.role_path, link.role_name)}",
-            f"color = {console_color(link.color)}",
-        ]
-        if region:
-            lines.append(f"region = {region}")
+    base = None
+    if base_account_id is not None:
+        _check_account_id(base_account_id)
+        base = (base_profile_name or base_account_id).strip()
+        _check_config_value("base profile name", base)
+    lines = ["; AWS Extend Switch Roles configuration exported from Switchyard.",
+             "; Paste it in the extension's Configuration page and save.", ""]
+    taken = {base.lower()} if base else set()
+    body: list[str] = []
+    left_out: list[tuple[str, str]] = []
+    count = 0
+    for link in links:
+        switch_role_url(account_id=link.account_id, role_path=link.role_path, role_name=link.role_name,
+                        display_name=link.display_name, color=link.color)
+        role = switch_role_name(link.role_path, link.role_name)
+        if AESR_UNREADABLE_CHARS & set(role):
+            left_out.append((link.display_name, f'its role name "{role}" has a character AESR cannot read (= ; #)'))
+            continue
+        name = _unique_aesr_name(link, taken)
+        body += [f"[profile {name}]", f"aws_account_id = {link.account_id}", f"role_name = {role}",
+                 f"color = {console_color(link.color)}"]
+        link_region = link.region or region
+        if link_region:
+            _check_config_value("region", link_region)
+            body.append(f"region = {link_region}")
+        if base:
+            body.append(f"source_profile = {base}")
+        body.append("")
+        count += 1
+    if base and count:  # alone, the base profile would be listed as a role to switch to
+        lines += ["; Your main account: the roles below are listed while you are signed in to it.",
+                  f"[{base}]", f"aws_account_id = {base_account_id}", ""]
+    for display_name, why in left_out:
+        lines.append(f"; Left out: {_clean_text(display_name)}: {why}. Use the directory's link instead.")
+    if left_out:
         lines.append("")
-    return "\n".join(lines)
+    text = "\n".join(lines + body)
+    return AesrExport(text=text, profiles=count, left_out=tuple(left_out), compressed_chars=lz_utf16_length(text))
+
+
+def _unique_aesr_name(link: LinkExport, taken: set[str]) -> str:
+    number = 1
+    name = aesr_profile_name(link)
+    while name.lower() in taken:
+        number += 1
+        name = aesr_profile_name(link, number=number)
+    taken.add(name.lower())
+    return name
+
+
+def extend_switch_roles_config(links: Iterable[LinkExport], *, region: str | None = None) -> str:
+    """The AESR configuration text alone (every profile a single); see :func:`aesr_config`."""
+    return aesr_config(links, region=region).text
+
+
+def lz_utf16_length(text: str) -> int:
+    """The length of ``LZString.compressToUTF16(text)`` (lz-string 1.x, which AESR stores), computed
+    without building it: 15 bits per output character, one for the end mark, plus a trailing space."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    dictionary: dict[str, int] = {}
+    to_create: set[str] = set()
+    w = ""
+    enlarge_in, dict_size, num_bits, bits = 2, 3, 2, 0
+    for index in range(0, len(units), 2):
+        c = chr(units[index] | units[index + 1] << 8)
+        if c not in dictionary:
+            dictionary[c] = dict_size
+            dict_size += 1
+            to_create.add(c)
+        wc = w + c
+        if wc in dictionary:
+            w = wc
+            continue
+        bits, enlarge_in, num_bits = _lz_emit(w, to_create, bits, enlarge_in, num_bits)
+        dictionary[wc] = dict_size
+        dict_size += 1
+        w = c
+    if w:
+        bits, enlarge_in, num_bits = _lz_emit(w, to_create, bits, enlarge_in, num_bits)
+    bits += num_bits  # the end-of-stream mark
+    return bits // 15 + 1 + 1
+
+
+def _lz_emit(w: str, to_create: set[str], bits: int, enlarge_in: int, num_bits: int) -> tuple[int, int, int]:
+    if w in to_create:
+        bits += num_bits + (8 if ord(w[0]) < 256 else 16)
+        enlarge_in -= 1
+        if enlarge_in == 0:
+            enlarge_in, num_bits = 2 ** num_bits, num_bits + 1
+        to_create.discard(w)
+    else:
+        bits += num_bits
+    enlarge_in -= 1
+    if enlarge_in == 0:
+        enlarge_in, num_bits = 2 ** num_bits, num_bits + 1
+    return bits, enlarge_in, num_bits
+
+
+# --- ~/.aws/config ---------------------------------------------------------------------------------
+
+DEFAULT_PROFILE_PREFIX = "sy-"
+_PREFIX_RE = re.compile(r"\A[a-z0-9._-]{0,16}\Z")
 
 
 def aws_cli_config(
     links: Iterable[LinkExport],
     *,
     source_profile: str,
-    mfa_serial: str,
+    mfa_serial: str | None,
     session_name: str,
     region: str | None = None,
+    prefix: str = "",
+    main_account_id: str | None = None,
+    mfa_note: str = "",
 ) -> str:
     """``~/.aws/config`` sections that assume each linked role from ``source_profile`` with MFA.
 
-    ``session_name`` must be the IAM user name: member-role trust policies pin
-    ``sts:RoleSessionName`` to ``${aws:username}``.
+    Appended to an existing config it adds no section that is there already unless the config has
+    a profile with the ``prefix``: every name starts with it, the source profile included.
+    With ``main_account_id`` the source profile is defined too (``[profile <source>]`` with the
+    region) and explained: its credentials are the engineer's IAM user access key, which they add
+    with ``aws configure --profile <source>`` or ``aws-vault add <source>``.
+    ``duration_seconds`` is the role's maximum session; ``mfa_serial`` is the person's MFA device
+    (``None``: left out, with ``mfa_note`` saying why). ``session_name`` must be the IAM user name:
+    member-role trust policies pin ``sts:RoleSessionName`` to ``${aws:username}``.
+    The keys are the ones botocore, Granted and aws-vault all read.
     """
+    if not _PREFIX_RE.match(prefix):
+        raise ValueError("The prefix may have at most 16 lowercase letters, digits or . _ - characters.")
     _check_config_value("source_profile", source_profile)
-    _check_config_value("mfa_serial", mfa_serial)
+    if mfa_serial is not None:
+        _check_config_value("mfa_serial", mfa_serial)
     if not re.fullmatch(r"[\w+=,.@-]{2,64}", session_name, re.ASCII):
         raise ValueError("The session name must be 2-64 letters, digits or +=,.@-_ characters.")
     if region is not None:
         _check_config_value("region", region)
-    lines = ["# AWS CLI profiles exported from Switchyard.", ""]
-    for profile, link in _profiles(links, reserved={source_profile.lower()}):
+    lines = ["# AWS CLI profiles exported from Switchyard. Append them to ~/.aws/config.", ""]
+    if main_account_id is not None:
+        _check_account_id(main_account_id)
+        lines += [
+            f"# [profile {source_profile}] is your IAM user in the main account ({main_account_id}): every",
+            "# profile below assumes its role from it, with your MFA code. Give it your access key once:",
+            f"#   aws configure --profile {source_profile}      (or: aws-vault add {source_profile})",
+            f"[profile {source_profile}]",
+            *([f"region = {region}"] if region else []),
+            "",
+        ]
+    if mfa_serial is None and mfa_note:
+        lines += [f"# {line}" for line in _clean_text(mfa_note).split(". ") if line] + [""]
+    reserved = {source_profile.lower()}
+    for profile, link in _profiles(links, reserved=reserved, prefix=prefix):
         lines += [
             f"[profile {profile}]",
             f"role_arn = {role_arn(link.account_id, link.role_path, link.role_name)}",
             f"source_profile = {source_profile}",
-            f"mfa_serial = {mfa_serial}",
-            f"role_session_name = {session_name}",
         ]
-        if region:
-            lines.append(f"region = {region}")
+        if mfa_serial is not None:
+            lines.append(f"mfa_serial = {mfa_serial}")
+        lines.append(f"role_session_name = {session_name}")
+        if link.max_session_seconds:
+            lines.append(f"duration_seconds = {int(link.max_session_seconds)}")
+        link_region = link.region or region
+        if link_region:
+            _check_config_value("region", link_region)
+            lines.append(f"region = {link_region}")
         lines.append("")
     return "\n".join(lines)
 
@@ -237,8 +409,9 @@ def profile_name_for(text: str) -> str:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _profiles(links: Iterable[LinkExport], reserved: set[str] | None = None) -> list[tuple[str, LinkExport]]:
-    """Each link (validated) with a sanitised profile name unique in this export."""
+def _profiles(links: Iterable[LinkExport], reserved: set[str] | None = None,
+              prefix: str = "") -> list[tuple[str, LinkExport]]:
+    """Each link (validated) with a sanitised profile name, starting with ``prefix``, unique in this export."""
     taken = set(reserved or ())
     result = []
     for link in links:
@@ -249,7 +422,8 @@ def _profiles(links: Iterable[LinkExport], reserved: set[str] | None = None) -> 
             display_name=link.display_name,
             color=link.color,
         )
-        base = profile_name_for(link.profile_name or link.display_name)
+        base = prefix + profile_name_for(link.profile_name or link.display_name)
+        base = base[:PROFILE_NAME_MAX_CHARS].rstrip("-._")
         name, counter = base, 1
         while name in taken:
             counter += 1

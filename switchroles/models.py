@@ -7,7 +7,7 @@ sees in the directory decide the main-account IAM policies that let them assume 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -35,6 +35,11 @@ class RoleTemplate(models.Model):
     require_mfa = models.BooleanField(default=True)
     max_session_seconds = models.PositiveIntegerField(
         default=3600, validators=[MinValueValidator(3600), MaxValueValidator(43200)]
+    )
+    region = models.CharField(
+        max_length=32, blank=True, validators=[RegexValidator(r"\A[a-z]{2}(-[a-z]+)+-[0-9]\Z",
+                                                              "Enter an AWS Region code such as eu-west-1.")],
+        help_text="The Region the console and CLI open in for this role (blank: the engineer's own).",
     )
     console_color = models.CharField(max_length=6, help_text="A colour of the console's switch-role palette.")
     is_active = models.BooleanField(default=True)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from portal.duties import auditor_rule_applies_to
 from portal.models import User
-from switchroles.links import LinkExport, switch_role_url
+from switchroles.links import LinkExport, console_color, link_problem
 from switchroles.models import (
     AccountRole,
     DriftCheck,
@@ -89,9 +89,8 @@ def links_for_person(*, person: User, at: datetime | None = None) -> QuerySet[Ac
 
 @dataclass(slots=True)
 class DirectoryLink:
-    """One row of a person's directory: what it shows of the role, its console URL (empty when
-    the stored fields are invalid, with ``problem`` saying why), the CSS class of its palette
-    colour, and (``filter_text``) the text the filter matches."""
+    """One row of a person's directory: what it shows of the role, ``problem`` when its stored
+    fields would not make a valid console link (then it has no link), its palette colour as hex."""
 
     role_id: int
     client_id: int
@@ -105,16 +104,21 @@ class DirectoryLink:
     role_name: str
     display_name: str
     color: str
-    url: str
-    color_class: str
     is_favourite: bool = False
     last_used_at: datetime | None = None
     problem: str = ""
+    region: str = ""
+    max_session_seconds: int | None = None
 
     @property
     def filter_text(self) -> str:
         # What the display name is made of (it may be cut short), and the slug and account ID.
         return f"{self.client_name} {self.client_slug} {self.account_name} {self.account_id} {self.template_name}"
+
+    def matches(self, words: list[str]) -> bool:
+        """Every word (lowercase) is in the client, account name or ID, or tier, in any order."""
+        text = self.filter_text.lower()
+        return all(word in text for word in words)
 
 
 @dataclass(slots=True)
@@ -139,23 +143,20 @@ RECENT_LINKS_SHOWN = 8
 _DIRECTORY_FIELDS = (
     "id", "account__client_id", "account__client__name", "account__client__slug", "account__name",
     "account__account_id", "template__name", "template__tier", "role_path", "role_name", "display_name", "color",
+    "template__region", "template__max_session_seconds",
 )
 
 
 def _directory_link(row: tuple[Any, ...], *, is_favourite: bool, last_used_at: datetime | None) -> DirectoryLink:
     (role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
-     role_path, role_name, display_name, color) = row
+     role_path, role_name, display_name, color, region, max_session_seconds) = row
     account_id = account_id or ""
-    try:
-        url = switch_role_url(account_id=account_id, role_path=role_path, role_name=role_name,
-                              display_name=display_name, color=color)
-    except ValueError as exc:
-        url, color_class, problem = "", "chip-none", str(exc)
-    else:
-        color_class, problem = f"chip-{url[-6:]}", ""  # the URL ends with the palette colour's hex
+    problem = link_problem(account_id=account_id, role_path=role_path, role_name=role_name,
+                           display_name=display_name, color=color)
+    color = "" if problem else console_color(color)
     return DirectoryLink(role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
-                         role_path, role_name, display_name, color, url, color_class, is_favourite, last_used_at,
-                         problem)
+                         role_path, role_name, display_name, color, is_favourite, last_used_at, problem,
+                         region or "", max_session_seconds)
 
 
 def directory_of_person(*, person: User) -> Directory:
@@ -184,6 +185,11 @@ def directory_of_person(*, person: User) -> Directory:
     return Directory(links=links, favourites=favourites, recent=used[:RECENT_LINKS_SHOWN], clients=clients)
 
 
+def filter_words(query: str) -> list[str]:
+    """The directory filter's words: lowercase, split on spaces (and "/" as in display names)."""
+    return query.lower().replace("/", " ").split()
+
+
 def link_of_person(*, person: User, role_id: int, at: datetime | None = None) -> AccountRole | None:
     """The account role ``role_id`` if ``person`` may use it now, else None (the caller answers 404)."""
     return links_for_person(person=person, at=at).filter(pk=role_id).first()
@@ -203,11 +209,14 @@ def grants_covering(*, person: User, account_role: AccountRole, at: datetime | N
     )
 
 
-def link_exports_of_person(*, person: User) -> list[LinkExport]:
-    """The person's usable links in export form (invalid ones left out: they have no valid URL)."""
+def link_exports_of_person(*, person: User, client_slug: str | None = None,
+                           favourites_only: bool = False) -> list[LinkExport]:
+    """The person's usable links in export form (invalid ones left out: they have no valid URL);
+    only one client's (by slug) or only their favourites when asked."""
     exports = []
     for link in directory_of_person(person=person).links:
-        if link.problem:
+        if link.problem or (client_slug is not None and link.client_slug != client_slug) or \
+                (favourites_only and not link.is_favourite):
             continue
         exports.append(
             LinkExport(
@@ -217,6 +226,11 @@ def link_exports_of_person(*, person: User) -> list[LinkExport]:
                 role_name=link.role_name,
                 display_name=link.display_name,
                 color=link.color,
+                client_name=link.client_name,
+                account_name=link.account_name,
+                tier_label=link.template_name,
+                region=link.region,
+                max_session_seconds=link.max_session_seconds,
             )
         )
     return exports

@@ -30,7 +30,7 @@ class RoleTemplateForm(forms.Form):
     tier = forms.ChoiceField(choices=RoleTemplate.Tier.choices)
     role_name = forms.CharField(
         max_length=64, label="IAM role name",
-        help_text="1–64 letters, digits and + = , . @ _ -. The role is created as /switchyard/<client>/<name>.",
+        help_text="1–64 letters, digits and + , . @ _ -. The role is created as /switchyard/<client>/<name>.",
     )
     description = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     managed_policy_arns = forms.CharField(
@@ -48,6 +48,11 @@ class RoleTemplateForm(forms.Form):
         min_value=MIN_SESSION_DURATION, max_value=MAX_SESSION_DURATION, initial=3600, label="Maximum session (seconds)",
         help_text="3,600 (1 hour) to 43,200 (12 hours).",
     )
+    region = forms.RegexField(
+        regex=r"\A[a-z]{2}(-[a-z]+)+-[0-9]\Z", max_length=32, required=False, label="Region",
+        help_text="Optional: the AWS Region the console and CLI profiles open in, e.g. eu-west-1.",
+        error_messages={"invalid": "Enter an AWS Region code such as eu-west-1."},
+    )
     console_color = forms.ChoiceField(choices=COLOR_CHOICES, label="Console colour", widget=forms.RadioSelect)
     is_active = forms.BooleanField(required=False, initial=True, label="Offered for new accounts")
     acknowledge_warnings = forms.BooleanField(
@@ -64,6 +69,7 @@ class RoleTemplateForm(forms.Form):
                 "custom_policy": json.dumps(instance.custom_policy, indent=2) if instance.custom_policy else "",
                 "require_mfa": instance.require_mfa, "max_session_seconds": instance.max_session_seconds,
                 "console_color": instance.console_color, "is_active": instance.is_active,
+                "region": instance.region,
             }
         super().__init__(*args, **kwargs)
         self.policy_warnings: list[str] = []
@@ -82,6 +88,12 @@ class RoleTemplateForm(forms.Form):
         role_name = self.cleaned_data["role_name"].strip()
         if not ROLE_NAME_RE.match(role_name):
             raise forms.ValidationError("Use 1–64 letters, digits and + = , . @ _ - only.")
+        if "=" in role_name:
+            # IAM accepts "=", but AWS Extend Switch Roles cuts a value at its first "=": the
+            # engineers' browser extension would ask the console for another role.
+            raise forms.ValidationError(
+                'Leave out "=": IAM accepts it, but the AWS Extend Switch Roles browser extension cuts the '
+                "role name there and would switch to the wrong role.")
         if self._others().filter(role_name__iexact=role_name).exists():
             raise forms.ValidationError("Another template creates a role with this name.")
         return role_name
@@ -124,5 +136,5 @@ class RoleTemplateForm(forms.Form):
         data = self.cleaned_data
         return {name: data[name] for name in (
             "name", "tier", "role_name", "description", "managed_policy_arns", "custom_policy", "require_mfa",
-            "max_session_seconds", "console_color", "is_active",
+            "max_session_seconds", "console_color", "is_active", "region",
         )}

@@ -14,7 +14,7 @@ from switchroles.models import RoleTemplate
 
 TEMPLATE_FIELDS = (
     "name", "tier", "role_name", "description", "managed_policy_arns", "custom_policy", "require_mfa",
-    "max_session_seconds", "console_color", "is_active",
+    "max_session_seconds", "console_color", "is_active", "region",
 )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,21 +18,28 @@ from django.db.models import prefetch_related_objects
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from portal.aws import default_client_factory
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
-from switchroles import rendering, selectors, services
+from portal.reauth import reauthentication_required
+from switchroles import selectors, services
+from switchroles.export_forms import ExportForm
 from switchroles.forms import GrantForm, RevokeForm, TeamForm, TeamMemberForm
-from switchroles.links import SWITCH_ROLE_ENDPOINT, aws_cli_config, extend_switch_roles_config
+from switchroles.links import (
+    AESR_SYNC_MAX_CHARS,
+    DEFAULT_PROFILE_PREFIX,
+    SWITCH_ROLE_ENDPOINT,
+    aesr_config,
+    aws_cli_config,
+)
+from switchroles.mfa import mfa_device_of
 from switchroles.models import Team
 
-MAIN_SOURCE_PROFILE = "switchyard-main"
 GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expired", "all": "All"}
 
 
@@ -53,9 +59,32 @@ def form_errors_from(form: Form, error: ValidationError) -> None:
 # --- the directory -----------------------------------------------------------------------------------
 
 
-# Where the view puts the client sections into the rendered page (an HTML comment: no text from the
-# database can produce one, it is escaped).
-CLIENT_SECTIONS_SLOT = "<!-- client sections -->"
+# Up to this many links every client is open; beyond, clients are collapsed until opened or filtered
+# (each opened client's rows are made by directory.js from the page's index, or by the server for
+# ?client=<slug> without JavaScript).
+SMALL_DIRECTORY_LINKS = 40
+QUERY_MAX_CHARS = 200
+
+
+def _client_sections(directory: selectors.Directory, *, open_all: bool, opened: str) -> list[tuple[Any, ...]]:
+    """Per client: slug, name, "<n> links", whether it is open, and its links (a tuple each: the
+    page has hundreds of clients, and the template reads a tuple's parts faster than attributes)."""
+    return [(group.client_slug, group.client_name,
+             f"{len(group.links)} link{'' if len(group.links) == 1 else 's'}",
+             open_all or group.client_slug == opened, group.links) for group in directory.clients]
+
+
+def _directory_index(directory: selectors.Directory) -> dict[str, Any]:
+    """What directory.js filters and draws rows from, built once: the clients, and per link its id,
+    client (position), account name and ID, tier, display name, colour, favourite flag, problem."""
+    clients = [[group.client_slug, group.client_name] for group in directory.clients]
+    position = {group.client_id: number for number, group in enumerate(directory.clients)}
+    links = [[link.role_id, position[link.client_id], link.account_name, link.account_id, link.template_name,
+              link.display_name, link.color, int(link.is_favourite), link.problem] for link in directory.links]
+    return {"clients": clients, "links": links}
+
+
+_ROW_TEMPLATE = selectors.DirectoryLink(0, 0, "", "", "", "", "", "", "/", "", "", "")
 
 
 @login_required
@@ -65,18 +94,24 @@ def directory(request: HttpRequest) -> HttpResponse:
     # The page header asks about capabilities several times; one query answers them all.
     prefetch_related_objects([person], "groups")
     directory = selectors.directory_of_person(person=person)
-    # Per-link URLs are these prefixes + id: reversing thousands of URLs costs more than the query.
-    urls = {"go": reverse("switchroles:go", args=[0])[:-2], "links": reverse("switchroles:directory")}
-    page = render_to_string(
-        "switchroles/directory.html",
-        {"directory": directory, "can_export_cli": bool(person.iam_username), "urls": urls,
-         "client_sections_slot": mark_safe(CLIENT_SECTIONS_SLOT)},  # noqa: S308 - a constant
-        request,
-    )
-    # The client sections (megabytes for a person with thousands of links) join the page here: passed
-    # through the template's nested blocks they would be copied a dozen times (see make bench).
-    before, _, after = page.partition(CLIENT_SECTIONS_SLOT)
-    return HttpResponse([before, rendering.client_sections(directory.clients, urls["go"], urls["links"]), after])
+    query = request.GET.get("q", "")[:QUERY_MAX_CHARS].strip()
+    words = selectors.filter_words(query)
+    opened = request.GET.get("client", "")
+    open_all = len(directory.links) <= SMALL_DIRECTORY_LINKS
+    context = {
+        "directory": directory,
+        "query": query,
+        "results": [link for link in directory.links if link.matches(words)] if words else None,
+        "clients": _client_sections(directory, open_all=open_all, opened=opened),
+        "index": _directory_index(directory),
+        "row_template": _ROW_TEMPLATE,
+        "links_url": reverse("switchroles:directory"),
+        "can_export_cli": bool(person.iam_username),
+        "iam_username": person.iam_username,
+        "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
+        "export_form": ExportForm(clients=directory.clients),
+    }
+    return render(request, "switchroles/directory.html", context)
 
 
 def _link_or_404(request: HttpRequest, role_id: int) -> Any:
@@ -127,8 +162,7 @@ def favourite(request: HttpRequest, role_id: int) -> HttpResponse:
     role = _link_or_404(request, role_id)
     is_favourite = services.favourite_toggle(person=_person(request), account_role=role)
     if request.headers.get("HX-Request"):
-        return render(request, "switchroles/_favourite.html",
-                      {"role": role, "is_favourite": is_favourite, "links_url": reverse("switchroles:directory")})
+        return render(request, "switchroles/_favourite.html", {"role_id": role.pk, "is_favourite": is_favourite})
     return redirect("switchroles:directory")
 
 
@@ -139,11 +173,48 @@ def _download(text: str, filename: str) -> HttpResponse:
     return response
 
 
+def _export_form_or_page(request: HttpRequest) -> tuple[ExportForm | None, HttpResponse | None]:
+    """The export options from the query string, or the page showing what is wrong with them."""
+    directory = selectors.directory_of_person(person=_person(request))
+    form = ExportForm(request.GET or None, clients=directory.clients)
+    if request.GET and not form.is_valid():
+        return None, render(request, "switchroles/export_options.html",
+                            {"export_form": form, "can_export_cli": bool(_person(request).iam_username)}, status=400)
+    if not request.GET:
+        form = ExportForm({"scope": "all", "prefix": DEFAULT_PROFILE_PREFIX}, clients=directory.clients)
+        form.is_valid()
+    if form.needs_a_client():
+        return None, render(request, "switchroles/export_options.html",
+                            {"export_form": form, "can_export_cli": bool(_person(request).iam_username)})
+    return form, None
+
+
 @login_required
 @require_GET
 def export_extend_switch_roles(request: HttpRequest) -> HttpResponse:
-    links = selectors.link_exports_of_person(person=_person(request))
-    return _download(extend_switch_roles_config(links), "switchyard-extend-switch-roles.txt")
+    form, problem = _export_form_or_page(request)
+    if form is None:
+        return problem  # type: ignore[return-value]
+    links = selectors.link_exports_of_person(person=_person(request), **form.selection())
+    main_account_id = settings.SWITCHYARD_MAIN_ACCOUNT_ID
+    export = aesr_config(
+        links, base_account_id=main_account_id or None,
+        base_profile_name=getattr(settings, "SWITCHYARD_MAIN_ACCOUNT_ALIAS", "") or main_account_id or None,
+    )
+    if not export.fits_sync_storage and request.GET.get("anyway") != "1":
+        return render(request, "switchroles/export_too_large.html", {
+            "export": export, "limit": AESR_SYNC_MAX_CHARS, "export_form": form,
+            "percent": round(100 * export.compressed_chars / AESR_SYNC_MAX_CHARS),
+            "anyway_query": _with_query(request, anyway="1"),
+        }, status=413)
+    return _download(export.text, "switchyard-extend-switch-roles.txt")
+
+
+def _with_query(request: HttpRequest, **values: str) -> str:
+    query = request.GET.copy()
+    for key, value in values.items():
+        query[key] = value
+    return query.urlencode()
 
 
 @login_required
@@ -152,12 +223,21 @@ def export_aws_config(request: HttpRequest) -> HttpResponse:
     person = _person(request)
     if not person.iam_username:
         return render(request, "switchroles/export_needs_iam_user.html", status=409)
-    links = selectors.link_exports_of_person(person=person)
+    form, problem = _export_form_or_page(request)
+    if form is None:
+        return problem  # type: ignore[return-value]
+    links = selectors.link_exports_of_person(person=person, **form.selection())
+    prefix = form.profile_prefix()
+    mfa = mfa_device_of(clients=default_client_factory(), user_name=person.iam_username)
     text = aws_cli_config(
         links,
-        source_profile=MAIN_SOURCE_PROFILE,
-        mfa_serial=f"arn:aws:iam::{settings.SWITCHYARD_MAIN_ACCOUNT_ID}:mfa/{person.iam_username}",
+        source_profile=f"{prefix}main",
+        main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID,
+        mfa_serial=mfa.serial,
+        mfa_note=mfa.note,
         session_name=person.iam_username,
+        region=settings.AWS_REGION or None,
+        prefix=prefix,
     )
     return _download(text, "switchyard-aws-config")
 

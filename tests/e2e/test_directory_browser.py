@@ -1,5 +1,7 @@
-"""An engineer signs in (password + TOTP), filters the directory by typing part of a client's name,
-clicks the link, and lands on the exact console Switch Role URL; the use is in the audit log.
+"""The directory in a real browser: an engineer signs in (password + TOTP), finds a link with the
+keyboard alone and opens it, copies a link's address and uses it (recorded like a click), stars a
+link and asks why it is there; at a phone's width and a desktop's every link name is readable, and
+"acme eng" finds exactly Acme's Engineer links.
 
 There is no internet here: the navigation to signin.aws.amazon.com is intercepted and answered
 with a tiny page, after checking it is exactly the URL the portal built."""
@@ -10,10 +12,10 @@ from typing import Any
 
 import pyotp
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from portal.models import AuditEvent
-from switchroles import services
+from switchroles import services, views
 from switchroles.models import AccountRole, LinkUse
 from tests.conftest import PASSWORD, MakePerson
 from tests.switchroles.conftest import Estate, tier
@@ -21,6 +23,7 @@ from tests.switchroles.conftest import Estate, tier
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CONSOLE = "https://signin.aws.amazon.com/**"
+NARROWEST_NAME_PX = 120
 
 
 @pytest.fixture
@@ -28,85 +31,158 @@ def estate(transactional_db: None) -> Estate:
     return Estate()
 
 
-def test_engineer_filters_clicks_and_is_sent_to_the_switch_role_url(
-    live_server: Any, page: Page, make_person: MakePerson, estate: Estate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given an engineer in a team granted Acme's Engineer roles and Globex's On-call role, and a third
-    # client nobody granted (AWS enforcement is tested against moto elsewhere)
+@pytest.fixture
+def engineer(make_person: MakePerson, estate: Estate, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Eli, in a team granted Acme's Engineer and On-call roles (2 accounts), Globex's On-call and
+    Initech's Engineer role; a fourth client nobody granted (AWS enforcement is tested elsewhere)."""
     monkeypatch.setattr(services, "enforcement_sync_schedule", lambda *, reason: None)
     manager = make_person("morgan", "Manager")
-    engineer = make_person("eli", "Engineer", first_name="Eli")
+    person = make_person("eli", "Engineer", first_name="Eli")
     acme = estate.client_with_roles("Acme Retail", accounts=2)
     globex = estate.client_with_roles("Globex Logistics")
-    estate.client_with_roles("Initech")
+    initech = estate.client_with_roles("Initech")
+    estate.client_with_roles("Umbrella Health")
     team = services.team_create(name="Platform engineers", iam_group_name="platform", created_by=manager)
-    services.team_member_add(team=team, person=engineer, added_by=manager)
-    services.grant_create(granted_by=manager, team=team, client=acme, templates=[tier("engineer")], reason="x")
+    services.team_member_add(team=team, person=person, added_by=manager)
+    services.grant_create(granted_by=manager, team=team, client=acme, templates=[tier("engineer"), tier("oncall")],
+                          reason="x")
     services.grant_create(granted_by=manager, team=team, client=globex, templates=[tier("oncall")], reason="y")
-    globex_oncall = AccountRole.objects.get(account__client=globex, template__tier="oncall")
-    expected_url = globex_oncall.switch_role_url
-    console_requests: list[str] = []
+    services.grant_create(granted_by=manager, team=team, client=initech, templates=[tier("engineer")], reason="z")
+    return person
 
-    def console(route: Route) -> None:
-        console_requests.append(route.request.url)
-        route.fulfill(status=200, content_type="text/html",
-                      body="<!doctype html><title>Switch Role</title><h1>AWS console (stand-in)</h1>")
 
-    page.route(CONSOLE, console)
-    base = live_server.url
-
-    # when the engineer signs in with a password, then a code from the authenticator
+def sign_in(page: Page, base: str, person: Any) -> None:
     page.goto(f"{base}/links/")
-    page.get_by_label("Username or email").fill("eli")
+    page.get_by_label("Username or email").fill(person.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign In").click()
-    page.get_by_label("Code").fill(pyotp.TOTP(engineer.totp_secret).now())  # type: ignore[attr-defined]
+    page.get_by_label("Code").fill(pyotp.TOTP(person.totp_secret).now())
     page.get_by_role("button", name="Sign In").click()
     expect(page.get_by_role("heading", name="My switch-role links")).to_be_visible()
 
-    # then the directory lists Acme's and Globex's links, and not Initech's
-    acme_group = page.locator('[data-client="acme-retail"]')
-    globex_group = page.locator('[data-client="globex-logistics"]')
-    expect(acme_group.locator("a.go")).to_have_count(2)
-    expect(globex_group.locator("a.go")).to_have_count(1)
-    expect(page.locator('[data-client="initech"]')).to_have_count(0)
 
-    # when they star an Acme link (htmx, no reload) and reload, it is listed under Favourites
-    acme_group.locator("button.star").first.click()
-    expect(acme_group.locator('button.star[aria-pressed="true"]')).to_have_count(1)
-    page.reload()
-    favourites = page.locator("section", has=page.get_by_role("heading", name="Favourites"))
-    expect(favourites.locator("a.go")).to_have_count(1)
+def console_stand_in(page: Page) -> list[str]:
+    requests: list[str] = []
 
-    # when they ask why they can see Globex's link, then the team's grant is named in a row under it,
-    # and asking again closes it
-    why = globex_group.get_by_role("link", name="Why can I see this?")
-    why.click()
-    expect(globex_group.locator("tr.why-row")).to_contain_text("Your team Platform engineers")
-    why.click()
-    expect(globex_group.locator("tr.why-row")).to_have_count(0)
+    def answer(route: Route) -> None:
+        requests.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html",
+                      body="<!doctype html><title>Switch Role</title><h1>AWS console (stand-in)</h1>")
 
-    # when they filter by an account's name, then only that account's row stays visible
-    page.get_by_label("Filter links").fill("account 2")
-    expect(page.locator("#link-filter-count")).to_have_text("1 of 3 links")
-    expect(globex_group).to_be_hidden()
-    page.get_by_label("Filter links").fill("")
+    page.context.route(CONSOLE, answer)
+    return requests
 
-    # when they type part of Globex's name, then only Globex's link stays visible, without a reload
-    page.get_by_label("Filter links").press_sequentially("glob")
-    expect(acme_group).to_be_hidden()
-    expect(favourites).to_be_hidden()
-    expect(globex_group).to_be_visible()
-    expect(page.locator("#link-filter-count")).to_have_text("1 of 3 links")
 
-    # when they click it, then the browser is sent to exactly the switch-role URL the portal built
-    globex_group.get_by_role("link", name=globex_oncall.display_name).click()
-    expect(page.get_by_role("heading", name="AWS console (stand-in)")).to_be_visible()
-    assert page.url == expected_url
-    assert console_requests == [expected_url]
+def visible_name_widths(page: Page) -> list[float]:
+    return page.eval_on_selector_all(
+        "#directory a.go, #directory .name",
+        "els => els.filter(e => e.offsetParent !== null).map(e => e.getBoundingClientRect().width)")
 
-    # and the use is recorded: a LinkUse and an audit event naming the person, the role and the address
-    use = LinkUse.objects.get()
-    assert (use.person_id, use.account_role_id, use.client_ip) == (engineer.pk, globex_oncall.pk, "127.0.0.1")
-    event = AuditEvent.objects.get(action="link.used")
-    assert (event.actor_id, event.target_id, event.client_ip) == (engineer.pk, str(globex_oncall.pk), "127.0.0.1")
+
+def test_at_phone_and_desktop_widths_names_are_readable_and_the_filter_matches_all_words(
+    live_server: Any, browser: Browser, engineer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a directory large enough (for this test) that clients start collapsed
+    monkeypatch.setattr(views, "SMALL_DIRECTORY_LINKS", 3)
+    acme_engineer = set(AccountRole.objects.filter(account__client__slug="acme-retail", template__tier="engineer")
+                        .values_list("display_name", flat=True))
+    assert len(acme_engineer) == 2
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server.url, engineer)
+        for width in (390, 1280):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{live_server.url}/links/")
+            # when a collapsed client is opened, then its rows are there, every name at least 120 px wide
+            acme = page.locator('[data-client="acme-retail"]')
+            expect(acme.locator("a.go")).to_have_count(0)
+            acme.locator("summary").click()
+            expect(acme.locator("a.go")).to_have_count(4)
+            widths = visible_name_widths(page)
+            assert len(widths) == 4 and min(widths) >= NARROWEST_NAME_PX, (width, widths)
+            # and no row is taller than a few lines (the name is not squeezed to a letter per line)
+            heights = page.eval_on_selector_all("#directory .link-row", "els => els.filter(e => e.offsetParent)"
+                                                ".map(e => e.getBoundingClientRect().height)")
+            assert max(heights) < 160, (width, heights)
+            # when they filter with two words in another order and case, then exactly Acme's Engineer links
+            page.get_by_label("Filter links").fill("acme eng")
+            results = page.locator("#results-list a.go")
+            expect(results).to_have_count(2)
+            assert set(results.all_inner_texts()) == acme_engineer
+            expect(page.locator("#link-filter-count")).to_have_text("2 of 6 links")
+            assert min(visible_name_widths(page)) >= NARROWEST_NAME_PX
+            page.get_by_label("Filter links").fill("ENG Acme")
+            expect(results).to_have_count(2)
+            # and the exact display name shown finds that link
+            page.get_by_label("Filter links").fill("Initech / Account 1 / Engineer")
+            expect(results).to_have_count(1)
+        # and a deep link filters on the server too (what a browser without JavaScript shows)
+        page.goto(f"{live_server.url}/links/?q=acme+eng")
+        expect(page.get_by_label("Filter links")).to_have_value("acme eng")
+        expect(page.locator("#results-list a.go")).to_have_count(2)
+    finally:
+        context.close()
+
+
+def test_keyboard_only_an_engineer_finds_and_opens_a_link_and_copied_addresses_are_recorded(
+    live_server: Any, browser: Browser, engineer: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    globex_oncall = AccountRole.objects.get(account__client__slug="globex-logistics", template__tier="oncall")
+    console_requests = console_stand_in(page)
+    try:
+        sign_in(page, live_server.url, engineer)
+
+        # when they star an Acme link (htmx, no reload) and reload, it is listed under Favourites
+        acme_group = page.locator('[data-client="acme-retail"]')
+        acme_group.locator("button.star").first.click()
+        expect(acme_group.locator('button.star[aria-pressed="true"]')).to_have_count(1)
+        page.reload()
+        favourites = page.locator("section", has=page.get_by_role("heading", name="Favourites"))
+        expect(favourites.locator("a.go")).to_have_count(1)
+
+        # when they ask why they can see Globex's link, then the team's grant is named under it,
+        # and asking again closes it
+        globex_group = page.locator('[data-client="globex-logistics"]')
+        why = globex_group.get_by_role("link", name="Why?")
+        why.click()
+        expect(globex_group.locator("li.why-row")).to_contain_text("Your team Platform engineers")
+        why.click()
+        expect(globex_group.locator("li.why-row")).to_have_count(0)
+
+        # when they copy a link's address, then it is the portal's /go/ address, and opening it is
+        # recorded like a click
+        globex_group.get_by_role("button", name="Copy URL").click()
+        expect(globex_group.get_by_role("button", name="Copied")).to_be_visible()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == f"{live_server.url}/go/{globex_oncall.pk}/"
+        # (pasted into the address bar: a navigation the page starts, which the console stand-in answers)
+        page.evaluate("url => { window.location.href = url; }", copied)
+        expect(page.get_by_role("heading", name="AWS console (stand-in)")).to_be_visible()
+        assert page.url == globex_oncall.switch_role_url
+        assert LinkUse.objects.filter(account_role=globex_oncall).count() == 1
+
+        # when, keyboard only, they press "/", type part of a name, choose with the arrow key and press Enter
+        page.goto(f"{live_server.url}/links/")
+        page.keyboard.press("/")
+        expect(page.get_by_label("Filter links")).to_be_focused()
+        page.keyboard.type("glob on")
+        expect(page.locator("#link-filter-count")).to_have_text("1 of 6 links")
+        page.keyboard.press("ArrowDown")
+        expect(page.locator("#results-list .link-row.is-active")).to_have_count(1)
+        page.keyboard.press("Enter")
+        # then the browser is sent to exactly the switch-role URL the portal built, and the use recorded
+        expect(page.get_by_role("heading", name="AWS console (stand-in)")).to_be_visible()
+        assert page.url == globex_oncall.switch_role_url
+        assert console_requests == [globex_oncall.switch_role_url] * 2
+        uses = LinkUse.objects.filter(account_role=globex_oncall)
+        assert uses.count() == 2 and {use.client_ip for use in uses} == {"127.0.0.1"}
+        assert AuditEvent.objects.filter(action="link.used", actor=engineer,
+                                         target_id=str(globex_oncall.pk)).count() == 2
+    finally:
+        context.close()

@@ -222,7 +222,10 @@ def test_polling_stops_once_the_account_is_active(manager: User, signed_in: Sign
 
     html = body.content.decode()
     assert "hx-trigger" not in html and "hx-get" not in html
-    assert "https://signin.aws.amazon.com/switchrole?account=210987654321" in html
+    # the published links go through /go/ (the use is recorded), never straight to the console
+    role = AccountRole.objects.filter(account=account).first()
+    assert role is not None and f'href="{reverse("switchroles:go", args=[role.pk])}"' in html
+    assert "signin.aws.amazon.com" not in html
 
 
 def test_a_failed_step_shows_the_plain_message_the_raw_code_and_a_retry_button(

@@ -101,14 +101,16 @@ def iam_user_create(person: User) -> None:
 
 
 def reauthenticated(client: Any, user: User) -> Any:
-    """Mark the test client's session as freshly re-authenticated (what allauth's reauthenticate
-    page records), so views behind ``reauthentication_required`` let it through."""
+    """Mark the test client's session as freshly re-authenticated with password and authenticator
+    code (what allauth's re-authentication pages record), so every action lets it through
+    (``portal.reauth``: dangerous ones need both)."""
     import time
 
     session = client.session
     session["account_authentication_methods_user"] = str(user.pk)
     session["account_authentication_methods"] = [
-        {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True}
+        {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True},
+        {"method": "mfa", "at": time.time(), "type": "totp", "reauthenticated": True},
     ]
     session.save()
     return client

@@ -42,11 +42,15 @@ def test_links_are_grouped_by_client_with_palette_chips_and_copy_buttons(eli: An
     page = signed_in(eli).get(reverse("switchroles:directory")).content.decode()
     # then clients appear in order, each as a group the filter can hide
     assert re.findall(r'data-client="([^"]+)"', page) == ["acme-retail", "globex-logistics"]
-    # and tiers wear their console colour as a class (no inline style), with the URL to copy
+    # and tiers wear their console colour as a class (no inline style), each row with a copy button
     assert 'class="chip chip-83d4e8">Engineer<' in page and 'class="chip chip-b7ca9d">On-call support<' in page
     assert "style=" not in page
-    assert page.count('data-copy="https://signin.aws.amazon.com/switchrole?') == 5
-    assert 'data-filter-target="#directory"' in page
+    rows = re.findall(r'<li class="link-row" data-id="([1-9]\d*)">.*?</li>', page)  # 0: the rows' template
+    assert sorted(map(int, rows)) == sorted(links_for_person(person=eli).values_list("pk", flat=True))
+    assert page.count("data-copy-link") == len(rows) + 1  # and the template directory.js draws rows from
+    # and nothing on the page leaves for AWS but through /go/ (Copy URL copies the /go/ address)
+    assert "signin.aws.amazon.com" not in page
+    assert 'name="q"' in page
 
 
 def test_favourites_toggle_with_htmx_and_show_first(eli: Any, signed_in: SignedIn) -> None:
@@ -88,8 +92,8 @@ def test_why_names_the_team_and_personal_grants(eli: Any, manager: Any, signed_i
     assert "Your team <strong>Platform engineers</strong>" in text
     assert "<strong>personal grant</strong>" in text and "pairing on the migration" in text
     assert f"granted by {manager}" in text and "with no expiry" in text
-    # and the answer is the table row the directory inserts under the link's own row
-    assert text.startswith(f'<tr class="why-row" id="why-{role.pk}">') and "<html" not in text
+    # and the answer is the list item the directory inserts under the link's own row
+    assert text.startswith(f'<li class="why-row" id="why-{role.pk}"') and "<html" not in text
 
 
 def test_names_from_the_database_are_escaped_in_every_list(
@@ -106,9 +110,9 @@ def test_names_from_the_database_are_escaped_in_every_list(
     browser.get(reverse("switchroles:go", args=[role.pk]))  # so it is listed under "Recently used" too
     # when the engineer opens the directory
     page = browser.get(reverse("switchroles:directory")).content.decode()
-    # then no name reaches the page as markup, in the client's section or in the lists
+    # then no name reaches the page as markup, in the client's section, the lists or the filter's index
     assert "<script>alert" not in page and "<Sons>" not in page
-    assert "O&#x27;Brien &amp; &lt;Sons&gt; &quot;Retail&quot;" in page
-    # (the account's cell and the row's filter text, and the recently-used item's filter text)
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;&#8230;") == 3
-    assert 'data-filter-text="O&#x27;Brien &amp; &lt;Sons&gt;' in page  # the recently-used item
+    assert "O&#x27;Brien &amp; &lt;Sons&gt; &quot;Retail&quot;" in page  # the client's heading
+    # (the link in the recently-used list and in its client's section)
+    assert page.count(f'<a class="go name" href="/go/{role.pk}/">O&#x27;Brien &amp; &lt;Sons&gt;') == 2
+    assert "\\u003Cscript\\u003Ealert(1)" in page  # the index

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import re
+import unicodedata
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from switchroles.links import (
     CONSOLE_COLORS,
     LinkExport,
+    aesr_profile_name,
     aws_cli_config,
     color_for_tier,
     display_name_for,
@@ -237,18 +239,28 @@ def parse(text: str) -> configparser.ConfigParser:
     return parser
 
 
+AESR_LINKS = [
+    link(),
+    link(display_name="Acme / acme-prod / Administrator", role_name="Administrator", color="red"),
+    link(account_id="210987654321"),  # the same display name in another account: made unique
+    link(display_name="Globex; [Read-only] #1 é", role_path="/switchyard/globex/", role_name="ReadOnly"),
+    link(profile_name="", display_name="Initech / prod / On-call", role_path="/", role_name="OnCall"),
+]
+
+
 def test_extension_config_lists_exactly_the_given_links() -> None:
     # when the links are exported for AWS Extend Switch Roles
-    text = extend_switch_roles_config(LINKS)
+    text = extend_switch_roles_config(AESR_LINKS)
 
-    # then configparser reads one profile section per link, with unique sanitised names
+    # then configparser reads one profile section per link, named by its display name (unique,
+    # without the characters the extension takes for comments)
     parser = parse(text)
     assert parser.sections() == [
-        "profile acme-prod-engineer",
-        "profile acme-prod-administrator",
-        "profile acme-prod-engineer-2",
-        "profile globex-read-only-1-e",
-        "profile initech-prod-on-call",
+        "profile Acme / acme-prod / Engineer",
+        "profile Acme / acme-prod / Administrator",
+        "profile Acme / acme-prod / Engineer (2)",
+        "profile Globex, [Read-only] No.1 é",
+        "profile Initech / prod / On-call",
     ]
     assert [dict(parser[section]) for section in parser.sections()] == [
         {"aws_account_id": "123456789012", "role_name": "switchyard/acme/Engineer", "color": "83d4e8"},
@@ -259,9 +271,19 @@ def test_extension_config_lists_exactly_the_given_links() -> None:
     ]
 
 
+def test_aesr_names_keep_the_tier_within_what_the_extension_sends() -> None:
+    # given a link whose client and account names are long
+    long_link = link(client_name="Vandelay Industries International Holdings",
+                     account_name="production-eu-west-1-payments-platform", tier_label="Administrator")
+    # then its AESR name is cut in the client and account names, and with "  |  <account ID>" fits 64
+    name = aesr_profile_name(long_link)
+    assert name.endswith(" / Administrator") and "…" in name
+    assert len(name + "  |  " + long_link.account_id) <= 64
+
+
 def test_extension_config_survives_the_extensions_own_comment_rules() -> None:
     # The extension drops everything after ";" or "#" on any line, so only comment lines have them.
-    text = extend_switch_roles_config(LINKS, region="eu-west-1")
+    text = extend_switch_roles_config(AESR_LINKS, region="eu-west-1")
 
     body = [line for line in text.splitlines() if line and not line.startswith(";")]
     assert all(";" not in line and "#" not in line for line in body)
@@ -329,14 +351,23 @@ def test_exports_of_no_links_are_still_valid_config() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=80), max_size=8))
-def test_any_profile_names_parse_and_stay_unique(names: list[str]) -> None:
-    links = [link(profile_name=name) for name in names]
+@given(st.lists(st.tuples(st.text(max_size=80), st.text(max_size=80), st.text(max_size=30)), max_size=8))
+def test_any_names_parse_and_stay_unique(names: list[tuple[str, str, str]]) -> None:
+    def shown(text: str) -> bool:  # something a display name keeps (not only spaces and control characters)
+        return not all(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") or c.isspace() for c in text)
 
-    sections = parse(extend_switch_roles_config(links)).sections()
+    links = [link(client_name=client, account_name=account, tier_label=tier) for client, account, tier in names
+             if shown(client + account + tier)]
 
-    assert len(sections) == len(links)
-    assert all(re.fullmatch(r"profile [a-z0-9._-]{1,64}", section) for section in sections)
+    text = extend_switch_roles_config(links)
+    sections = parse(text).sections()
+    cli = parse(aws_cli_config(links, source_profile="sy-main", mfa_serial=None, session_name="eli",
+                               prefix="sy-")).sections()
+
+    assert len(sections) == len({section.lower() for section in sections}) == len(links)
+    assert all(";" not in section and "#" not in section and len(section) <= len("profile ") + 47
+               for section in sections)
+    assert len(cli) == len(links) and all(re.fullmatch(r"profile sy-[a-z0-9._-]{1,61}", section) for section in cli)
 
 
 def test_profile_name_for_is_readable() -> None:

@@ -88,6 +88,9 @@ def test_a_manager_adds_a_template_with_a_custom_policy(manager: User, signed_in
         ({"role_name": "SwitchyardEngineer"}, "role_name", "Another template"),
         ({"name": "engineer"}, "name", "Another template"),
         ({"console_color": "ff0000"}, "console_color", "Select a valid choice"),
+        # IAM takes "=", AWS Extend Switch Roles cuts the name there: refused with the reason.
+        ({"role_name": "Engineer=EU"}, "role_name", "AWS Extend Switch Roles"),
+        ({"region": "Ireland"}, "region", "AWS Region code"),
     ],
 )
 def test_bad_templates_are_refused_under_their_field(
