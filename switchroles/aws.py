@@ -696,6 +696,11 @@ def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: 
     if current is None:
         return GroupMembers(group_name, (), (), ())
     iam = clients.client("iam")
+    # Removals first: a refused addition must never leave someone who left in the group.
+    removed = []
+    for name in sorted(set(current) - wanted):
+        iam.remove_user_from_group(GroupName=group_name, UserName=name)
+        removed.append(name)
     added, missing = [], []
     for name in sorted(wanted - set(current)):
         try:
@@ -706,10 +711,6 @@ def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: 
             missing.append(name)
             continue
         added.append(name)
-    removed = []
-    for name in sorted(set(current) - wanted):
-        iam.remove_user_from_group(GroupName=group_name, UserName=name)
-        removed.append(name)
     if added or removed:
         logger.info(
             "switchroles.iam.group_members_applied",

@@ -62,6 +62,7 @@ from switchroles.models import (
     Grant,
     Team,
 )
+from switchroles.policies import ROLE_NAME_RE
 from switchroles.selectors import grants_in_force, memberships_in_force
 
 logger = logging.getLogger(__name__)
@@ -165,12 +166,16 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
                     target.add(granted)
 
     members_of: dict[int, set[str]] = defaultdict(set)
+    refused_of: dict[int, set[str]] = defaultdict(set)
     # A deactivated person keeps their rows (history) but nothing in AWS.
     for team_pk, iam_username in memberships_in_force(at=moment).filter(person__is_active=True).values_list(
         "team_id", "person__iam_username"
     ):
-        if iam_username:
-            members_of[team_pk].add(iam_username)
+        if not iam_username:
+            continue
+        # A name AWS would refuse is left out of the group (and reported), so the team's other
+        # members still join and leave: one bad name must not freeze the whole group.
+        (members_of if iam_user_name_is_valid(iam_username) else refused_of)[team_pk].add(iam_username)
 
     principals = [
         IntendedPrincipal(
@@ -181,6 +186,7 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
             person_id=None,
             role_refs=frozenset(refs_of_team.get(team_pk, ())),
             members=tuple(sorted(members_of.get(team_pk, ()))),
+            problem=_refused_names_problem(refused_of.get(team_pk, set())),
         )
         for team_pk, group_name in Team.objects.order_by("pk").values_list("pk", "iam_group_name")
     ]
@@ -190,6 +196,15 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
         "pk", "iam_username", "is_active"
     ):
         refs = frozenset(refs_of_person.get(person_pk, ())) if is_active else frozenset()
+        if iam_username and not iam_user_name_is_valid(iam_username):
+            principals.append(
+                IntendedPrincipal(
+                    principal_type=EnforcedPrincipal.Type.USER, principal_name="",
+                    policy_name_prefix=user_policy_prefix(person_pk), team_id=None, person_id=person_pk,
+                    role_refs=refs, problem=_refused_names_problem({iam_username}),
+                )
+            )
+            continue
         principals.append(
             IntendedPrincipal(
                 principal_type=EnforcedPrincipal.Type.USER,
@@ -202,6 +217,21 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
             )
         )
     return principals
+
+
+def iam_user_name_is_valid(name: str) -> bool:
+    """Whether IAM accepts ``name`` as a user name (1-64 ASCII letters, digits and +=,.@_-)."""
+    return bool(ROLE_NAME_RE.match(name))
+
+
+def _refused_names_problem(names: set[str]) -> str:
+    if not names:
+        return ""
+    listed = ", ".join(repr(name) for name in sorted(names))
+    return (
+        f"IAM refuses the user name{'s' if len(names) > 1 else ''} {listed}: only ASCII letters, digits and "
+        "+=,.@_- are allowed. Correct it on the person's profile; until then they are left out of AWS."
+    )
 
 
 # --- writing AWS ---------------------------------------------------------------------------------
