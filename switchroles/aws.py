@@ -798,3 +798,65 @@ def _as_document(value: Any) -> dict[str, Any]:
 
 def _is_no_such_entity(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("NoSuchEntity", "NoSuchEntityException")
+
+
+# --- AWS: the whole main account, for effective access ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthorizationDetails:
+    """The main account's ``GetAccountAuthorizationDetails`` (every page merged), with the
+    documents of attached AWS managed policies added to ``Policies``, and how many AWS calls
+    reading it took."""
+
+    details: dict[str, Any]
+    api_calls: int
+
+
+def read_authorization_details(*, clients: ClientFactory) -> AuthorizationDetails:
+    """One paginated walk of the main account's IAM: users (with groups, inline and attached
+    policies, boundaries, tags), groups, roles and customer managed policies; then one
+    ``GetPolicy`` + ``GetPolicyVersion`` per AWS managed policy that is attached somewhere (a
+    handful), rather than all of AWS's managed policies. Raises botocore errors unchanged."""
+    iam = clients.client("iam")
+    merged: dict[str, Any] = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [], "Policies": []}
+    calls = 0
+    marker: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Filter": ["User", "Group", "Role", "LocalManagedPolicy"]}
+        if marker:
+            kwargs["Marker"] = marker
+        page = iam.get_account_authorization_details(**kwargs)
+        calls += 1
+        for key in merged:
+            merged[key].extend(page.get(key, []))
+        if not page.get("IsTruncated"):
+            break
+        marker = page.get("Marker")
+        if not marker:
+            break
+    known = {policy["Arn"] for policy in merged["Policies"]}
+    attached: set[str] = set()
+    for key in ("UserDetailList", "GroupDetailList", "RoleDetailList"):
+        for entity in merged[key]:
+            attached.update(p["PolicyArn"] for p in entity.get("AttachedManagedPolicies", []))
+            boundary = (entity.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+            if boundary:
+                attached.add(boundary)
+    for arn in sorted(attached - known):
+        try:
+            policy = iam.get_policy(PolicyArn=arn)["Policy"]
+            version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+        except ClientError as exc:
+            calls += 1
+            if _is_no_such_entity(exc):
+                continue
+            raise
+        calls += 2
+        merged["Policies"].append({
+            "Arn": arn, "PolicyName": policy["PolicyName"], "Path": policy.get("Path", "/"),
+            "DefaultVersionId": policy["DefaultVersionId"],
+            "PolicyVersionList": [{"Document": version["Document"], "VersionId": version["VersionId"],
+                                   "IsDefaultVersion": True}],
+        })
+    return AuthorizationDetails(details=merged, api_calls=calls)
