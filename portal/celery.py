@@ -35,4 +35,6 @@ app.conf.beat_schedule = {
     # Re-drives template roll-outs whose message was lost or whose worker died.
     "rollout-reconcile": {"task": "switchroles.tasks.rollout_reconcile", "schedule": 60.0,
                           "options": {"expires": 55}},
+    # What AWS really allows from the main account, next to the grants (one authorization-details walk).
+    "effective-access-check": {"task": "switchroles.tasks.effective_access_check", "schedule": crontab(minute=53)},
 }

@@ -30,6 +30,9 @@ urlpatterns = [
     path("drift/check/", drift_views.drift_check_now, name="drift_check"),
     path("drift/findings/<int:finding_id>/repair/", drift_views.drift_repair, name="drift_repair"),
     path("drift/main-account/repair/", drift_views.drift_repair_main_account, name="drift_repair_main_account"),
+    # effective access: what AWS really allows from the main account
+    path("drift/access/check/", drift_views.access_check_now, name="access_check"),
+    path("drift/access/findings.csv", drift_views.access_findings_csv, name="access_findings_csv"),
     # role template roll-outs (the templates' own pages are in template_urls)
     path("templates/<int:template_id>/rollout/", template_views.template_rollout, name="template_rollout"),
     path("templates/<int:template_id>/rollout/<int:part_id>/retry/", template_views.rollout_account_retry_view,

@@ -17,7 +17,8 @@ from .conftest import Estate, iam_user_create, tier
 
 
 def group_members(name: str) -> set[str]:
-    return {user["UserName"] for user in boto3.client("iam", region_name="us-east-1").get_group(GroupName=name)["Users"]}
+    iam = boto3.client("iam", region_name="us-east-1")
+    return {user["UserName"] for user in iam.get_group(GroupName=name)["Users"]}
 
 
 def sync(aws: Boto3ClientFactory) -> enforcement.SyncReport:
