@@ -22,4 +22,7 @@ def home_summary(*, user: User) -> dict[str, Any]:
         summary["accounts_needing_attention"] = AwsAccount.objects.filter(state=AwsAccount.State.FAILED).count()
     if user.is_auditor or user.is_manager:
         summary["last_chain_check"] = AuditChainCheck.objects.first()
+        from switchroles.access_selectors import open_access_findings_count
+
+        summary["access_findings_open"] = open_access_findings_count()
     return summary

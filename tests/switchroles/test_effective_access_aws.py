@@ -269,3 +269,33 @@ def test_a_manager_asks_for_a_check_from_the_drift_page(
     assert response.status_code == 302
     assert AccessCheck.objects.count() == 1
     assert AuditEvent.objects.filter(action="access.check_requested", actor=manager).count() == 1
+
+
+def test_findings_show_in_the_access_matrix_its_csv_the_persons_history_and_the_home_page(
+    main_account: dict, engineer: Any, auditor: Any, signed_in: Any, aws: Boto3ClientFactory
+) -> None:
+    # given the engineer's IAM user is out of the team's group, and a check has run
+    iam().remove_user_from_group(GroupName="platform-engineers", UserName=engineer.iam_username)
+    iam().remove_user_from_group(GroupName="legacy-ops", UserName=engineer.iam_username)
+    access_checks.effective_access_check(clients=aws)
+    client = signed_in(auditor)
+    acme = main_account["acme"]
+    # when an auditor reads the matrix (with findings), its CSV, the engineer's history and home
+    matrix = client.get(f"/audit/?client={acme.pk}&aws=any").content.decode()
+    response = client.get(f"/audit/access.csv?client={acme.pk}")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    history = client.get(f"/audit/people/{engineer.pk}/").content.decode()
+    home = client.get("/").content.decode()
+    # then the granted row AWS refuses is marked, and the reaches without a grant are listed
+    assert 'data-aws-refuses="1"' in matrix
+    assert 'data-principal="ada-admin"' in matrix
+    granted = [r for r in rows if r["via"] == "team"]
+    assert [(r["person"], r["aws"]) for r in granted] == [(engineer.username, "granted, not allowed")]
+    assert "the IAM group platform-engineers" in granted[0]["aws_detail"]
+    ungranted = {(r["person"], r["role"]) for r in rows if r["aws"] == "reachable without a grant"}
+    assert ("ada-admin", main_account["roles"]["administrator"].arn) in ungranted
+    assert ("ci-deployer", f"arn:aws:iam::{main_account['account'].account_id}:role/OrganizationAccountAccessRole") \
+        in ungranted
+    assert "Granted, not allowed" in history
+    count = AccessFinding.objects.filter(resolved_at__isnull=True).count()
+    assert f'data-access-findings="{count}"' in home
