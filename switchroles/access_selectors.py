@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from switchroles.models import AccessCheck, AccessFinding
+from portal.models import User
+from switchroles.enforcement import iam_user_name_is_valid
+from switchroles.models import AccessCheck, AccessFinding, EnforcedPrincipal
+from switchroles.selectors import memberships_in_force
 
 
 def latest_access_check() -> AccessCheck | None:
@@ -55,3 +58,34 @@ def findings_history_of_person(*, person_id: int) -> QuerySet[AccessFinding]:
     return AccessFinding.objects.filter(Q(person_id=person_id)).select_related("account", "account__client").order_by(
         "-opened_at", "-pk"
     )
+
+
+def aws_refusal_by_name(*, person: User) -> str:
+    """Why AWS refuses every link of ``person`` because of their IAM user name (no query)."""
+    if not person.iam_username:
+        return ("Your profile has no IAM user name, so AWS does not let you assume these roles. Ask a manager to "
+                "set it (People page) to your IAM user in the main account.")
+    if not iam_user_name_is_valid(person.iam_username):
+        return (f"IAM refuses your IAM user name {person.iam_username!r} (only ASCII letters, digits and +=,.@_-). "
+                "Ask a manager to correct it on your profile.")
+    return ""
+
+
+def aws_refusal_for_person(*, person: User) -> str:
+    """Why AWS would refuse the links the directory shows ``person`` (empty when nothing is known
+    against them), with what to do: no or a refused IAM user name, a failing enforcement sync for
+    them or their team, or an open "granted, not allowed" finding."""
+    by_name = aws_refusal_by_name(person=person)
+    if by_name:
+        return by_name
+    teams = memberships_in_force().filter(person=person).values("team_id")
+    failing = EnforcedPrincipal.objects.filter(Q(person=person) | Q(team_id__in=teams)).exclude(last_error="")
+    principal = failing.order_by("principal_type", "pk").first()
+    if principal is not None:
+        return (f"Switchyard could not write your access into AWS (IAM {principal.principal_type} "
+                f"{principal.principal_name}): {principal.last_error} Ask a manager to look at the enforcement page.")
+    refused = AccessFinding.objects.filter(person=person, kind=AccessFinding.Kind.NOT_ALLOWED,
+                                           resolved_at__isnull=True).order_by("pk").first()
+    if refused is not None:
+        return f"{refused.detail} Ask a manager to look at the drift page."
+    return ""

@@ -7,6 +7,7 @@ app_name = "switchroles"
 urlpatterns = [
     # the directory
     path("links/", views.directory, name="directory"),
+    path("links/aws-status/", views.directory_aws_status, name="directory_aws_status"),
     path("links/export/extend-switch-roles.txt", views.export_extend_switch_roles, name="export_extend_switch_roles"),
     path("links/export/aws-config", views.export_aws_config, name="export_aws_config"),
     path("links/<int:role_id>/why/", views.why, name="why"),

@@ -29,6 +29,7 @@ from django.views.decorators.vary import vary_on_headers
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from switchroles import rendering, selectors, services
+from switchroles.access_selectors import aws_refusal_by_name, aws_refusal_for_person
 from switchroles.forms import GrantForm, RevokeForm, TeamForm, TeamMemberForm
 from switchroles.links import SWITCH_ROLE_ENDPOINT, aws_cli_config, extend_switch_roles_config
 from switchroles.models import Team
@@ -70,6 +71,7 @@ def directory(request: HttpRequest) -> HttpResponse:
     page = render_to_string(
         "switchroles/directory.html",
         {"directory": directory, "can_export_cli": bool(person.iam_username), "urls": urls,
+         "aws_refuses": aws_refusal_by_name(person=person) if directory.links else "",
          "client_sections_slot": mark_safe(CLIENT_SECTIONS_SLOT)},  # noqa: S308 - a constant
         request,
     )
@@ -77,6 +79,15 @@ def directory(request: HttpRequest) -> HttpResponse:
     # through the template's nested blocks they would be copied a dozen times (see make bench).
     before, _, after = page.partition(CLIENT_SECTIONS_SLOT)
     return HttpResponse([before, rendering.client_sections(directory.clients, urls["go"], urls["links"]), after])
+
+
+@login_required
+@require_GET
+def directory_aws_status(request: HttpRequest) -> HttpResponse:
+    """The directory's "AWS refuses these links" notice, loaded after the page (htmx) so the
+    directory itself keeps its fixed query count."""
+    return render(request, "switchroles/_aws_refuses.html",
+                  {"aws_refuses": aws_refusal_for_person(person=_person(request))})
 
 
 def _link_or_404(request: HttpRequest, role_id: int) -> Any:

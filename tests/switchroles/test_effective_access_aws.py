@@ -299,3 +299,18 @@ def test_findings_show_in_the_access_matrix_its_csv_the_persons_history_and_the_
     assert "Granted, not allowed" in history
     count = AccessFinding.objects.filter(resolved_at__isnull=True).count()
     assert f'data-access-findings="{count}"' in home
+
+
+def test_a_person_aws_refuses_sees_it_on_their_directory(
+    main_account: dict, engineer: Any, signed_in: Any, aws: Boto3ClientFactory
+) -> None:
+    # given the engineer's IAM user left the team's group behind Switchyard's back, and a check ran
+    iam().remove_user_from_group(GroupName="platform-engineers", UserName=engineer.iam_username)
+    iam().remove_user_from_group(GroupName="legacy-ops", UserName=engineer.iam_username)
+    access_checks.effective_access_check(clients=aws)
+    # when they open their directory, then their links are marked with why and what to do
+    browser = signed_in(engineer)
+    page = browser.get("/links/").content.decode()
+    status = browser.get("/links/aws-status/").content.decode()
+    assert 'hx-get="/links/aws-status/"' in page
+    assert 'data-aws-refuses="1"' in status and "the IAM group platform-engineers" in status
