@@ -17,10 +17,12 @@ principal is re-applied by the next sync.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,8 +70,11 @@ from switchroles.selectors import grants_in_force, memberships_in_force
 logger = logging.getLogger(__name__)
 
 SYNC_LOCK_KEY = "switchroles:enforcement-lock"
-# Longer than the task's hard time limit, so a killed worker's lock lapses on its own.
-SYNC_LOCK_SECONDS = 200
+# A short lease, renewed as each principal is written (renew_enforcement_lock): a worker killed
+# while holding it stops renewing, and the lock lapses within this long, so a revocation queued
+# behind it (retrying every 10 s) still reaches AWS within a minute.
+SYNC_LOCK_SECONDS = 30
+_lock_held: ContextVar[list[Any] | None] = ContextVar("switchroles_enforcement_lock", default=None)  # [token, renewed]
 _SHOWN_IN_AUDIT = 50  # ARNs listed in one audit event; the counts are always complete
 
 
@@ -243,11 +248,24 @@ def enforcement_lock() -> Iterator[None]:
     token = uuid.uuid4().hex
     if not cache.add(SYNC_LOCK_KEY, token, timeout=SYNC_LOCK_SECONDS):
         raise EnforcementBusy("Another enforcement run is in progress.")
+    reset = _lock_held.set([token, time.monotonic()])
     try:
         yield
     finally:
+        _lock_held.reset(reset)
         if cache.get(SYNC_LOCK_KEY) == token:
             cache.delete(SYNC_LOCK_KEY)
+
+
+def renew_enforcement_lock() -> None:
+    """Extend the lease of the lock this run holds (no-op outside :func:`enforcement_lock`).
+    Called between principals, so the lease only has to outlast one principal's AWS calls."""
+    held = _lock_held.get()
+    if held is None or time.monotonic() - held[1] < SYNC_LOCK_SECONDS / 3:
+        return  # renewed recently enough: no cache round trip per principal
+    if cache.get(SYNC_LOCK_KEY) == held[0]:
+        cache.touch(SYNC_LOCK_KEY, timeout=SYNC_LOCK_SECONDS)
+        held[1] = time.monotonic()
 
 
 def enforcement_sync(
@@ -266,6 +284,7 @@ def enforcement_sync(
         (row.principal_type, row.team_id or row.person_id or 0): row for row in EnforcedPrincipal.objects.all()
     }
     for intended in intended_principals(at=at):
+        renew_enforcement_lock()
         row = rows.get(intended.key) or EnforcedPrincipal(
             principal_type=intended.principal_type,
             team_id=intended.team_id,
@@ -471,6 +490,7 @@ def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = Non
     principals = [p for p in intended_principals(at=at) if p.principal_name]
     try:
         for intended in principals:
+            renew_enforcement_lock()
             finding = _compare(clients, intended, account_clients)
             if finding is not None:
                 findings.append(finding)
