@@ -143,6 +143,7 @@ class WorkerPool:
         name: str = "w",
         env: Mapping[str, str] | None = None,
         pause: Pause | None = None,
+        include: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start a worker; ``env`` adds to (or overrides) :meth:`env`, e.g. a short
         ``SWITCHYARD_ONBOARDING_LEASE_SECONDS``; ``pause`` makes it stop dead at that point."""
@@ -154,8 +155,21 @@ class WorkerPool:
         if pause is not None:
             command.append(f"--include={__name__}")
             environment[PAUSE_ENV] = pause.env_value()
+        if include is not None:  # a test-only module the worker imports (e.g. to stop dead somewhere)
+            command.append(f"--include={include}")
         proc = subprocess.Popen(  # noqa: S603
             command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.processes.append(proc)
+        return proc
+
+    def start_beat(self, *, schedule_dir: Path) -> subprocess.Popen[bytes]:
+        """Celery beat with the project's schedule (a file scheduler, so it needs no tables)."""
+        log = open(self.log_dir / "beat.log", "wb")  # noqa: SIM115
+        command = [str(BIN / "celery"), "-A", "portal", "beat", "--loglevel=INFO",
+                   "--scheduler=celery.beat:PersistentScheduler", f"--schedule={schedule_dir / 'beat-schedule'}"]
+        proc = subprocess.Popen(  # noqa: S603
+            command, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(proc)
         return proc
