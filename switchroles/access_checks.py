@@ -41,6 +41,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding.aws import (
     DEFAULT_ACCESS_ROLE_NAME,
+    PERSON_TAG_KEY,
     classify_botocore_error,
     classify_client_error,
     trust_policy_for_console,
@@ -71,7 +72,6 @@ _SHOWN_IN_AUDIT = 50
 # Kinds this check opens and resolves; doors belong to the member-account look (record_doors).
 _MAIN_ACCOUNT_KINDS = (Kind.UNGRANTED, Kind.NOT_ALLOWED, Kind.TAG_DRIFT)
 
-PERSON_TAG_KEY = "switchyard-person"
 
 
 def tag_condition_enabled() -> bool:
@@ -81,7 +81,8 @@ def tag_condition_enabled() -> bool:
 
 def console_trust_policy(*, main_account_id: str, require_mfa: bool) -> dict[str, Any]:
     """The trust policy Switchyard's console roles carry (what the drift check holds them to)."""
-    return trust_policy_for_console(main_account_id=main_account_id, require_mfa=require_mfa)
+    return trust_policy_for_console(main_account_id=main_account_id, require_mfa=require_mfa,
+                                    require_person_tag=tag_condition_enabled())
 
 
 def access_role_trust_policy(*, main_account_id: str) -> dict[str, Any]:

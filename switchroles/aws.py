@@ -860,3 +860,34 @@ def read_authorization_details(*, clients: ClientFactory) -> AuthorizationDetail
                                    "IsDefaultVersion": True}],
         })
     return AuthorizationDetails(details=merged, api_calls=calls)
+
+
+# --- AWS: the person tag on main-account IAM users -------------------------------------------------
+
+
+def apply_person_tags(
+    *, clients: ClientFactory, tag_key: str, tagged: Iterable[str], untagged: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Put ``tag_key`` on the IAM users ``tagged`` (value: the user name) and take it off
+    ``untagged``; users that do not exist are skipped. Idempotent. Returns (tagged, untagged)
+    as done. Raises botocore errors other than NoSuchEntity unchanged."""
+    iam = clients.client("iam")
+    done_tagged: list[str] = []
+    done_untagged: list[str] = []
+    for name in sorted(set(tagged)):
+        try:
+            iam.tag_user(UserName=name, Tags=[{"Key": tag_key, "Value": name}])
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+            continue
+        done_tagged.append(name)
+    for name in sorted(set(untagged) - set(tagged)):
+        try:
+            iam.untag_user(UserName=name, TagKeys=[tag_key])
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+            continue
+        done_untagged.append(name)
+    return tuple(done_tagged), tuple(done_untagged)

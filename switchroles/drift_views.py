@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +17,7 @@ from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from switchroles import access_checks, access_selectors, drift
 from switchroles.models import AccessFinding, RoleDriftFinding
+from switchroles.trust_rollout import trust_rollout_start
 
 
 def _person(request: HttpRequest) -> User:
@@ -55,6 +57,17 @@ def access_check_now(request: HttpRequest) -> HttpResponse:
     access_checks.effective_access_check_request(actor=_person(request), request=request)
     messages.info(request, "An effective-access check is on its way: it reads the main account's IAM once and "
                            "compares it with the grants. Reload this page in a minute.")
+    return redirect("switchroles:drift")
+
+
+@require_POST
+@capability_required(MANAGER)
+@reauthentication_required
+def trust_rollout(request: HttpRequest) -> HttpResponse:
+    rollouts = trust_rollout_start(actor=_person(request), request=request)
+    accounts = sum(r.accounts.count() for r in rollouts)
+    messages.success(request, f"Rolling the console roles' trust out: {len(rollouts)} template"
+                              f"{'s' if len(rollouts) != 1 else ''}, {accounts} role{'s' if accounts != 1 else ''}.")
     return redirect("switchroles:drift")
 
 

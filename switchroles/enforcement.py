@@ -34,10 +34,12 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
 )
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from onboarding.aws import PERSON_TAG_KEY
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
@@ -49,6 +51,7 @@ from switchroles.aws import (
     allowed_role_arns,
     apply_group_members,
     apply_group_policies,
+    apply_person_tags,
     apply_user_policies,
     compile_assume_policies,
     read_group_members,
@@ -116,6 +119,10 @@ class SyncReport:
     unchanged: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     not_enforceable: dict[str, str] = field(default_factory=dict)
+    # IAM users whose group membership or personal policies this run wrote (for the person tag)
+    touched_users: set[str] = field(default_factory=set)
+    tagged: tuple[str, ...] = ()
+    untagged: tuple[str, ...] = ()
 
 
 def team_policy_prefix(team_id: int) -> str:
@@ -280,10 +287,11 @@ def enforcement_sync(
     :func:`enforcement_lock` (the task does).
     """
     report = SyncReport()
+    principals = intended_principals(at=at)
     rows = {
         (row.principal_type, row.team_id or row.person_id or 0): row for row in EnforcedPrincipal.objects.all()
     }
-    for intended in intended_principals(at=at):
+    for intended in principals:
         renew_enforcement_lock()
         row = rows.get(intended.key) or EnforcedPrincipal(
             principal_type=intended.principal_type,
@@ -293,6 +301,8 @@ def enforcement_sync(
             policy_name_prefix=intended.policy_name_prefix,
         )
         _sync_one(clients, row, intended, report, reason=reason, force=force)
+    if getattr(settings, "SWITCHYARD_PRINCIPAL_TAG_CONDITION", False):
+        _sync_person_tags(clients, principals, report, force=force, reason=reason)
     logger.info(
         "switchroles.enforcement.synced",
         extra={"applied": len(report.applied), "unchanged": report.unchanged, "failed": len(report.failed)},
@@ -360,9 +370,42 @@ def _sync_one(
             )
     if details["changed"]:
         report.applied.append(intended.label)
+    report.touched_users.update(details["members_added"], details["members_removed"])
+    if intended.principal_type == EnforcedPrincipal.Type.USER and intended.principal_name:
+        report.touched_users.add(intended.principal_name)
     if intended.problem:
         report.not_enforceable[intended.label] = intended.problem
         _record_failure(row, intended, intended.problem, reason)
+
+
+def _sync_person_tags(
+    clients: ClientFactory, principals: list[IntendedPrincipal], report: SyncReport, *, force: bool, reason: str
+) -> None:
+    """The console roles' trust requires the ``switchyard-person`` tag: put it on the IAM users of
+    the people enforcement manages (team members, people with personal grants) and take it off
+    those it stopped managing. Only the users this run wrote are touched (all of them when forced,
+    as a repair does); the effective-access check reports any other tag drift."""
+    managed = {name for p in principals if p.principal_type == EnforcedPrincipal.Type.GROUP for name in p.members}
+    managed |= {p.principal_name for p in principals
+                if p.principal_type == EnforcedPrincipal.Type.USER and p.principal_name and p.role_refs}
+    candidates = report.touched_users | (managed if force else set())
+    if not candidates:
+        return
+    try:
+        report.tagged, report.untagged = apply_person_tags(
+            clients=clients, tag_key=PERSON_TAG_KEY, tagged=candidates & managed, untagged=candidates - managed,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _raise_if_unreachable(exc)
+        report.failed["person-tags"] = _error_text(exc)
+        logger.warning("switchroles.enforcement.tags_failed", extra={"error": _error_text(exc)})
+        return
+    if report.tagged or report.untagged:
+        audit_record(
+            action="enforcement.person_tags_applied", target_label=f"tag {PERSON_TAG_KEY}",
+            details={"tagged": list(report.tagged[:_SHOWN_IN_AUDIT]),
+                     "untagged": list(report.untagged[:_SHOWN_IN_AUDIT]), "reason": reason[:200]},
+        )
 
 
 def _raise_if_unreachable(exc: Exception) -> None:

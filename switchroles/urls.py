@@ -33,6 +33,7 @@ urlpatterns = [
     path("drift/main-account/repair/", drift_views.drift_repair_main_account, name="drift_repair_main_account"),
     # effective access: what AWS really allows from the main account
     path("drift/access/check/", drift_views.access_check_now, name="access_check"),
+    path("drift/access/trust-rollout/", drift_views.trust_rollout, name="trust_rollout"),
     path("drift/access/findings.csv", drift_views.access_findings_csv, name="access_findings_csv"),
     # role template roll-outs (the templates' own pages are in template_urls)
     path("templates/<int:template_id>/rollout/", template_views.template_rollout, name="template_rollout"),
