@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         _guarded(results, [("matrix_csv_vs_sql", 3, "x"), ("matrix_csv_peak_mb", 200, "MB")],
                  lambda: metrics.matrix_export(seeded, repeats=args.export_repeats), started)
         _log(started, "access-matrix export measured")
+        from bench.effective_access import effective_access
+
+        _guarded(results, [("effective_access_vs_read", 2, "x")], lambda: effective_access(repeats=1), started)
+        _log(started, "effective access measured")
         connections.close_all()
 
         if args.skip_onboarding:

@@ -612,7 +612,9 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
         text = json.dumps(role.trust_policy, sort_keys=True)
         trusts.setdefault(text, role.trust_policy)
         trust_of_role.append(text)
-    identity_cache: dict[tuple[Any, ...], list[tuple[str, _Compiled | None, tuple[str, ...]]]] = {}
+    # Per signature and MFA variant, only the roles some statement decides (allow, deny, boundary):
+    # most principals are decided "nothing allows it" for most roles, and those cost nothing here.
+    identity_cache: dict[tuple[Any, ...], list[tuple[int, str, _Compiled | None, tuple[str, ...]]]] = {}
     for principal in principals:
         blocked: dict[str, set[int]] = defaultdict(set)
         reached: dict[str, Reach] = {}
@@ -625,8 +627,10 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
                 identity = _compile(principal.policies, context)
                 boundary = _compile((principal.boundary,), context) if principal.boundary else None
                 decisions = []
-                for role in roles:
+                for role_index, role in enumerate(roles if identity else ()):
                     outcome, statement, unknown = _decide(identity, role, context)
+                    if outcome == "none":
+                        continue
                     if outcome == "allow" and boundary is not None:
                         b_outcome, b_statement, b_unknown = _decide(boundary, role, context)
                         if b_outcome == "deny":
@@ -635,13 +639,11 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
                             outcome = "boundary"
                         else:
                             unknown = unknown + b_unknown
-                    decisions.append((outcome, statement, unknown))
+                    decisions.append((role_index, outcome, statement, unknown))
                 identity_cache[key] = decisions
             trust_cache: dict[tuple[str, str], tuple[bool, tuple[str, ...], str]] = {}
-            for index, role in enumerate(roles):
-                outcome, statement, unknown = decisions[index]
-                if outcome == "none":
-                    continue
+            for index, outcome, statement, unknown in decisions:
+                role = roles[index]
                 if statement is None:
                     continue
                 if outcome == "deny":
