@@ -289,13 +289,27 @@ def _resource_matcher(statement: Mapping[str, Any], context: Mapping[str, Any]) 
             continue
     if any(p == "*" for p in patterns):
         return (lambda _arn: False) if negate else (lambda _arn: True)
-    compiled = re.compile("|".join(f"(?:{_glob(p, False).pattern})" for p in patterns)) if patterns else None
+    # Literal ARNs in a set, wildcard ones as (cached) globs: a statement can list hundreds.
+    literal = frozenset(p for p in patterns if "*" not in p and "?" not in p)
+    # "arn:aws:iam::*:role/..." with no other wildcard (Switchyard's own form): a set lookup too.
+    any_account = frozenset(p for p in patterns if p not in literal and _only_account_wild(p))
+    globs = [_glob(p, False) for p in patterns if p not in literal and p not in any_account]
 
     def matches(arn: str) -> bool:
-        hit = bool(compiled and compiled.fullmatch(arn))
+        hit = arn in literal
+        if not hit and any_account:
+            parts = arn.split(":", 5)
+            hit = len(parts) == 6 and ":".join((*parts[:4], "*", parts[5])) in any_account
+        if not hit and globs:
+            hit = any(g.fullmatch(arn) for g in globs)
         return not hit if negate else hit
 
     return matches
+
+
+def _only_account_wild(pattern: str) -> bool:
+    parts = pattern.split(":", 5)
+    return len(parts) == 6 and parts[4] == "*" and not any(c in part for part in (*parts[:4], parts[5]) for c in "*?")
 
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -435,6 +449,8 @@ class _Compiled:
     resource: Callable[[str], bool]
     pending: Mapping[str, Any]  # conditions on aws:ResourceAccount, decided per role
     unknown: tuple[str, ...]
+    exact_arns: frozenset[str] | None = None  # the only ARNs it can match (no wildcard in Resource)
+    accounts: frozenset[str] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
 
 
 def _compile(sources: Iterable[PolicySource], context: Mapping[str, Any]) -> list[_Compiled]:
@@ -463,8 +479,28 @@ def _compile(sources: Iterable[PolicySource], context: Mapping[str, Any]) -> lis
                 effect=effect, source=source, label=_statement_label(number, statement),
                 text=json.dumps(statement, sort_keys=True)[:2000],
                 resource=_resource_matcher(statement, context), pending=per_role, unknown=outcome,
+                exact_arns=_exact_arns(statement), accounts=_literal_accounts(per_role),
             ))
     return compiled
+
+
+def _exact_arns(statement: Mapping[str, Any]) -> frozenset[str] | None:
+    if "Resource" not in statement:
+        return None
+    values = [str(v) for v in _as_list(statement["Resource"])]
+    if any(ch in v for v in values for ch in "*?$"):
+        return None
+    return frozenset(values)
+
+
+def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> frozenset[str] | None:
+    """The accounts a plain ``StringEquals aws:ResourceAccount`` allows (None: any, or not plain)."""
+    if set(per_role) != {"StringEquals"} or len(per_role["StringEquals"]) != 1:
+        return None
+    values = [str(v) for v in _as_list(next(iter(per_role["StringEquals"].values())))]
+    if any(ch in v for v in values for ch in "*?$"):
+        return None
+    return frozenset(values)
 
 
 def _decide(
@@ -590,6 +626,85 @@ def _signature(principal: Principal, uses_tags: bool) -> tuple[Any, ...]:
     )
 
 
+@dataclass
+class _SourceDecisions:
+    """What one policy decides for every role it mentions: the first statement allowing each
+    (a decided one preferred), the decided Denies, and Denies that depend on an undecided condition."""
+
+    allow: dict[int, tuple[_Compiled, tuple[str, ...]]] = field(default_factory=dict)
+    deny: dict[int, _Compiled] = field(default_factory=dict)
+    deny_caveats: dict[int, list[str]] = field(default_factory=dict)
+
+
+class _RoleIndex:
+    """The roles by account and by ARN, so a statement is only matched against its candidates."""
+
+    def __init__(self, roles: Sequence[TargetRole]) -> None:
+        self.roles = roles
+        self.by_account: dict[str, list[int]] = defaultdict(list)
+        self.by_arn: dict[str, int] = {}
+        for number, role in enumerate(roles):
+            self.by_account[role.account_id].append(number)
+            self.by_arn.setdefault(role.arn, number)
+
+    def candidates(self, statement: _Compiled) -> Iterable[int]:
+        if statement.exact_arns is not None:
+            found = [self.by_arn[a] for a in statement.exact_arns if a in self.by_arn]
+            if statement.accounts is not None:
+                return [i for i in found if self.roles[i].account_id in statement.accounts]
+            return found
+        if statement.accounts is not None:
+            return [i for account in sorted(statement.accounts) for i in self.by_account.get(account, ())]
+        return range(len(self.roles))
+
+
+def _source_decisions(source: PolicySource, context: Mapping[str, Any], index: _RoleIndex) -> _SourceDecisions:
+    decided = _SourceDecisions()
+    for statement in _compile((source,), context):
+        by_account: dict[str, Literal[False] | tuple[str, ...]] = {}
+        for number in index.candidates(statement):
+            role = index.roles[number]
+            if not statement.resource(role.arn):
+                continue
+            unknown = statement.unknown
+            if statement.pending and statement.accounts is None:
+                # (a plain StringEquals on aws:ResourceAccount is met: candidates are its accounts)
+                outcome = by_account.get(role.account_id)
+                if outcome is None:
+                    outcome = by_account[role.account_id] = _conditions(
+                        {"Condition": statement.pending}, {**context, "aws:resourceaccount": role.account_id}
+                    )
+                if outcome is False:
+                    continue
+                unknown = unknown + outcome
+            if statement.effect == "Deny":
+                if not unknown:
+                    decided.deny.setdefault(number, statement)
+                else:
+                    decided.deny_caveats.setdefault(number, []).append(
+                        f"not denied by {statement.source.label} {statement.label} ({'; '.join(unknown)})"
+                    )
+                continue
+            current = decided.allow.get(number)
+            if current is None or (current[1] and not unknown):
+                decided.allow[number] = (statement, unknown)
+    return decided
+
+
+def _merge(parts: Sequence[_SourceDecisions]) -> _SourceDecisions:
+    merged = _SourceDecisions()
+    for part in parts:
+        for number, (statement, unknown) in part.allow.items():
+            current = merged.allow.get(number)
+            if current is None or (current[1] and not unknown):
+                merged.allow[number] = (statement, unknown)
+        for number, statement in part.deny.items():
+            merged.deny.setdefault(number, statement)
+        for number, caveats in part.deny_caveats.items():
+            merged.deny_caveats.setdefault(number, []).extend(caveats)
+    return merged
+
+
 def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Analysis:
     """Decide every (principal, role) pair. Principals sharing their policies share the work;
     trust decisions are cached per distinct trust policy."""
@@ -612,6 +727,25 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
         text = json.dumps(role.trust_policy, sort_keys=True)
         trusts.setdefault(text, role.trust_policy)
         trust_of_role.append(text)
+    indexed = _RoleIndex(roles)
+    source_cache: dict[tuple[Any, ...], _SourceDecisions] = {}
+
+    def decisions_of(principal: Principal, context: Mapping[str, Any], with_mfa: bool,
+                     source: PolicySource) -> _SourceDecisions:
+        owner = principal.arn if personal_source(source) or source.kind in ("user inline", "role inline") else ""
+        key = (source, owner, principal.kind, with_mfa)
+        found = source_cache.get(key)
+        if found is None:
+            found = source_cache[key] = _source_decisions(source, context, indexed)
+        return found
+
+    def personal_source(source: PolicySource) -> bool:
+        if source not in refers_to_self:
+            text = json.dumps(source.document).lower()
+            refers_to_self[source] = "${" in text or "principaltag" in text or "aws:username" in text or \
+                "aws:principalarn" in text
+        return refers_to_self[source]
+
     # Per signature and MFA variant, only the roles some statement decides (allow, deny, boundary):
     # most principals are decided "nothing allows it" for most roles, and those cost nothing here.
     identity_cache: dict[tuple[Any, ...], list[tuple[int, str, _Compiled | None, tuple[str, ...]]]] = {}
@@ -624,21 +758,27 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
             key = (*_signature(principal, uses_self), with_mfa)
             decisions = identity_cache.get(key)
             if decisions is None:
-                identity = _compile(principal.policies, context)
-                boundary = _compile((principal.boundary,), context) if principal.boundary else None
+                merged = _merge([decisions_of(principal, context, with_mfa, s) for s in principal.policies])
+                boundary = decisions_of(principal, context, with_mfa, principal.boundary) \
+                    if principal.boundary else None
                 decisions = []
-                for role_index, role in enumerate(roles if identity else ()):
-                    outcome, statement, unknown = _decide(identity, role, context)
-                    if outcome == "none":
-                        continue
-                    if outcome == "allow" and boundary is not None:
-                        b_outcome, b_statement, b_unknown = _decide(boundary, role, context)
-                        if b_outcome == "deny":
-                            outcome, statement = "deny", b_statement
-                        elif b_outcome == "none":
+                for role_index in sorted(merged.allow):
+                    allowing, unknown = merged.allow[role_index]
+                    statement: _Compiled | None = allowing
+                    outcome = "allow"
+                    denied = merged.deny.get(role_index)
+                    if denied is not None:
+                        outcome, statement = "deny", denied
+                    elif boundary is not None:
+                        if role_index in boundary.deny:
+                            outcome, statement = "deny", boundary.deny[role_index]
+                        elif role_index not in boundary.allow:
                             outcome = "boundary"
                         else:
-                            unknown = unknown + b_unknown
+                            unknown = unknown + boundary.allow[role_index][1] + \
+                                tuple(boundary.deny_caveats.get(role_index, ()))
+                    if outcome == "allow":
+                        unknown = unknown + tuple(merged.deny_caveats.get(role_index, ()))
                     decisions.append((role_index, outcome, statement, unknown))
                 identity_cache[key] = decisions
             trust_cache: dict[tuple[str, str], tuple[bool, tuple[str, ...], str]] = {}
