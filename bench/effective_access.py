@@ -1,6 +1,7 @@
 """``effective_access_vs_read``: the whole effective-access check (read the main account once,
 decide every (principal, role) pair, compare with the grants, store the findings) at bench scale,
-divided by the time to read the same IAM data (``read_authorization_details`` alone).
+divided by the time to read the same IAM data (``read_authorization_details`` alone). The median
+of three runs: the first opens the findings, the later ones find them again, as the hourly check does.
 
 The main account is moto in-process, filled as Switchyard's enforcement leaves it (one IAM user
 per person, one IAM group per team with its members and its compiled policies), plus a hand-made
