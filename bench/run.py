@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         _guarded(results, [("billing_csv_vs_sql", 3, "x")],
                  lambda: billing.billing_export(repeats=args.export_repeats), started)
         _log(started, "billing export measured")
+        from bench.effective_access import effective_access
+
+        _guarded(results, [("effective_access_vs_read", 2, "x")], lambda: effective_access(repeats=3), started)
+        _log(started, "effective access measured")
         connections.close_all()
 
         if args.skip_onboarding:

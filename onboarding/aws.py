@@ -1023,15 +1023,24 @@ class RoleResult:
     differences: tuple[str, ...] = field(default_factory=tuple)
 
 
-def trust_policy_for_console(*, main_account_id: str, require_mfa: bool = True) -> dict[str, Any]:
+PERSON_TAG_KEY: Final = "switchyard-person"
+
+
+def trust_policy_for_console(
+    *, main_account_id: str, require_mfa: bool = True, require_person_tag: bool = False
+) -> dict[str, Any]:
     """The trust policy of a console (switch-role) role: trusts the main account, requires MFA
     (``Bool``, never ``BoolIfExists``) and pins the session name to the IAM user name so
-    CloudTrail names the engineer. No ExternalId: the console cannot send one."""
+    CloudTrail names the engineer. No ExternalId: the console cannot send one. With
+    ``require_person_tag`` the caller must also carry the principal tag ``switchyard-person``
+    (only the IAM users of Switchyard's people do)."""
     _require_account_id(main_account_id)
     condition: dict[str, Any] = {}
     if require_mfa:
         condition["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
     condition["StringLike"] = {"sts:RoleSessionName": "${aws:username}"}
+    if require_person_tag:
+        condition["Null"] = {f"aws:PrincipalTag/{PERSON_TAG_KEY}": "false"}
     return {
         "Version": "2012-10-17",
         "Statement": [

@@ -257,7 +257,8 @@ def role_spec_for(role: AccountRole) -> RoleSpec:
         path=role.role_path,
         name=role.role_name,
         trust_policy=aws.trust_policy_for_console(
-            main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID, require_mfa=template.require_mfa
+            main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID, require_mfa=template.require_mfa,
+            require_person_tag=getattr(settings, "SWITCHYARD_PRINCIPAL_TAG_CONDITION", False),
         ),
         managed_policy_arns=tuple(template.managed_policy_arns or ()),
         inline_policy=template.custom_policy or None,

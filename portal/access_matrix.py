@@ -30,7 +30,8 @@ from django.utils.dateparse import parse_datetime
 
 from onboarding.models import AwsAccount, Client
 from portal.models import User
-from switchroles.models import AccountRole, Grant, RoleTemplate, Team, TeamMembership
+from switchroles.access_selectors import open_access_findings, refused_links
+from switchroles.models import AccessFinding, AccountRole, Grant, RoleTemplate, Team, TeamMembership
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ _ORDER_TAIL = "p.username, c.name, a.name, r.display_name, h.grant_id"
 CSV_HEADER = (
     "person", "person_name", "client", "account", "aws_account_id", "link", "link_id", "role", "tier",
     "via", "team", "grant_id", "granted_by", "granted_at", "member_since", "role_activated_at", "since",
-    "expires_at",
+    "expires_at", "aws", "aws_detail",
 )
 
 
@@ -321,14 +322,38 @@ class AccessMatrix:
         """The header, then one list per row in ``CSV_HEADER`` order, datetimes in ISO 8601 UTC."""
         yield CSV_HEADER
         iso = _iso
+        # Effective access (switchroles.access_checks): a granted row AWS refuses is marked, and the
+        # reaches no grant explains follow the grant rows. Only for "now": findings have no past.
+        now = self.filters.as_of is None
+        refused = refused_links() if now else {}
         for raw in self._stream():
-            (_pid, person, person_name, _cid, client, _apk, aws_id, account, link_id, link, role, tier,
+            (pid, person, person_name, _cid, client, _apk, aws_id, account, link_id, link, role, tier,
              grant_id, team_id, team, granted_by, granted_at, member_since, activated, since, expires) = raw
+            mark = refused.get((pid, link_id)) or refused.get((pid, 0), "")
             yield (
                 person, person_name, client, account, aws_id, link, link_id, role, tier,
                 "team" if team_id else "personal", team, grant_id, granted_by, iso(granted_at),
                 iso(member_since), iso(activated), iso(since), iso(expires),
+                "granted, not allowed" if mark else "allowed" if now else "", mark,
             )
+        if now and self.filters.team is None and not self.filters.tier and self.filters.link is None:
+            yield from self._finding_rows()
+
+    def _finding_rows(self) -> Iterator[Sequence[Any]]:
+        for kind in (AccessFinding.Kind.UNGRANTED, AccessFinding.Kind.DOOR):
+            findings = open_access_findings(kind=kind, client_id=self.filters.client,
+                                            account_id=self.filters.account, person_id=self.filters.person)
+            for finding in findings.iterator(chunk_size=2000):
+                account = finding.account
+                role = finding.account_role
+                yield (
+                    finding.principal_name, finding.person.get_full_name() if finding.person else "",
+                    account.client.name if account else "", account.name if account else "",
+                    (account.account_id or "") if account else "", role.display_name if role else "",
+                    role.pk if role else "", finding.role_arn, "", "no grant", "", "", "", "", "", "",
+                    _iso(finding.opened_at), "", finding.get_kind_display().lower(),
+                    f"{finding.detail} ({finding.policy} {finding.statement})".strip(),
+                )
 
 
 def _iso(value: Any) -> str:

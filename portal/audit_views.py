@@ -53,7 +53,8 @@ from portal.audit_selectors import (
 )
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from portal.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
-from switchroles.models import AccountRole
+from switchroles.access_selectors import findings_history_of_person, open_access_findings, refused_links
+from switchroles.models import AccessFinding, AccountRole
 
 PAGE_SIZE = 50
 READERS = (AUDITOR, MANAGER)
@@ -129,10 +130,20 @@ def index(request: HttpRequest) -> HttpResponse:
     page = paginator.get_page(request.GET.get("page"))
     export_params = request.GET.copy()
     export_params.pop("page", None)
+    refused = refused_links(person_ids=sorted({row.person_id for row in page}))
+    for row in page:
+        row_mark = refused.get((row.person_id, row.link_id)) or refused.get((row.person_id, 0), "")
+        object.__setattr__(row, "aws_refuses", row_mark)  # frozen dataclass: a display-only mark
+    aws_kind = request.GET.get("aws", "")
+    findings = None
+    if aws_kind in AccessFinding.Kind.values or aws_kind == "any":
+        findings = open_access_findings(kind="" if aws_kind == "any" else aws_kind, client_id=filters.client,
+                                        account_id=filters.account, person_id=filters.person)[:500]
     return render(request, "audit/matrix.html", {
         "form": form, "filters": filters, "page": page, "columns": _sort_columns(request, filters),
         "choices": filter_choices(client_id=filters.client), "export_query": export_params.urlencode(),
-        "last_chain_check": _last_chain_check(),
+        "last_chain_check": _last_chain_check(), "aws_kind": aws_kind, "aws_findings": findings,
+        "aws_kinds": AccessFinding.Kind.choices,
     })
 
 
@@ -167,7 +178,8 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
     uses = Paginator(link_uses(person=person), PAGE_SIZE).get_page(request.GET.get("page"))
     can_use_now = AccessMatrix(MatrixFilters(person=person.pk)).rows()
     return render(request, "audit/person_history.html",
-                  {**person_history(person=person), "page": uses, "can_use_now": can_use_now, "now": timezone.now()})
+                  {**person_history(person=person), "page": uses, "can_use_now": can_use_now, "now": timezone.now(),
+                   "access_findings": findings_history_of_person(person_id=person.pk)[:200]})
 
 
 # --- Audit events --------------------------------------------------------------------------------

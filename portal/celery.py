@@ -51,4 +51,6 @@ app.conf.beat_schedule = {
     # Re-drives the drift check's per-account parts whose message was lost or whose worker died.
     "drift-run-reconcile": {"task": "switchroles.tasks.drift_run_reconcile", "schedule": 60.0,
                             "options": {"expires": 55}},
+    # What AWS really allows from the main account, next to the grants (one authorization-details walk).
+    "effective-access-check": {"task": "switchroles.tasks.effective_access_check", "schedule": crontab(minute=53)},
 }

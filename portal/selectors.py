@@ -27,4 +27,7 @@ def home_summary(*, user: User) -> dict[str, Any]:
         summary["heartbeat_problems"] = pulses().problems()
     if user.is_auditor or user.is_manager:
         summary["last_chain_check"] = AuditChainCheck.objects.first()
+        from switchroles.access_selectors import open_access_findings_count
+
+        summary["access_findings_open"] = open_access_findings_count()
     return summary

@@ -151,6 +151,10 @@ AWS_REGION = env.str("AWS_REGION", default="us-east-1")
 SWITCHYARD_MAIN_ACCOUNT_ID = env.str("SWITCHYARD_MAIN_ACCOUNT_ID", default=SANDBOX_MAIN_ACCOUNT_ID)
 SWITCHYARD_ACCOUNT_MAILBOX = env.str("SWITCHYARD_ACCOUNT_MAILBOX", default="awsaccounts@example.com")
 SWITCHYARD_ORG_ACCOUNT_QUOTA = env.int("SWITCHYARD_ORG_ACCOUNT_QUOTA", default=10)
+# The console roles' trust also requires the principal tag switchyard-person (which enforcement puts
+# on the IAM users of the people it manages), so no other main-account IAM user can switch in. On in
+# production; off in the sandbox (and its tests) unless asked for; turn it off for estates that cannot tag.
+SWITCHYARD_PRINCIPAL_TAG_CONDITION = env.bool("SWITCHYARD_PRINCIPAL_TAG_CONDITION", default=not SANDBOX)
 SWITCHYARD_MAX_CREATIONS_IN_FLIGHT = 5
 # How long a worker may hold an onboarding step before another may take it over (a killed worker's
 # step is re-driven after this), and when a step nobody picked up is re-driven by the reconciler.

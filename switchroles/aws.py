@@ -42,6 +42,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from onboarding.aws import PERSON_TAG_KEY as PERSON_TAG_KEY  # one name for the tag, re-exported here
 from switchroles.policies import (
     ACCOUNT_ID_RE,
     MANAGED_POLICY_MAX_CHARS,
@@ -696,6 +697,11 @@ def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: 
     if current is None:
         return GroupMembers(group_name, (), (), ())
     iam = clients.client("iam")
+    # Removals first: a refused addition must never leave someone who left in the group.
+    removed = []
+    for name in sorted(set(current) - wanted):
+        iam.remove_user_from_group(GroupName=group_name, UserName=name)
+        removed.append(name)
     added, missing = [], []
     for name in sorted(wanted - set(current)):
         try:
@@ -706,10 +712,6 @@ def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: 
             missing.append(name)
             continue
         added.append(name)
-    removed = []
-    for name in sorted(set(current) - wanted):
-        iam.remove_user_from_group(GroupName=group_name, UserName=name)
-        removed.append(name)
     if added or removed:
         logger.info(
             "switchroles.iam.group_members_applied",
@@ -801,9 +803,8 @@ def _is_no_such_entity(exc: ClientError) -> bool:
 
 # --- AWS: a person who leaves (issue 18) -----------------------------------------------------------
 
-#: The principal tag Switchyard puts on the IAM users of its people (the trust condition of the
-#: console roles checks it). Any tag whose key starts with "switchyard" is Switchyard's.
-PERSON_TAG_KEY = "switchyard-person"
+#: The principal tag Switchyard puts on the IAM users of its people (``onboarding.aws``, where the
+#: console roles' trust condition checks it). Any tag whose key starts with "switchyard" is Switchyard's.
 _OUR_TAG_PREFIX = "switchyard"
 
 
@@ -895,3 +896,94 @@ def remove_user_from_switchyard(
     logger.info("switchroles.iam.user_removed", extra={"user": user_name, "groups": len(found.groups),
                                                        "policies": len(found.policies), "tags": len(found.tags)})
     return found
+# --- AWS: the whole main account, for effective access ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthorizationDetails:
+    """The main account's ``GetAccountAuthorizationDetails`` (every page merged), with the
+    documents of attached AWS managed policies added to ``Policies``, and how many AWS calls
+    reading it took."""
+
+    details: dict[str, Any]
+    api_calls: int
+
+
+def read_authorization_details(*, clients: ClientFactory) -> AuthorizationDetails:
+    """One paginated walk of the main account's IAM: users (with groups, inline and attached
+    policies, boundaries, tags), groups, roles and customer managed policies; then one
+    ``GetPolicy`` + ``GetPolicyVersion`` per AWS managed policy that is attached somewhere (a
+    handful), rather than all of AWS's managed policies. Raises botocore errors unchanged."""
+    iam = clients.client("iam")
+    merged: dict[str, Any] = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [], "Policies": []}
+    calls = 0
+    marker: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Filter": ["User", "Group", "Role", "LocalManagedPolicy"]}
+        if marker:
+            kwargs["Marker"] = marker
+        page = iam.get_account_authorization_details(**kwargs)
+        calls += 1
+        for key in merged:
+            merged[key].extend(page.get(key, []))
+        if not page.get("IsTruncated"):
+            break
+        marker = page.get("Marker")
+        if not marker:
+            break
+    known = {policy["Arn"] for policy in merged["Policies"]}
+    attached: set[str] = set()
+    for key in ("UserDetailList", "GroupDetailList", "RoleDetailList"):
+        for entity in merged[key]:
+            attached.update(p["PolicyArn"] for p in entity.get("AttachedManagedPolicies", []))
+            boundary = (entity.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+            if boundary:
+                attached.add(boundary)
+    for arn in sorted(attached - known):
+        try:
+            policy = iam.get_policy(PolicyArn=arn)["Policy"]
+            version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+        except ClientError as exc:
+            calls += 1
+            if _is_no_such_entity(exc):
+                continue
+            raise
+        calls += 2
+        merged["Policies"].append({
+            "Arn": arn, "PolicyName": policy["PolicyName"], "Path": policy.get("Path", "/"),
+            "DefaultVersionId": policy["DefaultVersionId"],
+            "PolicyVersionList": [{"Document": version["Document"], "VersionId": version["VersionId"],
+                                   "IsDefaultVersion": True}],
+        })
+    return AuthorizationDetails(details=merged, api_calls=calls)
+
+
+# --- AWS: the person tag on main-account IAM users -------------------------------------------------
+
+
+def apply_person_tags(
+    *, clients: ClientFactory, tag_key: str, tagged: Iterable[str], untagged: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Put ``tag_key`` on the IAM users ``tagged`` (value: the user name) and take it off
+    ``untagged``; users that do not exist are skipped. Idempotent. Returns (tagged, untagged)
+    as done. Raises botocore errors other than NoSuchEntity unchanged."""
+    iam = clients.client("iam")
+    done_tagged: list[str] = []
+    done_untagged: list[str] = []
+    for name in sorted(set(tagged)):
+        try:
+            iam.tag_user(UserName=name, Tags=[{"Key": tag_key, "Value": name}])
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+            continue
+        done_tagged.append(name)
+    for name in sorted(set(untagged) - set(tagged)):
+        try:
+            iam.untag_user(UserName=name, TagKeys=[tag_key])
+        except ClientError as exc:
+            if not _is_no_such_entity(exc):
+                raise
+            continue
+        done_untagged.append(name)
+    return tuple(done_tagged), tuple(done_untagged)

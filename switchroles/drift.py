@@ -46,7 +46,7 @@ from portal.audit import audit_record
 from portal.aws import ClientFactory, TemporaryCredentials, default_client_factory
 from portal.models import User
 from portal.notification_sweeps import drift_role_finding_notify
-from switchroles import enforcement
+from switchroles import access_checks, enforcement
 from switchroles.models import AccountRole, DriftCheck, DriftFinding, RoleDriftFinding
 
 logger = logging.getLogger(__name__)
@@ -161,8 +161,18 @@ def _finding_key(finding: RoleDriftFinding) -> tuple[Any, ...]:
     return (finding.account_id, finding.kind, finding.role_name, tuple(finding.differences))
 
 
+def list_all_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[dict[str, Any]]:
+    """Every role in the account the credentials reach, at any path, with its trust policy."""
+    iam = clients.client("iam", credentials=credentials)
+    try:
+        return [raw for page in iam.get_paginator("list_roles").paginate() for raw in page.get("Roles", [])]
+    except (ClientError, BotoCoreError) as exc:
+        raise _translated(exc) from exc
+
+
 def _account_findings(
-    account: AwsAccount, roles: list[AccountRole], known_names: set[str], clients: ClientFactory
+    account: AwsAccount, roles: list[AccountRole], known_names: set[str], clients: ClientFactory,
+    doors: dict[int, list[Any]] | None = None,
 ) -> list[RoleDriftFinding]:
     findings: list[RoleDriftFinding] = []
     try:
@@ -197,6 +207,14 @@ def _account_findings(
                     role_arn=listed.arn,
                     differences=["tagged managed-by=switchyard, but the portal has no such role in this account"],
                 ))
+        if doors is not None:
+            # Roles of any path that trust the main account or outsiders and are not Switchyard's.
+            doors[account.pk] = access_checks.doors_in_account(
+                account=account, roles=list_all_roles(clients=clients, credentials=credentials),
+                switchyard_names={role.role_name for role in roles} | known_names,
+                organization_account_ids=_organization_account_ids(),
+                main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID,
+            )
     except AwsError as error:
         logger.warning("switchroles.drift.unreachable", extra={"account": account.pk, "code": error.code})
         return [RoleDriftFinding(
@@ -228,10 +246,15 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
         if role.state == AccountRole.State.ACTIVE:
             roles_by_account.setdefault(role.account_id, []).append(role)
     findings: list[RoleDriftFinding] = []
+    doors: dict[int, list[Any]] = {}
     for account in accounts:
         findings += _account_findings(
-            account, roles_by_account.get(account.pk, []), names_by_account.get(account.pk, set()), clients
+            account, roles_by_account.get(account.pk, []), names_by_account.get(account.pk, set()), clients, doors
         )
+    access_checks.record_doors(check=None, wanted=[d for found in doors.values() for d in found],
+                               account_ids=list(doors) + [
+                                   a.pk for a in AwsAccount.objects.exclude(state=AwsAccount.State.ACTIVE)
+                               ])
     now = timezone.now()
     previous_check = (
         DriftCheck.objects.filter(roles_checked__isnull=False, checked_at__lte=check.checked_at)
@@ -277,7 +300,16 @@ def drift_check_run(*, clients: ClientFactory | None = None) -> DriftCheck:
     with enforcement.enforcement_lock():
         enforcement.enforcement_sync(clients=factory, reason="before drift check")
         check = enforcement.enforcement_drift_check(clients=factory)
-    return drift_roles_check(check=check, clients=factory)
+    check = drift_roles_check(check=check, clients=factory)
+    access_checks.effective_access_check_locked(clients=factory)
+    return check
+
+
+def _organization_account_ids() -> set[str]:
+    """Accounts of the Organization as the portal knows them (any state but handed back or never made)."""
+    gone = (AwsAccount.State.HANDED_BACK, AwsAccount.State.CANCELLED, AwsAccount.State.DECLINED,
+            AwsAccount.State.EXPIRED)
+    return {a for a in AwsAccount.objects.exclude(state__in=gone).values_list("account_id", flat=True) if a}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -435,6 +467,7 @@ def main_account_repair_run(*, actor_id: int | None, clients: ClientFactory | No
         details={"scope": "main account", "applied": report.applied, "failed": report.failed,
                  "still_different": check.drifted},
     )
+    access_checks.effective_access_check_locked(clients=factory)
     return check
 
 

@@ -3,6 +3,9 @@ each queued for the workers and audited)."""
 
 from __future__ import annotations
 
+import csv
+
+from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -13,8 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from onboarding.root_selectors import accounts_with_root_credentials
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
-from switchroles import drift, drift_run
-from switchroles.models import RoleDriftFinding
+from switchroles import access_checks, access_selectors, drift, drift_run
+from switchroles.models import AccessFinding, RoleDriftFinding
+from switchroles.trust_rollout import trust_rollout_start
 
 
 def _person(request: HttpRequest) -> User:
@@ -28,11 +32,71 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     for finding in overview.role_findings:
         finding.can_repair = drift.finding_repairable(finding, now=now)  # type: ignore[attr-defined]
-    root_findings = list(accounts_with_root_credentials())
+    kind = request.GET.get("finding", "")
+    if kind not in AccessFinding.Kind.values:
+        kind = ""
+    findings = list(access_selectors.open_access_findings(kind=kind)[:ACCESS_FINDINGS_SHOWN])
     running = drift_run.drift_run_latest()
-    progress = drift_run.drift_run_progress(run=running) if running is not None else None
-    return render(request, "switchroles/drift.html",
-                  {"overview": overview, "root_findings": root_findings, "drift_progress": progress})
+    return render(request, "switchroles/drift.html", {
+        "overview": overview,
+        "root_findings": list(accounts_with_root_credentials()),
+        "drift_progress": drift_run.drift_run_progress(run=running) if running is not None else None,
+        "access_check": access_selectors.latest_access_check(),
+        "access_findings": findings,
+        "access_findings_open": access_selectors.open_access_findings_count(),
+        "access_finding_kind": kind,
+        "access_finding_kinds": AccessFinding.Kind.choices,
+        "access_findings_shown": ACCESS_FINDINGS_SHOWN,
+    })
+
+
+ACCESS_FINDINGS_SHOWN = 500
+ACCESS_CSV_HEADER = ("kind", "principal_type", "principal", "principal_arn", "person", "client", "account",
+                     "aws_account_id", "role_arn", "policy", "statement", "detail", "opened_at", "statement_json")
+
+
+@require_POST
+@capability_required(MANAGER)
+def access_check_now(request: HttpRequest) -> HttpResponse:
+    access_checks.effective_access_check_request(actor=_person(request), request=request)
+    messages.info(request, "An effective-access check is on its way: it reads the main account's IAM once and "
+                           "compares it with the grants. Reload this page in a minute.")
+    return redirect("switchroles:drift")
+
+
+@require_POST
+@capability_required(MANAGER)
+@reauthentication_required
+def trust_rollout(request: HttpRequest) -> HttpResponse:
+    rollouts = trust_rollout_start(actor=_person(request), request=request)
+    accounts = sum(r.accounts.count() for r in rollouts)
+    messages.success(request, f"Rolling the console roles' trust out: {len(rollouts)} template"
+                              f"{'s' if len(rollouts) != 1 else ''}, {accounts} role{'s' if accounts != 1 else ''}.")
+    return redirect("switchroles:drift")
+
+
+@require_GET
+@capability_required(MANAGER, AUDITOR)
+def access_findings_csv(request: HttpRequest) -> HttpResponse:
+    """Every open effective-access finding, one row each."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = f"{timezone.now():%Y%m%dT%H%MZ}"
+    response["Content-Disposition"] = f'attachment; filename="switchyard-effective-access-{stamp}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(ACCESS_CSV_HEADER)
+    for finding in access_selectors.open_access_findings().iterator(chunk_size=2000):
+        writer.writerow(access_finding_row(finding))
+    return response
+
+
+def access_finding_row(finding: AccessFinding) -> list[str]:
+    account = finding.account
+    return [
+        finding.get_kind_display(), finding.principal_type, finding.principal_name, finding.principal_arn,
+        finding.person.get_username() if finding.person else "", account.client.name if account else "",
+        account.name if account else "", (account.account_id or "") if account else "", finding.role_arn,
+        finding.policy, finding.statement, finding.detail, finding.opened_at.isoformat(), finding.statement_json,
+    ]
 
 
 @require_POST

@@ -17,10 +17,12 @@ principal is re-applied by the next sync.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,10 +34,12 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
 )
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from onboarding.aws import PERSON_TAG_KEY
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
@@ -49,6 +53,7 @@ from switchroles.aws import (
     allowed_role_arns,
     apply_group_members,
     apply_group_policies,
+    apply_person_tags,
     apply_user_policies,
     compile_assume_policies,
     read_group_members,
@@ -64,13 +69,17 @@ from switchroles.models import (
     Grant,
     Team,
 )
+from switchroles.policies import ROLE_NAME_RE
 from switchroles.selectors import grants_in_force, memberships_in_force
 
 logger = logging.getLogger(__name__)
 
 SYNC_LOCK_KEY = "switchroles:enforcement-lock"
-# Longer than the task's hard time limit, so a killed worker's lock lapses on its own.
-SYNC_LOCK_SECONDS = 200
+# A short lease, renewed as each principal is written (renew_enforcement_lock): a worker killed
+# while holding it stops renewing, and the lock lapses within this long, so a revocation queued
+# behind it (retrying every 10 s) still reaches AWS within a minute.
+SYNC_LOCK_SECONDS = 30
+_lock_held: ContextVar[list[Any] | None] = ContextVar("switchroles_enforcement_lock", default=None)  # [token, renewed]
 _SHOWN_IN_AUDIT = 50  # ARNs listed in one audit event; the counts are always complete
 
 
@@ -112,6 +121,10 @@ class SyncReport:
     unchanged: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     not_enforceable: dict[str, str] = field(default_factory=dict)
+    # IAM users whose group membership or personal policies this run wrote (for the person tag)
+    touched_users: set[str] = field(default_factory=set)
+    tagged: tuple[str, ...] = ()
+    untagged: tuple[str, ...] = ()
 
 
 def team_policy_prefix(team_id: int) -> str:
@@ -167,14 +180,18 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
                     target.add(granted)
 
     members_of: dict[int, set[str]] = defaultdict(set)
+    refused_of: dict[int, set[str]] = defaultdict(set)
     # A deactivated person keeps their rows (history) but nothing in AWS.
     # Separation of duties: an auditor (an existing conflict, listed on the conflicts page) gets
     # nothing in AWS either, as in the directory.
     for team_pk, iam_username in memberships_in_force(at=moment).filter(person__is_active=True).exclude(
         is_auditor_q("person_id")
     ).values_list("team_id", "person__iam_username"):
-        if iam_username:
-            members_of[team_pk].add(iam_username)
+        if not iam_username:
+            continue
+        # A name AWS would refuse is left out of the group (and reported), so the team's other
+        # members still join and leave: one bad name must not freeze the whole group.
+        (members_of if iam_user_name_is_valid(iam_username) else refused_of)[team_pk].add(iam_username)
 
     principals = [
         IntendedPrincipal(
@@ -185,6 +202,7 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
             person_id=None,
             role_refs=frozenset(refs_of_team.get(team_pk, ())),
             members=tuple(sorted(members_of.get(team_pk, ()))),
+            problem=_refused_names_problem(refused_of.get(team_pk, set())),
         )
         for team_pk, group_name in Team.objects.order_by("pk").values_list("pk", "iam_group_name")
     ]
@@ -194,6 +212,15 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
         holds_auditor=is_auditor_q("pk")
     ).order_by("pk").values_list("pk", "iam_username", "is_active", "holds_auditor"):
         refs = frozenset(refs_of_person.get(person_pk, ())) if is_active and not holds_auditor else frozenset()
+        if iam_username and not iam_user_name_is_valid(iam_username):
+            principals.append(
+                IntendedPrincipal(
+                    principal_type=EnforcedPrincipal.Type.USER, principal_name="",
+                    policy_name_prefix=user_policy_prefix(person_pk), team_id=None, person_id=person_pk,
+                    role_refs=refs, problem=_refused_names_problem({iam_username}),
+                )
+            )
+            continue
         principals.append(
             IntendedPrincipal(
                 principal_type=EnforcedPrincipal.Type.USER,
@@ -208,6 +235,21 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
     return principals
 
 
+def iam_user_name_is_valid(name: str) -> bool:
+    """Whether IAM accepts ``name`` as a user name (1-64 ASCII letters, digits and +=,.@_-)."""
+    return bool(ROLE_NAME_RE.match(name))
+
+
+def _refused_names_problem(names: set[str]) -> str:
+    if not names:
+        return ""
+    listed = ", ".join(repr(name) for name in sorted(names))
+    return (
+        f"IAM refuses the user name{'s' if len(names) > 1 else ''} {listed}: only ASCII letters, digits and "
+        "+=,.@_- are allowed. Correct it on the person's profile; until then they are left out of AWS."
+    )
+
+
 # --- writing AWS ---------------------------------------------------------------------------------
 
 
@@ -217,11 +259,24 @@ def enforcement_lock() -> Iterator[None]:
     token = uuid.uuid4().hex
     if not cache.add(SYNC_LOCK_KEY, token, timeout=SYNC_LOCK_SECONDS):
         raise EnforcementBusy("Another enforcement run is in progress.")
+    reset = _lock_held.set([token, time.monotonic()])
     try:
         yield
     finally:
+        _lock_held.reset(reset)
         if cache.get(SYNC_LOCK_KEY) == token:
             cache.delete(SYNC_LOCK_KEY)
+
+
+def renew_enforcement_lock() -> None:
+    """Extend the lease of the lock this run holds (no-op outside :func:`enforcement_lock`).
+    Called between principals, so the lease only has to outlast one principal's AWS calls."""
+    held = _lock_held.get()
+    if held is None or time.monotonic() - held[1] < SYNC_LOCK_SECONDS / 3:
+        return  # renewed recently enough: no cache round trip per principal
+    if cache.get(SYNC_LOCK_KEY) == held[0]:
+        cache.touch(SYNC_LOCK_KEY, timeout=SYNC_LOCK_SECONDS)
+        held[1] = time.monotonic()
 
 
 def enforcement_sync(
@@ -236,10 +291,12 @@ def enforcement_sync(
     :func:`enforcement_lock` (the task does).
     """
     report = SyncReport()
+    principals = intended_principals(at=at)
     rows = {
         (row.principal_type, row.team_id or row.person_id or 0): row for row in EnforcedPrincipal.objects.all()
     }
-    for intended in intended_principals(at=at):
+    for intended in principals:
+        renew_enforcement_lock()
         row = rows.get(intended.key) or EnforcedPrincipal(
             principal_type=intended.principal_type,
             team_id=intended.team_id,
@@ -248,6 +305,8 @@ def enforcement_sync(
             policy_name_prefix=intended.policy_name_prefix,
         )
         _sync_one(clients, row, intended, report, reason=reason, force=force)
+    if getattr(settings, "SWITCHYARD_PRINCIPAL_TAG_CONDITION", False):
+        _sync_person_tags(clients, principals, report, force=force, reason=reason)
     logger.info(
         "switchroles.enforcement.synced",
         extra={"applied": len(report.applied), "unchanged": report.unchanged, "failed": len(report.failed)},
@@ -315,9 +374,42 @@ def _sync_one(
             )
     if details["changed"]:
         report.applied.append(intended.label)
+    report.touched_users.update(details["members_added"], details["members_removed"])
+    if intended.principal_type == EnforcedPrincipal.Type.USER and intended.principal_name:
+        report.touched_users.add(intended.principal_name)
     if intended.problem:
         report.not_enforceable[intended.label] = intended.problem
         _record_failure(row, intended, intended.problem, reason)
+
+
+def _sync_person_tags(
+    clients: ClientFactory, principals: list[IntendedPrincipal], report: SyncReport, *, force: bool, reason: str
+) -> None:
+    """The console roles' trust requires the ``switchyard-person`` tag: put it on the IAM users of
+    the people enforcement manages (team members, people with personal grants) and take it off
+    those it stopped managing. Only the users this run wrote are touched (all of them when forced,
+    as a repair does); the effective-access check reports any other tag drift."""
+    managed = {name for p in principals if p.principal_type == EnforcedPrincipal.Type.GROUP for name in p.members}
+    managed |= {p.principal_name for p in principals
+                if p.principal_type == EnforcedPrincipal.Type.USER and p.principal_name and p.role_refs}
+    candidates = report.touched_users | (managed if force else set())
+    if not candidates:
+        return
+    try:
+        report.tagged, report.untagged = apply_person_tags(
+            clients=clients, tag_key=PERSON_TAG_KEY, tagged=candidates & managed, untagged=candidates - managed,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _raise_if_unreachable(exc)
+        report.failed["person-tags"] = _error_text(exc)
+        logger.warning("switchroles.enforcement.tags_failed", extra={"error": _error_text(exc)})
+        return
+    if report.tagged or report.untagged:
+        audit_record(
+            action="enforcement.person_tags_applied", target_label=f"tag {PERSON_TAG_KEY}",
+            details={"tagged": list(report.tagged[:_SHOWN_IN_AUDIT]),
+                     "untagged": list(report.untagged[:_SHOWN_IN_AUDIT]), "reason": reason[:200]},
+        )
 
 
 def _raise_if_unreachable(exc: Exception) -> None:
@@ -445,6 +537,7 @@ def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = Non
     principals = [p for p in intended_principals(at=at) if p.principal_name]
     try:
         for intended in principals:
+            renew_enforcement_lock()
             finding = _compare(clients, intended, account_clients)
             if finding is not None:
                 findings.append(finding)

@@ -427,6 +427,8 @@ class Departure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} left {self.left_at:%Y-%m-%d}"
+
+
 # --- the drift check fanned out per account (switchroles.drift_run, issue 20) ----------------------
 
 
@@ -471,3 +473,67 @@ class DriftRunAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run}: {self.account_id} ({self.get_status_display()})"
+class AccessCheck(models.Model):
+    """One effective-access analysis of the main account (``switchroles.access_checks``): what AWS
+    really lets main-account principals assume, compared with the grants in force."""
+
+    checked_at = models.DateTimeField(db_index=True)
+    principals_checked = models.PositiveIntegerField(default=0, help_text="Main-account IAM users and roles.")
+    roles_checked = models.PositiveIntegerField(default=0, help_text="Member-account roles decided for.")
+    reachable_pairs = models.PositiveIntegerField(default=0, help_text="(principal, role) pairs AWS allows.")
+    api_calls = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    tag_condition = models.BooleanField(default=True, help_text="Whether the console roles' trust requires the "
+                                        "Switchyard person tag.")
+    blocked = models.JSONField(default=list, blank=True, help_text="Principals whose own policies allow "
+                               "AssumeRole but something else stops: who, why, how many roles.")
+    administrators_everywhere = models.JSONField(default=list, blank=True, help_text="Principals that reach "
+                                                 "every active account's access role.")
+    error = models.TextField(blank=True, help_text="Why the check could not finish, if it did not.")
+
+    class Meta:
+        ordering = ["-checked_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"access check at {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class AccessFinding(models.Model):
+    """A difference between what AWS allows and what the grants say, open until a later check no
+    longer sees it (``resolved_at``)."""
+
+    class Kind(models.TextChoices):
+        UNGRANTED = "ungranted", "Reachable without a grant"
+        NOT_ALLOWED = "not_allowed", "Granted, not allowed"
+        DOOR = "door", "Door into a client"
+        TAG_DRIFT = "tag_drift", "Tag drift"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
+    principal_type = models.CharField(max_length=16, help_text="user, role, person or account")
+    principal_name = models.CharField(max_length=256)
+    principal_arn = models.CharField(max_length=2048)
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="access_findings")
+    account = models.ForeignKey("onboarding.AwsAccount", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="+")
+    account_role = models.ForeignKey(AccountRole, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    role_arn = models.CharField(max_length=2048, blank=True)
+    policy = models.CharField(max_length=2048, blank=True, help_text="The policy that allows it.")
+    statement = models.CharField(max_length=256, blank=True)
+    statement_json = models.TextField(blank=True, help_text="The statement (or trust policy) as AWS has it.")
+    detail = models.TextField(blank=True, help_text="Plain words: the classification, why, what to do.")
+    opened_at = models.DateTimeField(db_index=True)
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_check = models.ForeignKey(AccessCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["kind", "principal_name", "role_arn"]
+        indexes = [models.Index(fields=["resolved_at", "kind"], name="access_finding_open_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.principal_name} → {self.role_arn or self.account}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

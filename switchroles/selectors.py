@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from onboarding.models import AwsAccount, Client
 from portal.duties import auditor_rule_applies_to
 from portal.models import User
 from switchroles.links import LinkExport, console_color, link_problem
@@ -25,13 +26,28 @@ from switchroles.models import (
     TeamMembership,
 )
 
+# A grant on an account in one of these states (or on a client that left) gives nothing: it ended.
+ENDED_ACCOUNT_STATES = (
+    AwsAccount.State.HANDED_BACK, AwsAccount.State.CANCELLED, AwsAccount.State.DECLINED, AwsAccount.State.EXPIRED,
+)
+
 
 def grants_in_force(*, at: datetime | None = None) -> QuerySet[Grant]:
-    """Grants that give access at ``at`` (default: now): granted by then, not yet revoked, not expired."""
+    """Grants that give access at ``at`` (default: now): granted by then, not yet revoked, not
+    expired, and not on an account handed back (or never made) or a client that left."""
     moment = at or timezone.now()
     return Grant.objects.filter(granted_at__lte=moment).filter(
         Q(revoked_at__isnull=True) | Q(revoked_at__gt=moment)
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=moment))
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=moment)).exclude(
+        account__state__in=ENDED_ACCOUNT_STATES
+    ).exclude(client__state=Client.State.LEFT)
+
+
+def grant_ended_with_account(grant: Grant) -> bool:
+    """Whether the grant ended because its account was handed back (or its client left)."""
+    if grant.account is not None:
+        return grant.account.state in ENDED_ACCOUNT_STATES
+    return grant.client is not None and grant.client.state == Client.State.LEFT
 
 
 def memberships_in_force(*, at: datetime | None = None) -> QuerySet[TeamMembership]:

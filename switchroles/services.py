@@ -108,8 +108,21 @@ def grant_create(
         errors["expires_at"] = "The expiry must be in the future."
     if account is not None and not account.account_id:
         errors["account"] = "This account has no AWS account ID yet."
+    elif account is not None and account.state != AwsAccount.State.ACTIVE:
+        errors["account"] = (f"This account is “{account.get_state_display()}”: grants are only for active "
+                             "accounts, since AWS would give nothing.")
+    if client is not None and client.state != Client.State.ACTIVE:
+        errors["client"] = f"{client.name} is “{client.get_state_display()}”: grants are only for active clients."
     if person is not None and not duties.may_hold_links(person):
         errors["person"] = duties.AUDITOR_GRANTED
+    if not errors:
+        duplicate = _grant_already_in_force(team=team, person=person, client=client, account=account,
+                                            tiers=tiers, expires_at=expires_at)
+        if duplicate is not None:
+            until = " with no expiry" if duplicate.expires_at is None else \
+                f" until {duplicate.expires_at:%Y-%m-%d %H:%M} UTC"
+            errors["templates"] = (f"Grant #{duplicate.pk} already gives exactly this, in force{until}: "
+                                   "change or revoke that one instead.")
     if errors:
         raise ValidationError(errors)
 
@@ -125,6 +138,24 @@ def grant_create(
     )
     enforcement_sync_schedule(reason=f"grant {grant.pk} created")
     return grant
+
+
+def _grant_already_in_force(
+    *, team: Team | None, person: User | None, client: Client | None, account: AwsAccount | None,
+    tiers: Sequence[RoleTemplate], expires_at: datetime | None,
+) -> Grant | None:
+    """A grant in force to the same team or person, on the same client or account, with the same
+    tiers, that lasts at least as long: a second one would add nothing."""
+    wanted = {t.pk for t in tiers}
+    candidates = grants_in_force().filter(team=team, person=person, client=client, account=account)
+    if expires_at is not None:
+        candidates = candidates.filter(Q(expires_at__isnull=True) | Q(expires_at__gte=expires_at))
+    else:
+        candidates = candidates.filter(expires_at__isnull=True)
+    for grant in candidates.prefetch_related("templates").order_by("pk"):
+        if {t.pk for t in grant.templates.all()} == wanted:
+            return grant
+    return None
 
 
 @transaction.atomic

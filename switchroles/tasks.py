@@ -13,7 +13,7 @@ from celery import shared_task
 from onboarding.aws import AwsError
 from portal.aws import default_client_factory
 from portal.operations.aws_limits import main_account_limited
-from switchroles import enforcement
+from switchroles import access_checks, enforcement
 
 BUSY_RETRY_SECONDS = 10
 
@@ -27,11 +27,15 @@ def enforcement_sync(self: Any, reason: str = "", force: bool = False, retry_if_
     try:
         with enforcement.enforcement_lock():
             # Main-account IAM writes share one per-second bound across every worker.
-            enforcement.enforcement_sync(clients=main_account_limited(default_client_factory()), reason=reason,
-                                         force=force)
+            report = enforcement.enforcement_sync(clients=main_account_limited(default_client_factory()),
+                                                  reason=reason, force=force)
     except enforcement.EnforcementBusy as exc:
         if retry_if_busy:
             raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
+        return
+    if report is not None and (report.applied or report.failed or report.not_enforceable):
+        # What AWS now allows, next to the grants; outside the lock, so revocations never wait on it.
+        access_checks.effective_access_schedule()
 
 
 @shared_task(bind=True, max_retries=30)
@@ -148,3 +152,8 @@ def leaver_reconcile() -> int:
     for pk in pending:
         leaver_aws_cleanup_task.delay(pk)
     return len(pending)
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def effective_access_check() -> int | None:
+    """What AWS really allows from the main account, compared with the grants (one at a time)."""
+    check = access_checks.effective_access_check_locked(clients=default_client_factory())
+    return check.pk if check is not None else None

@@ -7,6 +7,7 @@ app_name = "switchroles"
 urlpatterns = [
     # the directory
     path("links/", views.directory, name="directory"),
+    path("links/aws-status/", views.directory_aws_status, name="directory_aws_status"),
     path("links/export/extend-switch-roles.txt", views.export_extend_switch_roles, name="export_extend_switch_roles"),
     path("links/export/aws-config", views.export_aws_config, name="export_aws_config"),
     path("links/<int:role_id>/why/", views.why, name="why"),
@@ -30,6 +31,10 @@ urlpatterns = [
     path("drift/check/", drift_views.drift_check_now, name="drift_check"),
     path("drift/findings/<int:finding_id>/repair/", drift_views.drift_repair, name="drift_repair"),
     path("drift/main-account/repair/", drift_views.drift_repair_main_account, name="drift_repair_main_account"),
+    # effective access: what AWS really allows from the main account
+    path("drift/access/check/", drift_views.access_check_now, name="access_check"),
+    path("drift/access/trust-rollout/", drift_views.trust_rollout, name="trust_rollout"),
+    path("drift/access/findings.csv", drift_views.access_findings_csv, name="access_findings_csv"),
     # role template roll-outs (the templates' own pages are in template_urls)
     path("templates/<int:template_id>/rollout/", template_views.template_rollout, name="template_rollout"),
     path("templates/<int:template_id>/rollout/<int:part_id>/retry/", template_views.rollout_account_retry_view,

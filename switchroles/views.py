@@ -28,6 +28,7 @@ from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
 from switchroles import selectors, services
+from switchroles.access_selectors import aws_refusal_by_name, aws_refusal_for_person
 from switchroles.export_forms import ExportForm
 from switchroles.forms import GrantForm, RevokeForm, TeamForm, TeamMemberForm
 from switchroles.links import (
@@ -110,8 +111,18 @@ def directory(request: HttpRequest) -> HttpResponse:
         "iam_username": person.iam_username,
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
         "export_form": ExportForm(clients=directory.clients),
+        "aws_refuses": aws_refusal_by_name(person=person) if directory.links else "",
     }
     return render(request, "switchroles/directory.html", context)
+
+
+@login_required
+@require_GET
+def directory_aws_status(request: HttpRequest) -> HttpResponse:
+    """The directory's "AWS refuses these links" notice, loaded after the page (htmx) so the
+    directory itself keeps its fixed query count."""
+    return render(request, "switchroles/_aws_refuses.html",
+                  {"aws_refuses": aws_refusal_for_person(person=_person(request))})
 
 
 def _link_or_404(request: HttpRequest, role_id: int) -> Any:

@@ -153,6 +153,7 @@ class WorkerPool:
         name: str = "w",
         env: Mapping[str, str] | None = None,
         pause: Pause | None = None,
+        include: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start a worker; ``env`` adds to (or overrides) :meth:`env`, e.g. a short
         ``SWITCHYARD_ONBOARDING_LEASE_SECONDS``; ``pause`` makes it stop dead at that point."""
@@ -164,17 +165,25 @@ class WorkerPool:
         if pause is not None:
             command.append(f"--include={__name__}")
             environment[PAUSE_ENV] = pause.env_value()
+        if include is not None:  # a test-only module the worker imports (e.g. to stop dead somewhere)
+            command.append(f"--include={include}")
         proc = subprocess.Popen(  # noqa: S603
             command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(proc)
         return proc
 
-    def start_beat(self, *, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start celery beat (Switchyard's scheduler, on the test database); stop it with :meth:`kill`."""
+    def start_beat(
+        self, *, env: Mapping[str, str] | None = None, schedule_dir: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start celery beat on the test database; stop it with :meth:`kill`. By default with
+        Switchyard's own scheduler (django-celery-beat's, leaving beat's heartbeat); with
+        ``schedule_dir``, Celery's file scheduler there instead (it needs no tables)."""
         index = len(self.processes)
         log = open(self.log_path("beat", index), "wb")  # noqa: SIM115
         command = [str(BIN / "celery"), "-A", "portal", "beat", "--loglevel=INFO"]
+        if schedule_dir is not None:
+            command += ["--scheduler=celery.beat:PersistentScheduler", f"--schedule={schedule_dir / 'beat-schedule'}"]
         proc = subprocess.Popen(  # noqa: S603
             command, cwd=ROOT, env={**self.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,

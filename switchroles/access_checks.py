@@ -1,0 +1,519 @@
+"""Effective access, checked: what AWS really lets main-account principals assume, next to the
+grants, kept as :class:`~switchroles.models.AccessFinding` rows that stay open until a later check
+no longer sees them.
+
+:func:`effective_access_check` reads the main account once (``read_authorization_details``: one
+paginated ``GetAccountAuthorizationDetails`` walk plus the documents of attached AWS managed
+policies), decides every (IAM user or role, member role) pair with ``switchroles.effective_access``,
+and compares the answer with the grants in force (``enforcement.intended_principals``):
+
+* a pair AWS allows that no grant in force explains is "reachable without a grant" (naming the
+  policy and statement that allow it); every account's access role is always one, since no grant
+  is ever meant to reach it;
+* a granted role AWS does not let the person's IAM user assume is "granted, not allowed" (a failed
+  sync, a missing group membership, no or a refused IAM user name);
+* doors into client accounts (roles trusting the main account or outside accounts that are not
+  Switchyard's) are recorded by the drift check's look into each account
+  (:func:`record_doors`).
+
+The check runs after each enforcement sync that changed or failed something, hourly with the
+drift check, and when a manager asks. It takes no enforcement lock: revocations never wait on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from onboarding.aws import (
+    DEFAULT_ACCESS_ROLE_NAME,
+    PERSON_TAG_KEY,
+    classify_botocore_error,
+    classify_client_error,
+    trust_policy_for_console,
+)
+from onboarding.models import AwsAccount
+from portal.audit import audit_record
+from portal.aws import ClientFactory
+from portal.models import User
+from switchroles.aws import read_authorization_details
+from switchroles.effective_access import (
+    Analysis,
+    Principal,
+    TargetRole,
+    analyse,
+    policy_document,
+    principals_from_details,
+)
+from switchroles.enforcement import iam_user_name_is_valid, intended_principals
+from switchroles.models import AccessCheck, AccessFinding, AccountRole, EnforcedPrincipal, RoleTemplate
+from switchroles.selectors import grants_in_force, memberships_in_force
+
+logger = logging.getLogger(__name__)
+
+Kind = AccessFinding.Kind
+CHECK_LOCK_KEY = "switchroles:effective-access-check"
+CHECK_LOCK_SECONDS = 300
+_SHOWN_IN_AUDIT = 50
+# Kinds this check opens and resolves; doors belong to the member-account look (record_doors).
+_MAIN_ACCOUNT_KINDS = (Kind.UNGRANTED, Kind.NOT_ALLOWED, Kind.TAG_DRIFT)
+
+
+
+def tag_condition_enabled() -> bool:
+    """Whether the console roles' trust requires the ``switchyard-person`` principal tag."""
+    return bool(getattr(settings, "SWITCHYARD_PRINCIPAL_TAG_CONDITION", False))
+
+
+def console_trust_policy(*, main_account_id: str, require_mfa: bool) -> dict[str, Any]:
+    """The trust policy Switchyard's console roles carry (what the drift check holds them to)."""
+    return trust_policy_for_console(main_account_id=main_account_id, require_mfa=require_mfa,
+                                    require_person_tag=tag_condition_enabled())
+
+
+def access_role_trust_policy(*, main_account_id: str) -> dict[str, Any]:
+    """``OrganizationAccountAccessRole`` as AWS creates it: the main account, no conditions."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{main_account_id}:root"},
+            "Action": "sts:AssumeRole",
+        }],
+    }
+
+
+@dataclass(frozen=True)
+class _Target:
+    role: TargetRole
+    account_pk: int
+    account_role_pk: int | None
+
+
+def _targets(main_account_id: str) -> list[_Target]:
+    """Every ACTIVE Switchyard role in an active account, and each active account's access role."""
+    targets: list[_Target] = []
+    trusts: dict[bool, dict[str, Any]] = {}
+    rows = AccountRole.objects.filter(
+        state=AccountRole.State.ACTIVE, account__state=AwsAccount.State.ACTIVE, account__account_id__isnull=False,
+    ).values_list("pk", "account_id", "account__account_id", "role_path", "role_name", "template__require_mfa",
+                  "template__tier").order_by("account_id", "template_id")
+    for pk, account_pk, account_id, path, name, require_mfa, tier in rows:
+        trust = trusts.get(require_mfa)
+        if trust is None:
+            trust = trusts[require_mfa] = console_trust_policy(main_account_id=main_account_id,
+                                                               require_mfa=require_mfa)
+        targets.append(_Target(
+            TargetRole(arn=f"arn:aws:iam::{account_id}:role{path}{name}", account_id=account_id or "",
+                       trust_policy=trust, kind="switchyard",
+                       is_administrator=tier == RoleTemplate.Tier.ADMINISTRATOR),
+            account_pk, pk,
+        ))
+    access_trust = access_role_trust_policy(main_account_id=main_account_id)
+    for account_pk, account_id in AwsAccount.objects.filter(
+        state=AwsAccount.State.ACTIVE, account_id__isnull=False
+    ).values_list("pk", "account_id").order_by("pk"):
+        targets.append(_Target(
+            TargetRole(arn=f"arn:aws:iam::{account_id}:role/{DEFAULT_ACCESS_ROLE_NAME}", account_id=account_id or "",
+                       trust_policy=access_trust, kind="access role", is_administrator=True),
+            account_pk, None,
+        ))
+    return targets
+
+
+@dataclass
+class _Wanted:
+    """One finding this check sees, before it is matched with the open ones."""
+
+    kind: str
+    principal_type: str
+    principal_name: str
+    principal_arn: str
+    person_id: int | None = None
+    account_id: int | None = None
+    account_role_id: int | None = None
+    role_arn: str = ""
+    policy: str = ""
+    statement: str = ""
+    statement_json: str = ""
+    detail: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.principal_arn, self.role_arn)
+
+
+def _granted(main_account_id: str, at: datetime | None) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """IAM user name -> role ARNs the grants in force let it assume; and which team group each
+    (user, role) pair should come through (for "granted, not allowed" explanations)."""
+    granted: dict[str, set[str]] = defaultdict(set)
+    through: dict[str, str] = {}
+    for intended in intended_principals(at=at):
+        if intended.principal_type == EnforcedPrincipal.Type.GROUP:
+            for member in intended.members:
+                granted[member] |= intended.role_arns
+                for arn in intended.role_arns:
+                    through.setdefault(f"{member} {arn}", f"the IAM group {intended.principal_name}")
+        elif intended.principal_name:
+            granted[intended.principal_name] |= intended.role_arns
+            for arn in intended.role_arns:
+                through.setdefault(f"{intended.principal_name} {arn}",
+                                   f"the Switchyard policies on IAM user {intended.principal_name}")
+    return granted, through
+
+
+def _people_by_iam_user() -> dict[str, int]:
+    return {
+        name: pk for pk, name in User.objects.filter(is_active=True).exclude(iam_username="")
+        .values_list("pk", "iam_username")
+    }
+
+
+def _compare(
+    analysis: Analysis, targets: Sequence[_Target], main_account_id: str, at: datetime | None
+) -> list[_Wanted]:
+    by_arn = {t.role.arn: t for t in targets}
+    granted, through = _granted(main_account_id, at)
+    people = _people_by_iam_user()
+    users = {p.name: p for p in analysis.principals if p.kind == "user"}
+    blocked_of: dict[str, list[str]] = defaultdict(list)
+    for blocked in analysis.blocked:
+        blocked_of[blocked.principal.arn].append(blocked.reason)
+    wanted: list[_Wanted] = []
+    reached_by_user: dict[str, set[str]] = defaultdict(set)
+    for reach in analysis.reaches:
+        principal, role = reach.principal, reach.role
+        if principal.kind == "user":
+            reached_by_user[principal.name].add(role.arn)
+            if role.arn in granted.get(principal.name, ()):
+                continue
+        target = by_arn[role.arn]
+        what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
+            else ("an Administrator role" if role.is_administrator else "a Switchyard role")
+        via = f" as a member of {', '.join(principal.groups)}" if principal.groups else ""
+        wanted.append(_Wanted(
+            kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
+            principal_arn=principal.arn, person_id=people.get(principal.name) if principal.kind == "user" else None,
+            account_id=target.account_pk, account_role_id=target.account_role_pk, role_arn=role.arn,
+            policy=reach.allowed_by.label, statement=reach.statement, statement_json=reach.statement_json,
+            detail=(f"{reach.classification[:1].upper()}{reach.classification[1:]}: {what}, allowed by "
+                    f"{reach.allowed_by.label} {reach.statement}{via}. No grant in force explains it."),
+        ))
+    main = main_account_id
+    for name, arns in sorted(granted.items()):
+        user = users.get(name)
+        for arn in sorted(arns - reached_by_user.get(name, set())):
+            known = by_arn.get(arn)
+            if known is None:
+                continue  # the role or its account is not active: the grant gives nothing anyway
+            if user is None:
+                why = f"there is no IAM user {name} in the main account"
+            elif blocked_of.get(user.arn):
+                why = "; ".join(blocked_of[user.arn])
+            else:
+                why = f"nothing allows it: the user should get it through {through.get(f'{name} {arn}', 'its grants')}"
+            wanted.append(_Wanted(
+                kind=Kind.NOT_ALLOWED, principal_type="user", principal_name=name,
+                principal_arn=user.arn if user else f"arn:aws:iam::{main}:user/{name}",
+                person_id=people.get(name), account_id=known.account_pk, account_role_id=known.account_role_pk,
+                role_arn=arn, detail=f"Granted in the portal, but AWS does not let {name} assume it: {why}.",
+            ))
+    wanted += _people_without_usable_iam_user(at)
+    if tag_condition_enabled():
+        wanted += _tag_drift(analysis, main_account_id, at)
+    return wanted
+
+
+def _people_without_usable_iam_user(at: datetime | None) -> list[_Wanted]:
+    """People whose grants reach roles but whose IAM user name AWS cannot use."""
+    moment = at or timezone.now()
+    teams = set(grants_in_force(at=moment).filter(team__isnull=False).values_list("team_id", flat=True))
+    reached = set(grants_in_force(at=moment).filter(person__isnull=False).values_list("person_id", flat=True))
+    reached |= set(memberships_in_force(at=moment).filter(team_id__in=teams).values_list("person_id", flat=True))
+    found = []
+    for pk, username, iam_username in User.objects.filter(pk__in=reached, is_active=True).values_list(
+        "pk", "username", "iam_username"
+    ):
+        if iam_username and iam_user_name_is_valid(iam_username):
+            continue
+        problem = (f"the IAM user name {iam_username!r} is not one IAM accepts" if iam_username
+                   else "the profile has no IAM user name")
+        found.append(_Wanted(
+            kind=Kind.NOT_ALLOWED, principal_type="person", principal_name=username,
+            principal_arn=f"person:{pk}", person_id=pk,
+            detail=f"Granted in the portal, but AWS refuses every link: {problem}. Set the person's IAM user "
+                   "name (as it is in the main account) on their profile.",
+        ))
+    return found
+
+
+def _tag_drift(analysis: Analysis, main_account_id: str, at: datetime | None) -> list[_Wanted]:
+    managed = _managed_iam_users(at)
+    found = []
+    for principal in analysis.principals:
+        if principal.kind != "user":
+            continue
+        tagged = PERSON_TAG_KEY in principal.tags
+        if principal.name in managed and not tagged:
+            detail = (f"{principal.name} is one of Switchyard's people but lacks the tag {PERSON_TAG_KEY}: the "
+                      "console roles' trust refuses them until enforcement tags them.")
+        elif tagged and principal.name not in managed:
+            detail = (f"{principal.name} carries the tag {PERSON_TAG_KEY} but is not one of Switchyard's people: "
+                      "the console roles' trust lets them in. Remove the tag.")
+        else:
+            continue
+        found.append(_Wanted(kind=Kind.TAG_DRIFT, principal_type="user", principal_name=principal.name,
+                             principal_arn=principal.arn, detail=detail))
+    return found
+
+
+def _managed_iam_users(at: datetime | None) -> set[str]:
+    names: set[str] = set()
+    for intended in intended_principals(at=at):
+        if intended.principal_type == EnforcedPrincipal.Type.GROUP:
+            names.update(intended.members)
+        elif intended.principal_name and intended.role_refs:
+            names.add(intended.principal_name)
+    return names
+
+
+def _administrators_everywhere(analysis: Analysis, targets: Sequence[_Target]) -> list[dict[str, Any]]:
+    access_roles = {t.role.arn for t in targets if t.role.kind == "access role"}
+    if not access_roles:
+        return []
+    reached: dict[str, dict[str, Any]] = {}
+    counts: dict[str, set[str]] = defaultdict(set)
+    for reach in analysis.reaches:
+        if reach.role.arn in access_roles:
+            counts[reach.principal.arn].add(reach.role.arn)
+            reached.setdefault(reach.principal.arn, {
+                "principal_type": reach.principal.kind, "principal": reach.principal.name,
+                "arn": reach.principal.arn, "policy": reach.allowed_by.label, "statement": reach.statement,
+                "classification": reach.classification,
+            })
+    return [reached[arn] for arn in sorted(reached) if counts[arn] == access_roles]
+
+
+def _plain_error(exc: Exception) -> str:
+    error = classify_client_error(exc) if isinstance(exc, ClientError) else classify_botocore_error(exc)  # type: ignore[arg-type]
+    return f"{error.plain_message} (AWS said: {error.code})"
+
+
+def effective_access_check(*, clients: ClientFactory, at: datetime | None = None) -> AccessCheck:
+    """Read the main account once, decide every (principal, role) pair, and open or resolve
+    findings. When AWS cannot be read, the check is stored with ``error`` and the open findings
+    are left as they were (never resolved by a check that saw nothing). Audited
+    ``access.findings_changed`` when findings open or resolve."""
+    started = time.monotonic()
+    now = timezone.now()
+    main = settings.SWITCHYARD_MAIN_ACCOUNT_ID
+    check = AccessCheck(checked_at=now, tag_condition=tag_condition_enabled())
+    try:
+        read = read_authorization_details(clients=clients)
+    except (ClientError, BotoCoreError) as exc:
+        check.error = _plain_error(exc)
+        check.duration_ms = int((time.monotonic() - started) * 1000)
+        check.save()
+        logger.warning("switchroles.access.check_failed", extra={"error": check.error})
+        return check
+    principals: list[Principal] = principals_from_details(read.details, account_id=main)
+    targets = _targets(main)
+    analysis = analyse(principals, [t.role for t in targets])
+    wanted = _compare(analysis, targets, main, at)
+    check.api_calls = read.api_calls
+    check.principals_checked = len(principals)
+    check.roles_checked = len(targets)
+    check.reachable_pairs = len(analysis.reaches)
+    check.blocked = [
+        {"principal_type": b.principal.kind, "principal": b.principal.name, "reason": b.reason, "roles": b.roles}
+        for b in analysis.blocked
+    ][:500]
+    check.administrators_everywhere = _administrators_everywhere(analysis, targets)
+    with transaction.atomic():
+        check.duration_ms = int((time.monotonic() - started) * 1000)
+        check.save()
+        _store(check, wanted, kinds=_MAIN_ACCOUNT_KINDS)
+    return check
+
+
+def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Sequence[str],
+           account_ids: Iterable[int] | None = None) -> tuple[list[AccessFinding], list[AccessFinding]]:
+    """Open what is new, refresh what is still there, resolve what is gone (within ``kinds``,
+    and ``account_ids`` when given). Returns (opened, resolved)."""
+    now = timezone.now()
+    open_rows = AccessFinding.objects.select_for_update().filter(resolved_at__isnull=True, kind__in=kinds)
+    if account_ids is not None:
+        open_rows = open_rows.filter(account_id__in=list(account_ids))
+    current = {(f.kind, f.principal_arn, f.role_arn): f for f in open_rows}
+    seen: set[tuple[str, str, str]] = set()
+    opened: list[AccessFinding] = []
+    refreshed: list[AccessFinding] = []
+    seen_again: list[int] = []
+    for item in wanted:
+        if item.key in seen:
+            continue
+        seen.add(item.key)
+        row = current.get(item.key)
+        if row is None:
+            opened.append(AccessFinding(
+                kind=item.kind, principal_type=item.principal_type, principal_name=item.principal_name[:256],
+                principal_arn=item.principal_arn[:2048], person_id=item.person_id, account_id=item.account_id,
+                account_role_id=item.account_role_id, role_arn=item.role_arn[:2048], policy=item.policy[:2048],
+                statement=item.statement[:256], statement_json=item.statement_json, detail=item.detail,
+                opened_at=now, last_seen_at=now, last_check=check,
+            ))
+            continue
+        seen_again.append(row.pk)
+        if (row.detail, row.policy, row.statement, row.statement_json, row.person_id) != (
+            item.detail, item.policy[:2048], item.statement[:256], item.statement_json, item.person_id
+        ):
+            row.detail, row.policy, row.statement = item.detail, item.policy[:2048], item.statement[:256]
+            row.statement_json, row.person_id = item.statement_json, item.person_id
+            refreshed.append(row)
+    resolved = [row for key, row in current.items() if key not in seen]
+    for row in resolved:
+        row.resolved_at = now
+    AccessFinding.objects.bulk_create(opened, batch_size=1000)
+    # Still there: one UPDATE per thousand rows for the dates; rewrite only what changed.
+    for start in range(0, len(seen_again), 1000):
+        AccessFinding.objects.filter(pk__in=seen_again[start:start + 1000]).update(last_seen_at=now, last_check=check)
+    AccessFinding.objects.bulk_update(
+        refreshed, ["detail", "policy", "statement", "statement_json", "person"], batch_size=1000,
+    )
+    AccessFinding.objects.bulk_update(resolved, ["resolved_at"], batch_size=1000)
+    if opened or resolved:
+        audit_record(
+            action="access.findings_changed",
+            target=check,
+            target_label=f"{len(opened)} access finding(s) opened, {len(resolved)} resolved",
+            details={
+                "opened": [_summary(f) for f in opened[:_SHOWN_IN_AUDIT]],
+                "resolved": [_summary(f) for f in resolved[:_SHOWN_IN_AUDIT]],
+                "opened_count": len(opened), "resolved_count": len(resolved),
+            },
+        )
+        logger.warning("switchroles.access.findings", extra={"opened": len(opened), "resolved": len(resolved)})
+    return opened, resolved
+
+
+def _summary(finding: AccessFinding) -> dict[str, str]:
+    return {"kind": finding.kind, "principal": finding.principal_arn, "role": finding.role_arn,
+            "policy": finding.policy[:300], "statement": finding.statement}
+
+
+# --- member accounts: doors ------------------------------------------------------------------------
+
+
+def doors_in_account(
+    *, account: AwsAccount, roles: Iterable[Mapping[str, Any]], switchyard_names: set[str],
+    organization_account_ids: set[str], main_account_id: str,
+) -> list[_Wanted]:
+    """Roles in a client account (``ListRoles`` output) that trust the main account or an
+    account outside the Organization and are not Switchyard's: doors into the client. The access
+    role is expected to trust the main account, so only a foreign principal on it is a door."""
+    found = []
+    for role in roles:
+        name = role.get("RoleName", "")
+        if name in switchyard_names:
+            continue
+        trust = role.get("AssumeRolePolicyDocument") or {}
+        if isinstance(trust, str):
+            trust = policy_document(trust)
+        trusted = _trusted_accounts(trust)
+        foreign = sorted(a for a in trusted if a not in organization_account_ids and a != main_account_id)
+        trusts_main = main_account_id in trusted
+        if name == DEFAULT_ACCESS_ROLE_NAME and not foreign:
+            continue
+        if not foreign and not trusts_main:
+            continue
+        whom = ", ".join(f"account {a}" if a != "*" else "anyone (Principal *)" for a in foreign)
+        if trusts_main and name != DEFAULT_ACCESS_ROLE_NAME:
+            whom = ", ".join(filter(None, ["the main account", whom]))
+        tagged = " (tagged managed-by=switchyard, but the portal has no such role)" if any(
+            t.get("Key") == "managed-by" and t.get("Value") == "switchyard" for t in role.get("Tags", []) or []
+        ) else ""
+        found.append(_Wanted(
+            kind=Kind.DOOR, principal_type="account", principal_name=whom[:256],
+            principal_arn=",".join(foreign or [main_account_id]), account_id=account.pk,
+            role_arn=role.get("Arn", ""), statement_json=json.dumps(trust, sort_keys=True),
+            detail=(f"Door into {account.client.name}: the role {role.get('Path', '/')}{name} in {account} trusts "
+                    f"{whom}{tagged}. Anyone there whose own policies allow sts:AssumeRole can use it. Delete the "
+                    "role or narrow its trust policy."),
+        ))
+    return found
+
+
+def _trusted_accounts(trust: Mapping[str, Any]) -> set[str]:
+    accounts: set[str] = set()
+    statements = trust.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        values: list[Any] = ["*"] if principal == "*" else []
+        if isinstance(principal, Mapping):
+            raw = principal.get("AWS", [])
+            values = raw if isinstance(raw, list) else [raw]
+        for value in values:
+            text = str(value)
+            if text == "*":
+                accounts.add("*")
+            elif text.isdigit():
+                accounts.add(text)
+            elif text.startswith("arn:") and len(text.split(":")) > 4:
+                accounts.add(text.split(":")[4])
+    return accounts
+
+
+def record_doors(*, check: AccessCheck | None, wanted: list[_Wanted], account_ids: Iterable[int]) -> None:
+    """Store the doors seen in the accounts looked into (resolving those no longer there)."""
+    with transaction.atomic():
+        _store(check, wanted, kinds=(Kind.DOOR,), account_ids=account_ids)
+
+
+# --- asking for a check --------------------------------------------------------------------------
+
+
+def effective_access_schedule() -> None:
+    """Queue a check once the current transaction commits (duplicates within a few minutes are
+    dropped by the task's lock). A broker failure is logged: the hourly run catches up."""
+
+    def send() -> None:
+        from switchroles import tasks
+
+        try:
+            tasks.effective_access_check.delay()
+        except BrokerUnavailable:
+            logger.warning("switchroles.access.enqueue_failed")
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def effective_access_check_request(*, actor: User, request: HttpRequest | None = None) -> None:
+    """A manager asks for a check now (audited ``access.check_requested``)."""
+    audit_record(action="access.check_requested", actor=actor, request=request, target_label="effective access")
+    effective_access_schedule()
+
+
+def effective_access_check_locked(*, clients: ClientFactory) -> AccessCheck | None:
+    """One check at a time across workers; ``None`` when another is running."""
+    if not cache.add(CHECK_LOCK_KEY, "1", timeout=CHECK_LOCK_SECONDS):
+        return None
+    try:
+        return effective_access_check(clients=clients)
+    finally:
+        cache.delete(CHECK_LOCK_KEY)
