@@ -64,7 +64,8 @@ def test_links_are_the_callers_directory(world: World) -> None:
         "go_url": f"http://testserver/go/{role.pk}/",
     }]
     page = signed_in_client(world.people["eng"]).get(reverse("switchroles:directory")).content.decode()
-    assert set(re.findall(r'href="/go/(\d+)/"', page)) == {str(link["id"]) for link in links}
+    # (the page's row template for the filter's results carries the placeholder id 0)
+    assert set(re.findall(r'href="/go/(\d+)/"', page)) - {"0"} == {str(link["id"]) for link in links}
     # and engineer B sees only Globex's
     assert [link["client"]["slug"] for link in as_persona(world, "eng_b").get("/api/v1/links").json()] == ["globex"]
 
