@@ -27,8 +27,8 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy portal onboarding switchroles billing
-	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing
+	$(BIN)/mypy portal onboarding switchroles billing elevations
+	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing elevations
 
 # Two passes: everything but the real-process and real-browser tests in parallel (pytest-xdist, one
 # worker per core), then those one at a time with the whole machine, because their timings are real.

@@ -38,4 +38,6 @@ app.conf.beat_schedule = {
     # Cost Explorer charges per request: four times a day (this month, last month until final, history).
     "billing-fetch": {"task": "billing.tasks.billing_fetch_due", "schedule": crontab(minute=17, hour="*/6"),
                       "options": {"expires": 3600}},
+    # Elevations: unanswered requests close, expired ones are marked (their grants end by grant-expiries).
+    "elevations-expire": {"task": "elevations.tasks.elevations_expire", "schedule": 60.0, "options": {"expires": 55}},
 }

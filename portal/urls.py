@@ -18,4 +18,6 @@ urlpatterns = [
     path("", include("switchroles.urls")),
     path("audit/", include("portal.audit_urls")),
     path("billing/", include("billing.urls")),
+    path("", include("elevations.urls")),
+    path("client/", include("elevations.client_urls")),
 ]
