@@ -230,9 +230,10 @@ def elevation_end(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @require_POST
-@capability_required(MANAGER)
+@login_required
 @reauthentication_required
 def elevation_emergency(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Break-glass: a manager approves their own request (the service refuses anyone else)."""
     elevation = _visible_or_404(request, request_id)
     try:
         services.elevation_emergency_approve(request=elevation, manager=cast(User, request.user),
