@@ -74,7 +74,8 @@ def _contact_group() -> Group:
 
 def contact_invitation_path(*, user: User) -> str:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
-    return reverse("elevations:contact_accept", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})
+    token = default_token_generator.make_token(user)
+    return reverse("elevations:contact_accept", kwargs={"uidb64": uid, "token": token})
 
 
 @transaction.atomic

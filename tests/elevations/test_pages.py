@@ -165,7 +165,8 @@ def test_a_manager_invites_a_contact_who_sets_a_password_once_then_enrols_totp(
 
     # When they follow it and choose a password
     visitor = HttpClient()
-    done = visitor.post(link.group(0), {"new_password1": "a long pass phrase 42", "new_password2": "a long pass phrase 42"})
+    phrase = "a long pass phrase 42"
+    done = visitor.post(link.group(0), {"new_password1": phrase, "new_password2": phrase})
 
     # Then they are signed in and sent to enrol an authenticator; the link does not work again
     assert done.status_code == 302 and done["Location"] == reverse("mfa_activate_totp")

@@ -185,6 +185,21 @@ def build_world(make_person: MakePerson) -> World:
 
     rows["batch"] = OnboardingBatch.objects.create(origin=AwsAccount.Origin.ADOPTED, requested_by=people["mgr"],
                                                    reason="Adopted in the test world")
+    # Client contacts and elevations: a contact of Acme (not one of PERSONAS' columns: it has its own,
+    # CONTACT_MATRIX in test_access_matrix.py), and engineer A's pending request for Administrator on Acme.
+    from django.contrib.auth.models import Group
+
+    from elevations.models import ClientContact, ElevationRequest
+
+    Group.objects.get_or_create(name="ClientContact")  # a transactional test's flush took it
+    people["contact"] = make_person("carla", "ClientContact", iam_username="")
+    ClientContact.objects.create(user=people["contact"], client=acme, invited_by=people["mgr"],
+                                 invited_at=timezone.now(), accepted_at=timezone.now())
+    rows["elevation"] = ElevationRequest.objects.create(
+        requester=people["eng"], account=acme_prod, template=rows["admin_template"], duration_minutes=30,
+        reason="INC-1", approvers="both_first", requested_at=timezone.now(),
+        answer_by=timezone.now() + timedelta(hours=1),
+    )
     return World(people=people, rows=rows)
 
 
@@ -227,6 +242,7 @@ ARGUMENT_ROWS = {
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
     "part_id": "part", "review_id": "review", "item_id": "item",
     "batch_id": "batch",
+    "request_id": "elevation",
 }
 ROUTE_ARGUMENTS = {
     # Only an invited account has an access-role template to download; its failed step is retried.
