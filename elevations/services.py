@@ -28,6 +28,7 @@ from elevations.models import CLIENT_CONTACT, ApprovalPolicy, ClientContact, Ele
 from onboarding.models import AwsAccount, Client
 from portal.audit import audit_record
 from portal.models import User
+from portal.permissions import ENGINEER, MANAGER, user_has_capability
 from switchroles.models import AccountRole, RoleTemplate
 from switchroles.selectors import links_for_person
 from switchroles.services import grant_create, grant_revoke
@@ -179,6 +180,8 @@ def elevation_request(
     Raises ``ValidationError`` (nothing saved) when the account has no active role of that tier,
     the requester already holds it, already has a pending or active request for it, the duration
     is out of range or the reason is blank. The approvers are notified."""
+    if not user_has_capability(requester, ENGINEER, MANAGER) or hasattr(requester, "client_contact"):
+        raise ValidationError("Only engineers and managers ask for elevations.")
     errors: dict[str, str] = {}
     maximum = elevation_max_minutes()
     if not isinstance(duration, int) or not 1 <= duration <= maximum:

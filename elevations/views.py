@@ -29,7 +29,8 @@ from elevations.models import ApprovalPolicy, ClientContact
 from onboarding.models import Client
 from portal.audit_views import _streamed_csv, evidence_pack_response
 from portal.models import User
-from portal.permissions import ENGINEER, MANAGER, capability_required
+from portal.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
+from switchroles.models import AccountRole
 
 PAGE_SIZE = 50
 
@@ -153,10 +154,14 @@ def elevation_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@capability_required(ENGINEER, MANAGER)
+@login_required
 def elevation_new(request: HttpRequest) -> HttpResponse:
+    """Anyone signed in sees the page; only an engineer or manager has accounts to choose from
+    (the roles next to what they already reach), and the service refuses anyone else."""
     user = cast(User, request.user)
-    form = ElevationRequestForm(request.POST or None, targets=selectors.elevation_targets(person=user))
+    may_ask = user_has_capability(user, ENGINEER, MANAGER) and selectors.contact_of(user=user) is None
+    targets = selectors.elevation_targets(person=user) if may_ask else AccountRole.objects.none()
+    form = ElevationRequestForm(request.POST or None, targets=targets)
     if request.method == "POST" and form.is_valid():
         role = form.cleaned_data["role"]
         try:
@@ -169,7 +174,7 @@ def elevation_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Request sent to its approvers.")
             return redirect("elevations:detail", request_id=elevation.pk)
-    return render(request, "elevations/new.html", {"form": form})
+    return render(request, "elevations/new.html", {"form": form, "may_ask": may_ask})
 
 
 @require_GET

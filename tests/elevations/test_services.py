@@ -230,3 +230,11 @@ def test_two_approvals_racing_create_one_grant(estate: Estate) -> None:
     assert Grant.objects.filter(person=estate.engineer, account=estate.prod).count() == 1
     assert sorted(r.split(":")[0] for r in results)[0] == "approved"
     assert results.count("approved") == 1
+
+
+def test_only_engineers_and_managers_ask(estate: Estate) -> None:
+    for person in (estate.contact,):
+        with pytest.raises(ValidationError, match="Only engineers and managers"):
+            services.elevation_request(requester=person, account=estate.prod, template=estate.administrator,
+                                       duration=5, reason="x")
+    assert not ElevationRequest.objects.exists()

@@ -168,7 +168,7 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "client:log":                            (LOGIN, MFA, 404, 404, 404, 404, 404),
     "client:log_csv":                        (LOGIN, MFA, 404, 404, 404, 404, 404),
     "elevations:list":                       (LOGIN, MFA, OK, OK, OK, OK, OK),
-    "elevations:new":                        (LOGIN, MFA, OK, OK, OK, 403, OK),
+    "elevations:new":                        (LOGIN, MFA, OK, OK, OK, OK, OK),  # the service decides who may ask
     "elevations:detail":                     (LOGIN, MFA, OK, 404, OK, 404, OK),  # engineer A's request
     "elevations:decide":                     (405, MFA, 405, 405, 405, 405, 405),
     "elevations:end":                        (405, MFA, 405, 405, 405, 405, 405),
@@ -282,6 +282,9 @@ NOT_YOURS = [
     ("POST", "switchroles:rollout_account_retry", {"template_id": "admin_template", "part_id": "part"}, "mgr"),
     ("POST", "switchroles:team_member_remove", {"team_id": "team_b", "person_id": "@eng"}, "mgr"),  # not a member
     ("POST", "audit:review_decide", {"review_id": "review_b", "item_id": "item"}, "mgr"),  # another review's item
+    ("GET", "elevations:detail", {"request_id": "elevation"}, "eng_b"),       # engineer A's elevation request
+    ("POST", "elevations:decide", {"request_id": "elevation"}, "eng_b"),
+    ("POST", "elevations:end", {"request_id": "elevation"}, "aud"),
 ]
 
 
@@ -468,7 +471,7 @@ CONTACT_MATRIX: dict[str, int | str | frozenset[int]] = {
     "client:log": OK,
     "client:log_csv": OK,
     "elevations:list": OK,
-    "elevations:new": 403,
+    "elevations:new": OK,  # with nothing to choose from
     "elevations:detail": OK,  # a request on Acme's account: theirs to see
     "elevations:decide": 405,
     "elevations:end": 405,
