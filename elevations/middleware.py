@@ -15,7 +15,8 @@ from elevations.receivers import SESSION_KEY
 # and authenticator pages, and the health check.
 CONTACT_ALLOWED_NAMES = frozenset({"healthz", "account_logout", "account_change_password", "account_reauthenticate",
                                    "account_login", "mfa_activate_totp", "mfa_index", "mfa_reauthenticate",
-                                   "mfa_authenticate", "mfa_deactivate_totp", "mfa_view_recovery_codes", "mfa_download_recovery_codes",
+                                   "mfa_authenticate", "mfa_deactivate_totp", "mfa_view_recovery_codes",
+                                   "mfa_download_recovery_codes",
                                    "mfa_generate_recovery_codes", "account_reset_password",
                                    "account_reset_password_done", "account_reset_password_from_key",
                                    "account_reset_password_from_key_done"})
