@@ -238,3 +238,22 @@ def test_only_engineers_and_managers_ask(estate: Estate) -> None:
             services.elevation_request(requester=person, account=estate.prod, template=estate.administrator,
                                        duration=5, reason="x")
     assert not ElevationRequest.objects.exists()
+
+
+def test_the_schedule_closes_due_requests_every_minute(estate: Estate) -> None:
+    # Given a request whose time to be answered has run out
+    from elevations.tasks import elevations_expire
+    from portal.celery import app
+
+    elevation = _ask(estate)
+    ElevationRequest.objects.filter(pk=elevation.pk).update(answer_by=timezone.now() - timedelta(seconds=1))
+
+    # When beat's entry runs (every minute)
+    entry = app.conf.beat_schedule["elevations-expire"]
+    assert entry["task"] == "elevations.tasks.elevations_expire" and entry["schedule"] == 60.0
+    closed = elevations_expire.delay().get()
+
+    # Then the request is unanswered, once
+    assert closed == 1 and elevations_expire.delay().get() == 0
+    elevation.refresh_from_db()
+    assert elevation.state == ElevationRequest.State.UNANSWERED
