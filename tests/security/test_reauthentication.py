@@ -97,6 +97,11 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
         {}, lambda w: {"username": "newbie", "email": "newbie@example.com", "capabilities": ["Engineer"]},
         lambda w: not User.objects.filter(username="newbie").exists(),
     ),
+    # An approval makes a grant (elevations): the approver re-enters their password first.
+    "elevations:decide": (
+        {"request_id": "elevation"}, lambda w: {"decision": "approve"},
+        lambda w: w.rows["elevation"].__class__.objects.get(pk=w.pk("elevation")).state == "pending",
+    ),
 }
 
 
