@@ -50,12 +50,13 @@ def client_elevations(*, client: Client) -> QuerySet[ElevationRequest]:
 
 
 def elevations_visible_to(*, person: User) -> QuerySet[ElevationRequest]:
-    """A contact: their client's requests. A manager: all. Anyone else: their own."""
+    """A contact: their client's requests. A manager or an auditor (who only reads): all. Anyone
+    else: their own."""
     base = ElevationRequest.objects.select_related("requester", "account__client", "template", "grant")
     contact = contact_of(user=person)
     if contact is not None:
         return base.filter(account__client_id=contact.client_id)
-    if person.is_manager:
+    if person.is_manager or person.is_auditor:
         return base
     return base.filter(requester=person)
 

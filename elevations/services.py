@@ -140,6 +140,9 @@ def approval_policy_set(
     """Set who approves elevations on ``client``'s accounts (requests already asked keep theirs)."""
     if approvers not in Approvers.values:
         raise ValidationError({"approvers": "Choose who approves."})
+    needs_contact = approvers in (Approvers.CONTACT, Approvers.BOTH_ALL)
+    if needs_contact and not ClientContact.objects.filter(client=client, user__is_active=True).exists():
+        raise ValidationError({"approvers": "Invite a client contact first: nobody could approve."})
     policy = ApprovalPolicy.objects.select_for_update().filter(client=client).first()
     before = policy.approvers if policy else Approvers.MANAGER
     if policy is None:

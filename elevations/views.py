@@ -113,10 +113,14 @@ def client_contacts(request: HttpRequest, client_id: int) -> HttpResponse:
             messages.success(request, f"Invitation sent to {contact.user.email}.")
             return redirect("elevations:client_contacts", client_id=client.pk)
     if request.method == "POST" and policy_form.is_bound and policy_form.is_valid():
-        services.approval_policy_set(client=client, approvers=policy_form.cleaned_data["approvers"],
-                                     updated_by=user, request=request)
-        messages.success(request, "Approvers saved.")
-        return redirect("elevations:client_contacts", client_id=client.pk)
+        try:
+            services.approval_policy_set(client=client, approvers=policy_form.cleaned_data["approvers"],
+                                         updated_by=user, request=request)
+        except ValidationError as error:
+            _errors_to_form(policy_form, error)
+        else:
+            messages.success(request, "Approvers saved.")
+            return redirect("elevations:client_contacts", client_id=client.pk)
     return render(request, "elevations/client_contacts.html", {
         "client": client, "contacts": selectors.contacts_of_client(client=client), "invite": invite,
         "policy_form": policy_form, "policy": policy,

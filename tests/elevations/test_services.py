@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -257,3 +258,25 @@ def test_the_schedule_closes_due_requests_every_minute(estate: Estate) -> None:
     assert closed == 1 and elevations_expire.delay().get() == 0
     elevation.refresh_from_db()
     assert elevation.state == ElevationRequest.State.UNANSWERED
+
+
+def test_contacts_cannot_be_made_approvers_of_a_client_without_contacts(estate: Estate) -> None:
+    from onboarding.models import Client
+
+    initech = Client.objects.create(name="Initech", slug="initech")
+    with pytest.raises(ValidationError, match="Invite a client contact first"):
+        services.approval_policy_set(client=initech, approvers=ApprovalPolicy.Approvers.CONTACT,
+                                     updated_by=estate.manager)
+    assert not ApprovalPolicy.objects.filter(client=initech).exists()
+
+
+def test_auditors_read_every_request_and_cannot_end_one(estate: Estate, make_person: Any) -> None:
+    from elevations.selectors import elevation_of
+
+    auditor = make_person("ada", "Auditor")
+    elevation = _ask(estate)
+    assert elevation_of(person=auditor, request_id=elevation.pk) == elevation
+    with pytest.raises(ValidationError):
+        services.elevation_end(request=elevation, ended_by=auditor)
+    with pytest.raises(ValidationError):
+        services.elevation_decide(request=elevation, decider=auditor, approve=True, reason="")

@@ -169,7 +169,7 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "client:log_csv":                        (LOGIN, MFA, 404, 404, 404, 404, 404),
     "elevations:list":                       (LOGIN, MFA, OK, OK, OK, OK, OK),
     "elevations:new":                        (LOGIN, MFA, OK, OK, OK, OK, OK),  # the service decides who may ask
-    "elevations:detail":                     (LOGIN, MFA, OK, 404, OK, 404, OK),  # engineer A's request
+    "elevations:detail":                     (LOGIN, MFA, OK, 404, OK, OK, OK),  # engineer A's request
     "elevations:decide":                     (405, MFA, 405, 405, 405, 405, 405),
     "elevations:end":                        (405, MFA, 405, 405, 405, 405, 405),
     "elevations:emergency":                  (405, MFA, 405, 405, 405, 405, 405),
@@ -284,7 +284,7 @@ NOT_YOURS = [
     ("POST", "audit:review_decide", {"review_id": "review_b", "item_id": "item"}, "mgr"),  # another review's item
     ("GET", "elevations:detail", {"request_id": "elevation"}, "eng_b"),       # engineer A's elevation request
     ("POST", "elevations:decide", {"request_id": "elevation"}, "eng_b"),
-    ("POST", "elevations:end", {"request_id": "elevation"}, "aud"),
+    ("POST", "elevations:end", {"request_id": "elevation"}, "eng_b"),
 ]
 
 
