@@ -216,15 +216,26 @@ def elevation_request(
     return elevation
 
 
-def decider_role(*, request: ElevationRequest, decider: User) -> str | None:
-    """As what ``decider`` may decide ``request`` ("manager" or "contact"), or None."""
+def decider_facts(*, decider: User) -> tuple[int | None, bool]:
+    """What deciding depends on, read once per person: the client they are a contact of (or
+    None) and whether they are an MSP manager."""
+    contact_client = ClientContact.objects.filter(user=decider).values_list("client_id", flat=True).first()
+    return contact_client, contact_client is None and decider.is_manager
+
+
+def decider_role(
+    *, request: ElevationRequest, decider: User, facts: tuple[int | None, bool] | None = None
+) -> str | None:
+    """As what ``decider`` may decide ``request`` ("manager" or "contact"), or None. Nobody
+    decides their own request; ``facts`` (``decider_facts``) saves its queries over many rows."""
     if decider.pk == request.requester_id or not decider.is_active:
         return None
+    contact_client, is_manager = facts if facts is not None else decider_facts(decider=decider)
     wants_manager = request.approvers in (Approvers.MANAGER, Approvers.BOTH_FIRST, Approvers.BOTH_ALL)
     wants_contact = request.approvers in (Approvers.CONTACT, Approvers.BOTH_FIRST, Approvers.BOTH_ALL)
-    if wants_contact and ClientContact.objects.filter(user=decider, client_id=request.account.client_id).exists():
+    if wants_contact and contact_client is not None and contact_client == request.account.client_id:
         return ElevationDecision.As.CONTACT
-    if wants_manager and decider.is_manager and not hasattr(decider, "client_contact"):
+    if wants_manager and is_manager:
         return ElevationDecision.As.MANAGER
     return None
 

@@ -152,8 +152,10 @@ def elevation_list(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
     elevations = selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")
     page = Paginator(elevations, PAGE_SIZE).get_page(request.GET.get("page"))
+    facts = services.decider_facts(decider=user)
     for elevation in page:
-        elevation.can_decide = services.decider_role(request=elevation, decider=user) is not None  # type: ignore[attr-defined]
+        elevation.can_decide = services.decider_role(  # type: ignore[attr-defined]
+            request=elevation, decider=user, facts=facts) is not None
     return render(request, "elevations/list.html", {"page": page})
 
 

@@ -181,3 +181,19 @@ def test_inviting_a_taken_email_is_refused_next_to_the_field(estate: Estate) -> 
         {"form": "invite", "email": estate.engineer.email})
     assert response.status_code == 200 and b"already has this e-mail" in response.content
     assert not mail.outbox
+
+
+def test_the_request_list_reads_a_fixed_number_of_queries(
+    estate: Estate, make_person: Any, django_assert_max_num_queries: Any
+) -> None:
+    # Given a manager and many requests from many engineers
+    for number in range(12):
+        person = make_person(f"eng{number}", "Engineer")
+        services.elevation_request(requester=person, account=estate.prod, template=estate.administrator,
+                                   duration=5, reason="x")
+    browser = estate.browser(estate.manager)
+
+    # When they open the list, the number of queries does not grow with the rows (22 for 2 rows or 12)
+    with django_assert_max_num_queries(22):
+        page = browser.get(reverse("elevations:list"))
+    assert page.content.decode().count("awaits you") == 12
