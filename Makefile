@@ -27,8 +27,8 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy portal onboarding switchroles billing
-	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing
+	$(BIN)/mypy portal onboarding switchroles billing elevations
+	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing elevations
 
 # The export tests read the AWS Extend Switch Roles export with the extension's own parser (npm).
 NODE_READERS := tests/node/node_modules/.package-lock.json

@@ -236,6 +236,11 @@ def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
     links, and the audit chain verified at download time (plus the last scheduled check). Built
     in a temporary file, never whole in memory, and streamed from there."""
     client = get_object_or_404(Client, pk=client_id)
+    return evidence_pack_response(client=client, generated_by=cast(User, request.user))
+
+
+def evidence_pack_response(*, client: Client, generated_by: User) -> FileResponse:
+    """The evidence pack of ``client`` as a download (also the client contacts' own, elevations/)."""
     now = timezone.now()
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it when sent)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -267,7 +272,7 @@ def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
         manifest = {
             "client": {"id": client.pk, "name": client.name, "slug": client.slug},
             "generated_at": now.isoformat(),
-            "generated_by": request.user.get_username(),
+            "generated_by": generated_by.get_username(),
             "files": digests,
         }
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))

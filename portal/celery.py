@@ -53,4 +53,6 @@ app.conf.beat_schedule = {
                             "options": {"expires": 55}},
     # What AWS really allows from the main account, next to the grants (one authorization-details walk).
     "effective-access-check": {"task": "switchroles.tasks.effective_access_check", "schedule": crontab(minute=53)},
+    # Elevations: unanswered requests close, expired ones are marked (their grants end by grant-expiries).
+    "elevations-expire": {"task": "elevations.tasks.elevations_expire", "schedule": 60.0, "options": {"expires": 55}},
 }

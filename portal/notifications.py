@@ -49,6 +49,8 @@ EVENTS: dict[str, str] = {
     "access.finding": "An effective-access finding is opened (AWS allows more than the grants)",
     "audit.chain_broken": "The audit log's chain is broken",
     "cost.anomaly": "A client's cost looks unusual",
+    "elevation.requested": "Someone asks for break-glass access that I may approve",
+    "elevation.emergency": "A manager self-approved break-glass access on my client's accounts",
 }
 
 MAX_ATTEMPTS = 6

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "onboarding",
     "switchroles",
     "billing",
+    "elevations",
 ]
 
 MIDDLEWARE = [
@@ -76,6 +77,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "portal.middleware.RequireMfaMiddleware",
+    "elevations.middleware.ClientContactConfinementMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -352,3 +354,7 @@ SPECTACULAR_SETTINGS = {
         "RoleStateEnum": "switchroles.models.AccountRole.State",
     },
 }
+
+# Elevations (break-glass): the longest a request may ask for, and how long it waits for an answer.
+SWITCHYARD_ELEVATION_MAX_MINUTES = env.int("SWITCHYARD_ELEVATION_MAX_MINUTES", default=240)
+SWITCHYARD_ELEVATION_ANSWER_MINUTES = env.int("SWITCHYARD_ELEVATION_ANSWER_MINUTES", default=60)

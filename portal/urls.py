@@ -21,4 +21,6 @@ urlpatterns = [
     path("notifications/", notification_views.notification_preferences, name="notification_preferences"),
     path("api/v1/", include("portal.api.urls")),
     path("accounts/api-tokens/", include("portal.api.token_urls")),
+    path("", include("elevations.urls")),
+    path("client/", include("elevations.client_urls")),
 ]

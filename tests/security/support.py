@@ -201,6 +201,21 @@ def build_world(make_person: MakePerson) -> World:
         person=gone, left_by=people["mgr"], left_at=timezone.now(), reason="left", iam_username="gone",
         aws_state=Departure.AwsState.VERIFIED, aws_verified_at=timezone.now())
     rows["leaver"] = people["eng_b"]  # whom test_reauthentication makes leave
+    # Client contacts and elevations: a contact of Acme (not one of PERSONAS' columns: it has its own,
+    # CONTACT_MATRIX in test_access_matrix.py), and engineer A's pending request for Administrator on Acme.
+    from django.contrib.auth.models import Group
+
+    from elevations.models import ClientContact, ElevationRequest
+
+    Group.objects.get_or_create(name="ClientContact")  # a transactional test's flush took it
+    people["contact"] = make_person("carla", "ClientContact", iam_username="")
+    ClientContact.objects.create(user=people["contact"], client=acme, invited_by=people["mgr"],
+                                 invited_at=timezone.now(), accepted_at=timezone.now())
+    rows["elevation"] = ElevationRequest.objects.create(
+        requester=people["eng"], account=acme_prod, template=rows["admin_template"], duration_minutes=30,
+        reason="INC-1", approvers="both_first", requested_at=timezone.now(),
+        answer_by=timezone.now() + timedelta(hours=1),
+    )
     return World(people=people, rows=rows,
                  api_tokens={persona: created.secret for persona, created in api_tokens.items()})
 
@@ -243,7 +258,7 @@ ARGUMENT_ROWS = {
     "client_id": "acme", "account_id": "acme_prod", "role_id": "acme_role", "grant_id": "grant_a",
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
     "part_id": "part", "review_id": "review", "item_id": "item", "departure_id": "departure",
-    "batch_id": "batch", "token_id": "token",
+    "batch_id": "batch", "token_id": "token", "request_id": "elevation",
 }
 ROUTE_ARGUMENTS = {
     # Only an invited account has an access-role template to download; its failed step is retried.

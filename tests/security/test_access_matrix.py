@@ -49,6 +49,7 @@ from tests.security.support import (
     classify,
     path_of,
     row_counts,
+    signed_in_client,
 )
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +184,19 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "billing:invoice_csv":                   (LOGIN, MFA, 403, 403, OK, 403, OK),
     "billing:markup":                        (LOGIN, MFA, 403, 403, 403, 403, OK),
     "billing:refetch":                       (405, MFA, 405, 405, 405, 405, 405),
+    # --- client contacts' own pages (404 to everyone at the MSP) and elevations ------------------------
+    "client:index":                          (LOGIN, MFA, 404, 404, 404, 404, 404),
+    "client:evidence":                       (LOGIN, MFA, 404, 404, 404, 404, 404),
+    "client:log":                            (LOGIN, MFA, 404, 404, 404, 404, 404),
+    "client:log_csv":                        (LOGIN, MFA, 404, 404, 404, 404, 404),
+    "elevations:list":                       (LOGIN, MFA, OK, OK, OK, OK, OK),
+    "elevations:new":                        (LOGIN, MFA, OK, OK, OK, OK, OK),  # the service decides who may ask
+    "elevations:detail":                     (LOGIN, MFA, OK, 404, OK, OK, OK),  # engineer A's request
+    "elevations:decide":                     (405, MFA, 405, 405, 405, 405, 405),
+    "elevations:end":                        (405, MFA, 405, 405, 405, 405, 405),
+    "elevations:emergency":                  (405, MFA, 405, 405, 405, 405, 405),
+    "elevations:client_contacts":            (LOGIN, MFA, 403, 403, OK, 403, OK),
+    "elevations:contact_accept":             (OK, MFA, OK, OK, OK, OK, OK),  # a bad token: "does not work"
     # --- the Django admin: the rule below, and these four ----------------------------------------------
     "admin:login":                           (LOGIN, MFA, 403, 403, 403, 403, ADMIN_HOME),
     "admin:logout":                          (ADMIN_HOME, MFA, ADMIN_HOME, ADMIN_HOME, ADMIN_HOME, ADMIN_HOME, 405),
@@ -310,6 +324,9 @@ NOT_YOURS = [
     ("POST", "switchroles:rollout_account_retry", {"template_id": "admin_template", "part_id": "part"}, "mgr"),
     ("POST", "switchroles:team_member_remove", {"team_id": "team_b", "person_id": "@eng"}, "mgr"),  # not a member
     ("POST", "audit:review_decide", {"review_id": "review_b", "item_id": "item"}, "mgr"),  # another review's item
+    ("GET", "elevations:detail", {"request_id": "elevation"}, "eng_b"),       # engineer A's elevation request
+    ("POST", "elevations:decide", {"request_id": "elevation"}, "eng_b"),
+    ("POST", "elevations:end", {"request_id": "elevation"}, "eng_b"),
 ]
 
 
@@ -398,6 +415,13 @@ STATE_CHANGING: dict[str, str] = {
     "audit:review_decide": "mgr",
     # billing
     "billing:refetch": "mgr",
+    # client contacts and elevations
+    "elevations:new": "eng",
+    "elevations:decide": "mgr",
+    "elevations:end": "eng",
+    "elevations:emergency": "mgr",
+    "elevations:client_contacts": "mgr",
+    "elevations:contact_accept": "anon",
     "billing:markup": "adm",
     # the person's own API tokens
     "api_tokens:new": "eng",
@@ -638,3 +662,62 @@ def test_the_api_takes_no_session_post(world: World, aws_unreachable: AwsUnreach
             if response.status_code != 401 or changed:
                 failures.append(f"{route.name} as {PERSONA_LABELS[persona]}: {response.status_code} {changed}")
     assert not failures, "\n".join(failures)
+# --- the client-contact persona ------------------------------------------------------------------
+
+# A client contact (of Acme) is a column of its own so the matrix above keeps seven cells a row: every
+# URL answers them 404 (elevations.middleware confines them to their corner), except these.
+CONTACT_MATRIX: dict[str, int | str | frozenset[int]] = {
+    "healthz": HEALTH,
+    "home": "→client:index",
+    "account_login": HOME,
+    "account_logout": OK,
+    "account_change_password": OK,
+    "account_reauthenticate": OK,
+    "account_reset_password": OK,
+    "account_reset_password_done": OK,
+    "account_reset_password_from_key": OK,
+    "account_reset_password_from_key_done": OK,
+    "mfa_activate_totp": "→mfa_deactivate_totp",  # already enrolled: allauth offers to replace it
+    "mfa_deactivate_totp": OK,
+    "mfa_authenticate": HOME,
+    "mfa_index": OK,
+    "mfa_reauthenticate": OK,
+    "mfa_view_recovery_codes": OK,
+    "mfa_download_recovery_codes": OK,
+    "mfa_generate_recovery_codes": OK,
+    "client:index": OK,
+    "client:evidence": OK,
+    "client:log": OK,
+    "client:log_csv": OK,
+    "elevations:list": OK,
+    "elevations:new": OK,  # with nothing to choose from
+    "elevations:detail": OK,  # a request on Acme's account: theirs to see
+    "elevations:decide": 405,
+    "elevations:end": 405,
+    "elevations:emergency": 405,
+    "elevations:client_contacts": 403,
+    "elevations:contact_accept": OK,
+}
+CONTACT_DEFAULT = 404
+
+
+def test_every_url_answers_a_client_contact_as_the_contact_column_says(
+    world: World, aws_unreachable: AwsUnreachable
+) -> None:
+    # Given a client contact of Acme, signed in
+    browser = signed_in_client(world.people["contact"])
+    browser.raise_request_exception = False
+    stale = sorted(set(CONTACT_MATRIX) - {route.name for route in all_routes()})
+    assert not stale, f"CONTACT_MATRIX rows for URLs that no longer exist: {stale}"
+    failures: list[str] = []
+
+    # When they GET every URL of the project (MSP pages, the admin, other clients' rows included)
+    for route in all_routes():
+        path = path_of(route, world)
+        cell = CONTACT_MATRIX.get(route.name, CONTACT_DEFAULT)
+        got = classify(browser.get(path))
+
+        # Then only their own corner answers; everything else does not exist for them
+        if not _matches(got, cell):
+            failures.append(f"{route.name} {path} as a client contact: expected {cell}, got {got}")
+    assert not failures, f"{len(failures)} cells differ:\n" + "\n".join(failures)

@@ -117,6 +117,11 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
         {}, lambda w: {"name": "PSA hook", "scope": "read-write", "lifetime_days": "30"},
         lambda w: not ApiToken.objects.filter(name="PSA hook").exists(),
     ),
+    # An approval makes a grant (elevations): the approver re-enters their password first.
+    "elevations:decide": (
+        {"request_id": "elevation"}, lambda w: {"decision": "approve"},
+        lambda w: w.rows["elevation"].__class__.objects.get(pk=w.pk("elevation")).state == "pending",
+    ),
 }
 
 

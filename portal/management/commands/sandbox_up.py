@@ -47,6 +47,10 @@ class Command(BaseCommand):
             self._print_restore(sandbox_aws_restore(clients=clients))
         sandbox_demo_clients_ensure()
         sandbox_demo_access_ensure()
+        from elevations.sandbox import sandbox_client_contact_ensure
+
+        if sandbox_client_contact_ensure() is not None:
+            self.stdout.write("acme-contact (a client contact of Acme Retail) has an elevation request to decide.")
         # Twelve months of demo costs in moto's Cost Explorer, fetched so billing has figures at once.
         costs = sandbox_costs_ensure(clients=clients, aws_started_empty=organization.created)
         if costs:
@@ -56,7 +60,7 @@ class Command(BaseCommand):
         # Auditors see the chain's state from the first page view, not only after the hourly check.
         audit_chain_check_record()
         self.stdout.write(self.style.SUCCESS("\nSwitchyard sandbox is ready on http://127.0.0.1:8000/"))
-        self.stdout.write(f"Sign in as {', '.join(DEMO_USERS)} with password '{DEMO_PASSWORD}'.")
+        self.stdout.write(f"Sign in as {', '.join(DEMO_USERS)}, acme-contact with password '{DEMO_PASSWORD}'.")
         self.stdout.write("Your code: .venv/bin/python manage.py demo_totp <user>\n")
 
     def _print_restore(self, restore: SandboxRestore) -> None:
