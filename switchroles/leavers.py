@@ -37,8 +37,9 @@ from portal.duties import may_hold_links
 from portal.models import User
 from portal.services import user_end_other_sessions
 from switchroles import aws, services
+from switchroles.access_selectors import latest_access_check, open_access_findings
 from switchroles.enforcement import EnforcementBusy, enforcement_lock, user_policy_prefix
-from switchroles.models import AccountRole, Departure, Grant, Team
+from switchroles.models import AccessFinding, AccountRole, Departure, Grant, Team
 from switchroles.selectors import grants_in_force, links_for_person, memberships_in_force
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,23 @@ _BUILTIN_STEPS = (
     LeaverStep("grants", "Personal grants", _preview_grants, _revoke_grants),
 )
 _registered_steps: dict[str, LeaverStep] = {}
-_outside_reach_readers: list[Callable[[User], list[str]]] = []
+
+
+def _reach_without_grant(person: User) -> list[str]:
+    """What the last effective-access check found the person's IAM user may assume with no grant
+    (their own policies or groups outside Switchyard): the leaver removes none of it."""
+    if latest_access_check() is None:
+        return ["Effective access has not been checked yet, so Switchyard cannot say: run a check on the "
+                "drift page first."]
+    return [
+        f"{finding.role_arn}: {finding.detail or 'reachable without a grant'}"
+        + (f" (allowed by {finding.policy}{' ' + finding.statement if finding.statement else ''})"
+           if finding.policy else "")
+        for finding in open_access_findings(kind=AccessFinding.Kind.UNGRANTED, person_id=person.pk)
+    ]
+
+
+_outside_reach_readers: list[Callable[[User], list[str]]] = [_reach_without_grant]
 
 
 def leaver_step_register(step: LeaverStep) -> None:

@@ -268,3 +268,30 @@ def test_a_leavers_api_tokens_are_shown_then_revoked_and_answer_401(
     left = AuditEvent.objects.get(action="person.left")
     assert "PSA hook" in str(left.details) and departure.person_id == engineer.pk
     assert api.get("/api/v1/me", headers={"Authorization": f"Bearer {created.secret}"}).status_code == 401
+
+
+def test_the_leaver_page_says_what_aws_would_still_allow_outside_switchyard(
+    manager: Any, engineer: Any, signed_in: SignedIn
+) -> None:
+    # given an effective-access check that found the engineer's IAM user reaching a role with no grant
+    from django.utils import timezone
+
+    from switchroles.models import AccessCheck, AccessFinding
+
+    browser = reauthenticated(signed_in(manager), manager)
+    page = reverse("switchroles:person_leave", args=[engineer.pk])
+    assert "has not been checked yet" in browser.get(page).content.decode()
+    now = timezone.now()
+    check = AccessCheck.objects.create(checked_at=now)
+    AccessFinding.objects.create(
+        kind=AccessFinding.Kind.UNGRANTED, principal_type="user", principal_name=engineer.iam_username,
+        principal_arn=f"arn:aws:iam::123456789012:user/{engineer.iam_username}", person=engineer,
+        role_arn="arn:aws:iam::210987654321:role/OrganizationAccountAccessRole", policy="AdministratorAccess",
+        statement="#1", detail="reachable without a grant", opened_at=now, last_seen_at=now, last_check=check)
+
+    # when a manager opens the leaver page
+    shown = browser.get(page).content.decode()
+
+    # then it names the role AWS would still let the IAM user assume, and the policy that allows it
+    assert "role/OrganizationAccountAccessRole" in shown and "AdministratorAccess" in shown
+    assert "not connected" not in shown
