@@ -11,7 +11,8 @@ from elevations.models import ClientContact, ElevationRequest
 from onboarding.models import AwsAccount, Client
 from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
 from portal.models import User
-from switchroles.models import AccountRole, LinkUse, RoleTemplate
+from switchroles.access_selectors import open_access_findings
+from switchroles.models import AccessFinding, AccountRole, LinkUse, RoleTemplate
 
 
 def contact_of(*, user: User) -> ClientContact | None:
@@ -24,7 +25,7 @@ def contacts_of_client(*, client: Client) -> QuerySet[ClientContact]:
 
 
 def client_accounts(*, client: Client) -> QuerySet[AwsAccount]:
-    return AwsAccount.objects.filter(client=client).order_by("name")
+    return AwsAccount.objects.filter(client=client).select_related("root_posture").order_by("name")
 
 
 def client_roles(*, client: Client) -> QuerySet[AccountRole]:
@@ -126,3 +127,9 @@ def client_log_rows(*, client: Client) -> Iterator[Sequence[Any]]:
 
 def tiers() -> QuerySet[RoleTemplate]:
     return RoleTemplate.objects.filter(is_active=True).order_by("pk")
+
+
+def client_access_findings(*, client: Client) -> QuerySet[AccessFinding]:
+    """The open effective-access findings that concern the client's accounts: who AWS lets in with
+    no grant, granted links AWS refuses, and doors into the accounts that are not Switchyard's."""
+    return open_access_findings(client_id=client.pk)

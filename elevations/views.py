@@ -68,6 +68,7 @@ def client_index(request: HttpRequest, contact: ClientContact) -> HttpResponse:
         "roles": selectors.client_roles(client=client), "reach": selectors.client_who_can_reach(client=client),
         "uses": selectors.client_link_uses(client=client)[:20],
         "elevations": selectors.client_elevations(client=client)[:20], "now": timezone.now(),
+        "findings": selectors.client_access_findings(client=client)[:200],
     })
 
 

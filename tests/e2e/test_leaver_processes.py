@@ -17,6 +17,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from portal.api.tokens import api_token_create
 from portal.models import AuditEvent
 from switchroles import services
 from switchroles.aws import PERSON_TAG_KEY
@@ -64,6 +65,16 @@ def status_with_cookie(url: str, session_cookie: str) -> tuple[int, str]:
         return redirect.code, redirect.headers.get("Location", "")
 
 
+def status_with_token(url: str, token: str) -> int:
+    """What the live server answers an API call with only this bearer token."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
 def switchyard_on(iam: Any, user_name: str) -> dict[str, list[str]]:
     return {
         "groups": [g["GroupName"] for g in iam.list_groups_for_user(UserName=user_name)["Groups"]],
@@ -95,6 +106,9 @@ def test_a_leaver_is_gone_from_aws_the_portal_and_their_browser_within_a_minute(
     their_browser.force_login(engineer, backend="django.contrib.auth.backends.ModelBackend")
     cookie = their_browser.cookies["sessionid"].value
     assert status_with_cookie(f"{live_server.url}/links/", cookie) == (200, "")
+    # and holding an API token that works
+    token = api_token_create(owner=engineer, name="laptop script", scope="read-write", lifetime_days=30).secret
+    assert status_with_token(f"{live_server.url}/api/v1/me", token) == 200
 
     # when a manager confirms the leaver action
     started = time.monotonic()
@@ -114,9 +128,12 @@ def test_a_leaver_is_gone_from_aws_the_portal_and_their_browser_within_a_minute(
     # and their session cookie answers as signed out
     status, location = status_with_cookie(f"{live_server.url}/links/", cookie)
     assert status == 302 and location.startswith("/accounts/login/")
+    # and their API token answers as signed out
+    assert status_with_token(f"{live_server.url}/api/v1/me", token) == 401
     # and the audit log has the leaver event with what was removed
     left = AuditEvent.objects.get(action="person.left", target_id=str(engineer.pk))
     assert left.actor == manager and left.details["deactivated"] is True
+    assert "laptop script" in str(left.details["removed"]["api_tokens"])
     assert left.details["removed"]["teams"] == ["team Platform (IAM group platform-engineers)"]
     assert len(left.details["removed"]["grants"]) == 1 and left.details["removed"]["sessions"]
     print(f"leaver clean in AWS after {elapsed:.1f} s")  # noqa: T201

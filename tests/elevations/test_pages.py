@@ -205,3 +205,28 @@ def test_the_request_list_reads_a_fixed_number_of_queries(estate: Estate, make_p
     # Then the list reads as many queries for 12 rows as for 2, and shows all 12
     assert with_twelve == with_two
     assert estate.browser(estate.manager).get(reverse("elevations:list")).content.decode().count("awaits you") == 12
+
+
+def test_the_contact_sees_their_accounts_root_posture_and_the_findings_about_them_only(estate: Estate) -> None:
+    # Given a root password found on Acme production, and effective-access findings on Acme and on Globex
+    from django.utils import timezone
+
+    from onboarding.models import RootPosture
+    from switchroles.models import AccessFinding
+
+    now = timezone.now()
+    RootPosture.objects.create(account=estate.prod, password=True, checked_at=now)
+    for account, who in ((estate.prod, "ops-admin"), (estate.globex_prod, "globex-stranger")):
+        AccessFinding.objects.create(
+            kind=AccessFinding.Kind.UNGRANTED, principal_type="user", principal_name=who,
+            principal_arn=f"arn:aws:iam::123456789012:user/{who}", account=account,
+            role_arn=f"arn:aws:iam::{account.account_id}:role/OrganizationAccountAccessRole",
+            detail="reachable without a grant", opened_at=now, last_seen_at=now)
+
+    # When Acme's contact opens their page
+    text = estate.browser(estate.contact).get(reverse("client:index")).content.decode()
+
+    # Then Acme's root password and Acme's finding show, Globex's finding does not
+    assert "a password" in text
+    assert "ops-admin" in text and "Reachable without a grant" in text
+    assert "globex-stranger" not in text
