@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
+from elevations.models import ElevationRequest
 from onboarding.models import Client
 from portal import duties
 from portal.audit import audit_record
@@ -130,6 +131,8 @@ def review_items(*, review: AccessReview, show: str = "all", unused_days: int = 
         .annotate(last_used_at=_last_use_of_grant())
         .annotate(suggest_revoke=Case(When(unused, then=Value(True)), default=Value(False),
                                       output_field=BooleanField()))
+        # A break-glass grant a manager approved themself (issue 21) is flagged for the reviewer.
+        .annotate(emergency=Exists(ElevationRequest.objects.filter(grant_id=OuterRef("grant_id"), emergency=True)))
         .order_by("pk")
     )
     if show == "pending":

@@ -280,3 +280,31 @@ def test_auditors_read_every_request_and_cannot_end_one(estate: Estate, make_per
         services.elevation_end(request=elevation, ended_by=auditor)
     with pytest.raises(ValidationError):
         services.elevation_decide(request=elevation, decider=auditor, approve=True, reason="")
+
+
+def test_an_emergency_grant_is_flagged_in_the_access_review(estate: Estate, make_person: Any) -> None:
+    # Given a manager's self-approved break-glass grant and an ordinary approved one
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal import reviews
+
+    emergency = services.elevation_request(requester=estate.manager, account=estate.prod,
+                                           template=estate.administrator, duration=15, reason="outage")
+    services.elevation_emergency_approve(request=emergency, manager=estate.manager, reason="prod down, nobody up")
+    ordinary = services.elevation_request(requester=estate.engineer, account=estate.prod,
+                                          template=estate.administrator, duration=15, reason="INC-9")
+    services.elevation_decide(request=ordinary, decider=estate.other_manager, approve=True, reason="ok")
+
+    # When an access review of Acme is opened
+    reviewer = make_person("rita", "Auditor", "Reviewer")
+    review = reviews.access_review_open(opened_by=estate.other_manager, title="Acme Q4", scope="client",
+                                        client=estate.acme, reviewers=[reviewer],
+                                        deadline=timezone.now() + timedelta(days=7))
+
+    # Then only the emergency grant's item is flagged
+    flagged = {item.grant_id: item.emergency for item in reviews.review_items(review=review)}
+    emergency.refresh_from_db()
+    ordinary.refresh_from_db()
+    assert flagged[emergency.grant_id] is True and flagged[ordinary.grant_id] is False
