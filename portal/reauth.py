@@ -37,6 +37,20 @@ DANGEROUS_ACTIONS = frozenset({
     "onboarding:client_handback",
     "roletemplates:new",
     "roletemplates:edit",
+    "switchroles:grant_revoke",
+    "switchroles:team_member_remove",
+    "switchroles:person_leave",
+    "switchroles:departure_retry",
+    "switchroles:rollout_account_retry",
+    "switchroles:trust_rollout",
+    "switchroles:drift_repair",
+    "switchroles:drift_repair_main_account",
+    "onboarding:account_root_remove",
+    "onboarding:root_access_enable",
+    "api_tokens:new",
+    "elevations:decide",
+    "elevations:emergency",
+    "audit:review_decide",
 })
 
 
