@@ -16,7 +16,7 @@ from django.urls import reverse
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, OnboardingStep
 from portal.models import ApiToken, AuditEvent, User
-from switchroles.models import Grant, RoleTemplate, Team, TeamMembership
+from switchroles.models import Grant, RoleDriftFinding, RoleTemplate, RolloutAccount, Team, TeamMembership
 from tests.security.support import AwsUnreachable, World, changed_tables, row_counts, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +39,12 @@ def _template_form(**overrides: Any) -> dict[str, Any]:
         "require_mfa": "on", "max_session_seconds": "3600", "console_color": "b7ca9d", "is_active": "on",
         **overrides,
     }
+
+
+def _failed_onboarding(world: World) -> dict[str, Any]:
+    """The invited account's onboarding needs attention (its step failed), so its step can be retried."""
+    AwsAccount.objects.filter(pk=world.pk("acme_invited")).update(state=AwsAccount.State.FAILED)
+    return {}
 
 
 # (URL name, path arguments (row names), the valid form a manager would send, and a check that the
@@ -121,6 +127,26 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
     "elevations:decide": (
         {"request_id": "elevation"}, lambda w: {"decision": "approve"},
         lambda w: w.rows["elevation"].__class__.objects.get(pk=w.pk("elevation")).state == "pending",
+    ),
+    # Issue 19: cancelling an onboarding, retrying its step or a roll-out's account, repairing drift.
+    "onboarding:account_cancel": (
+        {"account_id": "acme_invited"}, lambda w: {},
+        lambda w: AwsAccount.objects.get(pk=w.pk("acme_invited")).state == AwsAccount.State.AWAITING_ACCESS_ROLE,
+    ),
+    "onboarding:step_retry": (
+        {"account_id": "acme_invited", "step_id": "step"}, _failed_onboarding,
+        lambda w: OnboardingStep.objects.get(pk=w.pk("step")).status == OnboardingStep.Status.FAILED,
+    ),
+    "switchroles:rollout_account_retry": (
+        {"template_id": "engineer_template", "part_id": "part"}, lambda w: {},
+        lambda w: RolloutAccount.objects.get(pk=w.pk("part")).status == RolloutAccount.Status.FAILED,
+    ),
+    "switchroles:drift_repair": (
+        {"finding_id": "finding"}, lambda w: {},
+        lambda w: RoleDriftFinding.objects.get(pk=w.pk("finding")).repair_requested_at is None,
+    ),
+    "switchroles:drift_repair_main_account": (
+        {}, lambda w: {}, lambda w: not AuditEvent.objects.filter(action="drift.repair_requested").exists(),
     ),
 }
 
