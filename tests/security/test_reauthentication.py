@@ -16,8 +16,16 @@ from django.urls import reverse
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, OnboardingStep
 from portal.models import ApiToken, AuditEvent, User
+from portal.reauth import DANGEROUS_ACTIONS
 from switchroles.models import Grant, RoleDriftFinding, RoleTemplate, RolloutAccount, Team, TeamMembership
-from tests.security.support import AwsUnreachable, World, changed_tables, row_counts, signed_in_client
+from tests.security.support import (
+    AwsUnreachable,
+    World,
+    all_routes,
+    changed_tables,
+    row_counts,
+    signed_in_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -199,3 +207,54 @@ def test_the_same_change_gets_through_right_after_reauthenticating(
     else:
         assert response.status_code in {200, 302}
         assert not not_done(world)
+
+
+def _password_only_client(world: World) -> Any:
+    """A manager who re-entered their password a moment ago; their last authenticator code is stale."""
+    client = signed_in_client(world.people["mgr"], seconds_ago=5)
+    session = client.session
+    for record in session["account_authentication_methods"]:
+        if record["method"] == "mfa":
+            record["at"] -= settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    session.save()
+    return client
+
+
+@pytest.mark.parametrize("name", sorted(set(SENSITIVE) & DANGEROUS_ACTIONS))
+def test_a_dangerous_change_also_needs_a_fresh_authenticator_code(
+    world: World, aws_unreachable: AwsUnreachable, name: str
+) -> None:
+    # Given a manager whose password is fresh but whose last authenticator code is not
+    arguments, form, not_done = SENSITIVE[name]
+    path = _path(world, name, arguments)
+    manager = _password_only_client(world)
+    before = row_counts()
+
+    # When they send a dangerous change
+    response = manager.post(path, form(world))
+
+    # Then they are asked for a code, brought back here afterwards, and nothing happened
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == reverse("mfa_reauthenticate")
+    assert location.query == f"next={path.replace('/', '%2F')}"
+    assert not changed_tables(before, row_counts())
+    assert not_done(world)
+    assert not aws_unreachable.calls
+
+
+@pytest.mark.parametrize("name", sorted(set(SENSITIVE) - DANGEROUS_ACTIONS))
+def test_an_ordinary_change_needs_the_password_only(world: World, aws_unreachable: AwsUnreachable, name: str) -> None:
+    # Given the same manager (fresh password, stale code)
+    arguments, form, _ = SENSITIVE[name]
+    path = _path(world, name, arguments)
+
+    # When they send a change that is not dangerous, then it reaches the view
+    response = _password_only_client(world).post(path, form(world))
+    assert not response.get("Location", "").startswith((reverse("account_reauthenticate"),
+                                                         reverse("mfa_reauthenticate")))
+
+
+def test_every_dangerous_action_is_a_url_of_the_project() -> None:
+    # A name mistyped in DANGEROUS_ACTIONS would silently leave that action ordinary.
+    assert DANGEROUS_ACTIONS <= {route.name for route in all_routes()}
