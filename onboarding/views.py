@@ -186,6 +186,7 @@ def access_verify(request: HttpRequest, account_id: int) -> HttpResponse:
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required  # which role Switchyard assumes in the client's account
 def access_role_change(request: HttpRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     try:

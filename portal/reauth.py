@@ -3,7 +3,8 @@
 - An action changes state only on POST. It goes through when the person signed in or re-authenticated
   within ``ACCOUNT_REAUTHENTICATION_TIMEOUT`` seconds (5 minutes): a full sign-in counts, so nobody is
   asked again seconds after signing in.
-- A dangerous action (it gives access, or creates, hands back or removes something in AWS) needs both
+- A dangerous action (it gives or takes away access, or creates, changes, hands back or removes
+  something in AWS) needs both
   a password **and** an authenticator code within that time: a full sign-in (password, then code)
   has both; otherwise the person is asked for whichever is missing, password first.
 
@@ -27,7 +28,8 @@ from django.urls import reverse
 
 PASSWORD, CODE = "password", "mfa"
 
-# Actions that give access or create, hand back or remove something in AWS (URL names).
+# Actions that give or take away access, or create, change, hand back or remove something in AWS
+# (URL names; the README's "Re-authentication" table lists them in words).
 DANGEROUS_ACTIONS = frozenset({
     "switchroles:grant_new",
     "switchroles:team_member_add",

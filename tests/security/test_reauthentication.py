@@ -153,6 +153,10 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
         {"finding_id": "finding"}, lambda w: {},
         lambda w: RoleDriftFinding.objects.get(pk=w.pk("finding")).repair_requested_at is None,
     ),
+    "onboarding:access_role_change": (
+        {"account_id": "acme_invited"}, lambda w: {"access_role_name": "ClientAccessRole"},
+        lambda w: AwsAccount.objects.get(pk=w.pk("acme_invited")).access_role_name != "ClientAccessRole",
+    ),
     "switchroles:drift_repair_main_account": (
         {}, lambda w: {}, lambda w: not AuditEvent.objects.filter(action="drift.repair_requested").exists(),
     ),
