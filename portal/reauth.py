@@ -4,9 +4,9 @@
   within ``ACCOUNT_REAUTHENTICATION_TIMEOUT`` seconds (5 minutes): a full sign-in counts, so nobody is
   asked again seconds after signing in.
 - A dangerous action (it gives or takes away access, or creates, changes, hands back or removes
-  something in AWS) needs both
-  a password **and** an authenticator code within that time: a full sign-in (password, then code)
-  has both; otherwise the person is asked for whichever is missing, password first.
+  something in AWS) needs both a password **and** an authenticator code within that time: a full
+  sign-in (password, then code) has both; otherwise the person is asked for whichever is missing,
+  password first.
 
 allauth's ``reauthentication_required`` counts only re-authentications, and only the latest one, so
 the rule is applied here; the pages it sends people to are allauth's own

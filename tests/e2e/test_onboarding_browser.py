@@ -1,6 +1,6 @@
 """A manager signs in (password + TOTP), onboards a client through the form (not asked to
-re-authenticate right after that full sign-in), and watches the account page update itself, without a reload, until the account is
-active with its roles listed.
+re-authenticate right after that full sign-in), and watches the account page update itself,
+without a reload, until the account is active with its roles listed.
 
 Everything is real but AWS: the live server and a Celery worker process share the test database
 and a Redis broker; AWS is a moto server with an Organization, as in the sandbox (``make run``).
