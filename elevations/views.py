@@ -6,7 +6,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -30,6 +29,7 @@ from onboarding.models import Client
 from portal.audit_views import _streamed_csv, evidence_pack_response
 from portal.models import User
 from portal.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
+from portal.reauth import reauthentication_required
 from switchroles.models import AccountRole
 
 PAGE_SIZE = 50

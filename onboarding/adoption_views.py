@@ -3,7 +3,6 @@ at once, and one page of a batch's progress. Managers act (re-authenticated); au
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +14,7 @@ from onboarding.adoption_forms import AdoptForm, BulkForm
 from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 
 
 @require_http_methods(["GET", "POST"])

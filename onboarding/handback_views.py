@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.decorators import reauthentication_required
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from onboarding import handback, selectors
 from onboarding.models import AwsAccount, Client
 from portal.permissions import MANAGER, capability_required
+from portal.reauth import reauthentication_required
 
 ROLE_CHOICES = (
     ("delete", "Delete Switchyard's roles in the account"),

@@ -3,7 +3,6 @@ and auditors), and on an account: check now, remove root credentials (managers, 
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -15,6 +14,7 @@ from onboarding import root_aws, root_selectors, root_services, selectors
 from onboarding.aws import AwsError
 from portal.aws import default_client_factory
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 
 
 def _features_context() -> dict[str, object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -17,6 +16,7 @@ from onboarding.aws import access_role_cloudformation_template
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 
 ACCESS_ROLE_TEMPLATE_FILENAME = "switchyard-access-role.yaml"
 
@@ -144,6 +144,7 @@ def access_role_template(request: HttpRequest, account_id: int) -> HttpResponse:
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required
 def step_retry(request: HttpRequest, account_id: int, step_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     step = selectors.step_of_account(account=account, step_id=step_id)
@@ -158,6 +159,7 @@ def step_retry(request: HttpRequest, account_id: int, step_id: int) -> HttpRespo
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required
 def account_cancel(request: HttpRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     try:
@@ -184,6 +186,7 @@ def access_verify(request: HttpRequest, account_id: int) -> HttpResponse:
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required  # which role Switchyard assumes in the client's account
 def access_role_change(request: HttpRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     try:

@@ -16,7 +16,6 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -53,6 +52,7 @@ from portal.audit_selectors import (
 )
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from portal.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
+from portal.reauth import reauthentication_required
 from switchroles.access_selectors import findings_history_of_person, open_access_findings, refused_links
 from switchroles.models import AccessFinding, AccountRole
 

@@ -3,9 +3,10 @@
 - An action changes state only on POST. It goes through when the person signed in or re-authenticated
   within ``ACCOUNT_REAUTHENTICATION_TIMEOUT`` seconds (5 minutes): a full sign-in counts, so nobody is
   asked again seconds after signing in.
-- A dangerous action (it gives access, or creates, hands back or removes something in AWS) needs both
-  a password **and** an authenticator code within that time: a full sign-in (password, then code)
-  has both; otherwise the person is asked for whichever is missing, password first.
+- A dangerous action (it gives or takes away access, or creates, changes, hands back or removes
+  something in AWS) needs both a password **and** an authenticator code within that time: a full
+  sign-in (password, then code) has both; otherwise the person is asked for whichever is missing,
+  password first.
 
 allauth's ``reauthentication_required`` counts only re-authentications, and only the latest one, so
 the rule is applied here; the pages it sends people to are allauth's own
@@ -27,7 +28,8 @@ from django.urls import reverse
 
 PASSWORD, CODE = "password", "mfa"
 
-# Actions that give access or create, hand back or remove something in AWS (URL names).
+# Actions that give or take away access, or create, change, hand back or remove something in AWS
+# (URL names; the README's "Re-authentication" table lists them in words).
 DANGEROUS_ACTIONS = frozenset({
     "switchroles:grant_new",
     "switchroles:team_member_add",
@@ -37,6 +39,20 @@ DANGEROUS_ACTIONS = frozenset({
     "onboarding:client_handback",
     "roletemplates:new",
     "roletemplates:edit",
+    "switchroles:grant_revoke",
+    "switchroles:team_member_remove",
+    "switchroles:person_leave",
+    "switchroles:departure_retry",
+    "switchroles:rollout_account_retry",
+    "switchroles:trust_rollout",
+    "switchroles:drift_repair",
+    "switchroles:drift_repair_main_account",
+    "onboarding:account_root_remove",
+    "onboarding:root_access_enable",
+    "api_tokens:new",
+    "elevations:decide",
+    "elevations:emergency",
+    "audit:review_decide",
 })
 
 

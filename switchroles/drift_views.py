@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from onboarding.root_selectors import accounts_with_root_credentials
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 from switchroles import access_checks, access_selectors, drift, drift_run
 from switchroles.models import AccessFinding, RoleDriftFinding
 from switchroles.trust_rollout import trust_rollout_start
@@ -110,6 +110,7 @@ def drift_check_now(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required
 def drift_repair(request: HttpRequest, finding_id: int) -> HttpResponse:
     finding = get_object_or_404(RoleDriftFinding, pk=finding_id)
     try:
@@ -123,6 +124,7 @@ def drift_repair(request: HttpRequest, finding_id: int) -> HttpResponse:
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required
 def drift_repair_main_account(request: HttpRequest) -> HttpResponse:
     drift.main_account_repair_request(actor=_person(request), request=request)
     messages.success(request, "Switchyard is rewriting the main account's policies from the grants, then checks "

@@ -3,7 +3,6 @@ what happened after (AWS read back), and the separation-of-duties conflicts that
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal import duties
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 from switchroles import leavers
 from switchroles.duties import duty_conflicts
 from switchroles.forms import LeaverForm

@@ -4,7 +4,6 @@ capabilities and teams. There is no self sign-up."""
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.models import User
 from portal.permissions import MANAGER, capability_required
+from portal.reauth import reauthentication_required
 from switchroles import leavers, services
 from switchroles.forms import PersonForm
 from switchroles.models import TeamMembership

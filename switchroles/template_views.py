@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -10,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.permissions import AUDITOR, MANAGER, capability_required
+from portal.reauth import reauthentication_required
 from switchroles.models import RoleTemplate, RolloutAccount
 from switchroles.rollout import rollout_account_retry, rollout_progress
 from switchroles.template_forms import RoleTemplateForm
@@ -79,6 +79,7 @@ def template_rollout(request: HttpRequest, template_id: int) -> HttpResponse:
 
 @require_POST
 @capability_required(MANAGER)
+@reauthentication_required
 def rollout_account_retry_view(request: HttpRequest, template_id: int, part_id: int) -> HttpResponse:
     part = get_object_or_404(RolloutAccount.objects.filter(rollout__template_id=template_id), pk=part_id)
     try:

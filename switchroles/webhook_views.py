@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from portal.permissions import MANAGER, capability_required
+from portal.reauth import reauthentication_required
 from switchroles import services
 from switchroles.forms import TeamWebhookForm
 from switchroles.models import Team

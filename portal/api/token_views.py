@@ -3,7 +3,6 @@ re-authentication; the token is shown once), revoke. Each person sees only their
 
 from __future__ import annotations
 
-from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from portal.api import tokens
 from portal.api.token_forms import ApiTokenForm
 from portal.models import User
+from portal.reauth import reauthentication_required
 from switchroles.views import form_errors_from
 
 

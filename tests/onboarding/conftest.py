@@ -133,11 +133,13 @@ def request_account(manager: User) -> RequestAccount:
 
 
 def mark_reauthenticated(http: HttpClient, user: User) -> HttpClient:
-    """As if ``user`` had just confirmed their password (allauth's re-authentication)."""
+    """As if ``user`` had just confirmed their password and authenticator code (allauth's
+    re-authentication; ``portal.reauth``: dangerous actions such as a hand-back need both)."""
     session = http.session
     session["account_authentication_methods_user"] = str(user.pk)
     session["account_authentication_methods"] = [
-        {"method": "password", "at": time.time(), "reauthenticated": True, "username": user.username}
+        {"method": "password", "at": time.time(), "reauthenticated": True, "username": user.username},
+        {"method": "mfa", "at": time.time(), "type": "totp", "reauthenticated": True},
     ]
     session.save()
     return http

@@ -246,7 +246,7 @@ def test_a_failed_step_shows_the_plain_message_the_raw_code_and_a_retry_button(
 def test_a_manager_retries_a_failed_step_from_the_page(manager: User, signed_in: SignedIn) -> None:
     account, step = _failed_account()
 
-    response = signed_in(manager).post(
+    response = mark_reauthenticated(signed_in(manager), manager).post(
         reverse("onboarding:step_retry", kwargs={"account_id": account.pk, "step_id": step.pk}))
 
     assert response.status_code == 302
@@ -258,7 +258,8 @@ def test_a_manager_retries_a_failed_step_from_the_page(manager: User, signed_in:
 def test_a_manager_cancels_from_the_page(manager: User, signed_in: SignedIn) -> None:
     account = make_account()
 
-    response = signed_in(manager).post(reverse("onboarding:account_cancel", kwargs={"account_id": account.pk}))
+    response = mark_reauthenticated(signed_in(manager), manager).post(
+        reverse("onboarding:account_cancel", kwargs={"account_id": account.pk}))
 
     assert response.status_code == 302
     account.refresh_from_db()

@@ -24,10 +24,12 @@ pytestmark = pytest.mark.django_db
 
 
 def reauthenticated(client: HttpClient, user: User) -> HttpClient:
-    """Record a fresh re-authentication in the session, as allauth's reauthenticate page does."""
+    """Record a fresh re-authentication (password and authenticator code) in the session, as
+    allauth's re-authentication pages do; revoking is a dangerous action (``portal.reauth``)."""
     session = client.session
     session["account_authentication_methods"] = [
-        {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True}
+        {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True},
+        {"method": "mfa", "at": time.time(), "type": "totp", "reauthenticated": True},
     ]
     session["account_authentication_methods_user"] = str(user.pk)
     session.save()

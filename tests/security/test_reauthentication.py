@@ -16,8 +16,16 @@ from django.urls import reverse
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, OnboardingStep
 from portal.models import ApiToken, AuditEvent, User
-from switchroles.models import Grant, RoleTemplate, Team, TeamMembership
-from tests.security.support import AwsUnreachable, World, changed_tables, row_counts, signed_in_client
+from portal.reauth import DANGEROUS_ACTIONS
+from switchroles.models import Grant, RoleDriftFinding, RoleTemplate, RolloutAccount, Team, TeamMembership
+from tests.security.support import (
+    AwsUnreachable,
+    World,
+    all_routes,
+    changed_tables,
+    row_counts,
+    signed_in_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +47,12 @@ def _template_form(**overrides: Any) -> dict[str, Any]:
         "require_mfa": "on", "max_session_seconds": "3600", "console_color": "b7ca9d", "is_active": "on",
         **overrides,
     }
+
+
+def _failed_onboarding(world: World) -> dict[str, Any]:
+    """The invited account's onboarding needs attention (its step failed), so its step can be retried."""
+    AwsAccount.objects.filter(pk=world.pk("acme_invited")).update(state=AwsAccount.State.FAILED)
+    return {}
 
 
 # (URL name, path arguments (row names), the valid form a manager would send, and a check that the
@@ -122,6 +136,30 @@ SENSITIVE: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], Ca
         {"request_id": "elevation"}, lambda w: {"decision": "approve"},
         lambda w: w.rows["elevation"].__class__.objects.get(pk=w.pk("elevation")).state == "pending",
     ),
+    # Issue 19: cancelling an onboarding, retrying its step or a roll-out's account, repairing drift.
+    "onboarding:account_cancel": (
+        {"account_id": "acme_invited"}, lambda w: {},
+        lambda w: AwsAccount.objects.get(pk=w.pk("acme_invited")).state == AwsAccount.State.AWAITING_ACCESS_ROLE,
+    ),
+    "onboarding:step_retry": (
+        {"account_id": "acme_invited", "step_id": "step"}, _failed_onboarding,
+        lambda w: OnboardingStep.objects.get(pk=w.pk("step")).status == OnboardingStep.Status.FAILED,
+    ),
+    "switchroles:rollout_account_retry": (
+        {"template_id": "engineer_template", "part_id": "part"}, lambda w: {},
+        lambda w: RolloutAccount.objects.get(pk=w.pk("part")).status == RolloutAccount.Status.FAILED,
+    ),
+    "switchroles:drift_repair": (
+        {"finding_id": "finding"}, lambda w: {},
+        lambda w: RoleDriftFinding.objects.get(pk=w.pk("finding")).repair_requested_at is None,
+    ),
+    "onboarding:access_role_change": (
+        {"account_id": "acme_invited"}, lambda w: {"access_role_name": "ClientAccessRole"},
+        lambda w: AwsAccount.objects.get(pk=w.pk("acme_invited")).access_role_name != "ClientAccessRole",
+    ),
+    "switchroles:drift_repair_main_account": (
+        {}, lambda w: {}, lambda w: not AuditEvent.objects.filter(action="drift.repair_requested").exists(),
+    ),
 }
 
 
@@ -173,3 +211,54 @@ def test_the_same_change_gets_through_right_after_reauthenticating(
     else:
         assert response.status_code in {200, 302}
         assert not not_done(world)
+
+
+def _password_only_client(world: World) -> Any:
+    """A manager who re-entered their password a moment ago; their last authenticator code is stale."""
+    client = signed_in_client(world.people["mgr"], seconds_ago=5)
+    session = client.session
+    for record in session["account_authentication_methods"]:
+        if record["method"] == "mfa":
+            record["at"] -= settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    session.save()
+    return client
+
+
+@pytest.mark.parametrize("name", sorted(set(SENSITIVE) & DANGEROUS_ACTIONS))
+def test_a_dangerous_change_also_needs_a_fresh_authenticator_code(
+    world: World, aws_unreachable: AwsUnreachable, name: str
+) -> None:
+    # Given a manager whose password is fresh but whose last authenticator code is not
+    arguments, form, not_done = SENSITIVE[name]
+    path = _path(world, name, arguments)
+    manager = _password_only_client(world)
+    before = row_counts()
+
+    # When they send a dangerous change
+    response = manager.post(path, form(world))
+
+    # Then they are asked for a code, brought back here afterwards, and nothing happened
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert location.path == reverse("mfa_reauthenticate")
+    assert location.query == f"next={path.replace('/', '%2F')}"
+    assert not changed_tables(before, row_counts())
+    assert not_done(world)
+    assert not aws_unreachable.calls
+
+
+@pytest.mark.parametrize("name", sorted(set(SENSITIVE) - DANGEROUS_ACTIONS))
+def test_an_ordinary_change_needs_the_password_only(world: World, aws_unreachable: AwsUnreachable, name: str) -> None:
+    # Given the same manager (fresh password, stale code)
+    arguments, form, _ = SENSITIVE[name]
+    path = _path(world, name, arguments)
+
+    # When they send a change that is not dangerous, then it reaches the view
+    response = _password_only_client(world).post(path, form(world))
+    assert not response.get("Location", "").startswith((reverse("account_reauthenticate"),
+                                                         reverse("mfa_reauthenticate")))
+
+
+def test_every_dangerous_action_is_a_url_of_the_project() -> None:
+    # A name mistyped in DANGEROUS_ACTIONS would silently leave that action ordinary.
+    assert DANGEROUS_ACTIONS <= {route.name for route in all_routes()}

@@ -23,6 +23,7 @@ from switchroles import services as grants
 from switchroles.models import AccountRole, DriftCheck, RoleDriftFinding, Team
 from tests.onboarding.conftest import MAIN_ACCOUNT_ID, mocked_organization, request_account, templates
 from tests.onboarding.handback_support import main_account_allowed, member_iam, onboard
+from tests.switchroles.conftest import reauthenticated
 
 __all__ = ["request_account"]  # the onboarding fixture, used here
 
@@ -81,7 +82,7 @@ def test_a_trust_policy_changed_behind_the_portals_back_is_flagged_and_repair_re
     assert "it also trusts AWS arn:aws:iam::999999999999:root" in auditor_page
     repair_url = reverse("switchroles:drift_repair", args=[finding.pk])
     assert repair_url not in auditor_page
-    manager_http = signed_in(manager)
+    manager_http = reauthenticated(signed_in(manager), manager)
     assert repair_url in manager_http.get(reverse("switchroles:drift")).content.decode()
 
     # when a manager repairs it (a worker re-applies the template)
@@ -221,7 +222,7 @@ def test_a_main_account_policy_changed_behind_the_portals_back_is_flagged_and_re
     [finding] = list(check.findings.all())
     assert (finding.principal_name, finding.missing_arns, finding.team) == ("platform-engineers", sorted(granted),
                                                                           Team.objects.get())
-    http = signed_in(manager)
+    http = reauthenticated(signed_in(manager), manager)
     page = http.get(reverse("switchroles:drift")).content.decode()
     assert "platform-engineers" in page and reverse("switchroles:drift_repair_main_account") in page
 

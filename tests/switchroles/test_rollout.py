@@ -99,7 +99,7 @@ def test_a_failed_account_is_listed_in_plain_words_and_a_manager_retries_it(
     part = RolloutAccount.objects.get()
     assert (part.status, part.last_error_code) == (Status.FAILED, "RoleConflict")
     assert "was not created by Switchyard" in part.last_error_message
-    http = signed_in(manager)
+    http = reauthenticated(signed_in(manager), manager)
     page = http.get(reverse("switchroles:template_rollout", args=[on_call.pk])).content.decode()
     assert "0 of 1 account done" in page and "1 failed" in page and "RoleConflict" in page
     retry_url = reverse("switchroles:rollout_account_retry", args=[on_call.pk, part.pk])
