@@ -11,7 +11,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
@@ -136,7 +136,9 @@ def contact_accept(request: HttpRequest, uidb64: str, token: str) -> HttpRespons
     except (ValueError, TypeError, OverflowError, User.DoesNotExist):
         user = None
     if user is None or not default_token_generator.check_token(user, token):
-        return render(request, "elevations/contact_accept.html", {"invalid": True})
+        # A link that was used, has expired or never existed: nothing to act on (and nothing for a
+        # POST to change).
+        return render(request, "elevations/contact_accept.html", {"invalid": True}, status=404)
     form = SetPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.contact_accept(user=user, password=form.cleaned_data["new_password1"], request=request)
@@ -167,6 +169,8 @@ def elevation_new(request: HttpRequest) -> HttpResponse:
     (the roles next to what they already reach), and the service refuses anyone else."""
     user = cast(User, request.user)
     may_ask = user_has_capability(user, ENGINEER, MANAGER) and selectors.contact_of(user=user) is None
+    if request.method == "POST" and not may_ask:
+        raise PermissionDenied("Only engineers and managers ask for elevations.")
     targets = selectors.elevation_targets(person=user) if may_ask else AccountRole.objects.none()
     form = ElevationRequestForm(request.POST or None, targets=targets)
     if request.method == "POST" and form.is_valid():
