@@ -380,14 +380,32 @@ FACTORY_HOLDERS = ("portal.aws", "onboarding.handback", "onboarding.services", "
                    "switchroles.drift", "switchroles.sandbox", "switchroles.tasks", "billing.services")
 
 
+PRODUCT_PACKAGES = ("portal", "onboarding", "switchroles", "billing", "elevations")
+
+
+def _import_product_modules() -> None:
+    """Import every product module now: one imported for the first time while the factory is
+    replaced would keep the replacement (``from portal.aws import default_client_factory``) after
+    the test, and every later test in the process would reach "AWS" through it."""
+    import importlib
+    import pkgutil
+
+    for package_name in PRODUCT_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+            if ".migrations" not in info.name and ".management" not in info.name:
+                importlib.import_module(info.name)
+
+
 def replace_client_factory(monkeypatch: pytest.MonkeyPatch, factory: Callable[[], Any]) -> None:
     import importlib
 
+    _import_product_modules()
     for module_name in FACTORY_HOLDERS:
         module = importlib.import_module(module_name)
         monkeypatch.setattr(module, "default_client_factory", factory)
     for module_name, module in list(__import__("sys").modules.items()):
-        if module_name.startswith(("portal", "onboarding", "switchroles")) and module_name not in FACTORY_HOLDERS \
+        if module_name.startswith(PRODUCT_PACKAGES) and module_name not in FACTORY_HOLDERS \
                 and getattr(module, "default_client_factory", None) is not None:
             monkeypatch.setattr(module, "default_client_factory", factory)
 
