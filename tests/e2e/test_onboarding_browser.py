@@ -15,6 +15,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from onboarding.models import AwsAccount
@@ -105,7 +106,9 @@ def test_manager_onboards_a_client_and_watches_it_become_active(
         row = page.locator(f"tr[data-role='{role.role_name}']")
         expect(row).to_contain_text("Active")
         expect(row).to_contain_text(role.arn)
-        expect(row.get_by_role("link", name=role.display_name)).to_have_attribute("href", role.switch_role_url)
+        # (through /go/, which records the use before it sends the manager to the console's form)
+        expect(row.get_by_role("link", name=role.display_name)).to_have_attribute(
+            "href", reverse("switchroles:go", args=[role.pk]))
     # (with the account id AWS assigned; and the timeline has stopped polling)
     account.refresh_from_db()
     progress = page.locator("#onboarding-progress")
