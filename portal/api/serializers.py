@@ -201,3 +201,19 @@ class PersonCreatedSerializer(serializers.Serializer):
     capabilities = serializers.ListField(child=serializers.CharField())
     teams = serializers.ListField(child=serializers.IntegerField())
     temporary_password = serializers.CharField(help_text="Shown once, in this answer only.")
+
+
+class DeactivateRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="Why they leave (recorded in the audit log).")
+
+
+class DepartureRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    aws_state = serializers.CharField(help_text="Their IAM user's removal in AWS: pending, then verified or failed.")
+
+
+class PersonDeactivatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_active = serializers.BooleanField()
+    departure = DepartureRefSerializer()

@@ -26,5 +26,6 @@ urlpatterns = [
     path("access", views.Access.as_view(), name="access"),
     path("teams", views.Teams.as_view(), name="teams"),
     path("people", views.People.as_view(), name="people"),
+    path("people/<int:person_id>/deactivate", views.PersonDeactivate.as_view(), name="person_deactivate"),
     re_path(r"^.*$", not_found),
 ]

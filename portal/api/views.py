@@ -33,10 +33,12 @@ from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, MANAGERS, READERS, capabilities_of
 from portal.audit_forms import MatrixFilterForm
 from portal.models import User
+from switchroles import leavers
 from switchroles import selectors as switchroles_selectors
 from switchroles import services as switchroles_services
-from switchroles.forms import GrantForm, PersonForm, RevokeForm
+from switchroles.forms import GrantForm, LeaverForm, PersonForm, RevokeForm
 from switchroles.models import Grant, TeamMembership
+from switchroles.people_views import people_managed
 from switchroles.services import CAPABILITY_NAMES
 
 ACCESS_PAGE_SIZE = 100
@@ -363,3 +365,26 @@ class People(Endpoint):
         response["Cache-Control"] = "no-store"  # the password is in this answer only
         return response
 
+
+
+class PersonDeactivate(Endpoint):
+    """The leaver action (the person's Leave page): signed out, out of every team, grants and tokens
+    revoked, deactivated; their IAM user is taken out of Switchyard in AWS after commit."""
+
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="person_deactivate", request=s.DeactivateRequestSerializer,
+                   responses={200: s.PersonDeactivatedSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, person_id: int) -> Response:
+        person = get_object_or_404(people_managed(), pk=person_id)
+        form = LeaverForm(form_data(_body(request), {"reason": "reason"}))
+        if not form.is_valid():
+            return bad_request(form_errors(form))
+        try:
+            departure = leavers.person_leave(person=person, left_by=request.user,  # type: ignore[arg-type]
+                                             reason=form.cleaned_data["reason"], request=_django(request))
+        except ValidationError as error:
+            return bad_request(service_errors(error))
+        departure.refresh_from_db()
+        return Response({"id": person.pk, "username": person.username, "is_active": False,
+                         "departure": {"id": departure.pk, "aws_state": departure.aws_state}})

@@ -524,6 +524,7 @@ API_MATRIX: dict[str, tuple[int, ...]] = {
     "api:grants":       POST_ONLY,
     "api:grant_revoke": POST_ONLY,
     "api:people":       POST_ONLY,
+    "api:person_deactivate": POST_ONLY,
 }  # fmt: skip
 API_TOKEN_ONLY = frozenset(API_MATRIX) - API_PUBLIC
 
@@ -538,6 +539,7 @@ API_WRITES: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], i
     "api:onboardings": ({}, lambda w: {"client": w.pk("acme"), "account_name": "staging", "origin": "create",
                                        "root_email": "awsaccounts+acme-staging@example.com",
                                        "tiers": ["engineer"], "reason": "Acme wants staging"}, 202),
+    "api:person_deactivate": ({"person_id": "leaver"}, lambda w: {"reason": "Last day 30 November"}, 200),
 }
 
 

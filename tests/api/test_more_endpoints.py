@@ -1,0 +1,55 @@
+"""The API's leaver action, findings, checks and elevations: the same services as their pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.models import AuditEvent, User
+from switchroles.models import Departure, TeamMembership
+from tests.api.conftest import as_persona
+from tests.security.support import World
+
+pytestmark = pytest.mark.django_db
+
+
+# --- the leaver action ------------------------------------------------------------------------------
+
+
+def test_a_manager_deactivates_a_person_through_the_leaver_action(world: World) -> None:
+    # Given engineer B, a member of team B
+    leaver = world.people["eng_b"]
+
+    # When the manager deactivates them with a reason
+    response = as_persona(world, "mgr").post(f"/api/v1/people/{leaver.pk}/deactivate",
+                                             {"reason": "Last day 30 November"})
+
+    # Then they have left as by the Leave page: inactive, out of their team, a departure with AWS pending
+    assert response.status_code == 200, response.content
+    departure = Departure.objects.get(person=leaver)
+    assert response.json() == {"id": leaver.pk, "username": leaver.username, "is_active": False,
+                               "departure": {"id": departure.pk, "aws_state": departure.aws_state}}
+    assert not User.objects.get(pk=leaver.pk).is_active
+    assert not TeamMembership.objects.filter(person=leaver, removed_at__isnull=True).exists()
+    assert AuditEvent.objects.filter(action="person.left", target_id=str(leaver.pk)).exists()
+
+
+def test_deactivating_refuses_a_blank_reason_oneself_and_a_second_time_and_hides_superusers(world: World) -> None:
+    manager = as_persona(world, "mgr")
+    leaver = world.people["eng_b"]
+
+    # A blank reason: the form's message
+    assert manager.post(f"/api/v1/people/{leaver.pk}/deactivate", {"reason": " "}).json() == {
+        "errors": {"reason": ["This field is required."]}}
+    # Oneself: the service's message
+    me = world.people["mgr"]
+    assert manager.post(f"/api/v1/people/{me.pk}/deactivate", {"reason": "bye"}).json() == {
+        "errors": {"reason": ["You cannot make yourself leave: ask another manager."]}}
+    # A superuser is not someone a manager may edit: 404
+    assert manager.post(f"/api/v1/people/{world.people['adm'].pk}/deactivate",
+                        {"reason": "bye"}).status_code == 404
+    assert manager.post("/api/v1/people/999999/deactivate", {"reason": "bye"}).status_code == 404
+    # A second time: the service says they already left
+    assert manager.post(f"/api/v1/people/{leaver.pk}/deactivate", {"reason": "bye"}).status_code == 200
+    assert manager.post(f"/api/v1/people/{leaver.pk}/deactivate", {"reason": "again"}).json() == {
+        "errors": {"reason": [f"{leaver.username} has already left."]}}
+    assert User.objects.get(pk=me.pk).is_active
