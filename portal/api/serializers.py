@@ -217,3 +217,22 @@ class PersonDeactivatedSerializer(serializers.Serializer):
     username = serializers.CharField()
     is_active = serializers.BooleanField()
     departure = DepartureRefSerializer()
+
+
+class FindingSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["drift", "effective_access"])
+    kind = serializers.CharField()
+    account = serializers.IntegerField(allow_null=True)
+    role_arn = serializers.CharField()
+    principal = serializers.CharField(help_text="Drift: the role's name; effective access: the IAM principal.")
+    detail = serializers.CharField()
+    opened_at = serializers.DateTimeField()
+
+
+class FindingsPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = FindingSerializer(many=True)

@@ -27,5 +27,6 @@ urlpatterns = [
     path("teams", views.Teams.as_view(), name="teams"),
     path("people", views.People.as_view(), name="people"),
     path("people/<int:person_id>/deactivate", views.PersonDeactivate.as_view(), name="person_deactivate"),
+    path("findings", views.Findings.as_view(), name="findings"),
     re_path(r"^.*$", not_found),
 ]

@@ -33,11 +33,11 @@ from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, MANAGERS, READERS, capabilities_of
 from portal.audit_forms import MatrixFilterForm
 from portal.models import User
-from switchroles import leavers
+from switchroles import access_selectors, drift, leavers
 from switchroles import selectors as switchroles_selectors
 from switchroles import services as switchroles_services
 from switchroles.forms import GrantForm, LeaverForm, PersonForm, RevokeForm
-from switchroles.models import Grant, TeamMembership
+from switchroles.models import AccessFinding, Grant, RoleDriftFinding, TeamMembership
 from switchroles.people_views import people_managed
 from switchroles.services import CAPABILITY_NAMES
 
@@ -388,3 +388,56 @@ class PersonDeactivate(Endpoint):
         departure.refresh_from_db()
         return Response({"id": person.pk, "username": person.username, "is_active": False,
                          "departure": {"id": departure.pk, "aws_state": departure.aws_state}})
+
+
+# --- findings ---------------------------------------------------------------------------------------
+
+FINDINGS_PAGE_SIZE = 100
+
+
+def _drift_finding(finding: RoleDriftFinding) -> dict[str, Any]:
+    detail = "; ".join(str(d) for d in finding.differences) if isinstance(finding.differences, list) else ""
+    return {"source": "drift", "kind": finding.kind, "account": finding.account_id, "role_arn": finding.role_arn,
+            "principal": finding.role_name, "detail": detail or finding.error_code, "opened_at": finding.first_seen_at}
+
+
+def _access_finding(finding: AccessFinding) -> dict[str, Any]:
+    return {"source": "effective_access", "kind": finding.kind, "account": finding.account_id,
+            "role_arn": finding.role_arn, "principal": finding.principal_name, "detail": finding.detail,
+            "opened_at": finding.opened_at}
+
+
+def open_findings() -> list[dict[str, Any]]:
+    """What the drift page lists as open: the latest role check's drift findings, then the open
+    effective-access findings."""
+    return ([_drift_finding(f) for f in drift.drift_overview().role_findings]
+            + [_access_finding(f) for f in access_selectors.open_access_findings()])
+
+
+class Findings(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="findings", parameters=[
+        OpenApiParameter("page", int, description=f"1, 2, … ({FINDINGS_PAGE_SIZE} findings a page).")],
+        responses={200: s.FindingsPageSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request) -> Response:
+        page_text = request.query_params.get("page", "1")
+        if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
+            return bad_request({"page": ["Enter a page number: 1, 2, …"]})
+        paginator: Paginator[dict[str, Any]] = Paginator(open_findings(), FINDINGS_PAGE_SIZE)
+        try:
+            page = paginator.page(int(page_text))
+        except EmptyPage as exc:
+            raise Http404("There is no such page.") from exc
+
+        def link(number: int) -> str:
+            other = request.query_params.copy()
+            other["page"] = str(number)
+            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+
+        return Response({
+            "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+            "results": list(page.object_list),
+        })

@@ -53,3 +53,39 @@ def test_deactivating_refuses_a_blank_reason_oneself_and_a_second_time_and_hides
     assert manager.post(f"/api/v1/people/{leaver.pk}/deactivate", {"reason": "again"}).json() == {
         "errors": {"reason": [f"{leaver.username} has already left."]}}
     assert User.objects.get(pk=me.pk).is_active
+
+
+# --- findings ---------------------------------------------------------------------------------------
+
+
+def test_findings_list_open_drift_and_effective_access_findings_but_not_resolved_ones(world: World) -> None:
+    from django.utils import timezone
+
+    from switchroles.models import AccessFinding
+
+    # Given the world's drift finding on Acme's role, one open effective-access finding and one resolved
+    now = timezone.now()
+    common = {"principal_type": "user", "principal_arn": "arn:aws:iam::111111111111:user/x",
+              "opened_at": now, "last_seen_at": now}
+    AccessFinding.objects.create(kind=AccessFinding.Kind.UNGRANTED, principal_name="mallory",
+                                 account=world.rows["acme_prod"], role_arn="arn:aws:iam::1:role/r",
+                                 detail="Reachable without a grant.", **common)
+    AccessFinding.objects.create(kind=AccessFinding.Kind.DOOR, principal_name="fixed", resolved_at=now, **common)
+
+    # When the auditor reads the findings
+    body = as_persona(world, "aud").get("/api/v1/findings").json()
+
+    # Then both open findings are listed, one page, and the resolved one is not
+    assert body["count"] == 2 and body["pages"] == 1 and body["next"] is None
+    drift_row, access_row = body["results"]
+    role = world.rows["acme_role"]
+    assert drift_row == {"source": "drift", "kind": "different", "account": world.pk("acme_prod"),
+                         "role_arn": role.arn, "principal": role.role_name, "detail": "The trust policy differs.",
+                         "opened_at": drift_row["opened_at"]}
+    assert {k: access_row[k] for k in ("source", "kind", "account", "principal", "detail")} == {
+        "source": "effective_access", "kind": "ungranted", "account": world.pk("acme_prod"),
+        "principal": "mallory", "detail": "Reachable without a grant."}
+    # and a page past the end is 404, a bad page 400, an engineer 403
+    assert as_persona(world, "aud").get("/api/v1/findings", {"page": "2"}).status_code == 404
+    assert as_persona(world, "aud").get("/api/v1/findings", {"page": "x"}).status_code == 400
+    assert as_persona(world, "eng").get("/api/v1/findings").status_code == 403

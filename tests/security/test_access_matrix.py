@@ -525,6 +525,7 @@ API_MATRIX: dict[str, tuple[int, ...]] = {
     "api:grant_revoke": POST_ONLY,
     "api:people":       POST_ONLY,
     "api:person_deactivate": POST_ONLY,
+    "api:findings":     READERS_ONLY,
 }  # fmt: skip
 API_TOKEN_ONLY = frozenset(API_MATRIX) - API_PUBLIC
 
