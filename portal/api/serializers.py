@@ -236,3 +236,32 @@ class FindingsPageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
     results = FindingSerializer(many=True)
+
+
+class ElevationRequestSerializer(serializers.Serializer):
+    account = serializers.IntegerField(help_text="An account's id (one you already reach with another tier).")
+    tier = serializers.CharField(help_text="A role template's tier (or role name).")
+    duration_minutes = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class DecisionRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, help_text="Required to decline.")
+
+
+class ElevationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    requester = serializers.CharField()
+    account = serializers.IntegerField()
+    client = serializers.IntegerField()
+    tier = serializers.CharField()
+    duration_minutes = serializers.IntegerField()
+    reason = serializers.CharField()
+    approvers = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    answer_by = serializers.DateTimeField()
+    approved_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    grant = serializers.IntegerField(allow_null=True)
+    can_decide = serializers.BooleanField()

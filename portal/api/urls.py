@@ -28,5 +28,8 @@ urlpatterns = [
     path("people", views.People.as_view(), name="people"),
     path("people/<int:person_id>/deactivate", views.PersonDeactivate.as_view(), name="person_deactivate"),
     path("findings", views.Findings.as_view(), name="findings"),
+    path("elevations", views.Elevations.as_view(), name="elevations"),
+    path("elevations/<int:elevation_id>/approve", views.ElevationApprove.as_view(), name="elevation_approve"),
+    path("elevations/<int:elevation_id>/decline", views.ElevationDecline.as_view(), name="elevation_decline"),
     re_path(r"^.*$", not_found),
 ]

@@ -21,6 +21,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from elevations import selectors as elevation_selectors
+from elevations import services as elevation_services
+from elevations.forms import DecisionForm, ElevationRequestForm
+from elevations.models import ElevationRequest
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
 from onboarding.forms import OnboardingForm
@@ -30,7 +34,7 @@ from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
 from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
-from portal.api.permissions import ANYONE, MANAGERS, READERS, capabilities_of
+from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
 from portal.audit_forms import MatrixFilterForm
 from portal.models import User
 from switchroles import access_selectors, drift, leavers
@@ -441,3 +445,112 @@ class Findings(Endpoint):
             "previous": link(page.previous_page_number()) if page.has_previous() else None,
             "results": list(page.object_list),
         })
+
+
+# --- elevations (issue 21) --------------------------------------------------------------------------
+
+ELEVATION_FIELDS = {"duration_minutes": "duration", "reason": "reason"}
+ELEVATION_RENAMED = {"duration": "duration_minutes", "role": "tier", "template": "tier"}
+
+
+def _elevation(elevation: ElevationRequest, *, decider: User,
+               facts: tuple[int | None, bool] | None = None) -> dict[str, Any]:
+    can_decide = elevation.is_open and elevation_services.decider_role(
+        request=elevation, decider=decider, facts=facts) is not None
+    return {
+        "id": elevation.pk, "state": elevation.state, "requester": elevation.requester.username,
+        "account": elevation.account_id, "client": elevation.account.client_id, "tier": elevation.template.tier,
+        "duration_minutes": elevation.duration_minutes, "reason": elevation.reason, "approvers": elevation.approvers,
+        "requested_at": elevation.requested_at, "answer_by": elevation.answer_by,
+        "approved_at": elevation.approved_at, "finished_at": elevation.finished_at, "grant": elevation.grant_id,
+        "can_decide": can_decide,
+    }
+
+
+class Elevations(Endpoint):
+    """The caller's requests, or those they may see and decide (``elevations_visible_to``); a new
+    request for a tier on an account the caller already reaches (the New request page's choices)."""
+
+    capabilities = {"GET": ANYONE, "POST": (ENGINEER, MANAGER)}
+
+    @extend_schema(operation_id="elevations", responses={200: s.ElevationSerializer(many=True), **ERRORS})
+    def get(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        facts = elevation_services.decider_facts(decider=user)
+        elevations = elevation_selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")[:500]
+        return Response([_elevation(e, decider=user, facts=facts) for e in elevations])
+
+    @extend_schema(operation_id="elevation_request", request=s.ElevationRequestSerializer,
+                   responses={201: s.ElevationSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        body = _body(request)
+        data = form_data(body, {**ELEVATION_FIELDS, "account": "account", "tier": "tier"})
+        targets = elevation_selectors.elevation_targets(person=user)
+        form = ElevationRequestForm(data, targets=targets)
+        ids, problems = tier_ids(body.get("tier"), form.fields["role"])
+        account_text = data.get("account", "")
+        role = None
+        if ids and account_text.isascii() and account_text.isdigit() and len(account_text) < 19:
+            role = targets.filter(account_id=int(account_text), template_id=int(ids[0])).first()
+        if role is not None:
+            data["role"] = str(role.pk)
+        if not form.is_valid() or problems:
+            errors = form_errors(form, ELEVATION_RENAMED)
+            if "tier" in errors and body.get("tier") is not None and not problems:
+                errors["tier"] = ["This account has no such role to elevate to."]
+            if "account" not in body or body.get("account") is None:
+                errors["account"] = ["This field is required."]
+            if problems:
+                errors["tier"] = problems
+            return bad_request(errors)
+        try:
+            elevation = elevation_services.elevation_request(
+                requester=user, account=role.account, template=role.template,  # type: ignore[union-attr]
+                duration=form.cleaned_data["duration"], reason=form.cleaned_data["reason"], request=_django(request))
+        except ValidationError as error:
+            return bad_request(service_errors(error, ELEVATION_RENAMED))
+        return Response(_elevation(elevation, decider=user), status=201)
+
+
+class _ElevationDecide(Endpoint):
+    """A manager's answer to a request they may decide (contacts answer on their own pages)."""
+
+    capabilities = {"POST": MANAGERS}
+    approve = True
+
+    def post(self, request: Request, elevation_id: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        elevation = elevation_selectors.elevation_of(person=user, request_id=elevation_id)
+        if elevation is None:
+            raise Http404("No such request.")
+        data = form_data(_body(request), {"reason": "reason"})
+        data["decision"] = "approve" if self.approve else "decline"
+        form = DecisionForm(data)
+        if not form.is_valid():
+            return bad_request(form_errors(form))
+        try:
+            elevation_services.elevation_decide(request=elevation, decider=user, approve=self.approve,
+                                                reason=form.cleaned_data["reason"], http_request=_django(request))
+        except ValidationError as error:
+            return bad_request(service_errors(error))
+        fresh = elevation_selectors.elevation_of(person=user, request_id=elevation.pk)
+        return Response(_elevation(fresh, decider=user))  # type: ignore[arg-type]
+
+
+class ElevationApprove(_ElevationDecide):
+    approve = True
+
+    @extend_schema(operation_id="elevation_approve", request=s.DecisionRequestSerializer,
+                   responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, elevation_id: int) -> Response:
+        return super().post(request, elevation_id)
+
+
+class ElevationDecline(_ElevationDecide):
+    approve = False
+
+    @extend_schema(operation_id="elevation_decline", request=s.DecisionRequestSerializer,
+                   responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, elevation_id: int) -> Response:
+        return super().post(request, elevation_id)

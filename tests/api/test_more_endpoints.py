@@ -89,3 +89,57 @@ def test_findings_list_open_drift_and_effective_access_findings_but_not_resolved
     assert as_persona(world, "aud").get("/api/v1/findings", {"page": "2"}).status_code == 404
     assert as_persona(world, "aud").get("/api/v1/findings", {"page": "x"}).status_code == 400
     assert as_persona(world, "eng").get("/api/v1/findings").status_code == 403
+
+
+# --- elevations -------------------------------------------------------------------------------------
+
+
+def test_an_engineer_asks_for_an_elevation_and_a_manager_approves_it(world: World) -> None:
+    from elevations.models import ElevationRequest
+
+    # Given engineer A, who reaches Acme's production account as an engineer, with no open request
+    ElevationRequest.objects.filter(pk=world.pk("elevation")).update(state=ElevationRequest.State.ENDED)
+    engineer = as_persona(world, "eng")
+
+    # When they ask for Administrator on it for 30 minutes
+    response = engineer.post("/api/v1/elevations", {"account": world.pk("acme_prod"), "tier": "administrator",
+                                                    "duration_minutes": 30, "reason": "INC-7"})
+
+    # Then a pending request is made, which they may not decide themselves
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert {k: body[k] for k in ("state", "account", "tier", "duration_minutes", "reason", "can_decide")} == {
+        "state": "pending", "account": world.pk("acme_prod"), "tier": "administrator", "duration_minutes": 30,
+        "reason": "INC-7", "can_decide": False}
+    assert engineer.post(f"/api/v1/elevations/{body['id']}/approve", {}).status_code == 403
+    # and the manager sees it among those they may decide, and approves it
+    listed = {e["id"]: e for e in as_persona(world, "mgr").get("/api/v1/elevations").json()}
+    assert listed[body["id"]]["can_decide"] is True
+    approved = as_persona(world, "mgr").post(f"/api/v1/elevations/{body['id']}/approve", {})
+    assert approved.status_code == 200, approved.content
+    assert approved.json()["state"] == "active" and approved.json()["grant"] is not None
+    # a second answer is the service's refusal
+    assert as_persona(world, "mgr").post(f"/api/v1/elevations/{body['id']}/decline", {"reason": "no"}).json() == {
+        "errors": {"__all__": ["This request is already approved, in force."]}}
+
+
+def test_elevation_requests_are_refused_with_the_forms_and_services_messages(world: World) -> None:
+    engineer = as_persona(world, "eng")
+    base = {"account": world.pk("acme_prod"), "tier": "administrator", "duration_minutes": 30, "reason": "INC-7"}
+
+    # An open request for the same tier already exists (the world's): the service says so
+    assert engineer.post("/api/v1/elevations", base).json() == {
+        "errors": {"tier": ["You already have a request for this tier on this account."]}}
+    # An account they do not reach, an unknown tier, no reason, a duration out of range
+    errors = engineer.post("/api/v1/elevations", {**base, "account": world.pk("globex_prod")}).json()["errors"]
+    assert errors == {"tier": ["This account has no such role to elevate to."]}
+    assert "tier" in engineer.post("/api/v1/elevations", {**base, "tier": "nope"}).json()["errors"]
+    assert engineer.post("/api/v1/elevations", {**base, "reason": ""}).json()["errors"] == {
+        "reason": ["This field is required."]}
+    assert "duration_minutes" in engineer.post("/api/v1/elevations", {**base, "duration_minutes": 0}).json()["errors"]
+    # A decline needs a reason; a request the caller may not see is 404; an engineer sees only their own
+    assert as_persona(world, "mgr").post(f"/api/v1/elevations/{world.pk('elevation')}/decline", {}).json() == {
+        "errors": {"reason": ["Say why you decline."]}}
+    assert as_persona(world, "mgr").post("/api/v1/elevations/999999/approve", {}).status_code == 404
+    assert as_persona(world, "eng_b").get("/api/v1/elevations").json() == []
+    assert [e["id"] for e in engineer.get("/api/v1/elevations").json()] == [world.pk("elevation")]

@@ -260,6 +260,7 @@ ARGUMENT_ROWS = {
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
     "part_id": "part", "review_id": "review", "item_id": "item", "departure_id": "departure",
     "batch_id": "batch", "token_id": "token", "request_id": "elevation",
+    "elevation_id": "elevation",
 }
 ROUTE_ARGUMENTS = {
     # Only an invited account has an access-role template to download; its failed step is retried.
