@@ -103,7 +103,7 @@ class OnboardingRequestSerializer(serializers.Serializer):
     client_name = serializers.CharField(required=False, help_text="A new client's name (with client_slug).")
     client_slug = serializers.CharField(required=False)
     account_name = serializers.CharField()
-    origin = serializers.ChoiceField(choices=["create", "invite"])
+    origin = serializers.ChoiceField(choices=["create", "invite", "adopt"])
     root_email = serializers.CharField(required=False, help_text="For create.")
     aws_account_id = serializers.CharField(required=False, help_text="For invite: the 12-digit account id.")
     tiers = serializers.ListField(child=serializers.CharField(),

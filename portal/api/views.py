@@ -25,8 +25,10 @@ from elevations import selectors as elevation_selectors
 from elevations import services as elevation_services
 from elevations.forms import DecisionForm, ElevationRequestForm
 from elevations.models import ElevationRequest
+from onboarding import adoption
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
+from onboarding.aws import AwsError
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
@@ -176,8 +178,13 @@ class Onboardings(Endpoint):
         body = _body(request)
         data = form_data(body, ONBOARDING_FIELDS)  # tiers: below
         origin = body.get("origin")
+        adopt = origin == "adopt"
         if isinstance(origin, str) and origin in ORIGINS:
             data["origin"] = ORIGINS[origin]
+        elif adopt:
+            # The form checks an adoption's fields as an invitation's (an existing account's id, no root
+            # e-mail); the adoption service then checks the account is a member of the Organization.
+            data["origin"] = AwsAccount.Origin.INVITED.value
         form = OnboardingForm(data)
         ids, problems = tier_ids(body.get("tiers"), form.fields["templates"])
         data.setlist("templates", ids)
@@ -187,6 +194,8 @@ class Onboardings(Endpoint):
                 errors["tiers"] = problems
             return bad_request(errors)
         cleaned = form.cleaned_data
+        if adopt:
+            return self._adopt(request, cleaned)
         try:
             account = onboarding_services.onboarding_request(
                 actor=request.user, client=cleaned["client"], client_name=cleaned["client_name"],
@@ -196,6 +205,26 @@ class Onboardings(Endpoint):
             )
         except ValidationError as error:
             return bad_request(service_errors(error, ONBOARDING_RENAMED))
+        account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
+        return Response({"account": _account_detail(account)}, status=202)
+
+
+    def _adopt(self, request: Request, cleaned: dict[str, Any]) -> Response:
+        """The Adopt page's service (``onboarding.adoption``): a batch of one member of the Organization.
+        A malformed id is refused first with the service's message (the service reads the Organization
+        before it looks at the ids, and nothing malformed should reach AWS)."""
+        if not onboarding_services.ACCOUNT_ID_RE.match(cleaned["account_id"] or ""):
+            return bad_request({"aws_account_id": ["An AWS account id is exactly 12 digits."]})
+        try:
+            account = adoption.adoption_request(
+                actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],  # type: ignore[arg-type]
+                templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
+                client_name=cleaned["client_name"], request=_django(request),
+            )
+        except ValidationError as error:
+            return bad_request(service_errors(error, {**ONBOARDING_RENAMED, "rows": "aws_account_id"}))
+        except AwsError as error:
+            return bad_request({"aws_account_id": [f"{error.plain_message} (AWS said: {error.code})"]})
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
         return Response({"account": _account_detail(account)}, status=202)
 

@@ -143,3 +143,38 @@ def test_elevation_requests_are_refused_with_the_forms_and_services_messages(wor
     assert as_persona(world, "mgr").post("/api/v1/elevations/999999/approve", {}).status_code == 404
     assert as_persona(world, "eng_b").get("/api/v1/elevations").json() == []
     assert [e["id"] for e in engineer.get("/api/v1/elevations").json()] == [world.pk("elevation")]
+
+
+# --- adopting a member of the Organization ----------------------------------------------------------
+
+
+def test_an_onboarding_with_origin_adopt_adopts_a_member_of_the_organization(
+    monkeypatch: pytest.MonkeyPatch, settings: object, manager: User, make_token: object,
+) -> None:
+    from onboarding import aws
+    from onboarding.models import AwsAccount
+    from tests.api.conftest import ApiClient
+    from tests.onboarding.conftest import mocked_organization
+
+    for org in mocked_organization(monkeypatch, settings, managed_policies=True):
+        # Given a member of the Organization that Switchyard does not manage
+        member_id = aws.start_account_creation(clients=org, email="legacy@legacy.example", account_name="legacy",
+                                               tags={}).account_id
+        automation = ApiClient(make_token(manager))  # type: ignore[operator]
+        body = {"client_name": "Legacy Co", "origin": "adopt", "account_name": "legacy",
+                "aws_account_id": member_id, "tiers": ["engineer"], "reason": "Adopting Legacy"}
+
+        # When the manager's token asks to adopt it
+        response = automation.post("/api/v1/onboardings", body)
+
+        # Then it is an adopted account in a batch of one, like the Adopt page makes
+        assert response.status_code == 202, response.content
+        account = AwsAccount.objects.get(pk=response.json()["account"]["id"])
+        assert account.origin == AwsAccount.Origin.ADOPTED and account.batch is not None
+        assert response.json()["account"]["origin"] == "adopted"
+        assert AuditEvent.objects.filter(action="onboarding.batch.requested").exists()
+
+        # and a second adoption of the same account is the service's refusal, nothing written
+        again = automation.post("/api/v1/onboardings", {**body, "client_name": "Other Co"})
+        assert again.status_code == 400 and list(again.json()["errors"]) == ["aws_account_id"]
+        assert AwsAccount.objects.filter(account_id=member_id).count() == 1
