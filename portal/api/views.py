@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from elevations import selectors as elevation_selectors
 from elevations import services as elevation_services
 from elevations.forms import DecisionForm, ElevationRequestForm
-from elevations.models import ElevationRequest
+from elevations.models import CLIENT_CONTACT, ElevationRequest
 from onboarding import adoption
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
@@ -132,21 +132,29 @@ def _account_detail(account: AwsAccount) -> dict[str, Any]:
     }
 
 
+def _clients_seen_by(user: Any) -> Any:
+    """A client contact sees their own client only (``elevations.selectors.contact_of``); the MSP's
+    readers what the clients page shows them."""
+    contact = elevation_selectors.contact_of(user=user)
+    if contact is not None:
+        return Client.objects.filter(pk=contact.client_id)
+    return onboarding_selectors.clients_for_viewer(viewer=user)
+
+
 class Clients(Endpoint):
-    capabilities = {"GET": READERS}
+    capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="clients_list", responses={200: s.ClientSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
-        clients = onboarding_selectors.clients_for_viewer(viewer=request.user)
-        return Response([_client_ref(client) for client in clients])
+        return Response([_client_ref(client) for client in _clients_seen_by(request.user)])
 
 
 class ClientDetail(Endpoint):
-    capabilities = {"GET": READERS}
+    capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="client", responses={200: s.ClientDetailSerializer, **ERRORS, **NOT_FOUND})
     def get(self, request: Request, client_id: int) -> Response:
-        client = onboarding_selectors.client_for_viewer(viewer=request.user, client_id=client_id)
+        client = get_object_or_404(_clients_seen_by(request.user), pk=client_id)
         accounts = onboarding_selectors.accounts_of_client(client=client)
         return Response({**_client_ref(client), "accounts": [_account_summary(a) for a in accounts]})
 

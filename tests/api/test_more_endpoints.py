@@ -178,3 +178,26 @@ def test_an_onboarding_with_origin_adopt_adopts_a_member_of_the_organization(
         again = automation.post("/api/v1/onboardings", {**body, "client_name": "Other Co"})
         assert again.status_code == 400 and list(again.json()["errors"]) == ["aws_account_id"]
         assert AwsAccount.objects.filter(account_id=member_id).count() == 1
+
+
+# --- client contacts --------------------------------------------------------------------------------
+
+
+def test_a_client_contact_reads_their_own_client_only(world: World, make_token: object) -> None:
+    from tests.api.conftest import ApiClient
+
+    # Given Acme's client contact with a read token
+    contact = ApiClient(make_token(world.people["contact"], "read"))  # type: ignore[operator]
+
+    # When they read the clients, their client, and Globex
+    listed = contact.get("/api/v1/clients")
+    own = contact.get(f"/api/v1/clients/{world.pk('acme')}")
+    other = contact.get(f"/api/v1/clients/{world.pk('globex')}")
+
+    # Then they see Acme with its accounts, and Globex does not exist for them
+    assert listed.status_code == 200 and [c["id"] for c in listed.json()] == [world.pk("acme")]
+    assert own.status_code == 200 and world.pk("acme_prod") in [a["id"] for a in own.json()["accounts"]]
+    assert other.status_code == 404
+    # and everything else the MSP's readers may read stays refused
+    assert contact.get("/api/v1/access").status_code == 403
+    assert contact.get(f"/api/v1/accounts/{world.pk('acme_prod')}").status_code == 403
