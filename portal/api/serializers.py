@@ -265,3 +265,17 @@ class ElevationSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     grant = serializers.IntegerField(allow_null=True)
     can_decide = serializers.BooleanField()
+
+
+class CheckAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The check request's id (its audit event).")
+
+
+class CheckSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["running", "done", "failed"])
+    requested_at = serializers.DateTimeField()
+    drift_check = serializers.IntegerField(allow_null=True)
+    access_check = serializers.IntegerField(allow_null=True)
+    errors = serializers.ListField(child=serializers.CharField())
+    findings = FindingSerializer(many=True, help_text="The open findings, once both checks are done.")

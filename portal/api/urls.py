@@ -31,5 +31,7 @@ urlpatterns = [
     path("elevations", views.Elevations.as_view(), name="elevations"),
     path("elevations/<int:elevation_id>/approve", views.ElevationApprove.as_view(), name="elevation_approve"),
     path("elevations/<int:elevation_id>/decline", views.ElevationDecline.as_view(), name="elevation_decline"),
+    path("checks", views.Checks.as_view(), name="checks"),
+    path("checks/<int:check_id>", views.CheckDetail.as_view(), name="check"),
     re_path(r"^.*$", not_found),
 ]

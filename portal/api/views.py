@@ -38,12 +38,12 @@ from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
 from portal.audit_forms import MatrixFilterForm
-from portal.models import User
-from switchroles import access_selectors, drift, leavers
+from portal.models import AuditEvent, User
+from switchroles import access_checks, access_selectors, drift, leavers
 from switchroles import selectors as switchroles_selectors
 from switchroles import services as switchroles_services
 from switchroles.forms import GrantForm, LeaverForm, PersonForm, RevokeForm
-from switchroles.models import AccessFinding, Grant, RoleDriftFinding, TeamMembership
+from switchroles.models import AccessCheck, AccessFinding, DriftCheck, Grant, RoleDriftFinding, TeamMembership
 from switchroles.people_views import people_managed
 from switchroles.services import CAPABILITY_NAMES
 
@@ -591,3 +591,52 @@ class ElevationDecline(_ElevationDecide):
                    responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
     def post(self, request: Request, elevation_id: int) -> Response:
         return super().post(request, elevation_id)
+
+
+# --- checks now ---------------------------------------------------------------------------------------
+
+CHECK_REQUESTED = "drift.check_requested"
+
+
+class Checks(Endpoint):
+    """The drift page's two "check now" buttons at once: a drift check and an effective-access check
+    are queued for the workers (each audited). The id is the request's own audit event."""
+
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="checks_start", request=None, responses={202: s.CheckAcceptedSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        _body(request)  # nothing to send but an empty object; anything else is a 400 like every write
+        with transaction.atomic():
+            drift.drift_check_request(actor=user, request=_django(request))
+            access_checks.effective_access_check_request(actor=user, request=_django(request))
+        event = AuditEvent.objects.filter(action=CHECK_REQUESTED, actor=user).order_by("-sequence").first()
+        return Response({"id": event.pk}, status=202)  # type: ignore[union-attr]
+
+
+class CheckDetail(Endpoint):
+    """Read from the real rows: each check is the first one the workers recorded at or after the
+    request. Running until both exist; failed when either says why it could not finish."""
+
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="check", responses={200: s.CheckSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request, check_id: int) -> Response:
+        event = get_object_or_404(AuditEvent.objects.filter(action=CHECK_REQUESTED), pk=check_id)
+        at = event.occurred_at
+        drift_check = DriftCheck.objects.filter(checked_at__gte=at).order_by("checked_at", "pk").first()
+        access_check = AccessCheck.objects.filter(checked_at__gte=at).order_by("checked_at", "pk").first()
+        errors = [check.error for check in (drift_check, access_check) if check is not None and check.error]
+        if errors:
+            status = "failed"
+        elif drift_check is not None and access_check is not None:
+            status = "done"
+        else:
+            status = "running"
+        return Response({
+            "id": event.pk, "status": status, "requested_at": at,
+            "drift_check": drift_check.pk if drift_check else None,
+            "access_check": access_check.pk if access_check else None,
+            "errors": errors, "findings": open_findings() if status == "done" else [],
+        })

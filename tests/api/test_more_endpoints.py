@@ -201,3 +201,53 @@ def test_a_client_contact_reads_their_own_client_only(world: World, make_token: 
     # and everything else the MSP's readers may read stays refused
     assert contact.get("/api/v1/access").status_code == 403
     assert contact.get(f"/api/v1/accounts/{world.pk('acme_prod')}").status_code == 403
+
+
+# --- checks now -------------------------------------------------------------------------------------
+
+
+def test_a_check_now_is_running_until_both_checks_are_recorded_then_done_with_the_findings(
+    world: World, django_capture_on_commit_callbacks: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from switchroles import tasks
+    from switchroles.models import AccessCheck, DriftCheck
+
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.effective_access_check, "delay", lambda *a, **k: queued.append("access"))
+    monkeypatch.setattr(tasks.drift_check, "apply_async", lambda *a, **k: queued.append("drift"))
+    manager = as_persona(world, "mgr")
+
+    # When the manager asks for a check now
+    with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
+        response = manager.post("/api/v1/checks", {})
+
+    # Then both checks are queued and audited, and the request is running (no check recorded since)
+    assert response.status_code == 202, response.content
+    check_id = response.json()["id"]
+    assert sorted(queued) == ["access", "drift"]
+    assert {"drift.check_requested", "access.check_requested"} <= set(
+        AuditEvent.objects.filter(actor=world.people["mgr"]).values_list("action", flat=True))
+    running = as_persona(world, "aud").get(f"/api/v1/checks/{check_id}").json()
+    assert running["status"] == "running" and running["findings"] == []
+
+    # When the workers record a drift check and an access check after it
+    later = timezone.now() + timedelta(seconds=1)
+    drift_row = DriftCheck.objects.create(checked_at=later, principals_checked=1, roles_checked=1)
+    AccessCheck.objects.create(checked_at=later)
+
+    # Then it is done, naming the rows, with the open findings (the world's drift finding is in the
+    # latest role check, which is now the new one: no findings there)
+    done = as_persona(world, "aud").get(f"/api/v1/checks/{check_id}").json()
+    assert done["status"] == "done" and done["drift_check"] == drift_row.pk and done["errors"] == []
+    assert done["findings"] == as_persona(world, "aud").get("/api/v1/findings").json()["results"]
+
+    # and a check that could not finish makes it failed, saying why
+    AccessCheck.objects.filter(checked_at=later).update(error="AWS refused: AccessDenied")
+    failed = as_persona(world, "aud").get(f"/api/v1/checks/{check_id}").json()
+    assert failed["status"] == "failed" and failed["errors"] == ["AWS refused: AccessDenied"]
+    # an id that is not a check request is 404
+    assert as_persona(world, "aud").get("/api/v1/checks/999999").status_code == 404

@@ -529,6 +529,8 @@ API_MATRIX: dict[str, tuple[int, ...]] = {
     "api:elevations":   (401, OK, OK, OK, OK, OK),  # each token sees what elevations_visible_to shows
     "api:elevation_approve": POST_ONLY,
     "api:elevation_decline": POST_ONLY,
+    "api:checks":       POST_ONLY,
+    "api:check":        READERS_ONLY,
 }  # fmt: skip
 API_TOKEN_ONLY = frozenset(API_MATRIX) - API_PUBLIC
 
@@ -546,6 +548,7 @@ API_WRITES: dict[str, tuple[dict[str, str], Callable[[World], dict[str, Any]], i
     "api:person_deactivate": ({"person_id": "leaver"}, lambda w: {"reason": "Last day 30 November"}, 200),
     "api:elevation_approve": ({"elevation_id": "elevation"}, lambda w: {}, 200),
     "api:elevation_decline": ({"elevation_id": "elevation"}, lambda w: {"reason": "Not during the freeze"}, 200),
+    "api:checks": ({}, lambda w: {}, 202),
 }
 
 
