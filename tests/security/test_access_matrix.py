@@ -222,6 +222,13 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "api:access":                            (401, 401, 401, 401, 401, 401, 401),
     "api:teams":                             (401, 401, 401, 401, 401, 401, 401),
     "api:people":                            (401, 401, 401, 401, 401, 401, 401),
+    "api:person_deactivate":                 (401, 401, 401, 401, 401, 401, 401),
+    "api:findings":                          (401, 401, 401, 401, 401, 401, 401),
+    "api:elevations":                        (401, 401, 401, 401, 401, 401, 401),
+    "api:elevation_approve":                 (401, 401, 401, 401, 401, 401, 401),
+    "api:elevation_decline":                 (401, 401, 401, 401, 401, 401, 401),
+    "api:checks":                            (401, 401, 401, 401, 401, 401, 401),
+    "api:check":                             (401, 401, 401, 401, 401, 401, 401),
 }  # fmt: skip
 
 # Every other admin URL, by one rule: only a signed-in superuser (staff) with MFA gets in; everyone
