@@ -349,7 +349,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "persistAuthorization": False},
     "ENUM_NAME_OVERRIDES": {
         "AccountOriginEnum": "onboarding.models.AwsAccount.Origin",
-        "OnboardingOriginEnum": ["create", "invite"],
+        "OnboardingOriginEnum": ["create", "invite", "adopt"],
         "AccountStateEnum": "onboarding.models.AwsAccount.State",
         "RoleStateEnum": "switchroles.models.AccountRole.State",
     },

@@ -103,7 +103,7 @@ class OnboardingRequestSerializer(serializers.Serializer):
     client_name = serializers.CharField(required=False, help_text="A new client's name (with client_slug).")
     client_slug = serializers.CharField(required=False)
     account_name = serializers.CharField()
-    origin = serializers.ChoiceField(choices=["create", "invite"])
+    origin = serializers.ChoiceField(choices=["create", "invite", "adopt"])
     root_email = serializers.CharField(required=False, help_text="For create.")
     aws_account_id = serializers.CharField(required=False, help_text="For invite: the 12-digit account id.")
     tiers = serializers.ListField(child=serializers.CharField(),
@@ -201,3 +201,81 @@ class PersonCreatedSerializer(serializers.Serializer):
     capabilities = serializers.ListField(child=serializers.CharField())
     teams = serializers.ListField(child=serializers.IntegerField())
     temporary_password = serializers.CharField(help_text="Shown once, in this answer only.")
+
+
+class DeactivateRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="Why they leave (recorded in the audit log).")
+
+
+class DepartureRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    aws_state = serializers.CharField(help_text="Their IAM user's removal in AWS: pending, then verified or failed.")
+
+
+class PersonDeactivatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_active = serializers.BooleanField()
+    departure = DepartureRefSerializer()
+
+
+class FindingSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["drift", "effective_access"])
+    kind = serializers.CharField()
+    account = serializers.IntegerField(allow_null=True)
+    role_arn = serializers.CharField()
+    principal = serializers.CharField(help_text="Drift: the role's name; effective access: the IAM principal.")
+    detail = serializers.CharField()
+    opened_at = serializers.DateTimeField()
+
+
+class FindingsPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = FindingSerializer(many=True)
+
+
+class ElevationRequestSerializer(serializers.Serializer):
+    account = serializers.IntegerField(help_text="An account's id (one you already reach with another tier).")
+    tier = serializers.CharField(help_text="A role template's tier (or role name).")
+    duration_minutes = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class DecisionRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, help_text="Required to decline.")
+
+
+class ElevationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    requester = serializers.CharField()
+    account = serializers.IntegerField()
+    client = serializers.IntegerField()
+    tier = serializers.CharField()
+    duration_minutes = serializers.IntegerField()
+    reason = serializers.CharField()
+    approvers = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    answer_by = serializers.DateTimeField()
+    approved_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    grant = serializers.IntegerField(allow_null=True)
+    can_decide = serializers.BooleanField()
+
+
+class CheckAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The check request's id (its audit event).")
+
+
+class CheckSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["running", "done", "failed"])
+    requested_at = serializers.DateTimeField()
+    drift_check = serializers.IntegerField(allow_null=True)
+    access_check = serializers.IntegerField(allow_null=True)
+    errors = serializers.ListField(child=serializers.CharField())
+    findings = FindingSerializer(many=True, help_text="The open findings, once both checks are done.")

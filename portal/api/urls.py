@@ -26,5 +26,12 @@ urlpatterns = [
     path("access", views.Access.as_view(), name="access"),
     path("teams", views.Teams.as_view(), name="teams"),
     path("people", views.People.as_view(), name="people"),
+    path("people/<int:person_id>/deactivate", views.PersonDeactivate.as_view(), name="person_deactivate"),
+    path("findings", views.Findings.as_view(), name="findings"),
+    path("elevations", views.Elevations.as_view(), name="elevations"),
+    path("elevations/<int:elevation_id>/approve", views.ElevationApprove.as_view(), name="elevation_approve"),
+    path("elevations/<int:elevation_id>/decline", views.ElevationDecline.as_view(), name="elevation_decline"),
+    path("checks", views.Checks.as_view(), name="checks"),
+    path("checks/<int:check_id>", views.CheckDetail.as_view(), name="check"),
     re_path(r"^.*$", not_found),
 ]

@@ -21,8 +21,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from elevations import selectors as elevation_selectors
+from elevations import services as elevation_services
+from elevations.forms import DecisionForm, ElevationRequestForm
+from elevations.models import CLIENT_CONTACT, ElevationRequest
+from onboarding import adoption
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
+from onboarding.aws import AwsError
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
@@ -30,13 +36,15 @@ from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
 from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
-from portal.api.permissions import ANYONE, MANAGERS, READERS, capabilities_of
+from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
 from portal.audit_forms import MatrixFilterForm
-from portal.models import User
+from portal.models import AuditEvent, User
+from switchroles import access_checks, access_selectors, drift, leavers
 from switchroles import selectors as switchroles_selectors
 from switchroles import services as switchroles_services
-from switchroles.forms import GrantForm, PersonForm, RevokeForm
-from switchroles.models import Grant, TeamMembership
+from switchroles.forms import GrantForm, LeaverForm, PersonForm, RevokeForm
+from switchroles.models import AccessCheck, AccessFinding, DriftCheck, Grant, RoleDriftFinding, TeamMembership
+from switchroles.people_views import people_managed
 from switchroles.services import CAPABILITY_NAMES
 
 ACCESS_PAGE_SIZE = 100
@@ -124,21 +132,29 @@ def _account_detail(account: AwsAccount) -> dict[str, Any]:
     }
 
 
+def _clients_seen_by(user: Any) -> Any:
+    """A client contact sees their own client only (``elevations.selectors.contact_of``); the MSP's
+    readers what the clients page shows them."""
+    contact = elevation_selectors.contact_of(user=user)
+    if contact is not None:
+        return Client.objects.filter(pk=contact.client_id)
+    return onboarding_selectors.clients_for_viewer(viewer=user)
+
+
 class Clients(Endpoint):
-    capabilities = {"GET": READERS}
+    capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="clients_list", responses={200: s.ClientSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
-        clients = onboarding_selectors.clients_for_viewer(viewer=request.user)
-        return Response([_client_ref(client) for client in clients])
+        return Response([_client_ref(client) for client in _clients_seen_by(request.user)])
 
 
 class ClientDetail(Endpoint):
-    capabilities = {"GET": READERS}
+    capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="client", responses={200: s.ClientDetailSerializer, **ERRORS, **NOT_FOUND})
     def get(self, request: Request, client_id: int) -> Response:
-        client = onboarding_selectors.client_for_viewer(viewer=request.user, client_id=client_id)
+        client = get_object_or_404(_clients_seen_by(request.user), pk=client_id)
         accounts = onboarding_selectors.accounts_of_client(client=client)
         return Response({**_client_ref(client), "accounts": [_account_summary(a) for a in accounts]})
 
@@ -170,8 +186,13 @@ class Onboardings(Endpoint):
         body = _body(request)
         data = form_data(body, ONBOARDING_FIELDS)  # tiers: below
         origin = body.get("origin")
+        adopt = origin == "adopt"
         if isinstance(origin, str) and origin in ORIGINS:
             data["origin"] = ORIGINS[origin]
+        elif adopt:
+            # The form checks an adoption's fields as an invitation's (an existing account's id, no root
+            # e-mail); the adoption service then checks the account is a member of the Organization.
+            data["origin"] = AwsAccount.Origin.INVITED.value
         form = OnboardingForm(data)
         ids, problems = tier_ids(body.get("tiers"), form.fields["templates"])
         data.setlist("templates", ids)
@@ -181,6 +202,8 @@ class Onboardings(Endpoint):
                 errors["tiers"] = problems
             return bad_request(errors)
         cleaned = form.cleaned_data
+        if adopt:
+            return self._adopt(request, cleaned)
         try:
             account = onboarding_services.onboarding_request(
                 actor=request.user, client=cleaned["client"], client_name=cleaned["client_name"],
@@ -190,6 +213,26 @@ class Onboardings(Endpoint):
             )
         except ValidationError as error:
             return bad_request(service_errors(error, ONBOARDING_RENAMED))
+        account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
+        return Response({"account": _account_detail(account)}, status=202)
+
+
+    def _adopt(self, request: Request, cleaned: dict[str, Any]) -> Response:
+        """The Adopt page's service (``onboarding.adoption``): a batch of one member of the Organization.
+        A malformed id is refused first with the service's message (the service reads the Organization
+        before it looks at the ids, and nothing malformed should reach AWS)."""
+        if not onboarding_services.ACCOUNT_ID_RE.match(cleaned["account_id"] or ""):
+            return bad_request({"aws_account_id": ["An AWS account id is exactly 12 digits."]})
+        try:
+            account = adoption.adoption_request(
+                actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],  # type: ignore[arg-type]
+                templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
+                client_name=cleaned["client_name"], request=_django(request),
+            )
+        except ValidationError as error:
+            return bad_request(service_errors(error, {**ONBOARDING_RENAMED, "rows": "aws_account_id"}))
+        except AwsError as error:
+            return bad_request({"aws_account_id": [f"{error.plain_message} (AWS said: {error.code})"]})
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
         return Response({"account": _account_detail(account)}, status=202)
 
@@ -363,3 +406,237 @@ class People(Endpoint):
         response["Cache-Control"] = "no-store"  # the password is in this answer only
         return response
 
+
+
+class PersonDeactivate(Endpoint):
+    """The leaver action (the person's Leave page): signed out, out of every team, grants and tokens
+    revoked, deactivated; their IAM user is taken out of Switchyard in AWS after commit."""
+
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="person_deactivate", request=s.DeactivateRequestSerializer,
+                   responses={200: s.PersonDeactivatedSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, person_id: int) -> Response:
+        person = get_object_or_404(people_managed(), pk=person_id)
+        form = LeaverForm(form_data(_body(request), {"reason": "reason"}))
+        if not form.is_valid():
+            return bad_request(form_errors(form))
+        try:
+            departure = leavers.person_leave(person=person, left_by=request.user,  # type: ignore[arg-type]
+                                             reason=form.cleaned_data["reason"], request=_django(request))
+        except ValidationError as error:
+            return bad_request(service_errors(error))
+        departure.refresh_from_db()
+        return Response({"id": person.pk, "username": person.username, "is_active": False,
+                         "departure": {"id": departure.pk, "aws_state": departure.aws_state}})
+
+
+# --- findings ---------------------------------------------------------------------------------------
+
+FINDINGS_PAGE_SIZE = 100
+
+
+def _drift_finding(finding: RoleDriftFinding) -> dict[str, Any]:
+    detail = "; ".join(str(d) for d in finding.differences) if isinstance(finding.differences, list) else ""
+    return {"source": "drift", "kind": finding.kind, "account": finding.account_id, "role_arn": finding.role_arn,
+            "principal": finding.role_name, "detail": detail or finding.error_code, "opened_at": finding.first_seen_at}
+
+
+def _access_finding(finding: AccessFinding) -> dict[str, Any]:
+    return {"source": "effective_access", "kind": finding.kind, "account": finding.account_id,
+            "role_arn": finding.role_arn, "principal": finding.principal_name, "detail": finding.detail,
+            "opened_at": finding.opened_at}
+
+
+def open_findings() -> list[dict[str, Any]]:
+    """What the drift page lists as open: the latest role check's drift findings, then the open
+    effective-access findings."""
+    return ([_drift_finding(f) for f in drift.drift_overview().role_findings]
+            + [_access_finding(f) for f in access_selectors.open_access_findings()])
+
+
+class Findings(Endpoint):
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="findings", parameters=[
+        OpenApiParameter("page", int, description=f"1, 2, … ({FINDINGS_PAGE_SIZE} findings a page).")],
+        responses={200: s.FindingsPageSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request) -> Response:
+        page_text = request.query_params.get("page", "1")
+        if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
+            return bad_request({"page": ["Enter a page number: 1, 2, …"]})
+        paginator: Paginator[dict[str, Any]] = Paginator(open_findings(), FINDINGS_PAGE_SIZE)
+        try:
+            page = paginator.page(int(page_text))
+        except EmptyPage as exc:
+            raise Http404("There is no such page.") from exc
+
+        def link(number: int) -> str:
+            other = request.query_params.copy()
+            other["page"] = str(number)
+            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+
+        return Response({
+            "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+            "results": list(page.object_list),
+        })
+
+
+# --- elevations (issue 21) --------------------------------------------------------------------------
+
+ELEVATION_FIELDS = {"duration_minutes": "duration", "reason": "reason"}
+ELEVATION_RENAMED = {"duration": "duration_minutes", "role": "tier", "template": "tier"}
+
+
+def _elevation(elevation: ElevationRequest, *, decider: User,
+               facts: tuple[int | None, bool] | None = None) -> dict[str, Any]:
+    can_decide = elevation.is_open and elevation_services.decider_role(
+        request=elevation, decider=decider, facts=facts) is not None
+    return {
+        "id": elevation.pk, "state": elevation.state, "requester": elevation.requester.username,
+        "account": elevation.account_id, "client": elevation.account.client_id, "tier": elevation.template.tier,
+        "duration_minutes": elevation.duration_minutes, "reason": elevation.reason, "approvers": elevation.approvers,
+        "requested_at": elevation.requested_at, "answer_by": elevation.answer_by,
+        "approved_at": elevation.approved_at, "finished_at": elevation.finished_at, "grant": elevation.grant_id,
+        "can_decide": can_decide,
+    }
+
+
+class Elevations(Endpoint):
+    """The caller's requests, or those they may see and decide (``elevations_visible_to``); a new
+    request for a tier on an account the caller already reaches (the New request page's choices)."""
+
+    capabilities = {"GET": ANYONE, "POST": (ENGINEER, MANAGER)}
+
+    @extend_schema(operation_id="elevations", responses={200: s.ElevationSerializer(many=True), **ERRORS})
+    def get(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        facts = elevation_services.decider_facts(decider=user)
+        elevations = elevation_selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")[:500]
+        return Response([_elevation(e, decider=user, facts=facts) for e in elevations])
+
+    @extend_schema(operation_id="elevation_request", request=s.ElevationRequestSerializer,
+                   responses={201: s.ElevationSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        body = _body(request)
+        data = form_data(body, {**ELEVATION_FIELDS, "account": "account", "tier": "tier"})
+        targets = elevation_selectors.elevation_targets(person=user)
+        form = ElevationRequestForm(data, targets=targets)
+        ids, problems = tier_ids(body.get("tier"), form.fields["role"])
+        account_text = data.get("account", "")
+        role = None
+        if ids and account_text.isascii() and account_text.isdigit() and len(account_text) < 19:
+            role = targets.filter(account_id=int(account_text), template_id=int(ids[0])).first()
+        if role is not None:
+            data["role"] = str(role.pk)
+        if not form.is_valid() or problems:
+            errors = form_errors(form, ELEVATION_RENAMED)
+            if "tier" in errors and body.get("tier") is not None and not problems:
+                errors["tier"] = ["This account has no such role to elevate to."]
+            if "account" not in body or body.get("account") is None:
+                errors["account"] = ["This field is required."]
+            if problems:
+                errors["tier"] = problems
+            return bad_request(errors)
+        try:
+            elevation = elevation_services.elevation_request(
+                requester=user, account=role.account, template=role.template,  # type: ignore[union-attr]
+                duration=form.cleaned_data["duration"], reason=form.cleaned_data["reason"], request=_django(request))
+        except ValidationError as error:
+            return bad_request(service_errors(error, ELEVATION_RENAMED))
+        return Response(_elevation(elevation, decider=user), status=201)
+
+
+class _ElevationDecide(Endpoint):
+    """A manager's answer to a request they may decide (contacts answer on their own pages)."""
+
+    capabilities = {"POST": MANAGERS}
+    approve = True
+
+    def post(self, request: Request, elevation_id: int) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        elevation = elevation_selectors.elevation_of(person=user, request_id=elevation_id)
+        if elevation is None:
+            raise Http404("No such request.")
+        data = form_data(_body(request), {"reason": "reason"})
+        data["decision"] = "approve" if self.approve else "decline"
+        form = DecisionForm(data)
+        if not form.is_valid():
+            return bad_request(form_errors(form))
+        try:
+            elevation_services.elevation_decide(request=elevation, decider=user, approve=self.approve,
+                                                reason=form.cleaned_data["reason"], http_request=_django(request))
+        except ValidationError as error:
+            return bad_request(service_errors(error))
+        fresh = elevation_selectors.elevation_of(person=user, request_id=elevation.pk)
+        return Response(_elevation(fresh, decider=user))  # type: ignore[arg-type]
+
+
+class ElevationApprove(_ElevationDecide):
+    approve = True
+
+    @extend_schema(operation_id="elevation_approve", request=s.DecisionRequestSerializer,
+                   responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, elevation_id: int) -> Response:
+        return super().post(request, elevation_id)
+
+
+class ElevationDecline(_ElevationDecide):
+    approve = False
+
+    @extend_schema(operation_id="elevation_decline", request=s.DecisionRequestSerializer,
+                   responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
+    def post(self, request: Request, elevation_id: int) -> Response:
+        return super().post(request, elevation_id)
+
+
+# --- checks now ---------------------------------------------------------------------------------------
+
+CHECK_REQUESTED = "drift.check_requested"
+
+
+class Checks(Endpoint):
+    """The drift page's two "check now" buttons at once: a drift check and an effective-access check
+    are queued for the workers (each audited). The id is the request's own audit event."""
+
+    capabilities = {"POST": MANAGERS}
+
+    @extend_schema(operation_id="checks_start", request=None, responses={202: s.CheckAcceptedSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        _body(request)  # nothing to send but an empty object; anything else is a 400 like every write
+        with transaction.atomic():
+            drift.drift_check_request(actor=user, request=_django(request))
+            access_checks.effective_access_check_request(actor=user, request=_django(request))
+        event = AuditEvent.objects.filter(action=CHECK_REQUESTED, actor=user).order_by("-sequence").first()
+        return Response({"id": event.pk}, status=202)  # type: ignore[union-attr]
+
+
+class CheckDetail(Endpoint):
+    """Read from the real rows: each check is the first one the workers recorded at or after the
+    request. Running until both exist; failed when either says why it could not finish."""
+
+    capabilities = {"GET": READERS}
+
+    @extend_schema(operation_id="check", responses={200: s.CheckSerializer, **ERRORS, **NOT_FOUND})
+    def get(self, request: Request, check_id: int) -> Response:
+        event = get_object_or_404(AuditEvent.objects.filter(action=CHECK_REQUESTED), pk=check_id)
+        at = event.occurred_at
+        drift_check = DriftCheck.objects.filter(checked_at__gte=at).order_by("checked_at", "pk").first()
+        access_check = AccessCheck.objects.filter(checked_at__gte=at).order_by("checked_at", "pk").first()
+        errors = [check.error for check in (drift_check, access_check) if check is not None and check.error]
+        if errors:
+            status = "failed"
+        elif drift_check is not None and access_check is not None:
+            status = "done"
+        else:
+            status = "running"
+        return Response({
+            "id": event.pk, "status": status, "requested_at": at,
+            "drift_check": drift_check.pk if drift_check else None,
+            "access_check": access_check.pk if access_check else None,
+            "errors": errors, "findings": open_findings() if status == "done" else [],
+        })

@@ -290,7 +290,8 @@ def test_a_person_is_added_with_a_temporary_password_shown_once(world: World) ->
     assert body["temporary_password"] not in str(list(AuditEvent.objects.values("details")))
 
 
-@pytest.mark.parametrize("case", ["empty", "create without address", "bad slug", "invite bad id", "adopt"])
+@pytest.mark.parametrize("case", ["empty", "create without address", "bad slug", "invite bad id", "adopt bad id",
+                                  "unknown origin"])
 def test_a_refused_onboarding_says_what_the_page_says_and_asks_no_aws(world: World, aws_forbidden: Any,
                                                                       case: str) -> None:
     tier = world.pk("engineer_template")
@@ -307,7 +308,10 @@ def test_a_refused_onboarding_says_what_the_page_says_and_asks_no_aws(world: Wor
                       "root_email": "awsaccounts+initech@example.com"}),
         "invite bad id": ({**common_page, "origin": "invited", "account_id": "12345"},
                           {**common_api, "origin": "invite", "aws_account_id": "12345"}),
-        "adopt": ({**common_page, "origin": "adopt"}, {**common_api, "origin": "adopt"}),
+        # an adoption's id is checked as an invitation's, before AWS is asked
+        "adopt bad id": ({**common_page, "origin": "invited", "account_id": "12345"},
+                         {**common_api, "origin": "adopt", "aws_account_id": "12345"}),
+        "unknown origin": ({**common_page, "origin": "bogus"}, {**common_api, "origin": "bogus"}),
     }[case]
 
     on_page, by_api = _both(world, "onboarding:client_new", "/api/v1/onboardings", form, body,

@@ -162,7 +162,7 @@ def test_a_removed_capability_is_refused_at_once(manager: User, make_token: Make
 
     response = api.get("/api/v1/clients")
     assert response.status_code == 403
-    assert response.json() == {"detail": "This needs the Manager or Auditor capability."}
+    assert response.json() == {"detail": "This needs the Manager or Auditor or ClientContact capability."}
     assert api.get("/api/v1/me").json()["capabilities"] == []
 
 

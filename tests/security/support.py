@@ -201,6 +201,10 @@ def build_world(make_person: MakePerson) -> World:
         person=gone, left_by=people["mgr"], left_at=timezone.now(), reason="left", iam_username="gone",
         aws_state=Departure.AwsState.VERIFIED, aws_verified_at=timezone.now())
     rows["leaver"] = people["eng_b"]  # whom test_reauthentication makes leave
+    # A "check now" request through the API (issue 15): its id is its audit event's.
+    rows["check_request"] = audit_record(action="drift.check_requested", actor=people["mgr"],
+                                         target_label="drift check")
+    rows["manager"] = people["mgr"]  # whom the API's hostile sweep aims the leaver action at (always refused)
     # Client contacts and elevations: a contact of Acme (not one of PERSONAS' columns: it has its own,
     # CONTACT_MATRIX in test_access_matrix.py), and engineer A's pending request for Administrator on Acme.
     from django.contrib.auth.models import Group
@@ -259,6 +263,7 @@ ARGUMENT_ROWS = {
     "team_id": "team_a", "step_id": "step", "finding_id": "finding", "template_id": "engineer_template",
     "part_id": "part", "review_id": "review", "item_id": "item", "departure_id": "departure",
     "batch_id": "batch", "token_id": "token", "request_id": "elevation",
+    "elevation_id": "elevation", "check_id": "check_request",
 }
 ROUTE_ARGUMENTS = {
     # Only an invited account has an access-role template to download; its failed step is retried.
@@ -269,6 +274,7 @@ ROUTE_ARGUMENTS = {
     "switchroles:team_member_remove": {"person_id": "@eng"},
     "switchroles:person_leave": {"person_id": "@eng"},
     "audit:person_history": {"person_id": "@eng"},
+    "api:person_deactivate": {"person_id": "@eng"},
 }
 # allauth's token URLs: well-formed values that match no real token.
 TOKEN_ARGUMENTS = {"uidb36": "1", "key": "x1y2z3"}

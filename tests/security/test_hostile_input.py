@@ -704,6 +704,14 @@ API_WRITES = [
     ApiWrite("api:people", lambda w: {"username": "newbie", "first_name": "New", "last_name": "Person",
                                       "email": "newbie@example.com", "iam_username": "newbie",
                                       "capabilities": ["Engineer"], "teams": [w.pk("team_a")]}),
+    # The leaver action opens a durable transaction (the sweep's rollback cannot wrap it): the manager
+    # aims it at themself, so every value passes the form and the service's checks and is refused there.
+    ApiWrite("api:person_deactivate", lambda w: {"reason": "Last day 30 November"}, {"person_id": "manager"},
+             refuse_always=True),
+    # The manager reaches no account, so has nothing to be elevated to: every value is refused.
+    ApiWrite("api:elevations", lambda w: {"account": w.pk("acme_prod"), "tier": "administrator",
+                                          "duration_minutes": 30, "reason": "INC-2"}, refuse_always=True),
+    ApiWrite("api:elevation_decline", lambda w: {"reason": "Not during the freeze"}, {"elevation_id": "elevation"}),
 ]
 HOSTILE_JSON = st.recursive(
     st.one_of(HOSTILE_TEXT, st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
@@ -777,6 +785,9 @@ WHOLE_BODIES = (
 )
 
 
+ONE_REASON_WRITES = frozenset({"api:grant_revoke", "api:elevation_decline"})  # a duplicated "reason" is valid
+
+
 @pytest.mark.parametrize("write", API_WRITES, ids=[write.name for write in API_WRITES])
 def test_hostile_whole_bodies_are_refused_with_400(
     world: World, aws_forbidden: AwsForbidden, postgres_refusals: list[str], write: ApiWrite
@@ -785,7 +796,7 @@ def test_hostile_whole_bodies_are_refused_with_400(
         where = f"{write.name} {body[:40]!r}"
         before = row_counts()
         response = _api(world).post(write.path(world), body, content_type="application/json")
-        assert response.status_code == 400 or (response.status_code == 200 and write.name == "api:grant_revoke"
+        assert response.status_code == 400 or (response.status_code == 200 and write.name in ONE_REASON_WRITES
                                                 and body.startswith('{"reason": "x"')), where
         assert response["Content-Type"] == "application/json", where
         assert response.status_code != 400 or "__all__" in response.json()["errors"] or \
