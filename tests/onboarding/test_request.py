@@ -337,7 +337,7 @@ class BarrierClients(CountingClients):
 # SQLite's in-memory test database serialises writers with "table is locked" errors instead of
 # waiting on a unique index, so the real two-connection race runs where CI runs: on PostgreSQL.
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (CI sets DATABASE_URL)")
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)  # the suite's fixture puts the migrations' rows back
 @pytest.mark.parametrize("existing_client", [True, False], ids=["existing client", "new client"])
 def test_two_concurrent_submissions_in_two_connections_create_one_account(
     org: Boto3ClientFactory, request_account: RequestAccount, existing_client: bool

@@ -196,7 +196,7 @@ MATRIX: dict[str, tuple[int | str | frozenset[int], ...]] = {
     "elevations:end":                        (405, MFA, 405, 405, 405, 405, 405),
     "elevations:emergency":                  (405, MFA, 405, 405, 405, 405, 405),
     "elevations:client_contacts":            (LOGIN, MFA, 403, 403, OK, 403, OK),
-    "elevations:contact_accept":             (OK, MFA, OK, OK, OK, OK, OK),  # a bad token: "does not work"
+    "elevations:contact_accept":             (404, MFA, 404, 404, 404, 404, 404),  # a bad token: "does not work", 404
     # --- the Django admin: the rule below, and these four ----------------------------------------------
     "admin:login":                           (LOGIN, MFA, 403, 403, 403, 403, ADMIN_HOME),
     "admin:logout":                          (ADMIN_HOME, MFA, ADMIN_HOME, ADMIN_HOME, ADMIN_HOME, ADMIN_HOME, 405),
@@ -731,7 +731,7 @@ CONTACT_MATRIX: dict[str, int | str | frozenset[int]] = {
     "elevations:end": 405,
     "elevations:emergency": 405,
     "elevations:client_contacts": 403,
-    "elevations:contact_accept": OK,
+    "elevations:contact_accept": 404,  # a bad token: the link does not work
 }
 CONTACT_DEFAULT = 404
 
