@@ -17,19 +17,20 @@ app.conf.beat_schedule = {
     # Re-drives onboarding steps whose wait is over or whose worker died (lease ran out).
     "onboarding-reconcile": {"task": "onboarding.tasks.reconcile_onboarding", "schedule": 60.0},
     # Revocation and expiry must reach AWS within a minute; unchanged principals cost no AWS call.
+    # Every 30 s: a grant expiring just after one run must not wait a whole minute for the next.
     "enforcement-sync": {
         "task": "switchroles.tasks.enforcement_sync",
-        "schedule": 60.0,
+        "schedule": 30.0,
         "kwargs": {"reason": "schedule", "retry_if_busy": False},
-        "options": {"expires": 55},
+        "options": {"expires": 25},
     },
     "enforcement-drift-check": {
         "task": "switchroles.tasks.enforcement_drift_check",
         "schedule": crontab(minute="*/10"),
     },
     # Expired grants left the directory at once; this records each expiry once and lets AWS follow.
-    "grant-expiries": {"task": "switchroles.tasks.record_grant_expiries", "schedule": 60.0,
-                       "options": {"expires": 55}},
+    "grant-expiries": {"task": "switchroles.tasks.record_grant_expiries", "schedule": 30.0,
+                       "options": {"expires": 25}},
     # The full drift check: main-account policies and every active account's roles (AssumeRole each).
     "drift-check": {"task": "switchroles.tasks.drift_check", "schedule": crontab(minute=23)},
     # Re-drives template roll-outs whose message was lost or whose worker died.

@@ -1,7 +1,7 @@
 """Celery tasks of the directory: thin wrappers that take the lock and call the service.
 
 Both are idempotent and safe to run twice; the beat schedule (``portal/celery.py``) runs the sync
-every minute, so a lost message or a killed worker costs at most a minute.
+every 30 seconds, so a lost message or a killed worker costs at most that.
 """
 
 from __future__ import annotations
