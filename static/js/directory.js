@@ -66,6 +66,14 @@
         name.textContent = row[5];
       }
       li.querySelector(".acct").textContent = row[3];
+      if (row[9]) {  // AWS would refuse it: the same mark, why and what to do, as the server draws
+        var mark = document.createElement("span");
+        mark.className = "aws-refuses"; mark.setAttribute("data-aws-refuses-link", "");
+        var title = document.createElement("strong");
+        title.textContent = "AWS will refuse this link.";
+        mark.append(title, " " + index.refusals[row[9] - 1]);
+        li.append(" ", mark);
+      }
       var star = li.querySelector("button.star");
       if (row[7]) { star.setAttribute("aria-pressed", "true"); star.textContent = "\u2605"; star.title = "Remove from favourites"; }
       return li;
