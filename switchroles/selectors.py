@@ -187,7 +187,7 @@ def directory_of_person(*, person: User) -> Directory:
     cheaper than correlated subqueries per link)."""
     rows = links_for_person(person=person).values_list(*_DIRECTORY_FIELDS)
     # When they last used each link, and their favourites: one query (a union) on their own rows.
-    used = (LinkUse.objects.filter(person=person).values("account_role")
+    uses = (LinkUse.objects.filter(person=person).values("account_role")
             .annotate(r_role=F("account_role_id"), r_last=Max("used_at"), r_favourite=Value(False))
             .order_by().values_list("r_role", "r_last", "r_favourite"))
     starred = (Favourite.objects.filter(person=person)
@@ -195,7 +195,7 @@ def directory_of_person(*, person: User) -> Directory:
                .order_by().values_list("r_role", "r_last", "r_favourite"))
     favourite_ids: set[int] = set()
     last_used: dict[int, datetime] = {}
-    for role_id, last, is_favourite in used.union(starred, all=True):
+    for role_id, last, is_favourite in uses.union(starred, all=True):
         if is_favourite:
             favourite_ids.add(role_id)
         else:

@@ -75,6 +75,8 @@ class Command(BaseCommand):
         self.stdout.write("The sandbox's AWS started empty: rebuilt it from the database.")
         for label in restore.accounts:
             self.stdout.write(f"  account {label}: created again, same id")
+        for label in restore.invited:
+            self.stdout.write(f"  account {label}: invited again, accepted as the client would, same id")
         for arn in restore.roles:
             self.stdout.write(f"  role {arn}")
         for name in restore.iam_users:
