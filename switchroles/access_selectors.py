@@ -134,6 +134,8 @@ def directory_refusals_mark(*, person: User, links: Sequence[DirectoryLink]) -> 
                                _sync_failed(kind, name, text))
         else:
             findings.setdefault(role_id, f"{text} Ask a manager to look at the drift page.")
+    if not failing and not findings:
+        return ""  # nothing known against any link (each link's ``refused`` is empty already)
     # (template, account pk or client pk) -> the principals whose grants show such links.
     covering: dict[tuple[int, str, int], set[tuple[str, int]]] = {}
     if failing:
