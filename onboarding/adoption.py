@@ -30,11 +30,11 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils.text import slugify
 
-from onboarding import aws, services, workflow
-from onboarding.aws import AwsError
+from onboarding import services, workflow
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, ExistingRole, OnboardingBatch
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from switchroles.models import RoleTemplate
 

@@ -35,11 +35,11 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import aws, workflow
-from onboarding.aws import AwsError
+from onboarding import workflow
 from onboarding.models import AwsAccount, Client, OnboardingStep
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from switchroles.models import AccountRole, Grant
 

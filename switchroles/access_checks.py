@@ -39,18 +39,18 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding.aws import (
-    DEFAULT_ACCESS_ROLE_NAME,
-    PERSON_TAG_KEY,
-    classify_botocore_error,
-    classify_client_error,
-    trust_policy_for_console,
-)
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
-from portal.aws import ClientFactory
+from portal.aws import (
+    DEFAULT_ACCESS_ROLE_NAME,
+    PERSON_TAG_KEY,
+    ClientFactory,
+    classify_botocore_error,
+    classify_client_error,
+    read_authorization_details,
+    trust_policy_for_console,
+)
 from portal.models import User
-from switchroles.aws import read_authorization_details
 from switchroles.effective_access import (
     Analysis,
     Principal,

@@ -9,7 +9,7 @@ asks (:func:`drift_check_request`):
 * **the member accounts** (:func:`drift_roles_check`): in every active account, through
   ``OrganizationAccountAccessRole``, each ACTIVE ``AccountRole`` must exist, trust only the main
   account with the MFA condition, and have exactly its template's policies and session length
-  (``onboarding.workflow.role_spec_for`` compared with ``onboarding.aws.role_differences``); roles
+  (``onboarding.workflow.role_spec_for`` compared with ``portal.aws.role_differences``); roles
   under ``/switchyard/`` tagged ``managed-by=switchyard`` that the portal does not know are reported.
   Each difference is a :class:`~switchroles.models.RoleDriftFinding` on the check.
 
@@ -38,12 +38,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import aws
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, TemporaryCredentials, default_client_factory
+from portal.aws import AwsError, ClientFactory, TemporaryCredentials, default_client_factory
 from portal.models import User
 from portal.notification_sweeps import drift_role_finding_notify
 from switchroles import access_checks, enforcement
@@ -62,7 +61,7 @@ REPAIRABLE = frozenset({Kind.MISSING, Kind.DIFFERENT, Kind.UNKNOWN})
 
 
 # --------------------------------------------------------------------------------------------------
-# Reading member accounts (the IAM calls onboarding.aws does not have)
+# Reading member accounts (the IAM calls portal.aws does not have)
 # --------------------------------------------------------------------------------------------------
 
 

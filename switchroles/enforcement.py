@@ -39,14 +39,11 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from onboarding.aws import PERSON_TAG_KEY
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
-from portal.aws import ClientFactory
-from portal.duties import is_auditor_q
-from portal.models import User
-from portal.notification_sweeps import main_account_drift_notify
-from switchroles.aws import (
+from portal.aws import (
+    PERSON_TAG_KEY,
+    ClientFactory,
     PolicyTooLarge,
     PrincipalNotFound,
     RoleRef,
@@ -61,6 +58,9 @@ from switchroles.aws import (
     read_user_policies,
     remove_principal_policies,
 )
+from portal.duties import is_auditor_q
+from portal.models import User
+from portal.notification_sweeps import main_account_drift_notify
 from switchroles.models import (
     AccountRole,
     DriftCheck,

@@ -31,12 +31,13 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal import aws
 from portal.audit import audit_record
 from portal.aws import ClientFactory
 from portal.duties import may_hold_links
 from portal.models import User
 from portal.services import user_end_other_sessions
-from switchroles import aws, services
+from switchroles import services
 from switchroles.access_selectors import latest_access_check, open_access_findings
 from switchroles.enforcement import EnforcementBusy, enforcement_lock, user_policy_prefix
 from switchroles.models import AccessFinding, AccountRole, Departure, Grant, Team
