@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -44,9 +43,8 @@ from portal.audit import audit_record
 from portal.aws import (
     DEFAULT_ACCESS_ROLE_NAME,
     PERSON_TAG_KEY,
+    AwsError,
     ClientFactory,
-    classify_botocore_error,
-    classify_client_error,
     read_authorization_details,
     trust_policy_for_console,
 )
@@ -307,8 +305,7 @@ def _administrators_everywhere(analysis: Analysis, targets: Sequence[_Target]) -
     return [reached[arn] for arn in sorted(reached) if counts[arn] == access_roles]
 
 
-def _plain_error(exc: Exception) -> str:
-    error = classify_client_error(exc) if isinstance(exc, ClientError) else classify_botocore_error(exc)  # type: ignore[arg-type]
+def _plain_error(error: AwsError) -> str:
     return f"{error.plain_message} (AWS said: {error.code})"
 
 
@@ -323,7 +320,7 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
     check = AccessCheck(checked_at=now, tag_condition=tag_condition_enabled())
     try:
         read = read_authorization_details(clients=clients)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         check.error = _plain_error(exc)
         check.duration_ms = int((time.monotonic() - started) * 1000)
         check.save()

@@ -165,16 +165,10 @@ def rollout_account_advance(*, part_id: int, clients: ClientFactory | None = Non
     try:
         spec = role_spec_for(role)
         credentials = aws.assume_access_role(clients=factory, account_id=role.account.account_id or "",
-                                             role_name=role.account.access_role, session_name=SESSION_NAME)
+                                             role_name=role.account.access_role, session_name=SESSION_NAME,
+                                             account_may_be_new=False)
         result = aws.ensure_role(clients=factory, credentials=credentials, spec=spec)
     except AwsError as error:
-        if error.code == "AccessDenied":
-            error = AwsError(
-                error.code, error.raw_message,
-                "AWS does not let Switchyard into the account through OrganizationAccountAccessRole any more. "
-                "Check that the role exists and trusts our main account, then “Retry”.",
-                False,
-            )
         if error.retryable and part.attempts < MAX_ATTEMPTS:
             RolloutAccount.objects.filter(pk=part.pk, attempts=part.attempts, status=Status.RUNNING).update(
                 status=Status.PENDING, lease_expires_at=None,

@@ -151,6 +151,27 @@ def may_pass_by_itself(code: str) -> bool:
     return known is None or known[0]
 
 
+# AWS could not be reached at all (or Switchyard has no credentials): no principal, account or
+# request will fare better until that changes, so a long run stops rather than try every one.
+UNREACHABLE_CODES: Final = frozenset(
+    {EndpointConnectionError.__name__, ConnectTimeoutError.__name__, NoCredentialsError.__name__}
+)
+_CLIENT_SIDE_CODES: Final = NETWORK_ERROR_CODES | {NoCredentialsError.__name__, ParamValidationError.__name__}
+
+
+def is_unreachable(error: AwsError) -> bool:
+    """True when AWS could not be reached at all (endpoint down, connect timeout, no credentials)."""
+    return error.code in UNREACHABLE_CODES
+
+
+def record_text(error: AwsError) -> str:
+    """One line for a record: ``AWS refused: <code>: <AWS's message>`` for an answer from AWS, the
+    client's own message when no answer came."""
+    if error.code in _CLIENT_SIDE_CODES:
+        return error.raw_message or error.code
+    return f"AWS refused: {error.code}: {error.raw_message}".strip()
+
+
 def error_code(exc: ClientError) -> str:
     """The raw code of a botocore ``ClientError`` (``""`` when AWS sent none)."""
     return str(exc.response.get("Error", {}).get("Code") or "")

@@ -631,6 +631,18 @@ def apply_person_tags(
     return tuple(done_tagged), tuple(done_untagged)
 
 
+@translating()
+def sandbox_iam_users_ensure(*, clients: ClientFactory, user_names: Iterable[str], path: str = "/people/") -> None:
+    """The IAM users of the sandbox's demo people, created when missing. Switchyard never creates IAM
+    users outside the sandbox (people's users are the customer's own)."""
+    iam = clients.client("iam")
+    for user_name in user_names:
+        try:
+            iam.get_user(UserName=user_name)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_user(UserName=user_name, Path=path)
+
+
 # --- the engineer's MFA device ----------------------------------------------------------------
 
 

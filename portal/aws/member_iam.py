@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
@@ -528,3 +528,46 @@ def read_role_trust(
             return None
         raise
     return str(role["Arn"]), _policy_document(role["AssumeRolePolicyDocument"])
+
+
+# Drift: the roles under /switchyard/ and every role, as IAM lists them
+
+
+SWITCHYARD_PATH: Final = "/switchyard/"
+
+
+@dataclass(frozen=True)
+class ListedRole:
+    arn: str
+    path: str
+    name: str
+
+
+@translating()
+def list_switchyard_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[ListedRole]:
+    """Every role under the ``/switchyard/`` path in the account the credentials reach (all pages)."""
+    iam = clients.client("iam", credentials=credentials)
+    return [
+        ListedRole(arn=raw["Arn"], path=raw["Path"], name=raw["RoleName"])
+        for raw in _paginate(iam, "list_roles", "Roles", PathPrefix=SWITCHYARD_PATH)
+    ]
+
+
+@translating()
+def role_is_switchyards(*, clients: ClientFactory, credentials: TemporaryCredentials | None, name: str) -> bool:
+    """Whether the role carries the tag ``managed-by=switchyard`` (False when it is gone)."""
+    iam = clients.client("iam", credentials=credentials)
+    try:
+        tags = {tag["Key"]: tag["Value"] for tag in _paginate(iam, "list_role_tags", "Tags", RoleName=name)}
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        raise
+    return tags.get(MANAGED_BY_TAG_KEY) == MANAGED_BY_TAG_VALUE
+
+
+@translating()
+def list_all_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[dict[str, Any]]:
+    """Every role in the account the credentials reach, at any path, with its trust policy."""
+    iam = clients.client("iam", credentials=credentials)
+    return list(_paginate(iam, "list_roles", "Roles"))

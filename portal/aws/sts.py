@@ -66,3 +66,9 @@ def assume_access_role(
         secret_access_key=credentials["SecretAccessKey"],
         session_token=credentials["SessionToken"],
     )
+
+
+@translating()
+def caller_account_id(*, clients: ClientFactory) -> str:
+    """The account the main-account credentials belong to (``sts:GetCallerIdentity``)."""
+    return str(clients.client("sts").get_caller_identity().get("Account") or "")
