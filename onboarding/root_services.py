@@ -127,7 +127,7 @@ def root_posture_check(*, account: AwsAccount, clients: ClientFactory | None = N
     factory = clients or default_client_factory()
     try:
         credentials = aws.assume_root(clients=factory, account_id=account.account_id or "",
-                                           task=aws.AUDIT_TASK)
+                                      task=aws.AUDIT_TASK)
         found = aws.read_root_credentials(clients=factory, credentials=credentials)
     except AwsError as error:
         posture = root_posture_record(account=account, error=error)

@@ -29,7 +29,7 @@ def _session(run: StepRun, task: str) -> TemporaryCredentials:
     known = run.chain.root_credentials.get(key)
     if known is None:
         known = run.chain.root_credentials[key] = aws.assume_root(clients=run.clients, account_id=account_id,
-                                                                       task=task)
+                                                                  task=task)
     return known
 
 
@@ -46,13 +46,13 @@ def delete_access_keys(run: StepRun) -> Outcome:
 
 def delete_certificates(run: StepRun) -> Outcome:
     deleted = aws.delete_root_signing_certificates(clients=run.clients,
-                                                        credentials=_session(run, aws.DELETE_TASK))
+                                                   credentials=_session(run, aws.DELETE_TASK))
     return Outcome.succeeded(signing_certificates_deleted=list(deleted))
 
 
 def deactivate_mfa(run: StepRun) -> Outcome:
     deactivated = aws.deactivate_root_mfa_devices(clients=run.clients,
-                                                       credentials=_session(run, aws.DELETE_TASK))
+                                                  credentials=_session(run, aws.DELETE_TASK))
     return Outcome.succeeded(mfa_devices_deactivated=list(deactivated))
 
 

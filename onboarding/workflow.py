@@ -384,7 +384,7 @@ def _reach_account(run: StepRun, *, again: bool = False) -> TemporaryCredentials
 
 
 def _not_ready(error: AwsError) -> bool:
-    return error.code == "AccessDenied" and error.retryable
+    return aws.is_access_denied(error) and error.retryable
 
 
 def assume_access_role(run: StepRun) -> Outcome:

@@ -395,7 +395,7 @@ def test_a_failed_removal_says_what_to_do_and_can_be_requested_again(
 
     def refused(**_: Any) -> None:
         raise aws.AwsError("AccessDenied", "explicit deny in a service control policy",
-                                "A service control policy (SCP) of the Organization denies it.", False)
+                           "A service control policy (SCP) of the Organization denies it.", False)
 
     with monkeypatch.context() as patched:
         patched.setattr(aws, "delete_root_signing_certificates", refused)
