@@ -225,8 +225,8 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
 def _created_again(*, clients: ClientFactory, account: AwsAccount) -> str:
     """Create the account again with its root e-mail and name: "" when it came back under its id,
     else what went wrong (its roles are then left alone)."""
-    from onboarding import aws as onboarding_aws
-    from onboarding.aws import AwsError
+    from portal import aws as onboarding_aws
+    from portal.aws import AwsError
 
     try:
         request = onboarding_aws.start_account_creation(
@@ -246,9 +246,9 @@ def _created_again(*, clients: ClientFactory, account: AwsAccount) -> str:
 def _invited_again(*, clients: ClientFactory, account: AwsAccount) -> str:
     """Invite the client's account again and, as the client, accept and deploy the access-role
     template: "" when it is a member again with its access role, else what went wrong."""
-    from onboarding import aws as onboarding_aws
-    from onboarding.aws import AwsError
     from onboarding.sandbox_client import sandbox_client_answer
+    from portal import aws as onboarding_aws
+    from portal.aws import AwsError
 
     try:
         onboarding_aws.invite_account(clients=clients, account_id=account.account_id or "",

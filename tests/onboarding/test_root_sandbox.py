@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from django.test import Client as HttpClient
 
-from onboarding import aws, root_services
+from onboarding import root_services
 from onboarding.models import AwsAccount, RootPosture
 from onboarding.sandbox import DEMO_INVITED_ACCOUNT_ID, sandbox_demo_clients_ensure, sandbox_demo_invitation_ensure
+from portal import aws
 from portal.aws import Boto3ClientFactory
 from portal.models import User
 from portal.sandbox import sandbox_demo_users_ensure, sandbox_root_access_ensure
