@@ -245,7 +245,7 @@ def one_account_check_seconds(*, clients: Any, samples: int = 5) -> float:
         roles = list(AccountRole.objects.filter(account=account).select_related("template", "account",
                                                                                  "account__client"))
         started = time.perf_counter()
-        findings = drift._account_findings(account, roles, {r.role_name for r in roles}, clients)
+        findings = drift.account_findings(account, roles, {r.role_name for r in roles}, clients)
         times.append(time.perf_counter() - started)
         if findings:
             raise RuntimeError(f"the seeded account {account} drifted: {[f.differences for f in findings]}")
