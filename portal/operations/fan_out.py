@@ -101,9 +101,9 @@ def fan_out_start(
     accounts = list(dict.fromkeys(account_ids))
     workers = min(max(1, concurrency), max(1, len(accounts)))
     with transaction.atomic():
-        run = fan_out.run_model.objects.create(accounts_total=len(accounts), concurrency=workers,
+        run = fan_out.run_model._default_manager.create(accounts_total=len(accounts), concurrency=workers,
                                                started_at=timezone.now(), **run_fields)
-        fan_out.part_model.objects.bulk_create(
+        fan_out.part_model._default_manager.bulk_create(
             [fan_out.part_model(run=run, account_id=pk) for pk in accounts], batch_size=1000
         )
         if not accounts:
@@ -127,7 +127,7 @@ def enqueue_work(fan_out: FanOut[Any, Any], run_pk: int, *, copies: int = 1, cou
 
 
 def _claimable(fan_out: FanOut[Any, PartT], run_pk: int, now: datetime) -> QuerySet[PartT]:
-    return fan_out.part_model.objects.filter(run_id=run_pk).filter(
+    return fan_out.part_model._default_manager.filter(run_id=run_pk).filter(
         Q(status=Part.PENDING) | Q(status=Part.RUNNING, lease_expires_at__lte=now)
     )
 
@@ -159,13 +159,13 @@ def fan_out_check_part(fan_out: FanOut[Any, PartT], part: PartT, clients: Client
         looked = fan_out.look(part, clients)
     except PartRetry as retry:
         # Keep it held until then: any worker (this one included) takes it again once the lease ends.
-        fan_out.part_model.objects.filter(pk=part.pk, status=Part.RUNNING, attempts=part.attempts).update(
+        fan_out.part_model._default_manager.filter(pk=part.pk, status=Part.RUNNING, attempts=part.attempts).update(
             lease_expires_at=timezone.now() + timedelta(seconds=retry.seconds)
         )
         logger.warning("operations.fan_out.retry", extra={"check": fan_out.name, "part": part.pk, "reason": str(retry)})
         return False
     with transaction.atomic():
-        locked = fan_out.part_model.objects.select_for_update().get(pk=part.pk)
+        locked = fan_out.part_model._default_manager.select_for_update().get(pk=part.pk)
         if locked.status != Part.RUNNING or locked.attempts != part.attempts:
             # Our lease ran out and another worker took the account over: its results count.
             logger.warning("operations.fan_out.lease_lost", extra={"check": fan_out.name, "part": part.pk})
@@ -192,7 +192,7 @@ def fan_out_work(
         if fan_out_check_part(fan_out, part, clients):
             checked += 1
     now = timezone.now()
-    left = fan_out.part_model.objects.filter(run_id=run_id).exclude(status=Part.DONE)
+    left = fan_out.part_model._default_manager.filter(run_id=run_id).exclude(status=Part.DONE)
     if not left.exists():
         return Worked(checked, finished=fan_out_finish(fan_out, run_id))
     if _claimable(fan_out, run_id, now).exists():
@@ -204,8 +204,8 @@ def fan_out_work(
 def fan_out_finish(fan_out: FanOut[RunT, Any], run_pk: int) -> bool:
     """Once every part is done: ``finish(run)`` and the run's end. True the one time it finishes."""
     with transaction.atomic():
-        run = fan_out.run_model.objects.select_for_update().get(pk=run_pk)
-        if run.finished_at is not None or fan_out.part_model.objects.filter(run_id=run_pk).exclude(
+        run = fan_out.run_model._default_manager.select_for_update().get(pk=run_pk)
+        if run.finished_at is not None or fan_out.part_model._default_manager.filter(run_id=run_pk).exclude(
             status=Part.DONE
         ).exists():
             return False
@@ -220,7 +220,7 @@ def fan_out_reconcile(fan_out: FanOut[Any, Any], *, now: datetime | None = None)
     """Send a work task to every unfinished run with a part nobody holds (a lost message, or every
     worker that held one died). Safe to run as often as wanted."""
     moment = now or timezone.now()
-    held_or_done = fan_out.part_model.objects.filter(
+    held_or_done = fan_out.part_model._default_manager.filter(
         Q(status=Part.PENDING) | Q(status=Part.RUNNING, lease_expires_at__lte=moment)
     )
     runs = sorted(set(
@@ -232,5 +232,5 @@ def fan_out_reconcile(fan_out: FanOut[Any, Any], *, now: datetime | None = None)
 
 
 def fan_out_progress(fan_out: FanOut[Any, Any], *, run: FanOutRun) -> Progress:
-    done = fan_out.part_model.objects.filter(run_id=run.pk, status=Part.DONE).count()
+    done = fan_out.part_model._default_manager.filter(run_id=run.pk, status=Part.DONE).count()
     return Progress(checked=done, total=run.accounts_total, finished=run.finished_at is not None)
