@@ -179,6 +179,10 @@ def path_for(origin: str, *, root_credentials: bool = False) -> tuple[str, ...]:
     return (*path, *ROOT_REMOVAL_PATH) if root_credentials else path
 
 
+# A wait at most this long (the next creation poll) is spent in the worker rather than through the broker.
+IN_WORKER_WAIT_SECONDS = 2
+
+
 def backoff_seconds(attempt: int, *, base: int, cap: int) -> int:
     """``base``, doubling with each attempt, at most ``cap``."""
     return int(min(cap, base * 2 ** max(0, min(attempt - 1, 16))))
@@ -368,11 +372,12 @@ def await_creation(run: StepRun) -> Outcome:
         creation_queue.creation_slot_keep(account=account)
         wait = backoff_seconds(run.step.attempts + polls, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
                                cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS)
-        if not run.can_wait(wait):
+        if wait > IN_WORKER_WAIT_SECONDS or not run.can_wait(wait):
             return Outcome.waiting(wait, "AWS is still creating the account.", request_id=request.request_id)
-        # The next poll in this process: a creation in flight holds one (at most the Organization's 5
-        # slots do), and the slot it frees is seen within one poll, not a poll plus a broker round
-        # trip and a new claim of the step.
+        # A short poll is waited for in this process: a broker round trip, a new claim of the step
+        # and its record cost about as much as the wait itself, and every second a finished
+        # creation goes unseen keeps the next account in line from its slot. (At most the
+        # Organization's 5 creations in flight hold a process this way.)
         polls += 1
         sleep(wait)
     # AWS is done with it either way: the next account in line may be created.
