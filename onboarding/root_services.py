@@ -23,12 +23,11 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import root_aws, workflow
-from onboarding.aws import AwsError
+from onboarding import workflow
 from onboarding.models import AwsAccount, OnboardingStep, RootPosture, RootPostureRun, RootPostureRunAccount
-from onboarding.root_aws import RootCredentials, RootFeatures
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, RootCredentials, RootFeatures, default_client_factory
 from portal.models import User
 from portal.operations import fan_out
 from portal.operations.fan_out import PartRetry, Worked
@@ -76,8 +75,8 @@ def root_features_enable(
     is recorded then; whatever AWS did turn on before refusing is what the page shows next)."""
     factory = clients or default_client_factory()
     try:
-        before = root_aws.root_features(clients=factory)
-        after = root_aws.enable_root_features(clients=factory, current=before)
+        before = aws.root_features(clients=factory)
+        after = aws.enable_root_features(clients=factory, current=before)
     except AwsError as error:
         logger.warning("onboarding.root.features_refused", extra={"code": error.code})
         raise ValidationError({NON_FIELD_ERRORS: [f"{error.plain_message} (AWS said: {error.code})"]}) from error
@@ -138,9 +137,9 @@ def root_posture_record(
 def root_posture_look(*, account: AwsAccount, clients: ClientFactory) -> RootCredentials:
     """What the account's root user has, through a root session (IAMAuditRootUserCredentials).
     Reads only; raises ``AwsError``."""
-    credentials = root_aws.assume_root(clients=clients, account_id=account.account_id or "",
-                                       task=root_aws.AUDIT_TASK)
-    return root_aws.read_root_credentials(clients=clients, credentials=credentials)
+    credentials = aws.assume_root(clients=clients, account_id=account.account_id or "",
+                                       task=aws.AUDIT_TASK)
+    return aws.read_root_credentials(clients=clients, credentials=credentials)
 
 
 def root_posture_check(*, account: AwsAccount, clients: ClientFactory | None = None) -> RootPosture:
@@ -217,7 +216,7 @@ def root_posture_check_due(*, now: datetime | None = None, clients: ClientFactor
     if not due:
         return []
     try:
-        refusal = root_aws.root_features(clients=clients or default_client_factory()).refusal()
+        refusal = aws.root_features(clients=clients or default_client_factory()).refusal()
     except AwsError as error:
         if error.retryable:
             raise
@@ -287,7 +286,7 @@ def root_removal_request(
             f"The account is “{account.get_state_display()}”: root credentials can be removed from an active "
             "account only."]})
     try:
-        refusal = root_aws.root_features(clients=clients or default_client_factory()).refusal()
+        refusal = aws.root_features(clients=clients or default_client_factory()).refusal()
     except AwsError as error:
         refusal = error
     if refusal is not None:
