@@ -235,10 +235,14 @@ def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
-def _as_list(value: Any) -> list[Any]:
+def _as_list(value: Any) -> Sequence[Any]:
+    """A policy field that may be one value or a list of them, as a sequence (never copied: a
+    statement can list hundreds of ARNs or accounts, and the evaluator only reads them)."""
     if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+        return ()
+    if isinstance(value, list | tuple):
+        return value
+    return (value,)
 
 
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
