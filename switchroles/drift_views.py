@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from onboarding.root_selectors import accounts_with_root_credentials
+from onboarding.root_selectors import accounts_with_root_credentials, root_posture_progress
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -41,6 +41,7 @@ def drift_page(request: HttpRequest) -> HttpResponse:
         "overview": overview,
         "root_findings": list(accounts_with_root_credentials()),
         "drift_progress": drift_run.drift_run_progress(run=running) if running is not None else None,
+        "root_progress": root_posture_progress(),
         "access_check": access_selectors.latest_access_check(),
         "access_findings": findings,
         "access_findings_open": access_selectors.open_access_findings_count(),

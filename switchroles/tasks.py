@@ -12,7 +12,7 @@ from celery import shared_task
 
 from portal.aws import AwsError, default_client_factory
 from portal.operations.aws_limits import main_account_limited
-from switchroles import access_checks, enforcement
+from switchroles import access_checks, drift_run, enforcement
 
 BUSY_RETRY_SECONDS = 10
 
@@ -55,8 +55,6 @@ def enforcement_drift_check(self: Any) -> None:
 @shared_task(bind=True, max_retries=30, acks_late=True, soft_time_limit=1500, time_limit=1800)
 def drift_check(self: Any) -> int:
     """The full drift check (main account, then every active account's roles); returns its id."""
-    from switchroles import drift_run
-
     try:
         # The enforcement lock is held for the main-account part only; accounts fan out (drift_run_work).
         return drift_run.drift_check_fan_out().check_run_id
@@ -67,8 +65,6 @@ def drift_check(self: Any) -> int:
 # Each checks accounts of the run one leased part at a time; a killed worker's part is taken over.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=150, time_limit=180)
 def drift_run_work(run_pk: int) -> int:
-    from switchroles import drift_run
-
     worked = drift_run.drift_run_work(run_id=run_pk)
     if worked.more or worked.retry_in is not None:
         drift_run_work.apply_async(args=(run_pk,), countdown=worked.retry_in or 0)
@@ -77,8 +73,6 @@ def drift_run_work(run_pk: int) -> int:
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def drift_run_reconcile() -> int:
-    from switchroles import drift_run
-
     return len(drift_run.drift_run_reconcile())
 
 
