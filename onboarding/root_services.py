@@ -16,13 +16,14 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import root_aws, workflow
+from onboarding import dispatch, root_aws, workflow
 from onboarding.aws import AwsError
 from onboarding.models import AwsAccount, OnboardingStep, RootPosture
 from onboarding.root_aws import RootCredentials, RootFeatures
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.models import User
+from portal.steps import enqueue_on_commit, redrive_after
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +35,8 @@ State = AwsAccount.State
 RECHECK_AFTER = timedelta(hours=24)
 # Accounts whose root Switchyard looks at: members of the Organization that are Switchyard's.
 CHECKED_STATES = (State.ACTIVE, State.REMOVING_ROOT, State.FAILED)
+ROOT_POSTURE_TASK = "onboarding.tasks.check_root_posture"
 
-
-def _enqueue(task_name: str, *args: int) -> None:
-    def send() -> None:
-        from onboarding import tasks
-
-        try:
-            getattr(tasks, task_name).apply_async(args=args)
-        except Exception:  # broker down: the beat entry picks the account up later
-            logger.warning("onboarding.root.enqueue_failed", extra={"task": task_name, "args": args})
-
-    transaction.on_commit(send)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,7 +157,7 @@ def root_posture_check_due(*, now: datetime | None = None, clients: ClientFactor
         if refusal is not None:
             root_posture_record(account=AwsAccount.objects.get(pk=account_pk), error=refusal, now=moment)
         else:
-            _enqueue("check_root_posture", account_pk)
+            enqueue_on_commit(ROOT_POSTURE_TASK, account_pk)
     return due
 
 
@@ -175,7 +166,7 @@ def root_posture_check_request(*, account: AwsAccount, actor: User, request: Htt
     if not account.account_id or account.state not in CHECKED_STATES:
         raise ValidationError("Only an account in the Organization can have its root user checked.")
     audit_record(action="onboarding.root.check_requested", actor=actor, target=account, request=request)
-    _enqueue("check_root_posture", account.pk)
+    enqueue_on_commit(ROOT_POSTURE_TASK, account.pk)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,8 +219,6 @@ def root_removal_request(
         refusal = error
     if refusal is not None:
         raise ValidationError({NON_FIELD_ERRORS: [f"{refusal.plain_message} (AWS said: {refusal.code})"]})
-    from onboarding.services import _enqueue_advance
-
     now = timezone.now()
     info = {"requested_by": actor.pk, "reason": reason.strip()}
     with transaction.atomic():
@@ -246,7 +235,7 @@ def root_removal_request(
             step.status = Status.PENDING
             step.attempts = 0
             step.lease_expires_at = step.started_at = step.finished_at = None
-            step.next_run_at = (now + workflow.redrive_after()) if offset == 1 else None
+            step.next_run_at = (now + redrive_after()) if offset == 1 else None
             step.last_error_code = step.last_error_raw = step.last_error_message = ""
             step.detail = {"root_removal": info}
             step.save()
@@ -254,6 +243,6 @@ def root_removal_request(
         locked.save(update_fields=["state", "updated_at"])
         audit_record(action="onboarding.root.removal_requested", actor=actor, target=locked, request=request,
                      details={**info, "account_id": locked.account_id})
-        _enqueue_advance(locked.pk)
+        dispatch.advance_later(locked.pk)
     return locked
 

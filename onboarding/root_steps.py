@@ -18,8 +18,9 @@ from __future__ import annotations
 from onboarding import root_aws
 from onboarding.aws import AwsError
 from onboarding.root_services import root_posture_record
-from onboarding.workflow import Outcome, StepRun
+from onboarding.workflow import StepRun
 from portal.aws import TemporaryCredentials
+from portal.steps import Outcome
 
 VERIFY_ATTEMPTS = 3
 

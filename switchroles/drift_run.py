@@ -27,12 +27,12 @@ from datetime import datetime, timedelta
 from time import monotonic
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet, Sum
+from django.db import transaction
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding.models import AwsAccount
+from portal import steps
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.operations.aws_limits import main_account_limited
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 Part = DriftRunAccount.Status
 # A work task checks accounts for this long, then hands over to a fresh task (well inside its limits).
 WORK_SECONDS = 100.0
+# Named, not imported: the task module imports this one.
+WORK_TASK = "switchroles.tasks.drift_run_work"
 
 
 def _lease() -> timedelta:
@@ -86,16 +88,7 @@ def drift_run_start(*, check: DriftCheck, concurrency: int | None = None) -> Dri
 
 
 def _enqueue_work(run_pk: int, *, copies: int = 1, countdown: float = 0) -> None:
-    def send() -> None:
-        from switchroles.tasks import drift_run_work
-
-        for _ in range(copies):
-            try:
-                drift_run_work.apply_async(args=(run_pk,), countdown=countdown)
-            except BrokerUnavailable:  # the reconciler sends it again within a minute
-                logger.warning("switchroles.drift_run.enqueue_failed", extra={"run": run_pk})
-
-    transaction.on_commit(send)
+    steps.enqueue_on_commit(WORK_TASK, run_pk, copies=copies, countdown=countdown)
 
 
 def _claimable(run_pk: int, now: datetime) -> QuerySet[DriftRunAccount]:
@@ -105,22 +98,12 @@ def _claimable(run_pk: int, now: datetime) -> QuerySet[DriftRunAccount]:
 
 
 def _claim(run_pk: int, now: datetime) -> DriftRunAccount | None:
-    """The next part nobody holds, leased to this worker (a conditional UPDATE: two workers never
-    hold the same part; on PostgreSQL, SKIP LOCKED keeps them from queueing behind each other)."""
-    with transaction.atomic():
-        candidates = _claimable(run_pk, now).order_by("pk")
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        for part in candidates[:20]:
-            took = _claimable(run_pk, now).filter(pk=part.pk, attempts=part.attempts).update(
-                status=Part.RUNNING, attempts=F("attempts") + 1, lease_expires_at=now + _lease()
-            )
-            if took:
-                if part.status == Part.RUNNING:
-                    logger.warning("switchroles.drift_run.lease_ran_out", extra={"part": part.pk})
-                part.status, part.attempts = Part.RUNNING, part.attempts + 1
-                return part
-    return None
+    """The next part nobody holds, leased to this worker (``portal.steps.claim_next``: two workers
+    never hold the same part)."""
+    part = steps.claim_next(lambda at: _claimable(run_pk, at), now=now, lease=_lease())
+    if part is not None and part.attempts > 1:  # parts never go back to pending: a dead worker's lease ran out
+        logger.warning("switchroles.drift_run.lease_ran_out", extra={"part": part.pk})
+    return part
 
 
 @dataclass(frozen=True)
@@ -174,7 +157,7 @@ def _check_part(part: DriftRunAccount, clients: ClientFactory) -> bool:
     now = timezone.now()
     with transaction.atomic():
         locked = DriftRunAccount.objects.select_for_update().get(pk=part.pk)
-        if locked.status != Part.RUNNING or locked.attempts != part.attempts:
+        if steps.lease_lost(locked, attempt=part.attempts):
             # Our lease ran out and another worker took the account over: its results count.
             logger.warning("switchroles.drift_run.lease_lost", extra={"part": part.pk})
             return False
