@@ -42,6 +42,7 @@ from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.models import User
 from portal.steps import Outcome, redrive_after
+from switchroles import services as switchroles_services
 from switchroles.models import AccountRole, Grant
 
 logger = logging.getLogger(__name__)
@@ -405,8 +406,6 @@ def _info(step: OnboardingStep) -> HandbackInfo:
 
 
 def revoke_grants(run: workflow.StepRun) -> Outcome:
-    from switchroles.services import enforcement_sync_schedule, grant_revoke
-
     account, info = run.account, _info(run.step)
     actor = User.objects.get(pk=info.requested_by)
     whole_client = info.scope == SCOPE_CLIENT or not _others_remaining(account).exists()
@@ -414,7 +413,7 @@ def revoke_grants(run: workflow.StepRun) -> Outcome:
     revoked = list(run.step.detail.get("revoked_grants", []))
     # Only grants still unrevoked: a second run (after a crash) never revokes one twice.
     for grant in _grants_to_revoke(account, whole_client=whole_client, at=run.now):
-        grant_revoke(grant=grant, revoked_by=actor, reason=reason)
+        switchroles_services.grant_revoke(grant=grant, revoked_by=actor, reason=reason)
         revoked.append(grant.pk)
         run.save_detail(revoked_grants=revoked)
     with transaction.atomic():
@@ -429,7 +428,7 @@ def revoke_grants(run: workflow.StepRun) -> Outcome:
                        *(role.arn or f"{role.role_path}{role.role_name}" for role in roles)]
         run.save_detail(unpublished_roles=unpublished)
         # Links vanish now; the main-account policies stop allowing these roles with the sync.
-        enforcement_sync_schedule(reason=f"Hand-back of {account}")
+        switchroles_services.enforcement_sync_schedule(reason=f"Hand-back of {account}")
     return Outcome.succeeded(revoked_grants=revoked, unpublished_roles=unpublished,
                                       client_grants_included=whole_client)
 

@@ -43,6 +43,7 @@ from portal import steps
 from portal.aws import ClientFactory, TemporaryCredentials
 from portal.steps import Outcome, backoff_seconds
 from switchroles import provisioning
+from switchroles import services as switchroles_services
 from switchroles.models import AccountRole
 
 logger = logging.getLogger(__name__)
@@ -571,8 +572,6 @@ def verify_roles(run: StepRun) -> Outcome:
 
 
 def publish_links(run: StepRun) -> Outcome:
-    from switchroles.services import enforcement_sync_schedule
-
     with transaction.atomic():
         roles = list(
             AccountRole.objects.select_for_update()
@@ -588,7 +587,7 @@ def publish_links(run: StepRun) -> Outcome:
                 role.save(update_fields=["state", "activated_at", "updated_at"])
                 published.append(role.arn)
         if published:
-            enforcement_sync_schedule(reason=f"Roles published for {run.account}")
+            switchroles_services.enforcement_sync_schedule(reason=f"Roles published for {run.account}")
     return Outcome.succeeded(published=published)
 
 
