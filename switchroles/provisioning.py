@@ -22,9 +22,8 @@ from typing import Protocol
 
 from django.conf import settings
 
-from onboarding import aws
-from onboarding.aws import AwsError, RoleResult, RoleSpec
-from portal.aws import ClientFactory, TemporaryCredentials
+from portal import aws
+from portal.aws import AwsError, ClientFactory, RoleResult, RoleSpec, TemporaryCredentials
 from switchroles.models import AccountRole
 
 TAG_VALUE_RE = re.compile(r"[^\w .:/=+@-]", re.ASCII)
@@ -71,10 +70,12 @@ def role_spec_for(role: AccountRole) -> RoleSpec:
 
 def access_session(*, account: ReachableAccount, clients: ClientFactory,
                    session_name: str = SESSION_NAME) -> TemporaryCredentials:
-    """Credentials in ``account`` through its access role. Raises ``AwsError`` (AssumeRole refused:
-    ``AccessDenied``)."""
+    """Credentials in ``account``, an account Switchyard reached before, through its access role.
+    Raises ``AwsError``; a refusal (``AccessDenied``) is not retryable and says the role must be
+    restored (onboarding, whose new accounts' IAM may not be ready yet, assumes the role itself)."""
     return aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                  role_name=account.access_role, session_name=session_name)
+                                  role_name=account.access_role, session_name=session_name,
+                                  account_may_be_new=False)
 
 
 @dataclass(frozen=True)

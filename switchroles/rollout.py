@@ -27,11 +27,10 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
 from portal import steps
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from portal.steps import Outcome, Result, Skip
 from switchroles import provisioning
@@ -178,18 +177,9 @@ def rollout_account_advance(*, part_id: int, clients: ClientFactory | None = Non
     done: list[provisioning.RoleMatched] = []
 
     def reprovision() -> Outcome:
-        try:
-            done.extend(provisioning.make_roles_match(account=role.account, roles=[role], clients=factory,
-                                                      session_name=SESSION_NAME))
-        except AwsError as error:
-            if error.code != "AccessDenied":
-                raise
-            return Outcome.failed(AwsError(
-                error.code, error.raw_message,
-                "AWS does not let Switchyard into the account through OrganizationAccountAccessRole any more. "
-                "Check that the role exists and trusts our main account, then “Retry”.",
-                False,
-            ))
+        # An account Switchyard reached before: AccessDenied is not retryable and says the role must be restored.
+        done.extend(provisioning.make_roles_match(account=role.account, roles=[role], clients=factory,
+                                                  session_name=SESSION_NAME))
         return Outcome.succeeded()
 
     outcome = steps.run_handler(

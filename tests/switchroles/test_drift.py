@@ -13,8 +13,8 @@ from botocore.stub import Stubber
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from onboarding import aws
 from onboarding.models import AwsAccount
+from portal import aws
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 from portal.models import AuditEvent, User
 from switchroles import drift

@@ -13,9 +13,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
-from portal.aws import Boto3ClientFactory
+from portal.aws import AwsError, Boto3ClientFactory
 from portal.models import AuditEvent, User
 from switchroles import provisioning, rollout
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
