@@ -516,19 +516,22 @@ def provision_roles(run: StepRun) -> Outcome:
     credentials = _member_credentials(run)
     if isinstance(credentials, Outcome):
         return credentials
-    # The account's roles are new as a rule: CreateRole first, reading only what exists already.
-    matched = provisioning.make_roles_match(account=run.account, roles=_roles(run.account), clients=run.clients,
-                                            credentials=credentials, likely_new=True, conflicts_allowed=True)
     conflicts: list[AwsError] = []
-    for role in matched:
+
+    def record(role: provisioning.RoleMatched) -> None:
+        # Each role as soon as AWS has it: a worker that dies before the next one leaves it recorded.
         if role.conflict is not None:
             AccountRole.objects.filter(pk=role.role.pk).update(state=AccountRole.State.CONFLICT)
             conflicts.append(role.conflict)
-            continue
+            return
         active = role.role.state == AccountRole.State.ACTIVE
-        provisioning.provisioned_record(
-            role, state=AccountRole.State.ACTIVE if active else AccountRole.State.PROVISIONED
-        )
+        state = AccountRole.State.ACTIVE if active else AccountRole.State.PROVISIONED
+        provisioning.provisioned_record(role, state=state)
+
+    # The account's roles are new as a rule: CreateRole first, reading only what exists already.
+    matched = provisioning.make_roles_match(account=run.account, roles=_roles(run.account), clients=run.clients,
+                                            credentials=credentials, likely_new=True, conflicts_allowed=True,
+                                            each=record)
     outcomes = {role.role.role_name: role.outcome for role in matched}
     if conflicts:
         return Outcome.failed(

@@ -16,7 +16,7 @@ and verify steps), template roll-outs, drift repair and the sandbox's rebuild of
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,6 +103,7 @@ def make_roles_match(
     session_name: str = SESSION_NAME,
     likely_new: bool = False,
     conflicts_allowed: bool = False,
+    each: Callable[[RoleMatched], object] | None = None,
 ) -> list[RoleMatched]:
     """Make each of ``roles`` (of ``account``) in AWS match its spec (:func:`role_spec_for`).
 
@@ -111,7 +112,9 @@ def make_roles_match(
     run any number of times. Writes nothing in the database (see :func:`provisioned_record`).
     Raises ``AwsError`` (the first role AWS refuses stops the rest; with ``conflicts_allowed`` a role
     that is not Switchyard's is returned as a conflict instead and the others go on) and
-    ``ValueError`` for a spec AWS would refuse (nothing sent for that role).
+    ``ValueError`` for a spec AWS would refuse (nothing sent for that role). ``each`` is called
+    with each role as soon as it matches (or conflicts), before the next is written: a caller that
+    records it there keeps what AWS has done so far even if a later role is never reached.
     """
     session = credentials or access_session(account=account, clients=clients, session_name=session_name)
     matched: list[RoleMatched] = []
@@ -125,9 +128,12 @@ def make_roles_match(
         except AwsError as error:
             if not conflicts_allowed or error.code != "RoleConflict":
                 raise
-            matched.append(RoleMatched(role=role, spec=spec, conflict=error))
-            continue
-        matched.append(RoleMatched(role=role, spec=spec, result=result))
+            done = RoleMatched(role=role, spec=spec, conflict=error)
+        else:
+            done = RoleMatched(role=role, spec=spec, result=result)
+        matched.append(done)
+        if each is not None:
+            each(done)
     return matched
 
 
