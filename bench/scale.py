@@ -89,8 +89,8 @@ def _specs(slug: str, templates: list[Any]) -> list[Any]:
     """The RoleSpecs the workflow would send for a client ``slug`` (unsaved rows, no database)."""
     from onboarding.models import AwsAccount, Client
     from onboarding.services import role_path_for
-    from onboarding.workflow import role_spec_for
     from switchroles.models import AccountRole
+    from switchroles.provisioning import role_spec_for
 
     account = AwsAccount(client=Client(name=f"Bench {slug}", slug=slug), name=f"{slug} production")
     return [role_spec_for(AccountRole(account=account, template=t, role_path=role_path_for(slug),
@@ -210,9 +210,9 @@ def seed_drift_estate(*, count: int, template: Any, direct_clients: Any) -> None
     from django.utils import timezone
 
     from onboarding.models import AwsAccount, Client
-    from onboarding.workflow import role_spec_for
     from portal import aws
     from switchroles.models import AccountRole
+    from switchroles.provisioning import role_spec_for
 
     client = Client.objects.create(name="Bench drift estate", slug="drift-estate")
     accounts = AwsAccount.objects.bulk_create(

@@ -35,6 +35,7 @@ from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
+from portal.steps import Outcome
 from switchroles.models import RoleTemplate
 
 EXISTING_ROLE_CHOICES = ("adopt", "report")
@@ -290,11 +291,11 @@ def bulk_rows(text: str) -> list[Row]:
 # --------------------------------------------------------------------------------------------------
 
 
-def discover_roles(run: workflow.StepRun) -> workflow.Outcome:
+def discover_roles(run: workflow.StepRun) -> Outcome:
     """Find the roles the team made by hand that trust the main account; record each (adopted or
     reported, as the manager chose). Safe to run twice: rows are kept by role name."""
     credentials = workflow._member_credentials(run)  # noqa: SLF001 - the workflow's own helper
-    if isinstance(credentials, workflow.Outcome):
+    if isinstance(credentials, Outcome):
         return credentials
     account = run.account
     found = aws.roles_trusting_account(
@@ -313,4 +314,4 @@ def discover_roles(run: workflow.StepRun) -> workflow.Outcome:
     if found:
         audit_record(action="onboarding.existing_roles." + ("adopted" if adopt else "reported"), target=account,
                      details=details)
-    return workflow.Outcome.succeeded(**details)
+    return Outcome.succeeded(**details)

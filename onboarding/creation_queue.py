@@ -17,10 +17,9 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from onboarding import dispatch
 from onboarding.models import AwsAccount, OnboardingStep
 from portal.operations import capacity
 
@@ -124,16 +123,8 @@ def creation_queue_wake() -> list[int]:
         return []
     idle.update(next_run_at=timezone.now())
 
-    def send() -> None:
-        from onboarding.tasks import advance_account
-
-        for pk in woken:
-            try:
-                advance_account.apply_async(args=(pk,))
-            except BrokerUnavailable:  # the reconciler re-drives it within a minute
-                logger.warning("onboarding.enqueue.failed", extra={"account": pk})
-
-    transaction.on_commit(send)
+    for pk in woken:
+        dispatch.advance_later(pk)
     return woken
 
 

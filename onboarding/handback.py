@@ -35,12 +35,14 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import workflow
+from onboarding import dispatch, workflow
 from onboarding.models import AwsAccount, Client, OnboardingStep
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
+from portal.steps import Outcome, redrive_after
+from switchroles import services as switchroles_services
 from switchroles.models import AccountRole, Grant
 
 logger = logging.getLogger(__name__)
@@ -324,8 +326,6 @@ def handback_start(
     ``onboarding.handback.requested`` is written; a whole client becomes LEAVING. Workers are asked
     to advance each account once that commits. Returns the accounts.
     """
-    from onboarding.services import _enqueue_advance
-
     errors = input_errors(reason=reason, confirmed=confirmed)
     if errors:
         raise ValidationError(errors)
@@ -353,7 +353,7 @@ def handback_start(
             OnboardingStep.objects.bulk_create(
                 OnboardingStep(
                     account=locked, position=last + offset, kind=kind, detail={"handback": info},
-                    next_run_at=(now + workflow.redrive_after()) if offset == 1 else None,
+                    next_run_at=(now + redrive_after()) if offset == 1 else None,
                 )
                 for offset, kind in enumerate(workflow.HANDBACK_PATH, start=1)
             )
@@ -369,7 +369,7 @@ def handback_start(
                     "roles": [role.arn or f"{role.role_path}{role.role_name}" for role in check.roles],
                 },
             )
-            _enqueue_advance(locked.pk)
+            dispatch.advance_later(locked.pk)
             started.append(locked)
         # Steps now exist for the started accounts, so they no longer count as remaining.
         leaving = plan.scope == SCOPE_CLIENT or not _others_remaining(started[0]).exists()
@@ -405,9 +405,7 @@ def _info(step: OnboardingStep) -> HandbackInfo:
     )
 
 
-def revoke_grants(run: workflow.StepRun) -> workflow.Outcome:
-    from switchroles.services import enforcement_sync_schedule, grant_revoke
-
+def revoke_grants(run: workflow.StepRun) -> Outcome:
     account, info = run.account, _info(run.step)
     actor = User.objects.get(pk=info.requested_by)
     whole_client = info.scope == SCOPE_CLIENT or not _others_remaining(account).exists()
@@ -415,7 +413,7 @@ def revoke_grants(run: workflow.StepRun) -> workflow.Outcome:
     revoked = list(run.step.detail.get("revoked_grants", []))
     # Only grants still unrevoked: a second run (after a crash) never revokes one twice.
     for grant in _grants_to_revoke(account, whole_client=whole_client, at=run.now):
-        grant_revoke(grant=grant, revoked_by=actor, reason=reason)
+        switchroles_services.grant_revoke(grant=grant, revoked_by=actor, reason=reason)
         revoked.append(grant.pk)
         run.save_detail(revoked_grants=revoked)
     with transaction.atomic():
@@ -430,16 +428,16 @@ def revoke_grants(run: workflow.StepRun) -> workflow.Outcome:
                        *(role.arn or f"{role.role_path}{role.role_name}" for role in roles)]
         run.save_detail(unpublished_roles=unpublished)
         # Links vanish now; the main-account policies stop allowing these roles with the sync.
-        enforcement_sync_schedule(reason=f"Hand-back of {account}")
-    return workflow.Outcome.succeeded(revoked_grants=revoked, unpublished_roles=unpublished,
+        switchroles_services.enforcement_sync_schedule(reason=f"Hand-back of {account}")
+    return Outcome.succeeded(revoked_grants=revoked, unpublished_roles=unpublished,
                                       client_grants_included=whole_client)
 
 
-def delete_roles(run: workflow.StepRun) -> workflow.Outcome:
+def delete_roles(run: workflow.StepRun) -> Outcome:
     account, info = run.account, _info(run.step)
     names = sorted(set(AccountRole.objects.filter(account=account).values_list("role_name", flat=True)))
     if not info.delete_roles:
-        return workflow.Outcome.succeeded(kept=names, note="The manager chose to keep Switchyard's roles.")
+        return Outcome.succeeded(kept=names, note="The manager chose to keep Switchyard's roles.")
     # An account Switchyard reached before: a refusal is not retryable and says the role must be restored.
     credentials = aws.assume_access_role(clients=run.clients, account_id=account.account_id or "",
                                          role_name=account.access_role, session_name=SESSION_NAME,
@@ -456,7 +454,7 @@ def delete_roles(run: workflow.StepRun) -> workflow.Outcome:
                 raise
             # A role of that name that Switchyard did not create (a conflict at onboarding): the client's.
             not_ours.append(name)
-    return workflow.Outcome.succeeded(deleted=deleted, already_gone=already_gone, not_switchyards=not_ours)
+    return Outcome.succeeded(deleted=deleted, already_gone=already_gone, not_switchyards=not_ours)
 
 
 def leave_refusal(error: AwsError, account: AwsAccount) -> AwsError:
@@ -471,7 +469,7 @@ def leave_refusal(error: AwsError, account: AwsAccount) -> AwsError:
     return AwsError(code[:100], error.raw_message, f"{plain} (Account {account.account_id}.)", False, reason or None)
 
 
-def leave_organization(run: workflow.StepRun) -> workflow.Outcome:
+def leave_organization(run: workflow.StepRun) -> Outcome:
     account = run.account
     try:
         removed = aws.remove_account_from_organization(clients=run.clients, account_id=account.account_id or "")
@@ -480,14 +478,14 @@ def leave_organization(run: workflow.StepRun) -> workflow.Outcome:
             raise
         logger.warning("onboarding.handback.refused", extra={"account": account.pk, "code": error.code,
                                                                "reason": error.reason})
-        return workflow.Outcome.failed(leave_refusal(error, account))
-    return workflow.Outcome.succeeded(
+        return Outcome.failed(leave_refusal(error, account))
+    return Outcome.succeeded(
         removed=removed,
         note="" if removed else "AWS no longer listed the account in the Organization.",
     )
 
 
-def record_handback(run: workflow.StepRun) -> workflow.Outcome:
+def record_handback(run: workflow.StepRun) -> Outcome:
     account, info = run.account, _info(run.step)
     steps = {s.kind: s for s in OnboardingStep.objects.filter(account=account, kind__in=workflow.HANDBACK_PATH)}
     revoked = steps[Kind.REVOKE_GRANTS].detail
@@ -521,4 +519,4 @@ def record_handback(run: workflow.StepRun) -> workflow.Outcome:
             client.save(update_fields=["state"])
             audit_record(action="onboarding.client.left", target=client,
                          details={"last_account": account.pk, "reason": info.reason})
-    return workflow.Outcome.succeeded(**summary, client_left=client_left)
+    return Outcome.succeeded(**summary, client_left=client_left)

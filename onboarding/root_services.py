@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import workflow
+from onboarding import dispatch, workflow
 from onboarding.models import AwsAccount, OnboardingStep, RootPosture, RootPostureRun, RootPostureRunAccount
 from portal import aws
 from portal.audit import audit_record
@@ -31,6 +31,7 @@ from portal.aws import AwsError, ClientFactory, RootCredentials, RootFeatures, d
 from portal.models import User
 from portal.operations import fan_out
 from portal.operations.fan_out import PartRetry, Worked
+from portal.steps import enqueue_on_commit, redrive_after
 
 logger = logging.getLogger(__name__)
 
@@ -47,18 +48,8 @@ ROOT_PART_LEASE_SECONDS = 120.0
 # Throttling or network trouble: the account is looked at again (by any worker) this many times.
 ROOT_PART_TRIES = 4
 ROOT_PART_RETRY_SECONDS = 30.0
+ROOT_POSTURE_TASK = "onboarding.tasks.check_root_posture"
 
-
-def _enqueue(task_name: str, *args: int) -> None:
-    def send() -> None:
-        from onboarding import tasks
-
-        try:
-            getattr(tasks, task_name).apply_async(args=args)
-        except Exception:  # broker down: the beat entry picks the account up later
-            logger.warning("onboarding.root.enqueue_failed", extra={"task": task_name, "args": args})
-
-    transaction.on_commit(send)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,7 +229,7 @@ def root_posture_check_request(*, account: AwsAccount, actor: User, request: Htt
     if not account.account_id or account.state not in CHECKED_STATES:
         raise ValidationError("Only an account in the Organization can have its root user checked.")
     audit_record(action="onboarding.root.check_requested", actor=actor, target=account, request=request)
-    _enqueue("check_root_posture", account.pk)
+    enqueue_on_commit(ROOT_POSTURE_TASK, account.pk)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,8 +282,6 @@ def root_removal_request(
         refusal = error
     if refusal is not None:
         raise ValidationError({NON_FIELD_ERRORS: [f"{refusal.plain_message} (AWS said: {refusal.code})"]})
-    from onboarding.services import _enqueue_advance
-
     now = timezone.now()
     info = {"requested_by": actor.pk, "reason": reason.strip()}
     with transaction.atomic():
@@ -309,7 +298,7 @@ def root_removal_request(
             step.status = Status.PENDING
             step.attempts = 0
             step.lease_expires_at = step.started_at = step.finished_at = None
-            step.next_run_at = (now + workflow.redrive_after()) if offset == 1 else None
+            step.next_run_at = (now + redrive_after()) if offset == 1 else None
             step.last_error_code = step.last_error_raw = step.last_error_message = ""
             step.detail = {"root_removal": info}
             step.save()
@@ -317,6 +306,6 @@ def root_removal_request(
         locked.save(update_fields=["state", "updated_at"])
         audit_record(action="onboarding.root.removal_requested", actor=actor, target=locked, request=request,
                      details={**info, "account_id": locked.account_id})
-        _enqueue_advance(locked.pk)
+        dispatch.advance_later(locked.pk)
     return locked
 

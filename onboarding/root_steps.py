@@ -16,9 +16,10 @@
 from __future__ import annotations
 
 from onboarding.root_services import root_posture_record
-from onboarding.workflow import Outcome, StepRun
+from onboarding.workflow import StepRun
 from portal import aws
 from portal.aws import AwsError, TemporaryCredentials
+from portal.steps import Outcome
 
 VERIFY_ATTEMPTS = 3
 

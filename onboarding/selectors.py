@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client, OnboardingBatch, OnboardingStep
+from portal import steps
 from portal.permissions import AUDITOR, MANAGER, user_has_capability
 from switchroles.models import AccountRole
 
@@ -89,11 +90,7 @@ def accounts_due_for_advance(*, now: datetime) -> QuerySet[AwsAccount]:
         .values("position")[:1]
     )
     due_steps = OnboardingStep.objects.filter(position=current_position).filter(
-        Q(status=Status.WAITING, next_run_at__lte=now)
-        | Q(status=Status.RUNNING, lease_expires_at__lte=now)
-        | Q(status=Status.RUNNING, lease_expires_at__isnull=True)
-        | Q(status=Status.PENDING, next_run_at__lte=now)
-        | Q(status=Status.PENDING, next_run_at__isnull=True)
+        steps.due_filter(now=now, waiting=Status.WAITING)
     )
     return (
         AwsAccount.objects.filter(state__in=IN_PROGRESS_STATES, pk__in=due_steps.values("account_id"))

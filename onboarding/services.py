@@ -20,11 +20,10 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import creation_queue, selectors, workflow
+from onboarding import creation_queue, dispatch, selectors, workflow
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
-from portal import aws
+from portal import aws, steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
@@ -57,21 +56,9 @@ def role_path_for(client: Client | str) -> str:
 
 
 def _enqueue_advance(account_pk: int, *, countdown: float = 0) -> None:
-    """Ask a worker to advance the account once the current transaction commits. A broker that
-    is down loses nothing: the reconciler re-drives the account within minutes."""
-
-    def send() -> None:
-        from onboarding.tasks import advance_account
-
-        try:
-            if countdown:
-                advance_account.apply_async(args=(account_pk,), countdown=countdown)
-            else:
-                advance_account.apply_async(args=(account_pk,))
-        except BrokerUnavailable:
-            logger.warning("onboarding.enqueue.failed", extra={"account": account_pk})
-
-    transaction.on_commit(send)
+    """Ask a worker to advance the account once the current transaction commits (the one enqueue
+    policy, :func:`portal.steps.enqueue_on_commit`: the reconciler re-drives what a broker lost)."""
+    dispatch.advance_later(account_pk, countdown=countdown)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,7 +323,7 @@ def _write_request(
             account=account,
             position=position,
             kind=kind,
-            next_run_at=(now + workflow.redrive_after()) if position == 1 else None,
+            next_run_at=(now + steps.redrive_after()) if position == 1 else None,
         )
         for position, kind in enumerate(workflow.path_for(origin, root_credentials=root_credentials), start=1)
     )
@@ -374,14 +361,14 @@ CHAIN_SECONDS = 30.0
 @dataclass(frozen=True)
 class Advanced:
     """What one call of :func:`onboarding_advance` did (with a chain: its last step). ``outcome``:
-    "succeeded", "waiting", "failed", "ended" (the step ran), or "busy" (another worker holds it),
-    "not_due" (a wait not over yet), "idle" (nothing to do: finished, failed, cancelled or gone),
-    "lost_lease". ``carried_on``: the step succeeded and this call went on to the next one itself,
-    so no worker was asked to."""
+    a :class:`~portal.steps.Result` (the step ran), or a :class:`~portal.steps.Skip`: BUSY (another
+    worker holds it), NOT_DUE (a wait not over yet), IDLE (nothing to do: finished, failed,
+    cancelled or gone), LOST_LEASE. ``carried_on``: the step succeeded and this call went on to the
+    next one itself, so no worker was asked to."""
 
     account_id: int
     kind: str | None
-    outcome: str
+    outcome: steps.Result | steps.Skip
     retry_in: float | None = None
     carried_on: bool = False
 
@@ -390,23 +377,20 @@ def _claim(account_id: int, now: datetime) -> tuple[OnboardingStep, AwsAccount, 
     with transaction.atomic():
         account = AwsAccount.objects.select_for_update().select_related("client").filter(pk=account_id).first()
         if account is None or account.state in AwsAccount.FINAL_STATES or account.state == State.FAILED:
-            return Advanced(account_id, None, "idle")
+            return Advanced(account_id, None, steps.Skip.IDLE)
         steps_locked_for_advance = OnboardingStep.objects.select_for_update().filter(account=account)
         step = steps_locked_for_advance.exclude(status=Status.SUCCEEDED).order_by("position").first()
         if step is None or step.status in (Status.FAILED, Status.CANCELLED):
-            return Advanced(account_id, step.kind if step else None, "idle")
-        if step.status == Status.RUNNING and step.lease_expires_at and step.lease_expires_at > now:
+            return Advanced(account_id, step.kind if step else None, steps.Skip.IDLE)
+        if steps.lease_busy(step, now=now) and step.lease_expires_at is not None:
             # Its worker is on it, or died: look again as soon as the lease runs out.
-            return Advanced(account_id, step.kind, "busy",
+            return Advanced(account_id, step.kind, steps.Skip.BUSY,
                             retry_in=(step.lease_expires_at - now).total_seconds() + 1)
         if step.status == Status.WAITING and not workflow.is_due(step, now):
-            return Advanced(account_id, step.kind, "not_due")
-        previous_status = step.status
+            return Advanced(account_id, step.kind, steps.Skip.NOT_DUE)
+        previous_status = steps.lease_take(step, now=now, lease=steps.lease_duration())
         if previous_status == Status.RUNNING:
             logger.warning("onboarding.step.lease_expired", extra={"account": account_id, "step": step.kind})
-        step.status = Status.RUNNING
-        step.attempts += 1
-        step.lease_expires_at = now + workflow.lease_duration()
         step.started_at = step.started_at or now
         step.save(update_fields=["status", "attempts", "lease_expires_at", "started_at"])
         state = workflow.ACCOUNT_STATE_DURING[step.kind]
@@ -443,7 +427,7 @@ def onboarding_advance(
     result = _advance_step(account_id, factory, chain, deadline)
     while result.carried_on:
         following = _advance_step(account_id, factory, chain, deadline)
-        if following.outcome in ("busy", "not_due", "idle"):
+        if following.outcome in (steps.Skip.BUSY, steps.Skip.NOT_DUE, steps.Skip.IDLE):
             # Someone else took the next step (a re-drive) or a manager stopped the account: theirs now.
             return result
         result = following
@@ -457,48 +441,37 @@ def _advance_step(account_id: int, clients: ClientFactory, chain: workflow.Chain
         return claimed
     step, account, previous_status = claimed
     run = workflow.StepRun(step=step, account=account, clients=clients, now=now, chain=chain, deadline=deadline)
-    try:
-        outcome = workflow.HANDLERS[step.kind](run)
-    except AwsError as error:
-        transient = int(step.detail.get("transient_failures", 0)) + 1
-        if error.retryable and transient < workflow.transient_failure_limit(error):
-            _record_transient(step, error, transient, now)
-            raise
-        outcome = workflow.Outcome.failed(workflow.gave_up_error(error, transient) if error.retryable else error)
-    except ValueError as exc:
-        # A value AWS would refuse, caught before sending (e.g. a template edited into an invalid state).
-        outcome = workflow.Outcome.failed(
-            AwsError("InvalidRequest", str(exc), f"Switchyard refused to send an invalid request: {exc}", False)
-        )
-    except BaseException:
+    outcome = steps.run_handler(
+        lambda: workflow.HANDLERS[step.kind](run),
+        policy=workflow.RETRY_POLICY,
+        failures_so_far=int(step.detail.get("transient_failures", 0)),
+        on_transient=lambda transient: _record_transient(step, transient, now),
         # Time limit or a bug: give the step back at once rather than after the lease runs out.
-        OnboardingStep.objects.filter(pk=step.pk, attempts=step.attempts, status=Status.RUNNING).update(
-            status=Status.PENDING, lease_expires_at=None, next_run_at=now + workflow.redrive_after()
-        )
-        raise
+        on_crash=lambda: steps.lease_give_back(OnboardingStep, pk=step.pk, attempt=step.attempts,
+                                               next_run_at=now + steps.redrive_after()),
+    )
     carry_on = deadline is not None and monotonic() < deadline
     return _record_outcome(step.pk, step.attempts, account.pk, previous_status, outcome, carry_on=carry_on)
 
 
-def _record_transient(step: OnboardingStep, error: AwsError, transient: int, now: datetime) -> None:
-    retry_in = workflow.backoff_seconds(transient, base=30, cap=900)
-    OnboardingStep.objects.filter(pk=step.pk, attempts=step.attempts, status=Status.RUNNING).update(
-        status=Status.PENDING,
-        lease_expires_at=None,
-        next_run_at=now + timedelta(seconds=retry_in),
+def _record_transient(step: OnboardingStep, transient: steps.Transient, now: datetime) -> None:
+    error = transient.error
+    steps.lease_give_back(
+        OnboardingStep, pk=step.pk, attempt=step.attempts,
+        next_run_at=now + timedelta(seconds=transient.retry_in),
         last_error_code=error.code[:100],
         last_error_raw=error.raw_message,
         last_error_message=error.plain_message,
-        detail={**step.detail, "transient_failures": transient},
+        detail={**step.detail, "transient_failures": transient.count},
     )
     logger.warning(
         "onboarding.step.transient_error",
-        extra={"account": step.account_id, "step": step.kind, "code": error.code, "count": transient},
+        extra={"account": step.account_id, "step": step.kind, "code": error.code, "count": transient.count},
     )
 
 
 def _record_outcome(
-    step_pk: int, attempt: int, account_pk: int, previous_status: str, outcome: workflow.Outcome, *,
+    step_pk: int, attempt: int, account_pk: int, previous_status: str, outcome: steps.Outcome, *,
     carry_on: bool = False,
 ) -> Advanced:
     now = timezone.now()
@@ -508,10 +481,10 @@ def _record_outcome(
             OnboardingStep.objects.select_for_update().filter(account=account).order_by("position")
         )
         step = next(s for s in steps_locked_for_advance if s.pk == step_pk)
-        if step.status != Status.RUNNING or step.attempts != attempt:
+        if steps.lease_lost(step, attempt=attempt):
             # Our lease ran out and another worker took the step over (or a manager cancelled it).
             logger.warning("onboarding.step.lease_lost", extra={"account": account_pk, "step": step.kind})
-            return Advanced(account_pk, step.kind, "lost_lease")
+            return Advanced(account_pk, step.kind, steps.Skip.LOST_LEASE)
         error = outcome.error
         step.lease_expires_at = None
         step.detail = {**step.detail, **outcome.detail, "note": outcome.note}
@@ -526,7 +499,7 @@ def _record_outcome(
             audit.update(code=error.code, message=error.plain_message)
         following = [s for s in steps_locked_for_advance if s.position > step.position]
 
-        if outcome.result == "succeeded":
+        if outcome.result == steps.Result.SUCCEEDED:
             step.status, step.finished_at, step.next_run_at = Status.SUCCEEDED, now, None
             step.save(update_fields=fields)
             audit_record(action="onboarding.step.succeeded", target=account, details={**audit, **outcome.detail})
@@ -542,13 +515,13 @@ def _record_outcome(
                 )
             else:
                 # Also the reconciler's cue should this worker die before the next step is run.
-                upcoming.next_run_at = now + workflow.redrive_after()
+                upcoming.next_run_at = now + steps.redrive_after()
                 upcoming.save(update_fields=["next_run_at"])
                 _account_state(account, workflow.ACCOUNT_STATE_DURING[upcoming.kind])
                 if carry_on:
                     return Advanced(account.pk, step.kind, outcome.result, carried_on=True)
                 _enqueue_advance(account.pk)
-        elif outcome.result == "waiting":
+        elif outcome.result == steps.Result.WAITING:
             step.status = Status.WAITING
             step.next_run_at = now + timedelta(seconds=outcome.wait_seconds)
             step.save(update_fields=fields)
@@ -558,7 +531,7 @@ def _record_outcome(
                 if step.kind in (OnboardingStep.Kind.AWAIT_HANDSHAKE, OnboardingStep.Kind.AWAIT_ACCESS_ROLE):
                     onboarding_step_notify(account=account, step=step, waiting_for_client=True)
             _enqueue_advance(account.pk, countdown=outcome.wait_seconds)
-        elif outcome.result == "failed":
+        elif outcome.result == steps.Result.FAILED:
             step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
             step.save(update_fields=fields)
             _account_state(account, State.FAILED)
@@ -568,13 +541,13 @@ def _record_outcome(
             onboarding_step_notify(account=account, step=step)
             logger.warning("onboarding.step.failed", extra={"account": account.pk, "step": step.kind,
                                                             "code": audit.get("code")})
-        else:  # ended: the client answered for us
+        else:  # Result.ENDED: the client answered for us
             step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
             step.save(update_fields=fields)
             for later in following:
                 later.status = Status.CANCELLED
                 later.save(update_fields=["status"])
-            _account_state(account, outcome.account_state or State.CANCELLED)
+            _account_state(account, outcome.end_state or State.CANCELLED)
             audit_record(action=f"onboarding.account.{account.state}", target=account, details=audit)
         return Advanced(account.pk, step.kind, outcome.result)
 
@@ -643,7 +616,7 @@ def onboarding_step_retry(*, step: OnboardingStep, actor: User, request: HttpReq
             target.lease_expires_at = None
             target.finished_at = None
             target.started_at = None
-            target.next_run_at = now + workflow.redrive_after()
+            target.next_run_at = now + steps.redrive_after()
             target.last_error_code = target.last_error_raw = target.last_error_message = ""
             target.detail = {k: v for k, v in target.detail.items() if k not in RUN_ONLY_DETAIL}
             if history is not None:

@@ -14,6 +14,7 @@ from onboarding.models import AwsAccount
 from onboarding.root_services import root_posture_check, root_posture_check_due, root_posture_run_work
 from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
 from portal.aws import AwsError
+from portal.steps import Skip
 
 
 # onboarding_advance raises only *retryable* AwsErrors (throttling, network, AWS-side failures):
@@ -32,7 +33,7 @@ from portal.aws import AwsError
 )
 def advance_account(self: Task, account_pk: int) -> str:
     if not AwsAccount.objects.filter(pk=account_pk).exists():
-        return "gone"
+        return Skip.GONE
     # One task carries the account through as many steps as are due, for up to CHAIN_SECONDS.
     result = onboarding_advance(account_id=account_pk, chain_seconds=CHAIN_SECONDS)
     # A redelivery after its worker died finds the step still leased: take over once the lease ends.

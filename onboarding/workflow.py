@@ -2,7 +2,8 @@
 
 An account's workflow is a fixed list of ``OnboardingStep`` rows (its *path*). The current step is
 the first one that has not succeeded. ``onboarding.services.onboarding_advance`` leases it, calls
-the handler for its kind (below), and records the :class:`Outcome`:
+the handler for its kind (below), and records the :class:`~portal.steps.Outcome` (the step machine
+shared with roll-outs and drift checks is :mod:`portal.steps`; its :class:`~portal.steps.Result`):
 
 - ``succeeded``: the step is done; the next step runs at once (the account is ACTIVE after the last),
   by the same worker while its task has time left (each step still leased, recorded and audited on
@@ -14,7 +15,7 @@ the handler for its kind (below), and records the :class:`Outcome`:
 
 A retryable :class:`~portal.aws.AwsError` that a handler does not catch (throttling, AWS-side
 failures, the network) is raised out of ``onboarding_advance`` so the Celery task retries it with
-backoff and jitter.
+backoff and jitter, up to :data:`RETRY_POLICY`'s limit (then the step fails for a person).
 
 Every handler is safe to run twice: it looks before it creates (roles: CreateRole first, and a role
 that exists already is read and handled as if it had been looked up), and CreateAccount and
@@ -25,7 +26,6 @@ any later attempt instead of sending again.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,8 +39,11 @@ from django.utils.dateparse import parse_datetime
 
 from onboarding import creation_queue
 from onboarding.models import AwsAccount, OnboardingStep
-from portal import aws
-from portal.aws import AwsError, ClientFactory, RoleSpec, TemporaryCredentials
+from portal import aws, steps
+from portal.aws import AwsError, ClientFactory, TemporaryCredentials
+from portal.steps import Outcome, backoff_seconds
+from switchroles import provisioning
+from switchroles import services as switchroles_services
 from switchroles.models import AccountRole
 
 logger = logging.getLogger(__name__)
@@ -127,18 +130,8 @@ def state_when_done(last_kind: str) -> str:
     """The account's state once the step ``last_kind``, the last of its path, has succeeded."""
     return State.HANDED_BACK if last_kind in HANDBACK_PATH else State.ACTIVE
 
-# A worker holds a step at most this long; longer than the task's hard time limit (180 s), so a
-# lease only runs out when its worker died. (SWITCHYARD_ONBOARDING_LEASE_SECONDS, default 200;
-# real-worker tests shorten it.) A pending step nobody picked up (lost broker message) is re-driven
-# by the reconciler after SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS (default 120).
-
-
-def lease_duration() -> timedelta:
-    return timedelta(seconds=settings.SWITCHYARD_ONBOARDING_LEASE_SECONDS)
-
-
-def redrive_after() -> timedelta:
-    return timedelta(seconds=settings.SWITCHYARD_ONBOARDING_REDRIVE_AFTER_SECONDS)
+# A worker holds a step for ``lease_duration()``; a pending step nobody picked up (a lost broker
+# message) is re-driven by the reconciler after ``redrive_after()`` (both portal.steps, from settings).
 
 # Throttling or network trouble on the same step this many times in a row: stop and tell a person.
 MAX_TRANSIENT_FAILURES = 12
@@ -149,6 +142,12 @@ MAX_UNEXPLAINED_FAILURES = 3
 def transient_failure_limit(error: AwsError) -> int:
     """How many retryable failures in a row a step takes before it fails for a person to look at."""
     return MAX_UNEXPLAINED_FAILURES if aws.is_unexplained_failure(error) else MAX_TRANSIENT_FAILURES
+
+
+def invalid_request_error(exc: ValueError) -> AwsError:
+    """The error a step fails with for a value AWS would refuse, caught before sending (e.g. a
+    template edited into an invalid state)."""
+    return AwsError("InvalidRequest", str(exc), f"Switchyard refused to send an invalid request: {exc}", False)
 
 
 def gave_up_error(error: AwsError, tries: int) -> AwsError:
@@ -163,11 +162,17 @@ def gave_up_error(error: AwsError, tries: int) -> AwsError:
         False,
         error.reason,
     )
+
+
+# What a step does with the errors its handler raises (portal.steps.run_handler).
+RETRY_POLICY: steps.RetryPolicy[AwsError] = steps.RetryPolicy(
+    error_type=AwsError, limit=transient_failure_limit, gave_up=gave_up_error, invalid=invalid_request_error,
+    base=30, cap=900,
+)
 SESSION_NAME = "switchyard-onboarding"
 # A created account's IAM normally answers within minutes; after this, something else is wrong.
 NEW_ACCOUNT_IAM_DEADLINE = timedelta(hours=2)
 VERIFY_ATTEMPTS = 4
-TAG_VALUE_RE = re.compile(r"[^\w .:/=+@-]", re.ASCII)
 
 
 def path_for(origin: str, *, root_credentials: bool = False) -> tuple[str, ...]:
@@ -181,37 +186,6 @@ def path_for(origin: str, *, root_credentials: bool = False) -> tuple[str, ...]:
 
 # A wait at most this long (the next creation poll) is spent in the worker rather than through the broker.
 IN_WORKER_WAIT_SECONDS = 2
-
-
-def backoff_seconds(attempt: int, *, base: int, cap: int) -> int:
-    """``base``, doubling with each attempt, at most ``cap``."""
-    return int(min(cap, base * 2 ** max(0, min(attempt - 1, 16))))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    result: str  # "succeeded" | "waiting" | "failed" | "ended"
-    detail: dict[str, Any] = field(default_factory=dict)
-    wait_seconds: int = 0
-    error: AwsError | None = None
-    note: str = ""
-    account_state: str | None = None  # only for "ended"
-
-    @classmethod
-    def succeeded(cls, **detail: Any) -> Outcome:
-        return cls("succeeded", detail=detail)
-
-    @classmethod
-    def waiting(cls, seconds: int, note: str, *, error: AwsError | None = None, **detail: Any) -> Outcome:
-        return cls("waiting", detail=detail, wait_seconds=seconds, note=note, error=error)
-
-    @classmethod
-    def failed(cls, error: AwsError, **detail: Any) -> Outcome:
-        return cls("failed", detail=detail, error=error)
-
-    @classmethod
-    def ended(cls, account_state: str, error: AwsError, **detail: Any) -> Outcome:
-        return cls("ended", detail=detail, error=error, account_state=account_state)
 
 
 @dataclass
@@ -253,34 +227,6 @@ class StepRun:
 # --------------------------------------------------------------------------------------------------
 # Roles as AWS must see them
 # --------------------------------------------------------------------------------------------------
-
-
-def _tag_value(value: str) -> str:
-    return TAG_VALUE_RE.sub("-", value)[:256] or "-"
-
-
-def role_spec_for(role: AccountRole) -> RoleSpec:
-    """The IAM role an ``AccountRole`` stands for: the template's policies and session length, a
-    console trust policy for the main account, and tags naming the client, account and template."""
-    template = role.template
-    account = role.account
-    return RoleSpec(
-        path=role.role_path,
-        name=role.role_name,
-        trust_policy=aws.trust_policy_for_console(
-            main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID, require_mfa=template.require_mfa,
-            require_person_tag=getattr(settings, "SWITCHYARD_PRINCIPAL_TAG_CONDITION", False),
-        ),
-        managed_policy_arns=tuple(template.managed_policy_arns or ()),
-        inline_policy=template.custom_policy or None,
-        max_session_duration=template.max_session_seconds,
-        description=f"Switchyard: {template.name} for {account.client.name}"[:1000],
-        tags=(
-            ("switchyard-client", _tag_value(account.client.slug)),
-            ("switchyard-account", _tag_value(account.name)),
-            ("switchyard-template", _tag_value(template.role_name)),
-        ),
-    )
 
 
 def _roles(account: AwsAccount) -> list[AccountRole]:
@@ -588,25 +534,23 @@ def provision_roles(run: StepRun) -> Outcome:
     credentials = _member_credentials(run)
     if isinstance(credentials, Outcome):
         return credentials
-    outcomes: dict[str, str] = {}
     conflicts: list[AwsError] = []
-    for role in _roles(run.account):
-        try:
-            # The account's roles are new as a rule: CreateRole first, reading only what exists already.
-            result = aws.ensure_role(clients=run.clients, credentials=credentials, spec=role_spec_for(role),
-                                     likely_new=True)
-        except AwsError as error:
-            if error.code != "RoleConflict":
-                raise
-            AccountRole.objects.filter(pk=role.pk).update(state=AccountRole.State.CONFLICT)
-            conflicts.append(error)
-            outcomes[role.role_name] = "conflict"
-            continue
-        state = AccountRole.State.ACTIVE if role.state == AccountRole.State.ACTIVE else AccountRole.State.PROVISIONED
-        AccountRole.objects.filter(pk=role.pk).update(
-            arn=result.arn, state=state, provisioned_revision=role.template.revision
-        )
-        outcomes[role.role_name] = result.outcome
+
+    def record(role: provisioning.RoleMatched) -> None:
+        # Each role as soon as AWS has it: a worker that dies before the next one leaves it recorded.
+        if role.conflict is not None:
+            AccountRole.objects.filter(pk=role.role.pk).update(state=AccountRole.State.CONFLICT)
+            conflicts.append(role.conflict)
+            return
+        active = role.role.state == AccountRole.State.ACTIVE
+        state = AccountRole.State.ACTIVE if active else AccountRole.State.PROVISIONED
+        provisioning.provisioned_record(role, state=state)
+
+    # The account's roles are new as a rule: CreateRole first, reading only what exists already.
+    matched = provisioning.make_roles_match(account=run.account, roles=_roles(run.account), clients=run.clients,
+                                            credentials=credentials, likely_new=True, conflicts_allowed=True,
+                                            each=record)
+    outcomes = {role.role.role_name: role.outcome for role in matched}
     if conflicts:
         return Outcome.failed(
             AwsError(
@@ -624,19 +568,8 @@ def verify_roles(run: StepRun) -> Outcome:
     credentials = _member_credentials(run)
     if isinstance(credentials, Outcome):
         return credentials
-    problems: dict[str, list[str]] = {}
     roles = _roles(run.account)
-    for role in roles:
-        spec = role_spec_for(role)
-        current = aws.read_role(clients=run.clients, credentials=credentials, path=spec.path, name=spec.name)
-        if current is None:
-            problems[spec.name] = ["the role does not exist"]
-            continue
-        differences = list(aws.role_differences(current, spec))
-        if not current.managed_by_switchyard:
-            differences.append(f"it lacks the tag {aws.MANAGED_BY_TAG_KEY}={aws.MANAGED_BY_TAG_VALUE}")
-        if differences:
-            problems[spec.name] = differences
+    problems = provisioning.roles_read_back(roles=roles, clients=run.clients, credentials=credentials)
     if not problems:
         return Outcome.succeeded(verified=sorted(role.role_name for role in roles))
     listed = "; ".join(f"{name}: {', '.join(found)}" for name, found in sorted(problems.items()))
@@ -659,8 +592,6 @@ def verify_roles(run: StepRun) -> Outcome:
 
 
 def publish_links(run: StepRun) -> Outcome:
-    from switchroles.services import enforcement_sync_schedule
-
     with transaction.atomic():
         roles = list(
             AccountRole.objects.select_for_update()
@@ -676,7 +607,7 @@ def publish_links(run: StepRun) -> Outcome:
                 role.save(update_fields=["state", "activated_at", "updated_at"])
                 published.append(role.arn)
         if published:
-            enforcement_sync_schedule(reason=f"Roles published for {run.account}")
+            switchroles_services.enforcement_sync_schedule(reason=f"Roles published for {run.account}")
     return Outcome.succeeded(published=published)
 
 

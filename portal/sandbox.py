@@ -152,16 +152,16 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
        the client, accepts and deploys the access-role template (``onboarding.sandbox_client``).
        Handed-back accounts left the Organization: they are not touched.
     2. In each re-created account, every ACTIVE or PROVISIONED ``AccountRole`` is provisioned again
-       exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``portal.aws.ensure_role``).
+       exactly as the workflow does (``switchroles.provisioning.make_roles_match``).
     3. The main account: the IAM users the grants need (team members, people with personal grants;
        in the sandbox only) are created, then every team's and person's policies are re-applied
        with a forced enforcement sync (an unforced one would skip them as already applied). If
        another sync holds the lock, a forced sync is queued for the workers instead.
     """
     from onboarding.models import AwsAccount
-    from onboarding.workflow import role_spec_for
     from portal import aws as onboarding_aws
     from portal.aws import AwsError
+    from switchroles import provisioning
     from switchroles.models import AccountRole
 
     require_sandbox()
@@ -203,11 +203,12 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
                 clients=clients, account_id=account.account_id or "", role_name=account.access_role,
                 session_name=RESTORE_SESSION_NAME,
             )
-            for role in roles:
-                result = onboarding_aws.ensure_role(clients=clients, credentials=credentials, spec=role_spec_for(role))
-                if role.arn and result.arn != role.arn:
-                    report.problems.append(f"{role.arn}: rebuilt as {result.arn}.")
-                report.roles.append(result.arn)
+            for matched in provisioning.make_roles_match(account=account, roles=roles, clients=clients,
+                                                         credentials=credentials):
+                arn = matched.result.arn if matched.result else ""
+                if matched.role.arn and arn != matched.role.arn:
+                    report.problems.append(f"{matched.role.arn}: rebuilt as {arn}.")
+                report.roles.append(arn)
         except (AwsError, ValueError) as error:
             report.problems.append(f"{label}: its roles could not be rebuilt: {error}")
     _main_account_enforcement_restore(clients=clients, report=report)

@@ -9,14 +9,14 @@ asks (:func:`drift_check_request`):
 * **the member accounts** (:func:`drift_roles_check`): in every active account, through
   ``OrganizationAccountAccessRole``, each ACTIVE ``AccountRole`` must exist, trust only the main
   account with the MFA condition, and have exactly its template's policies and session length
-  (``onboarding.workflow.role_spec_for`` compared with ``portal.aws.role_differences``); roles
+  (``switchroles.provisioning.role_spec_for`` compared with ``portal.aws.role_differences``); roles
   under ``/switchyard/`` tagged ``managed-by=switchyard`` that the portal does not know are reported.
   Each difference is a :class:`~switchroles.models.RoleDriftFinding` on the check.
 
 A finding seen for the first time writes an audit event ``drift.found``; one still there at the
 next check keeps its ``first_seen_at`` and writes nothing. A manager's repair
 (:func:`drift_repair_request`, run by a worker in :func:`drift_repair_run`) re-applies the portal's
-version: ``ensure_role`` with the spec (read back and compared), deletion for a Switchyard role the
+version: ``switchroles.provisioning.make_roles_match`` (read back and compared), deletion for a Switchyard role the
 portal does not know, and for the main account a forced enforcement sync
 (:func:`main_account_repair_request`). Repairs are audited (``drift.repair_requested``,
 ``drift.repaired``, ``drift.repair_failed``).
@@ -35,17 +35,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding.models import AwsAccount
-from onboarding.workflow import role_spec_for
-from portal import aws
+from portal import aws, steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from portal.notification_sweeps import drift_role_finding_notify
-from switchroles import access_checks, enforcement
+from switchroles import access_checks, enforcement, provisioning
 from switchroles.models import AccountRole, DriftCheck, DriftFinding, RoleDriftFinding
+from switchroles.provisioning import role_spec_for
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +119,7 @@ def account_findings(
     one of ``/switchyard/``, so looking for doors costs no extra call."""
     findings: list[RoleDriftFinding] = []
     try:
-        credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                             role_name=account.access_role, session_name=SESSION_NAME,
-                                             account_may_be_new=False)
+        credentials = provisioning.access_session(account=account, clients=clients, session_name=SESSION_NAME)
         for role in roles:
             spec = role_spec_for(role)
             current = aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
@@ -270,15 +267,8 @@ def organization_account_ids_now() -> set[str]:
 
 
 def _enqueue(task_name: str, *args: Any) -> None:
-    def send() -> None:
-        from switchroles import tasks
-
-        try:
-            getattr(tasks, task_name).apply_async(args=args)
-        except BrokerUnavailable:
-            logger.warning("switchroles.drift.enqueue_failed", extra={"task": task_name})
-
-    transaction.on_commit(send)
+    # Named, not imported: the task module imports this one.
+    steps.enqueue_on_commit(f"switchroles.tasks.{task_name}", *args)
 
 
 @transaction.atomic
@@ -331,9 +321,7 @@ def _repair(finding: RoleDriftFinding, clients: ClientFactory) -> dict[str, Any]
     account = finding.account
     if account.state != AwsAccount.State.ACTIVE:
         raise ValueError(f"The account is “{account.get_state_display()}” now: there is nothing to repair.")
-    credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                         role_name=account.access_role, session_name=SESSION_NAME,
-                                         account_may_be_new=False)
+    credentials = provisioning.access_session(account=account, clients=clients, session_name=SESSION_NAME)
     if finding.kind == Kind.UNKNOWN:
         if AccountRole.objects.filter(account=account, role_name=finding.role_name).exclude(
             state=AccountRole.State.REMOVED
@@ -347,17 +335,16 @@ def _repair(finding: RoleDriftFinding, clients: ClientFactory) -> dict[str, Any]
         raise ValueError("The finding names no role of the portal.")
     if role.state != AccountRole.State.ACTIVE:
         raise ValueError(f"The role is “{role.get_state_display()}” now: there is nothing to repair.")
-    spec = role_spec_for(role)
-    revision = role.template.revision
-    result = aws.ensure_role(clients=clients, credentials=credentials, spec=spec)
-    current = aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
-    remaining = ["the role does not exist"] if current is None else list(aws.role_differences(current, spec))
+    [matched] = provisioning.make_roles_match(account=account, roles=[role], clients=clients,
+                                              credentials=credentials)
+    remaining = provisioning.roles_read_back(roles=[role], clients=clients, credentials=credentials)
     if remaining:
-        raise ValueError(f"AWS still shows differences after the repair: {'; '.join(remaining)}. "
+        listed = "; ".join(difference for found in remaining.values() for difference in found)
+        raise ValueError(f"AWS still shows differences after the repair: {listed}. "
                          "IAM can take a few seconds to show a change: run a check in a minute.")
-    AccountRole.objects.filter(pk=role.pk).update(arn=result.arn)
-    AccountRole.objects.filter(pk=role.pk, provisioned_revision__lt=revision).update(provisioned_revision=revision)
-    return {"action": result.outcome, "fixed": list(result.differences), "arn": result.arn}
+    provisioning.provisioned_record(matched)
+    fixed = list(matched.result.differences) if matched.result else []
+    return {"action": matched.outcome, "fixed": fixed, "arn": matched.result.arn if matched.result else ""}
 
 
 def drift_repair_run(*, finding_id: int, clients: ClientFactory | None = None) -> RoleDriftFinding | None:

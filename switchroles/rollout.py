@@ -6,11 +6,13 @@ revision and one :class:`~switchroles.models.RolloutAccount` per account whose r
 (``AccountRole.provisioned_revision < template.revision``, active role in an active account). Each
 is carried out by a worker (:func:`rollout_account_advance`, task ``switchroles.tasks.rollout_account``)
 like an onboarding step: leased, attempts counted, the last error kept in plain words beside the raw
-AWS code, retried by a manager when a person had to act. The role is re-provisioned with
-``portal.aws.ensure_role`` and ``onboarding.workflow.role_spec_for`` (the same code as
-onboarding); ``provisioned_revision`` records the revision applied. A beat reconciler
-(:func:`rollout_reconcile`) re-drives parts whose message was lost or whose worker died, and adds
-accounts that reached the template's role at an older revision after the roll-out began.
+AWS code, retried by a manager when a person had to act: the step machine of :mod:`portal.steps`
+(lease, claim, transient retry with backoff, give-back, record, reconcile, enqueue on commit), the
+same as onboarding's. The role is re-provisioned by ``switchroles.provisioning.make_roles_match``
+(the same code as onboarding); ``provisioned_revision`` records the revision applied. A beat
+reconciler (:func:`rollout_reconcile`) re-drives parts whose message was lost or whose worker
+died, and adds accounts that reached the template's role at an older revision after the roll-out
+began.
 """
 
 from __future__ import annotations
@@ -21,17 +23,17 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding.models import AwsAccount
-from onboarding.workflow import backoff_seconds, lease_duration, redrive_after, role_spec_for
-from portal import aws
+from portal import steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
+from portal.steps import Outcome, Result, Skip
+from switchroles import provisioning
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 
 logger = logging.getLogger(__name__)
@@ -41,18 +43,30 @@ SESSION_NAME = "switchyard-rollout"
 # Throttling or network trouble on one account this many times: stop and show it to a person.
 MAX_ATTEMPTS = 8
 OPEN_STATUSES = (Status.PENDING, Status.RUNNING)
+# Named, not imported: the task module imports this one.
+ROLLOUT_TASK = "switchroles.tasks.rollout_account"
+
+
+def _gave_up(error: AwsError, tries: int) -> AwsError:
+    return AwsError(
+        error.code, error.raw_message,
+        f"AWS failed {tries} times in a row ({error.code}), so Switchyard stopped retrying this account. "
+        "Check the AWS Health Dashboard (in the sandbox: that its simulated AWS is running), then “Retry”.",
+        False, error.reason,
+    )
+
+
+def _invalid(exc: ValueError) -> AwsError:
+    return AwsError("InvalidRequest", str(exc), f"Switchyard refused to send an invalid request: {exc}", False)
+
+
+RETRY_POLICY: steps.RetryPolicy[AwsError] = steps.RetryPolicy(
+    error_type=AwsError, limit=lambda error: MAX_ATTEMPTS, gave_up=_gave_up, invalid=_invalid, base=30, cap=900,
+)
 
 
 def _enqueue(part_pk: int) -> None:
-    def send() -> None:
-        from switchroles.tasks import rollout_account
-
-        try:
-            rollout_account.apply_async(args=(part_pk,))
-        except BrokerUnavailable:
-            logger.warning("switchroles.rollout.enqueue_failed", extra={"part": part_pk})
-
-    transaction.on_commit(send)
+    steps.enqueue_on_commit(ROLLOUT_TASK, part_pk)
 
 
 def roles_behind(template: RoleTemplate) -> QuerySet[AccountRole]:
@@ -88,7 +102,7 @@ def rollout_start(*, template: RoleTemplate, actor: User | None, request: HttpRe
         template=template, revision=template.revision, requested_by=actor, started_at=now
     )
     parts = RolloutAccount.objects.bulk_create(
-        RolloutAccount(rollout=rollout, account_role=role, next_run_at=now + redrive_after())
+        RolloutAccount(rollout=rollout, account_role=role, next_run_at=now + steps.redrive_after())
         for role in roles_behind(template)
     )
     audit_record(
@@ -116,7 +130,7 @@ class _Claimed:
     role: AccountRole
 
 
-def _claim(part_id: int, now: datetime) -> _Claimed | str:
+def _claim(part_id: int, now: datetime) -> _Claimed | Skip:
     with transaction.atomic():
         part = (
             RolloutAccount.objects.select_for_update(of=("self",))
@@ -125,9 +139,9 @@ def _claim(part_id: int, now: datetime) -> _Claimed | str:
             .filter(pk=part_id).first()
         )
         if part is None or part.status not in OPEN_STATUSES:
-            return "idle"
-        if part.status == Status.RUNNING and part.lease_expires_at and part.lease_expires_at > now:
-            return "busy"
+            return Skip.IDLE
+        if steps.lease_busy(part, now=now):
+            return Skip.BUSY
         role = part.account_role
         if (role.state not in (AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED)
                 or role.account.state != AwsAccount.State.ACTIVE):
@@ -136,92 +150,79 @@ def _claim(part_id: int, now: datetime) -> _Claimed | str:
             part.lease_expires_at = None
             part.save(update_fields=["status", "finished_at", "note", "lease_expires_at"])
             _finish_if_done(part.rollout, now)
-            return "cancelled"
-        part.status = Status.RUNNING
-        part.attempts += 1
-        part.lease_expires_at = now + lease_duration()
+            return Skip.CANCELLED
+        steps.lease_take(part, now=now, lease=steps.lease_duration())
         part.save(update_fields=["status", "attempts", "lease_expires_at"])
         return _Claimed(part=part, role=role)
 
 
-def rollout_account_advance(*, part_id: int, clients: ClientFactory | None = None) -> str:
+def rollout_account_advance(*, part_id: int, clients: ClientFactory | None = None) -> Result | Skip:
     """Re-provision one account's role to the template as it is now (worker).
 
-    Leases the part (a second worker skips it; a lease that ran out is taken over), assumes
-    ``OrganizationAccountAccessRole``, runs ``ensure_role`` with ``role_spec_for`` and records the
-    result: SUCCEEDED with ``provisioned_revision`` raised to the revision applied, or FAILED with
-    the error in plain words (a role that is not Switchyard's, access refused, a value AWS would
-    refuse). Each outcome is audited. Throttling and network trouble put the part back to pending
-    and raise the (retryable) ``AwsError`` for the task to retry, up to :data:`MAX_ATTEMPTS`.
-    Returns "succeeded", "failed", "cancelled", "busy", "idle" or "lost_lease".
+    Leases the part (a second worker skips it; a lease that ran out is taken over), makes the role
+    match its spec (``switchroles.provisioning.make_roles_match``: the access role, then
+    ``ensure_role``) and records the result: SUCCEEDED with ``provisioned_revision`` raised to the
+    revision applied, or FAILED with the error in plain words (a role that is not Switchyard's,
+    access refused, a value AWS would refuse). Each outcome is audited. Throttling and network
+    trouble put the part back to pending and raise the (retryable) ``AwsError`` for the task to
+    retry, up to :data:`MAX_ATTEMPTS` (:data:`RETRY_POLICY`). Returns the :class:`~portal.steps.Result`
+    recorded, or a :class:`~portal.steps.Skip` (cancelled, busy, idle, lost lease).
     """
     now = timezone.now()
     claimed = _claim(part_id, now)
-    if isinstance(claimed, str):
+    if isinstance(claimed, Skip):
         return claimed
     part, role = claimed.part, claimed.role
-    revision = role.template.revision
     factory = clients or default_client_factory()
-    try:
-        spec = role_spec_for(role)
-        credentials = aws.assume_access_role(clients=factory, account_id=role.account.account_id or "",
-                                             role_name=role.account.access_role, session_name=SESSION_NAME,
-                                             account_may_be_new=False)
-        result = aws.ensure_role(clients=factory, credentials=credentials, spec=spec)
-    except AwsError as error:
-        if error.retryable and part.attempts < MAX_ATTEMPTS:
-            RolloutAccount.objects.filter(pk=part.pk, attempts=part.attempts, status=Status.RUNNING).update(
-                status=Status.PENDING, lease_expires_at=None,
-                next_run_at=now + timedelta(seconds=backoff_seconds(part.attempts, base=30, cap=900)),
-                last_error_code=error.code[:100], last_error_raw=error.raw_message,
-                last_error_message=error.plain_message,
-            )
-            raise
-        return _record(part, role, now, error=error)
-    except ValueError as exc:
-        return _record(part, role, now, error=AwsError(
-            "InvalidRequest", str(exc), f"Switchyard refused to send an invalid request: {exc}", False
-        ))
-    except BaseException:
+    done: list[provisioning.RoleMatched] = []
+
+    def reprovision() -> Outcome:
+        # An account Switchyard reached before: AccessDenied is not retryable and says the role must be restored.
+        done.extend(provisioning.make_roles_match(account=role.account, roles=[role], clients=factory,
+                                                  session_name=SESSION_NAME))
+        return Outcome.succeeded()
+
+    outcome = steps.run_handler(
+        reprovision, policy=RETRY_POLICY, failures_so_far=part.attempts - 1,
+        on_transient=lambda transient: steps.lease_give_back(
+            RolloutAccount, pk=part.pk, attempt=part.attempts,
+            next_run_at=now + timedelta(seconds=transient.retry_in),
+            last_error_code=transient.error.code[:100], last_error_raw=transient.error.raw_message,
+            last_error_message=transient.error.plain_message,
+        ),
         # A time limit or a bug: give the part back at once rather than after the lease.
-        RolloutAccount.objects.filter(pk=part.pk, attempts=part.attempts, status=Status.RUNNING).update(
-            status=Status.PENDING, lease_expires_at=None, next_run_at=now + redrive_after()
-        )
-        raise
-    return _record(part, role, now, result=result, revision=revision)
+        on_crash=lambda: steps.lease_give_back(RolloutAccount, pk=part.pk, attempt=part.attempts,
+                                               next_run_at=now + steps.redrive_after()),
+    )
+    return _record(part, role, now, outcome, done[0] if done else None)
 
 
 def _record(
-    part: RolloutAccount,
-    role: AccountRole,
-    now: datetime,
-    *,
-    result: aws.RoleResult | None = None,
-    revision: int = 0,
-    error: AwsError | None = None,
-) -> str:
+    part: RolloutAccount, role: AccountRole, now: datetime, outcome: Outcome,
+    matched: provisioning.RoleMatched | None,
+) -> Result | Skip:
     with transaction.atomic():
         locked = RolloutAccount.objects.select_for_update(of=("self",)).select_related("rollout").get(pk=part.pk)
-        if locked.status != Status.RUNNING or locked.attempts != part.attempts:
+        if steps.lease_lost(locked, attempt=part.attempts):
             logger.warning("switchroles.rollout.lease_lost", extra={"part": part.pk})
-            return "lost_lease"
+            return Skip.LOST_LEASE
         locked.lease_expires_at = None
         locked.finished_at = timezone.now()
         details = {"rollout": locked.rollout_id, "template": role.template.name, "revision": locked.rollout.revision,
                    "account_id": role.account.account_id, "attempt": locked.attempts}
-        if error is None and result is not None:
+        result = matched.result if matched is not None else None
+        error = outcome.error
+        if outcome.result == Result.SUCCEEDED and matched is not None and result is not None:
             locked.status = Status.SUCCEEDED
             locked.outcome = result.outcome
             locked.note = "; ".join(result.differences)[:2000]
             locked.last_error_code = locked.last_error_raw = locked.last_error_message = ""
-            AccountRole.objects.filter(pk=role.pk).update(arn=result.arn)
-            AccountRole.objects.filter(pk=role.pk, provisioned_revision__lt=revision).update(
-                provisioned_revision=revision
-            )
+            provisioning.provisioned_record(matched)
             audit_record(action="role_template.rollout_account.succeeded", target=role,
-                         details={**details, "outcome": result.outcome, "applied_revision": revision,
+                         details={**details, "outcome": result.outcome, "applied_revision": role.template.revision,
                                   "differences": list(result.differences)})
-        elif error is not None:
+        else:
+            error = error or AwsError("NothingDone", "", "Switchyard could not re-provision the role: “Retry”.", False)
             locked.status = Status.FAILED
             locked.last_error_code = error.code[:100]
             locked.last_error_raw = error.raw_message
@@ -232,7 +233,7 @@ def _record(
         locked.save(update_fields=["status", "lease_expires_at", "finished_at", "outcome", "note",
                                    "last_error_code", "last_error_raw", "last_error_message"])
         _finish_if_done(locked.rollout, now)
-        return str(locked.status)
+        return Result.SUCCEEDED if locked.status == Status.SUCCEEDED else Result.FAILED
 
 
 @transaction.atomic
@@ -252,7 +253,7 @@ def rollout_account_retry(
     locked.status = Status.PENDING
     locked.attempts = 0
     locked.finished_at = None
-    locked.next_run_at = timezone.now() + redrive_after()
+    locked.next_run_at = timezone.now() + steps.redrive_after()
     locked.save(update_fields=["status", "attempts", "finished_at", "next_run_at"])
     TemplateRollout.objects.filter(pk=locked.rollout_id).update(finished_at=None)
     audit_record(action="role_template.rollout_account.retried", actor=actor, target=locked.account_role,
@@ -286,12 +287,7 @@ def rollout_reconcile(*, now: datetime | None = None) -> list[int]:
                                   "account_ids": [role.account.account_id for role in missing]})
         added += [part.pk for part in parts]
     due = list(
-        RolloutAccount.objects.filter(
-            Q(status=Status.PENDING, next_run_at__lte=moment)
-            | Q(status=Status.PENDING, next_run_at__isnull=True)
-            | Q(status=Status.RUNNING, lease_expires_at__lte=moment)
-            | Q(status=Status.RUNNING, lease_expires_at__isnull=True)
-        ).order_by("pk").values_list("pk", flat=True)
+        RolloutAccount.objects.filter(steps.due_filter(now=moment)).order_by("pk").values_list("pk", flat=True)
     )
     queued = sorted(set(due) | set(added))
     for part_pk in queued:

@@ -12,7 +12,9 @@ from celery import shared_task
 
 from portal.aws import AwsError, default_client_factory
 from portal.operations.aws_limits import main_account_limited
-from switchroles import access_checks, drift_run, enforcement
+from portal.steps import Skip
+from switchroles import access_checks, drift, drift_run, enforcement, rollout
+from switchroles.models import RolloutAccount
 
 BUSY_RETRY_SECONDS = 10
 
@@ -79,16 +81,12 @@ def drift_run_reconcile() -> int:
 @shared_task(acks_late=True, autoretry_for=(AwsError,), retry_backoff=10, retry_backoff_max=300, retry_jitter=True,
              max_retries=5, soft_time_limit=120, time_limit=180)
 def drift_repair(finding_pk: int) -> str:
-    from switchroles import drift
-
     finding = drift.drift_repair_run(finding_id=finding_pk)
     return finding.repair_status if finding is not None else "gone"
 
 
 @shared_task(bind=True, max_retries=30, acks_late=True, soft_time_limit=170, time_limit=190)
 def drift_repair_main_account(self: Any, actor_pk: int | None = None) -> int:
-    from switchroles import drift
-
     try:
         return drift.main_account_repair_run(actor_id=actor_pk).pk
     except enforcement.EnforcementBusy as exc:
@@ -99,19 +97,14 @@ def drift_repair_main_account(self: Any, actor_pk: int | None = None) -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(AwsError,), retry_backoff=10,
              retry_backoff_max=600, retry_jitter=True, max_retries=8, soft_time_limit=120, time_limit=180)
 def rollout_account(part_pk: int) -> str:
-    from switchroles.models import RolloutAccount
-    from switchroles.rollout import rollout_account_advance
-
     if not RolloutAccount.objects.filter(pk=part_pk).exists():
-        return "gone"
-    return rollout_account_advance(part_id=part_pk)
+        return Skip.GONE
+    return rollout.rollout_account_advance(part_id=part_pk)
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def rollout_reconcile() -> int:
-    from switchroles.rollout import rollout_reconcile as reconcile
-
-    return len(reconcile())
+    return len(rollout.rollout_reconcile())
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)

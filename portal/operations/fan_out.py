@@ -31,12 +31,11 @@ from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, Generic, TypeVar
 
-from celery import current_app
-from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from portal import steps
 from portal.aws import ClientFactory
 from portal.operations.models import FanOutPart, FanOutPartStatus, FanOutRun
 
@@ -115,15 +114,9 @@ def fan_out_start(
 
 
 def enqueue_work(fan_out: FanOut[Any, Any], run_pk: int, *, copies: int = 1, countdown: float = 0) -> None:
-    def send() -> None:
-        task = current_app.tasks[fan_out.task]
-        for _ in range(copies):
-            try:
-                task.apply_async(args=(run_pk,), countdown=countdown)
-            except BrokerUnavailable:  # the reconciler sends it again within a minute
-                logger.warning("operations.fan_out.enqueue_failed", extra={"check": fan_out.name, "run": run_pk})
-
-    transaction.on_commit(send)
+    # The one enqueue policy: sent once the run's rows commit; a broker that is down is logged and
+    # the reconciler sends the work again within a minute.
+    steps.enqueue_on_commit(fan_out.task, run_pk, copies=copies, countdown=countdown)
 
 
 def _claimable(fan_out: FanOut[Any, PartT], run_pk: int, now: datetime) -> QuerySet[PartT]:
@@ -133,23 +126,13 @@ def _claimable(fan_out: FanOut[Any, PartT], run_pk: int, now: datetime) -> Query
 
 
 def fan_out_claim(fan_out: FanOut[Any, PartT], run_pk: int, now: datetime) -> PartT | None:
-    """The next part nobody holds, leased to this worker (a conditional UPDATE: two workers never
-    hold the same part; on PostgreSQL, SKIP LOCKED keeps them from queueing behind each other)."""
+    """The next part nobody holds, leased to this worker (``portal.steps.claim_next``: two workers
+    never hold the same part)."""
     lease = timedelta(seconds=fan_out.lease_seconds())
-    with transaction.atomic():
-        candidates = _claimable(fan_out, run_pk, now).order_by("pk")
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        for part in candidates[:_CLAIM_BATCH]:
-            took = _claimable(fan_out, run_pk, now).filter(pk=part.pk, attempts=part.attempts).update(
-                status=Part.RUNNING, attempts=F("attempts") + 1, lease_expires_at=now + lease
-            )
-            if took:
-                if part.status == Part.RUNNING:
-                    logger.warning("operations.fan_out.lease_ran_out", extra={"check": fan_out.name, "part": part.pk})
-                part.status, part.attempts = Part.RUNNING, part.attempts + 1
-                return part
-    return None
+    part = steps.claim_next(lambda at: _claimable(fan_out, run_pk, at), now=now, lease=lease, look_at=_CLAIM_BATCH)
+    if part is not None and part.attempts > 1:  # taken again: a worker's lease ran out or it asked for a retry
+        logger.warning("operations.fan_out.taken_again", extra={"check": fan_out.name, "part": part.pk})
+    return part
 
 
 def fan_out_check_part(fan_out: FanOut[Any, PartT], part: PartT, clients: ClientFactory) -> bool:

@@ -19,7 +19,6 @@ from moto import mock_aws
 
 from onboarding.models import AwsAccount
 from onboarding.sandbox_client import client_of
-from onboarding.workflow import role_spec_for
 from portal import aws as onboarding_aws
 from portal.aws import Boto3ClientFactory, allowed_role_arns, read_group_members, read_group_policies
 from portal.models import AuditEvent
@@ -27,6 +26,7 @@ from portal.sandbox import sandbox_aws_restore, sandbox_organization_ensure
 from portal.sandbox_aws import account_id_for_email, install_stable_account_ids
 from switchroles import enforcement
 from switchroles.models import AccountRole, Team
+from switchroles.provisioning import role_spec_for
 from tests.onboarding.conftest import MAIN_ACCOUNT_ID, _isolated_aws_env, drive, make_account
 
 pytestmark = pytest.mark.django_db

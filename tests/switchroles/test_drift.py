@@ -14,13 +14,13 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from onboarding.models import AwsAccount
-from onboarding.workflow import role_spec_for
 from portal import aws
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 from portal.models import AuditEvent, User
 from switchroles import drift
 from switchroles import services as grants
 from switchroles.models import AccountRole, DriftCheck, RoleDriftFinding, Team
+from switchroles.provisioning import role_spec_for
 from tests.onboarding.conftest import MAIN_ACCOUNT_ID, mocked_organization, request_account, templates
 from tests.onboarding.handback_support import main_account_allowed, member_iam, onboard
 from tests.switchroles.conftest import reauthenticated

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding.models import AwsAccount
-from portal.aws import Boto3ClientFactory
+from portal.aws import AwsError, Boto3ClientFactory
 from portal.models import AuditEvent, User
-from switchroles import rollout
+from switchroles import provisioning, rollout
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 from switchroles.template_services import role_template_update
 from tests.onboarding.conftest import mocked_organization, request_account
@@ -171,3 +171,38 @@ def test_a_second_edit_supersedes_what_the_first_roll_out_had_not_done(
     assert first.status == Status.CANCELLED and "Superseded by revision 3" in first.note
     latest = rollout.rollout_progress(template=on_call)
     assert latest is not None and (latest.rollout.revision, latest.total, latest.done) == (3, 1, 0)
+
+
+def test_a_throttled_account_is_retried_with_backoff_then_shown_to_a_person_once_the_tries_are_used_up(
+    org: Boto3ClientFactory, request_account: Any, manager: User, on_call: RoleTemplate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a roll-out part and an IAM that throttles every write to the account's role
+    onboard(request_account, org)
+    role_template_update(template=on_call, actor=manager, max_session_seconds=7200)
+    part = RolloutAccount.objects.get()
+
+    def throttled(**kwargs: Any) -> Any:
+        raise AwsError("Throttling", "Rate exceeded", "AWS is throttling requests; Switchyard retries.", True)
+
+    monkeypatch.setattr(provisioning.aws, "ensure_role", throttled)
+
+    # when a worker runs it
+    before = timezone.now()
+    with pytest.raises(AwsError):
+        rollout.rollout_account_advance(part_id=part.pk, clients=org)
+
+    # then the part is back to pending, due after the first backoff, with AWS's code kept
+    part.refresh_from_db()
+    assert (part.status, part.attempts, part.last_error_code) == (Status.PENDING, 1, "Throttling")
+    assert part.next_run_at is not None and part.next_run_at >= before + timedelta(seconds=30)
+
+    # when it is still throttled on the last allowed try
+    RolloutAccount.objects.filter(pk=part.pk).update(attempts=rollout.MAX_ATTEMPTS - 1)
+    assert rollout.rollout_account_advance(part_id=part.pk, clients=org) == Status.FAILED
+
+    # then it failed for a person, saying Switchyard stopped retrying, and the failure is audited
+    part.refresh_from_db()
+    assert (part.status, part.last_error_code) == (Status.FAILED, "Throttling")
+    assert f"AWS failed {rollout.MAX_ATTEMPTS} times in a row" in part.last_error_message
+    assert AuditEvent.objects.filter(action="role_template.rollout_account.failed").count() == 1
