@@ -26,8 +26,8 @@ from billing.models import ClientBillingTerms, CostFetch, CostLine
 from billing.selectors import CLIENTS_CSV_COLUMNS
 from billing.services import current_month, previous_month
 from onboarding.models import AwsAccount, Client
-from portal.models import User
-from portal.permissions import FINANCE
+from portal.people.models import User
+from portal.people.permissions import FINANCE
 
 UNKNOWN_ACCOUNTS = 10
 SERVICES = ("Amazon Elastic Compute Cloud - Compute", "Amazon Relational Database Service",

@@ -29,8 +29,8 @@ from billing.aws import month_bounds
 from billing.models import CostFetch
 from billing.services import FetchRefused, cost_month_fetch, current_month, month_is_final, previous_month
 from portal.aws import ClientFactory
-from portal.sandbox import require_sandbox
-from portal.sandbox_aws import account_id_for_email
+from portal.people.demo import require_sandbox
+from portal.sandbox_moto.accounts import account_id_for_email
 
 logger = logging.getLogger(__name__)
 

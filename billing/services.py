@@ -24,9 +24,9 @@ from onboarding.aws import AwsError
 from onboarding.models import Client
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
 from portal.notifications import notify
-from portal.permissions import FINANCE, MANAGER
+from portal.people.models import User
+from portal.people.permissions import FINANCE, MANAGER
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from django.db.models import Q, QuerySet
 
 from elevations.models import ClientContact, ElevationRequest
 from onboarding.models import AwsAccount, Client
-from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
-from portal.models import User
+from portal.evidence.matrix import AccessMatrix, AccessRow, MatrixFilters
+from portal.people.models import User
 from switchroles.access_selectors import open_access_findings
 from switchroles.models import AccessFinding, AccountRole, LinkUse, RoleTemplate
 

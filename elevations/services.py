@@ -27,9 +27,9 @@ from django.utils.http import urlsafe_base64_encode
 from elevations.models import CLIENT_CONTACT, ApprovalPolicy, ClientContact, ElevationDecision, ElevationRequest
 from onboarding.models import AwsAccount, Client
 from portal.audit import audit_record
-from portal.models import User
 from portal.notifications import notify
-from portal.permissions import ENGINEER, MANAGER, user_has_capability
+from portal.people.models import User
+from portal.people.permissions import ENGINEER, MANAGER, user_has_capability
 from switchroles.models import AccountRole, RoleTemplate
 from switchroles.selectors import links_for_person
 from switchroles.services import grant_create, grant_revoke

@@ -26,10 +26,11 @@ from elevations import selectors, services
 from elevations.forms import ApprovalPolicyForm, ContactInviteForm, DecisionForm, ElevationRequestForm
 from elevations.models import ApprovalPolicy, ClientContact
 from onboarding.models import Client
-from portal.audit_views import _streamed_csv, evidence_pack_response
-from portal.models import User
-from portal.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
-from portal.reauth import reauthentication_required
+from portal.evidence.pack import evidence_pack_response
+from portal.people.models import User
+from portal.people.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
+from portal.web.downloads import streamed_csv
+from portal.web.reauth import reauthentication_required
 from switchroles.models import AccountRole
 
 PAGE_SIZE = 50
@@ -90,7 +91,7 @@ def client_log(request: HttpRequest, contact: ClientContact) -> HttpResponse:
 @contact_required
 def client_log_csv(request: HttpRequest, contact: ClientContact) -> HttpResponseBase:
     stamp = timezone.now().strftime("%Y%m%dT%H%MZ")
-    return _streamed_csv(selectors.client_log_rows(client=contact.client),
+    return streamed_csv(selectors.client_log_rows(client=contact.client),
                          f"switchyard-{contact.client.slug}-log-{stamp}.csv")
 
 

@@ -35,7 +35,7 @@ from onboarding.aws import AwsError
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, ExistingRole, OnboardingBatch
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 
 EXISTING_ROLE_CHOICES = ("adopt", "report")

@@ -40,7 +40,7 @@ from onboarding.aws import AwsError
 from onboarding.models import AwsAccount, Client, OnboardingStep
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, Grant
 
 logger = logging.getLogger(__name__)

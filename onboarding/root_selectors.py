@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from onboarding.models import AwsAccount, Client, RootPosture
-from portal.permissions import AUDITOR, MANAGER, user_has_capability
+from portal.people.permissions import AUDITOR, MANAGER, user_has_capability
 
 # Sort keys of the list of all accounts (query parameter ``sort``) → ordering.
 SORTS: dict[str, tuple[str, ...]] = {

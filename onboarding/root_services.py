@@ -22,7 +22,7 @@ from onboarding.models import AwsAccount, OnboardingStep, RootPosture
 from onboarding.root_aws import RootCredentials, RootFeatures
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 
 logger = logging.getLogger(__name__)
 

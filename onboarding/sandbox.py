@@ -10,8 +10,8 @@ from onboarding.models import AwsAccount, Client
 from onboarding.selectors import suggested_root_email
 from onboarding.services import onboarding_request
 from portal.aws import ClientFactory
-from portal.models import User
-from portal.sandbox import require_sandbox
+from portal.people.demo import require_sandbox
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 
 logger = logging.getLogger(__name__)

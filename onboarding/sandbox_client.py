@@ -16,7 +16,7 @@ import boto3
 from django.conf import settings
 
 from onboarding.models import AwsAccount
-from portal.sandbox import require_sandbox
+from portal.people.demo import require_sandbox
 
 STACK_NAME = "switchyard-access-role"
 # An account that comes from another Organization: its old role trusts that one's management account.

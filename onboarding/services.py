@@ -25,10 +25,10 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from onboarding import aws, creation_queue, selectors, workflow
 from onboarding.aws import AwsError
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
+from onboarding.notices import onboarding_step_notify
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
-from portal.notification_sweeps import onboarding_step_notify
+from portal.people.models import User
 from switchroles.links import SWITCH_ROLE_NAME_MAX_CHARS, display_name_for
 from switchroles.models import AccountRole, RoleTemplate
 

@@ -22,11 +22,12 @@ from django.utils import timezone
 
 from elevations.models import ElevationRequest
 from onboarding.models import Client
-from portal import duties
 from portal.audit import audit_record
-from portal.models import AccessReview, AccessReviewItem, User
+from portal.models import AccessReview, AccessReviewItem
 from portal.notification_sweeps import review_assigned_notify
-from portal.permissions import MANAGER, REVIEWER, user_has_capability
+from portal.people import duties
+from portal.people.models import User
+from portal.people.permissions import MANAGER, REVIEWER, user_has_capability
 from switchroles.models import Grant, LinkUse, RoleTemplate
 from switchroles.selectors import grants_in_force
 

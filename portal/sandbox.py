@@ -25,27 +25,13 @@ from django.db import transaction
 
 from portal.audit import audit_record
 from portal.aws import ClientFactory
-from portal.models import User
+from portal.people.demo import DEMO_PASSWORD, DEMO_USERS, require_sandbox
+from portal.people.models import User
 
 if TYPE_CHECKING:
     from switchroles.enforcement import SyncReport
 
 logger = logging.getLogger(__name__)
-
-DEMO_PASSWORD = "switchyard-demo"  # noqa: S105 - a documented, sandbox-only password
-DEMO_USERS = {
-    # username: (group, first name, IAM user in the main account)
-    "manager": ("Manager", "Morgan", "morgan.manager"),
-    "engineer": ("Engineer", "Eli", "eli.engineer"),
-    "auditor": ("Auditor", "Ada", "ada.auditor"),
-    "finance": ("Finance", "Fran", "fran.finance"),
-}
-
-
-def require_sandbox() -> None:
-    if not settings.SANDBOX:
-        raise RuntimeError("This only runs in the sandbox (SWITCHYARD_ENV=sandbox).")
-
 
 @transaction.atomic
 def sandbox_demo_users_ensure() -> list[User]:

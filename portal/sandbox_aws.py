@@ -8,7 +8,6 @@ so a second ``make run`` keeps working with the data it kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -16,12 +15,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from portal.sandbox_moto.accounts import account_id_for_email
+
 _creating = threading.local()
-
-
-def account_id_for_email(email: str) -> str:
-    digest = int(hashlib.sha256(email.strip().lower().encode()).hexdigest(), 16)
-    return f"{digest % 10**12:012d}"
 
 
 def install_stable_account_ids() -> Callable[[], None]:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.models import AuditChainCheck, User
+from portal.audit.models import AuditChainCheck
+from portal.people.models import User
 
 
 def home_summary(*, user: User) -> dict[str, Any]:

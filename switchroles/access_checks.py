@@ -49,7 +49,7 @@ from onboarding.aws import (
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.aws import read_authorization_details
 from switchroles.effective_access import (
     Analysis,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from portal.models import User
+from portal.people.models import User
 from switchroles.enforcement import iam_user_name_is_valid
 from switchroles.models import AccessCheck, AccessFinding, EnforcedPrincipal
 from switchroles.selectors import memberships_in_force

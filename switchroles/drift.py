@@ -44,10 +44,10 @@ from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
 from portal.audit import audit_record
 from portal.aws import ClientFactory, TemporaryCredentials, default_client_factory
-from portal.models import User
-from portal.notification_sweeps import drift_role_finding_notify
+from portal.people.models import User
 from switchroles import access_checks, enforcement
 from switchroles.models import AccountRole, DriftCheck, DriftFinding, RoleDriftFinding
+from switchroles.notices import drift_role_finding_notify
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from onboarding.root_selectors import accounts_with_root_credentials
-from portal.models import User
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import access_checks, access_selectors, drift, drift_run
 from switchroles.models import AccessFinding, RoleDriftFinding
 from switchroles.trust_rollout import trust_rollout_start

@@ -43,9 +43,8 @@ from onboarding.aws import PERSON_TAG_KEY
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
-from portal.duties import is_auditor_q
-from portal.models import User
-from portal.notification_sweeps import main_account_drift_notify
+from portal.people.duties import is_auditor_q
+from portal.people.models import User
 from switchroles.aws import (
     PolicyTooLarge,
     PrincipalNotFound,
@@ -69,6 +68,7 @@ from switchroles.models import (
     Grant,
     Team,
 )
+from switchroles.notices import main_account_drift_notify
 from switchroles.policies import ROLE_NAME_RE
 from switchroles.selectors import grants_in_force, memberships_in_force
 

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
-from portal import duties
-from portal.fields import RowsChoiceField
-from portal.models import User
+from portal.people import duties
+from portal.people.models import User
+from portal.web.fields import RowsChoiceField
 from switchroles.models import ROLE_NAME_VALIDATOR, RoleTemplate, Team
 from switchroles.services import CAPABILITY_NAMES
 

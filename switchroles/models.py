@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-from portal.models import IAM_NAME_VALIDATOR
+from portal.people.models import IAM_NAME_VALIDATOR
 
 ROLE_NAME_VALIDATOR = IAM_NAME_VALIDATOR
 

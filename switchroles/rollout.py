@@ -32,7 +32,7 @@ from onboarding.models import AwsAccount
 from onboarding.workflow import backoff_seconds, lease_duration, redrive_after, role_spec_for
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from django.db import transaction
 
 from onboarding.models import Client
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
-from portal.sandbox import DEMO_USERS, require_sandbox
+from portal.people.demo import DEMO_USERS, require_sandbox
+from portal.people.models import User
 from switchroles import services
 from switchroles.models import Grant, RoleTemplate, Team
 

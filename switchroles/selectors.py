@@ -11,8 +11,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
-from portal.duties import auditor_rule_applies_to
-from portal.models import User
+from portal.people.duties import auditor_rule_applies_to
+from portal.people.models import User
 from switchroles.links import LinkExport, console_color, link_problem
 from switchroles.models import (
     AccountRole,

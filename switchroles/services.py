@@ -23,10 +23,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
-from portal import duties
 from portal.audit import audit_record, client_ip_of
-from portal.models import User
-from portal.permissions import AUDITOR, ENGINEER, MANAGER, REVIEWER
+from portal.people import duties
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, ENGINEER, MANAGER, REVIEWER
 from switchroles.models import AccountRole, Favourite, Grant, LinkUse, RoleTemplate, Team, TeamMembership
 from switchroles.selectors import grants_in_force
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from portal.audit import audit_record
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 
 TEMPLATE_FIELDS = (

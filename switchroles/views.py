@@ -24,9 +24,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from portal.aws import default_client_factory
-from portal.models import User
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import selectors, services
 from switchroles.access_selectors import aws_refusal_by_name, aws_refusal_for_person
 from switchroles.export_forms import ExportForm

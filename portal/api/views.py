@@ -32,13 +32,14 @@ from onboarding.aws import AwsError
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
-from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
 from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
-from portal.audit_forms import MatrixFilterForm
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.evidence.forms import MatrixFilterForm
+from portal.evidence.matrix import ROW_FIELDS, AccessMatrix, AccessRow
+from portal.people.models import User
 from switchroles import access_checks, access_selectors, drift, leavers
 from switchroles import selectors as switchroles_selectors
 from switchroles import services as switchroles_services

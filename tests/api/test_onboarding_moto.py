@@ -17,8 +17,10 @@ from django.utils import timezone
 from onboarding import aws as onboarding_aws
 from onboarding.models import AwsAccount
 from onboarding.tasks import reconcile_onboarding
+from portal.api.models import ApiToken
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import ApiToken, AuditEvent, User
+from portal.people.models import User
 from switchroles import services as switchroles_services
 from switchroles.aws import allowed_role_arns
 from tests.api.conftest import ApiClient, MakeToken

@@ -21,7 +21,7 @@ from moto import mock_aws
 from billing.aws import month_bounds
 from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from tests.conftest import MakePerson
 
 QUEUE_URL = "http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results"

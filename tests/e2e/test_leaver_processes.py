@@ -18,7 +18,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from portal.api.tokens import api_token_create
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from switchroles import services
 from switchroles.aws import PERSON_TAG_KEY
 from switchroles.models import Departure

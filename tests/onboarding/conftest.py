@@ -19,7 +19,7 @@ from moto import mock_aws
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import Advanced, onboarding_advance, onboarding_request
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate
 
 MAIN_ACCOUNT_ID = "123456789012"

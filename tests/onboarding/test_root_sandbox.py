@@ -13,7 +13,7 @@ from onboarding import root_services
 from onboarding.models import AwsAccount, RootPosture
 from onboarding.sandbox import sandbox_demo_clients_ensure
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from portal.sandbox import sandbox_demo_users_ensure, sandbox_root_access_ensure
 from portal.sandbox_aws import demo_root_password_email
 from portal.sandbox_moto import root_access

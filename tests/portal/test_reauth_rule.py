@@ -11,7 +11,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from portal.models import User
+from portal.people.models import User
 from switchroles import services
 from switchroles.models import TeamMembership
 

@@ -33,7 +33,9 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from onboarding.models import AwsAccount, Client, OnboardingStep
 from portal.api.tokens import api_token_create
 from portal.audit import audit_record
-from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
+from portal.audit.models import AuditChainCheck
+from portal.models import AccessReview, AccessReviewItem
+from portal.people.models import User
 from switchroles.models import (
     AccountRole,
     Departure,

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.links import display_name_for
 from switchroles.models import AccountRole, RoleTemplate
 

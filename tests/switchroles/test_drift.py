@@ -16,8 +16,9 @@ from django.urls import reverse
 from onboarding import aws
 from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import drift
 from switchroles import services as grants
 from switchroles.models import AccountRole, DriftCheck, RoleDriftFinding, Team

@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent
 from switchroles import enforcement, services
 from switchroles.aws import allowed_role_arns
 from switchroles.models import AccountRole, DriftCheck, EnforcedPrincipal, Team

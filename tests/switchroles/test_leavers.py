@@ -12,8 +12,9 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import aws as switchroles_aws
 from switchroles import leavers, services
 from switchroles.models import Departure, Grant, TeamMembership

@@ -7,11 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.sandbox import sandbox_costs_ensure
 from onboarding.models import AwsAccount
 from onboarding.sandbox import sandbox_demo_clients_ensure
-from portal.audit import audit_chain_check_record
 from portal.aws import default_client_factory
+from portal.chain_checks import audit_chain_check_record
+from portal.people.demo import DEMO_PASSWORD, DEMO_USERS
 from portal.sandbox import (
-    DEMO_PASSWORD,
-    DEMO_USERS,
     SandboxRestore,
     sandbox_aws_restore,
     sandbox_demo_users_ensure,
