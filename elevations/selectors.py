@@ -13,6 +13,7 @@ from portal.evidence.matrix import AccessMatrix, AccessRow, MatrixFilters
 from portal.people.models import User
 from switchroles.access_selectors import open_access_findings
 from switchroles.models import AccessFinding, AccountRole, LinkUse, RoleTemplate
+from switchroles.selectors import links_for_person
 
 
 def contact_of(*, user: User) -> ClientContact | None:
@@ -87,8 +88,6 @@ def elevation_targets(*, person: User) -> QuerySet[AccountRole]:
 
 
 def _held_role_ids(person: User) -> Iterator[int]:
-    from switchroles.selectors import links_for_person
-
     yield from links_for_person(person=person).values_list("pk", flat=True)
 
 

@@ -5,3 +5,10 @@ class OnboardingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "onboarding"
     verbose_name = "Onboarding"
+
+    def ready(self) -> None:
+        # The drift page (switchroles) lists the accounts whose root user holds a credential.
+        from onboarding.root_selectors import accounts_with_root_credentials
+        from switchroles.drift_views import drift_page_findings_register
+
+        drift_page_findings_register("root_findings", accounts_with_root_credentials)

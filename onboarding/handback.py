@@ -42,6 +42,7 @@ from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.people.models import User
 from switchroles.models import AccountRole, Grant
+from switchroles.services import enforcement_sync_schedule, grant_revoke
 
 logger = logging.getLogger(__name__)
 
@@ -406,8 +407,6 @@ def _info(step: OnboardingStep) -> HandbackInfo:
 
 
 def revoke_grants(run: workflow.StepRun) -> workflow.Outcome:
-    from switchroles.services import enforcement_sync_schedule, grant_revoke
-
     account, info = run.account, _info(run.step)
     actor = User.objects.get(pk=info.requested_by)
     whole_client = info.scope == SCOPE_CLIENT or not _others_remaining(account).exists()

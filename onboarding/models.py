@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from switchroles.links import switch_role_url
+
 ACCOUNT_ID_VALIDATOR = RegexValidator(r"^[0-9]{12}\Z", "An AWS account id is exactly 12 digits.")
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z",
@@ -241,8 +243,6 @@ class ExistingRole(models.Model):
 
     @property
     def switch_role_url(self) -> str:
-        from switchroles.links import switch_role_url
-
         return switch_role_url(
             account_id=self.account.account_id or "",
             role_path=self.role_path,

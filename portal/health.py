@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.config import Config
 from django.conf import settings
 from django.db import connection
+
+from portal.aws import Boto3ClientFactory
+from portal.celery import app
+from portal.operations.heartbeats import pulses
 
 
 def check_database() -> dict[str, Any]:
@@ -21,8 +26,6 @@ def check_database() -> dict[str, Any]:
 
 
 def check_broker() -> dict[str, Any]:
-    from portal.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -32,10 +35,6 @@ def check_broker() -> dict[str, Any]:
 
 
 def check_aws() -> dict[str, Any]:
-    from botocore.config import Config
-
-    from portal.aws import Boto3ClientFactory
-
     factory = Boto3ClientFactory(
         endpoint_url=settings.AWS_ENDPOINT_URL or None,
         region_name=settings.AWS_REGION,
@@ -50,8 +49,6 @@ def check_aws() -> dict[str, Any]:
 
 def check_heartbeats() -> dict[str, Any]:
     """Beat's and each worker's heartbeat age (portal.operations.heartbeats); stale after two periods."""
-    from portal.operations.heartbeats import pulses
-
     try:
         found = pulses()
     except Exception as exc:  # noqa: BLE001 - the database check says why

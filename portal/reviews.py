@@ -30,6 +30,7 @@ from portal.people.models import User
 from portal.people.permissions import MANAGER, REVIEWER, user_has_capability
 from switchroles.models import Grant, LinkUse, RoleTemplate
 from switchroles.selectors import grants_in_force
+from switchroles.services import grant_revoke
 
 DEFAULT_UNUSED_DAYS = 90
 
@@ -270,8 +271,6 @@ def access_review_decide(*, item_id: int, review: AccessReview, reviewer: User, 
             raise ValidationError({"decision": duties.SELF_REVIEW})
         now = timezone.now()
         if decision == AccessReviewItem.Decision.REVOKE:
-            from switchroles.services import grant_revoke
-
             reason = f"Access review #{review.pk} ({review.title})" + (f": {note}" if note else "")
             grant_revoke(grant=item.grant, revoked_by=reviewer, reason=reason[:1000], request=request)
         item.decision = decision

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from portal import sandbox_moto
+from portal.sandbox_moto import root_access
 from portal.sandbox_moto.accounts import account_id_for_email
 
 _creating = threading.local()
@@ -90,12 +92,8 @@ def demo_root_password_email() -> str:
 
 
 def main() -> None:
-    from portal import sandbox_moto
-
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     install_stable_account_ids()
-    from portal.sandbox_moto import root_access
-
     install_not_implemented_answers()
     sandbox_moto.install()
     root_access.install(emails_with_root_password=[demo_root_password_email()])

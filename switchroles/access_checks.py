@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -46,10 +46,10 @@ from onboarding.aws import (
     classify_client_error,
     trust_policy_for_console,
 )
-from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
 from portal.people.models import User
+from switchroles.accounts import account_model, active_accounts
 from switchroles.aws import read_authorization_details
 from switchroles.effective_access import (
     Analysis,
@@ -62,6 +62,9 @@ from switchroles.effective_access import (
 from switchroles.enforcement import iam_user_name_is_valid, intended_principals
 from switchroles.models import AccessCheck, AccessFinding, AccountRole, EnforcedPrincipal, RoleTemplate
 from switchroles.selectors import grants_in_force, memberships_in_force
+
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ def _targets(main_account_id: str) -> list[_Target]:
     targets: list[_Target] = []
     trusts: dict[bool, dict[str, Any]] = {}
     rows = AccountRole.objects.filter(
-        state=AccountRole.State.ACTIVE, account__state=AwsAccount.State.ACTIVE, account__account_id__isnull=False,
+        state=AccountRole.State.ACTIVE, account__state=account_model().State.ACTIVE, account__account_id__isnull=False,
     ).values_list("pk", "account_id", "account__account_id", "role_path", "role_name", "template__require_mfa",
                   "template__tier").order_by("account_id", "template_id")
     for pk, account_pk, account_id, path, name, require_mfa, tier in rows:
@@ -123,9 +126,7 @@ def _targets(main_account_id: str) -> list[_Target]:
             account_pk, pk,
         ))
     access_trust = access_role_trust_policy(main_account_id=main_account_id)
-    for account_pk, account_id in AwsAccount.objects.filter(
-        state=AwsAccount.State.ACTIVE, account_id__isnull=False
-    ).values_list("pk", "account_id").order_by("pk"):
+    for account_pk, account_id in active_accounts().values_list("pk", "account_id").order_by("pk"):
         targets.append(_Target(
             TargetRole(arn=f"arn:aws:iam::{account_id}:role/{DEFAULT_ACCESS_ROLE_NAME}", account_id=account_id or "",
                        trust_policy=access_trust, kind="access role", is_administrator=True),

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -40,14 +40,17 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding import aws
 from onboarding.aws import AwsError
-from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
 from portal.audit import audit_record
 from portal.aws import ClientFactory, TemporaryCredentials, default_client_factory
 from portal.people.models import User
 from switchroles import access_checks, enforcement
+from switchroles.accounts import account_model, active_accounts, ended_account_states
 from switchroles.models import AccountRole, DriftCheck, DriftFinding, RoleDriftFinding
 from switchroles.notices import drift_role_finding_notify
+
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount
 
 logger = logging.getLogger(__name__)
 
@@ -233,8 +236,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
     Switchyard into is a finding (UNREACHABLE); the others are still checked. Writes ``drift.found``
     for each finding the previous role check did not have."""
     accounts = list(
-        AwsAccount.objects.filter(state=AwsAccount.State.ACTIVE, account_id__isnull=False)
-        .select_related("client").order_by("pk")
+        active_accounts().select_related("client").order_by("pk")
     )
     roles_by_account: dict[int, list[AccountRole]] = {}
     names_by_account: dict[int, set[str]] = {}
@@ -253,7 +255,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
         )
     access_checks.record_doors(check=None, wanted=[d for found in doors.values() for d in found],
                                account_ids=list(doors) + [
-                                   a.pk for a in AwsAccount.objects.exclude(state=AwsAccount.State.ACTIVE)
+                                   a.pk for a in account_model().objects.exclude(state=account_model().State.ACTIVE)
                                ])
     now = timezone.now()
     previous_check = (
@@ -307,9 +309,8 @@ def drift_check_run(*, clients: ClientFactory | None = None) -> DriftCheck:
 
 def _organization_account_ids() -> set[str]:
     """Accounts of the Organization as the portal knows them (any state but handed back or never made)."""
-    gone = (AwsAccount.State.HANDED_BACK, AwsAccount.State.CANCELLED, AwsAccount.State.DECLINED,
-            AwsAccount.State.EXPIRED)
-    return {a for a in AwsAccount.objects.exclude(state__in=gone).values_list("account_id", flat=True) if a}
+    gone = ended_account_states()
+    return {a for a in account_model().objects.exclude(state__in=gone).values_list("account_id", flat=True) if a}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,7 +378,7 @@ def drift_repair_request(
 def _repair(finding: RoleDriftFinding, clients: ClientFactory) -> dict[str, Any]:
     """Re-apply the portal's version; returns what was done. Raises AwsError or ValueError."""
     account = finding.account
-    if account.state != AwsAccount.State.ACTIVE:
+    if account.state != account_model().State.ACTIVE:
         raise ValueError(f"The account is “{account.get_state_display()}” now: there is nothing to repair.")
     credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
                                          role_name=account.access_role, session_name=SESSION_NAME)

@@ -32,11 +32,11 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.operations.aws_limits import main_account_limited
 from switchroles import drift, enforcement
+from switchroles.accounts import account_model, active_accounts
 from switchroles.models import AccountRole, DriftCheck, DriftRun, DriftRunAccount, RoleDriftFinding
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def drift_run_start(*, check: DriftCheck, concurrency: int | None = None) -> Dri
     """One part per ACTIVE account for ``check`` and ``concurrency`` work tasks (sent on commit)."""
     workers = max(1, concurrency or settings.SWITCHYARD_DRIFT_CONCURRENCY)
     accounts = list(
-        AwsAccount.objects.filter(state=AwsAccount.State.ACTIVE, account_id__isnull=False)
+        active_accounts()
         .order_by("pk").values_list("pk", flat=True)
     )
     previous = (
@@ -155,13 +155,13 @@ def drift_run_work(*, run_id: int, clients: ClientFactory | None = None, seconds
 
 def _check_part(part: DriftRunAccount, clients: ClientFactory) -> bool:
     """Check one account (AWS calls outside any transaction) and record it if the part is still ours."""
-    account = AwsAccount.objects.select_related("client").get(pk=part.account_id)
+    account = account_model().objects.select_related("client").get(pk=part.account_id)
     roles = list(
         AccountRole.objects.filter(account=account).exclude(state=AccountRole.State.REMOVED)
         .select_related("template", "account", "account__client").order_by("template_id")
     )
     active = [role for role in roles if role.state == AccountRole.State.ACTIVE]
-    if account.state == AwsAccount.State.ACTIVE:
+    if account.state == account_model().State.ACTIVE:
         findings = drift._account_findings(account, active, {role.role_name for role in roles}, clients)
     else:  # handed back (or on its way) since the run started: nothing of ours to compare any more
         active, findings = [], []

@@ -4,6 +4,8 @@ each queued for the workers and audited)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -12,13 +14,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from onboarding.root_selectors import accounts_with_root_credentials
 from portal.people.models import User
 from portal.people.permissions import AUDITOR, MANAGER, capability_required
 from portal.web.reauth import reauthentication_required
 from switchroles import access_checks, access_selectors, drift, drift_run
 from switchroles.models import AccessFinding, RoleDriftFinding
 from switchroles.trust_rollout import trust_rollout_start
+
+#: Findings of the apps above switchroles shown on the drift page, by name in the page's context:
+#: onboarding adds ``root_findings`` (accounts whose root user holds a credential). Filled from
+#: their AppConfig.ready(), since switchroles does not import them.
+_page_findings: dict[str, Callable[[], Iterable[Any]]] = {}
+
+
+def drift_page_findings_register(name: str, reader: Callable[[], Iterable[Any]]) -> None:
+    """Show ``reader()``'s findings on the drift page as ``name`` (registering a name again replaces it)."""
+    _page_findings[name] = reader
 
 
 def _person(request: HttpRequest) -> User:
@@ -39,7 +50,7 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     running = drift_run.drift_run_latest()
     return render(request, "switchroles/drift.html", {
         "overview": overview,
-        "root_findings": list(accounts_with_root_credentials()),
+        **{name: list(reader()) for name, reader in _page_findings.items()},
         "drift_progress": drift_run.drift_run_progress(run=running) if running is not None else None,
         "access_check": access_selectors.latest_access_check(),
         "access_findings": findings,

@@ -40,11 +40,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from onboarding.aws import PERSON_TAG_KEY
-from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory
 from portal.people.duties import is_auditor_q
 from portal.people.models import User
+from switchroles.accounts import account_model
 from switchroles.aws import (
     PolicyTooLarge,
     PrincipalNotFound,
@@ -529,7 +529,7 @@ def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = Non
     check = DriftCheck(checked_at=timezone.now())
     account_clients = {
         account_id or "": slug
-        for account_id, slug in AwsAccount.objects.filter(account_id__isnull=False).values_list(
+        for account_id, slug in account_model().objects.filter(account_id__isnull=False).values_list(
             "account_id", "client__slug"
         )
     }

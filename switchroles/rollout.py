@@ -28,11 +28,11 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from onboarding import aws
 from onboarding.aws import AwsError
-from onboarding.models import AwsAccount
 from onboarding.workflow import backoff_seconds, lease_duration, redrive_after, role_spec_for
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.people.models import User
+from switchroles.accounts import account_model
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def roles_behind(template: RoleTemplate) -> QuerySet[AccountRole]:
         AccountRole.objects.filter(
             template=template,
             state__in=[AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED],
-            account__state=AwsAccount.State.ACTIVE,
+            account__state=account_model().State.ACTIVE,
             account__account_id__isnull=False,
             provisioned_revision__lt=template.revision,
         )
@@ -131,7 +131,7 @@ def _claim(part_id: int, now: datetime) -> _Claimed | str:
             return "busy"
         role = part.account_role
         if (role.state not in (AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED)
-                or role.account.state != AwsAccount.State.ACTIVE):
+                or role.account.state != account_model().State.ACTIVE):
             part.status, part.finished_at = Status.CANCELLED, now
             part.note = "The account or its role is no longer active: nothing to roll out."
             part.lease_expires_at = None

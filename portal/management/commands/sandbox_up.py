@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.sandbox import sandbox_costs_ensure
+from elevations.sandbox import sandbox_client_contact_ensure
 from onboarding.models import AwsAccount
 from onboarding.sandbox import sandbox_demo_clients_ensure
 from portal.aws import default_client_factory
@@ -46,8 +47,6 @@ class Command(BaseCommand):
             self._print_restore(sandbox_aws_restore(clients=clients))
         sandbox_demo_clients_ensure()
         sandbox_demo_access_ensure()
-        from elevations.sandbox import sandbox_client_contact_ensure
-
         if sandbox_client_contact_ensure() is not None:
             self.stdout.write("acme-contact (a client contact of Acme Retail) has an elevation request to decide.")
         # Twelve months of demo costs in moto's Cost Explorer, fetched so billing has figures at once.
