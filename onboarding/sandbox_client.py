@@ -16,6 +16,7 @@ import boto3
 from django.conf import settings
 
 from onboarding.models import AwsAccount
+from onboarding.views import access_role_template_for
 from portal.people.demo import require_sandbox
 
 STACK_NAME = "switchyard-access-role"
@@ -74,8 +75,6 @@ def sandbox_client_answer(*, account_id: str, accept: bool, endpoint_url: str | 
     """Answer the open invitation to ``account_id`` as its client. Accepting also deploys the
     access-role template (stack ``switchyard-access-role``) with the role name Switchyard expects for
     the account. Raises LookupError when no invitation is open."""
-    from onboarding.views import access_role_template_for
-
     require_sandbox()
     organizations = client_of(account_id, "organizations", endpoint_url=endpoint_url)
     handshake = _open_handshake(organizations)

@@ -26,8 +26,6 @@ def audit_chain_check_record() -> AuditChainCheck:
     )
     if not report.intact:
         logger.error("audit.chain.broken", extra={"sequence": report.first_bad_sequence, "problem": report.problem})
-        from portal.chain_checks import audit_chain_broken_notify  # the kernel imports no app at load
-
         audit_chain_broken_notify(check=check)
     return check
 

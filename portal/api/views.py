@@ -493,7 +493,7 @@ ELEVATION_RENAMED = {"duration": "duration_minutes", "role": "tier", "template":
 
 def _elevation(elevation: ElevationRequest, *, decider: User,
                facts: tuple[int | None, bool] | None = None) -> dict[str, Any]:
-    can_decide = elevation.is_open and elevation_services.decider_role(
+    can_decide = elevation.is_open and elevation_selectors.decider_role(
         request=elevation, decider=decider, facts=facts) is not None
     return {
         "id": elevation.pk, "state": elevation.state, "requester": elevation.requester.username,
@@ -514,7 +514,7 @@ class Elevations(Endpoint):
     @extend_schema(operation_id="elevations", responses={200: s.ElevationSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
-        facts = elevation_services.decider_facts(decider=user)
+        facts = elevation_selectors.decider_facts(decider=user)
         elevations = elevation_selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")[:500]
         return Response([_elevation(e, decider=user, facts=facts) for e in elevations])
 
