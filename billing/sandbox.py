@@ -25,12 +25,11 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from billing.aws import month_bounds
 from billing.models import CostFetch
 from billing.services import FetchRefused, cost_month_fetch, current_month, month_is_final, previous_month
 from onboarding.sandbox import DEMO_CLIENTS
 from onboarding.selectors import suggested_root_email
-from portal.aws import ClientFactory
+from portal.aws import ClientFactory, month_bounds
 from portal.people.demo import require_sandbox
 from portal.sandbox_moto.accounts import account_id_for_email
 

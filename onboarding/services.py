@@ -22,12 +22,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import aws, creation_queue, selectors, workflow
-from onboarding.aws import AwsError
+from onboarding import creation_queue, selectors, workflow
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
 from onboarding.notices import onboarding_step_notify
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.people.models import User
 from switchroles.links import SWITCH_ROLE_NAME_MAX_CHARS, display_name_for
 from switchroles.models import AccountRole, RoleTemplate
@@ -700,8 +700,7 @@ def _queued_for_a_slot(account: AwsAccount, creation: OnboardingStep | None) -> 
 
 
 def _looks_transient(code: str) -> bool:
-    known = aws._lookup(code) if code else None
-    return known is None or known[0]
+    return aws.may_pass_by_itself(code)
 
 
 def onboarding_cancel(

@@ -10,10 +10,11 @@ derives account ids from root e-mails, see ``portal.sandbox_aws``, so the ids co
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import pyotp
 from allauth.mfa.models import Authenticator
@@ -23,13 +24,17 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from onboarding.models import AwsAccount
+from onboarding.workflow import role_spec_for
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory
+from portal.aws import AwsError, ClientFactory
 from portal.people.demo import DEMO_PASSWORD, DEMO_USERS, require_sandbox
 from portal.people.models import User
-
-if TYPE_CHECKING:
-    from switchroles.enforcement import SyncReport
+from switchroles import enforcement
+from switchroles.enforcement import SyncReport
+from switchroles.models import AccountRole, EnforcedPrincipal
+from switchroles.tasks import enforcement_sync
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +95,10 @@ def sandbox_root_access_ensure(*, clients: ClientFactory) -> bool:
     """Turn on centralized root access in the sandbox's Organization (trusted access for IAM, both IAM
     features), as the MSP would once: the root posture of the demo accounts is then checked by the
     workers. Returns True when anything had to be turned on."""
-    from onboarding import root_aws
-
     require_sandbox()
-    if root_aws.root_features(clients=clients).usable:
+    if aws.root_features(clients=clients).usable:
         return False
-    root_aws.enable_root_features(clients=clients)
+    aws.enable_root_features(clients=clients)
     logger.info("sandbox.root_access.enabled")
     return True
 
@@ -134,21 +137,16 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
        problem, and that account's roles are left alone). Invited accounts cannot be rebuilt (moto
        has no invitations) and handed-back ones left the Organization: neither is touched.
     2. In each re-created account, every ACTIVE or PROVISIONED ``AccountRole`` is provisioned again
-       exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``onboarding.aws.ensure_role``).
+       exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``portal.aws.ensure_role``).
     3. The main account: the IAM users the grants need (team members, people with personal grants;
        in the sandbox only) are created, then every team's and person's policies are re-applied
        with a forced enforcement sync (an unforced one would skip them as already applied). If
        another sync holds the lock, a forced sync is queued for the workers instead.
     """
-    from onboarding import aws as onboarding_aws
-    from onboarding.aws import AwsError
-    from onboarding.models import AwsAccount
-    from onboarding.workflow import role_spec_for
-    from switchroles.models import AccountRole
 
     require_sandbox()
     report = SandboxRestore()
-    in_organization = {member.id for member in onboarding_aws.list_accounts(clients=clients)}
+    in_organization = {member.id for member in aws.list_accounts(clients=clients)}
     accounts = (
         AwsAccount.objects.filter(account_id__isnull=False)
         .exclude(account_id__in=in_organization)
@@ -162,9 +160,9 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
             report.problems.append(f"{label}: an invited account cannot be rebuilt (moto has no invitations).")
             continue
         try:
-            request = onboarding_aws.start_account_creation(
+            request = aws.start_account_creation(
                 clients=clients, email=account.root_email, account_name=account.name,
-                tags={onboarding_aws.MANAGED_BY_TAG_KEY: onboarding_aws.MANAGED_BY_TAG_VALUE,
+                tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE,
                       "switchyard-client": account.client.slug},
             )
         except AwsError as error:
@@ -186,11 +184,11 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
             .order_by("template_id")
         )
         try:
-            credentials = onboarding_aws.assume_access_role(
+            credentials = aws.assume_access_role(
                 clients=clients, account_id=account.account_id or "", session_name=RESTORE_SESSION_NAME
             )
             for role in roles:
-                result = onboarding_aws.ensure_role(clients=clients, credentials=credentials, spec=role_spec_for(role))
+                result = aws.ensure_role(clients=clients, credentials=credentials, spec=role_spec_for(role))
                 if role.arn and result.arn != role.arn:
                     report.problems.append(f"{role.arn}: rebuilt as {result.arn}.")
                 report.roles.append(result.arn)
@@ -209,9 +207,6 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
 
 
 def _main_account_enforcement_restore(*, clients: ClientFactory, report: SandboxRestore) -> None:
-    from switchroles import enforcement
-    from switchroles.models import EnforcedPrincipal
-    from switchroles.tasks import enforcement_sync
 
     principals = enforcement.intended_principals()
     needed = {p.principal_name for p in principals
@@ -246,17 +241,15 @@ def sandbox_legacy_member_ensure(*, clients: ClientFactory) -> str:
     """One member of the sandbox Organization that Switchyard does not manage, with a cross-account
     role the team made by hand (``ops-admin``, trusting the main account), so adoption can be tried
     at once. Idempotent; returns the account id (stable: derived from the e-mail)."""
-    import json
 
-    from onboarding import aws as onboarding_aws
 
     require_sandbox()
-    member = next((m for m in onboarding_aws.list_accounts(clients=clients)
+    member = next((m for m in aws.list_accounts(clients=clients)
                    if m.email.casefold() == LEGACY_MEMBER_EMAIL), None)
-    account_id = member.id if member is not None else (onboarding_aws.start_account_creation(
+    account_id = member.id if member is not None else (aws.start_account_creation(
         clients=clients, email=LEGACY_MEMBER_EMAIL, account_name=LEGACY_MEMBER_NAME, tags={},
     ).account_id or "")
-    credentials = onboarding_aws.assume_access_role(clients=clients, account_id=account_id,
+    credentials = aws.assume_access_role(clients=clients, account_id=account_id,
                                                     session_name="switchyard-sandbox-seed")
     iam = clients.client("iam", credentials=credentials)
     trust = {"Version": "2012-10-17", "Statement": [{

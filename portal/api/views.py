@@ -28,7 +28,6 @@ from elevations.models import CLIENT_CONTACT, ElevationRequest
 from onboarding import adoption
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
-from onboarding.aws import AwsError
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
@@ -37,6 +36,7 @@ from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
 from portal.audit.models import AuditEvent
+from portal.aws import AwsError
 from portal.evidence.forms import MatrixFilterForm
 from portal.evidence.matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.people.models import User

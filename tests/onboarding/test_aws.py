@@ -25,10 +25,13 @@ from botocore.exceptions import (
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from onboarding.aws import (
+from portal.aws import (
     FAILURE_REASON_MESSAGES,
     AwsError,
+    Boto3ClientFactory,
+    ClientFactory,
     RoleSpec,
+    TemporaryCredentials,
     access_role_cloudformation_template,
     assume_access_role,
     cancel_handshake,
@@ -51,7 +54,6 @@ from onboarding.aws import (
     start_account_creation,
     trust_policy_for_console,
 )
-from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 
 MAIN_ACCOUNT_ID = "123456789012"  # moto's default account, the Organization's management account
 MEMBER_ACCOUNT_ID = "210987654321"

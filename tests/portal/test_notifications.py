@@ -21,12 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding import services as onboarding_services
-from onboarding.aws import AwsError
 from onboarding.models import OnboardingStep
 from onboarding.workflow import Outcome
 from portal import notifications
 from portal.audit import audit_record
 from portal.audit.models import AuditEvent
+from portal.aws import AwsError
 from portal.chain_checks import audit_chain_check_record
 from portal.notification_sweeps import notices_sweep, review_assigned_notify
 from portal.notifications.models import Notice, NotificationOptOut
