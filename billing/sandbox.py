@@ -26,7 +26,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models import CostFetch
-from billing.services import FetchRefused, cost_month_fetch, current_month, month_is_final, previous_month
+from billing.selectors import current_month, month_is_final, previous_month
+from billing.services import FetchRefused, cost_month_fetch
 from onboarding.sandbox import DEMO_CLIENTS
 from onboarding.selectors import suggested_root_email
 from portal.aws import ClientFactory, month_bounds

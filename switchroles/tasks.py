@@ -1,5 +1,8 @@
 """Celery tasks of the directory: thin wrappers that take the lock and call the service.
 
+They import the services; the services that enqueue a task import this module inside the function
+that does (the one late import Switchyard keeps, inside an app).
+
 Both are idempotent and safe to run twice; the beat schedule (``portal/celery.py``) runs the sync
 every 30 seconds, so a lost message or a killed worker costs at most that.
 """
@@ -12,7 +15,8 @@ from celery import shared_task
 
 from portal.aws import AwsError, default_client_factory
 from portal.operations.aws_limits import main_account_limited
-from switchroles import access_checks, enforcement
+from switchroles import access_checks, drift, drift_run, enforcement, leavers, rollout, services
+from switchroles.models import RolloutAccount
 
 BUSY_RETRY_SECONDS = 10
 
@@ -55,8 +59,6 @@ def enforcement_drift_check(self: Any) -> None:
 @shared_task(bind=True, max_retries=30, acks_late=True, soft_time_limit=1500, time_limit=1800)
 def drift_check(self: Any) -> int:
     """The full drift check (main account, then every active account's roles); returns its id."""
-    from switchroles import drift_run
-
     try:
         # The enforcement lock is held for the main-account part only; accounts fan out (drift_run_work).
         return drift_run.drift_check_fan_out().check_run_id
@@ -67,8 +69,6 @@ def drift_check(self: Any) -> int:
 # Each checks accounts of the run one leased part at a time; a killed worker's part is taken over.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=150, time_limit=180)
 def drift_run_work(run_pk: int) -> int:
-    from switchroles import drift_run
-
     worked = drift_run.drift_run_work(run_id=run_pk)
     if worked.more or worked.retry_in is not None:
         drift_run_work.apply_async(args=(run_pk,), countdown=worked.retry_in or 0)
@@ -77,24 +77,18 @@ def drift_run_work(run_pk: int) -> int:
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def drift_run_reconcile() -> int:
-    from switchroles import drift_run
-
     return len(drift_run.drift_run_reconcile())
 
 
 @shared_task(acks_late=True, autoretry_for=(AwsError,), retry_backoff=10, retry_backoff_max=300, retry_jitter=True,
              max_retries=5, soft_time_limit=120, time_limit=180)
 def drift_repair(finding_pk: int) -> str:
-    from switchroles import drift
-
     finding = drift.drift_repair_run(finding_id=finding_pk)
     return finding.repair_status if finding is not None else "gone"
 
 
 @shared_task(bind=True, max_retries=30, acks_late=True, soft_time_limit=170, time_limit=190)
 def drift_repair_main_account(self: Any, actor_pk: int | None = None) -> int:
-    from switchroles import drift
-
     try:
         return drift.main_account_repair_run(actor_id=actor_pk).pk
     except enforcement.EnforcementBusy as exc:
@@ -105,27 +99,20 @@ def drift_repair_main_account(self: Any, actor_pk: int | None = None) -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(AwsError,), retry_backoff=10,
              retry_backoff_max=600, retry_jitter=True, max_retries=8, soft_time_limit=120, time_limit=180)
 def rollout_account(part_pk: int) -> str:
-    from switchroles.models import RolloutAccount
-    from switchroles.rollout import rollout_account_advance
-
     if not RolloutAccount.objects.filter(pk=part_pk).exists():
         return "gone"
-    return rollout_account_advance(part_id=part_pk)
+    return rollout.rollout_account_advance(part_id=part_pk)
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def rollout_reconcile() -> int:
-    from switchroles.rollout import rollout_reconcile as reconcile
-
-    return len(reconcile())
+    return len(rollout.rollout_reconcile())
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def record_grant_expiries() -> int:
     """Every minute: record each grant that expired (once) and let the enforcement sync follow."""
-    from switchroles.services import grant_expiries_record
-
-    return len(grant_expiries_record())
+    return len(services.grant_expiries_record())
 
 
 # --- leavers (issue 18) ----------------------------------------------------------------------------
@@ -136,18 +123,14 @@ def record_grant_expiries() -> int:
              retry_jitter=True, max_retries=8, soft_time_limit=120, time_limit=180)
 def leaver_aws_cleanup_task(departure_pk: int) -> str:
     """Take a leaver's IAM user out of Switchyard in AWS and read it back (retried while AWS is busy)."""
-    from switchroles.leavers import leaver_aws_cleanup
-
-    departure = leaver_aws_cleanup(departure_id=departure_pk, clients=default_client_factory())
+    departure = leavers.leaver_aws_cleanup(departure_id=departure_pk, clients=default_client_factory())
     return departure.aws_state if departure is not None else "gone"
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def leaver_reconcile() -> int:
     """Every minute: send again the leavers whose AWS removal is still pending (lost message, killed worker)."""
-    from switchroles.leavers import departures_to_redrive
-
-    pending = departures_to_redrive()
+    pending = leavers.departures_to_redrive()
     for pk in pending:
         leaver_aws_cleanup_task.delay(pk)
     return len(pending)

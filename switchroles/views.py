@@ -39,6 +39,7 @@ from switchroles.links import (
     aws_cli_config,
 )
 from switchroles.models import Team
+from switchroles.tasks import enforcement_drift_check
 
 GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expired", "all": "All"}
 
@@ -411,8 +412,6 @@ def enforcement(request: HttpRequest) -> HttpResponse:
 @capability_required(MANAGER)
 def enforcement_check(request: HttpRequest) -> HttpResponse:
     """Queue a drift check now (it first applies pending changes). Writes nothing itself."""
-    from switchroles.tasks import enforcement_drift_check
-
     transaction.on_commit(lambda: enforcement_drift_check.delay(), robust=True)
     messages.info(request, "A drift check is on its way; reload this page in a few seconds.")
     return HttpResponseRedirect(reverse("switchroles:enforcement"))
