@@ -22,6 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("portal", "onboarding", "switchroles", "billing", "elevations")
 
 
+#: Imports against the direction that another change removes: the step machine and role provisioning
+#: leave onboarding.workflow (for portal.steps and switchroles.provisioning). Each must still exist
+#: (test below), so the list empties as they go; pyproject's ignore_imports names the same two.
+PENDING = {
+    ("switchroles.rollout", "onboarding.workflow"),
+    ("switchroles.drift", "onboarding.workflow"),
+}
+
+
 @dataclass(frozen=True)
 class Import:
     importer: str
@@ -114,7 +123,8 @@ def _described(imports: list[Import]) -> str:
 
 def test_the_units_import_each_other_without_a_cycle() -> None:
     # Given every import between two units, at module level or inside a function
-    runtime = [i for i in imports_between_units() if i.kind != "type-checking"]
+    runtime = [i for i in imports_between_units()
+               if i.kind != "type-checking" and (i.importer, i.imported) not in PENDING]
     edges: dict[str, set[str]] = {}
     for i in runtime:
         edges.setdefault(unit_of(i.importer), set()).add(unit_of(i.imported))
@@ -123,6 +133,13 @@ def test_the_units_import_each_other_without_a_cycle() -> None:
     on_the_cycle = [i for i in runtime if any(
         (unit_of(i.importer), unit_of(i.imported)) == pair for pair in zip(cycle, cycle[1:], strict=False))]
     assert cycle == [], f"Import cycle {' -> '.join(cycle)}:\n{_described(on_the_cycle)}"
+
+
+def test_each_pending_exception_still_exists() -> None:
+    # Given the imports against the direction that another change removes
+    found = {(i.importer, i.imported) for i in imports_between_units()}
+    # Then each is still there (one that went must leave PENDING and pyproject's ignore_imports)
+    assert sorted(PENDING - found) == []
 
 
 def test_no_import_between_units_hides_inside_a_function() -> None:
