@@ -1,10 +1,10 @@
 """Notifications: one public entry, :func:`notify`, for every part of Switchyard.
 
-``notify`` only writes :class:`~portal.models.Notice` rows (one per person, one per team webhook)
+``notify`` only writes :class:`~portal.notifications.models.Notice` rows (one per person, one per team webhook)
 and, after commit, queues a Celery task per row; nothing is ever sent inside a request. Each row's
 ``dedupe_key`` is unique, so the same notice is never made twice, however often the caller runs
 (a beat sweep every minute, a retried task). People choose what they receive on their account
-page (:class:`~portal.models.NotificationOptOut`); everything is on until they opt out.
+page (:class:`~portal.notifications.models.NotificationOptOut`); everything is on until they opt out.
 
 Mail goes through Django's mail framework (SMTP settings from the environment in production; in
 the sandbox a file-based backend under ``var/outbox/``, and each person's notices are listed on

@@ -134,7 +134,7 @@ def request_account(manager: User) -> RequestAccount:
 
 def mark_reauthenticated(http: HttpClient, user: User) -> HttpClient:
     """As if ``user`` had just confirmed their password and authenticator code (allauth's
-    re-authentication; ``portal.reauth``: dangerous actions such as a hand-back need both)."""
+    re-authentication; ``portal.web.reauth``: dangerous actions such as a hand-back need both)."""
     session = http.session
     session["account_authentication_methods_user"] = str(user.pk)
     session["account_authentication_methods"] = [

@@ -1,4 +1,4 @@
-"""One re-authentication rule (portal.reauth): nobody is asked again within five minutes of a full
+"""One re-authentication rule (portal.web.reauth): nobody is asked again within five minutes of a full
 sign-in; after that an action asks for the password; a dangerous one needs password and code."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 def reauthenticated(client: HttpClient, user: User) -> HttpClient:
     """Record a fresh re-authentication (password and authenticator code) in the session, as
-    allauth's re-authentication pages do; revoking is a dangerous action (``portal.reauth``)."""
+    allauth's re-authentication pages do; revoking is a dangerous action (``portal.web.reauth``)."""
     session = client.session
     session["account_authentication_methods"] = [
         {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True},
