@@ -236,19 +236,18 @@ def seed_drift_estate(*, count: int, template: Any, direct_clients: Any) -> None
 
 
 def one_account_check_seconds(*, clients: Any, samples: int = 5) -> float:
+    """One account's look as a part of the fanned-out check makes it (``drift_run.drift_account_look``:
+    its AssumeRole, the roles read back, one ListRoles for Switchyard's roles and the doors), alone."""
     from onboarding.models import AwsAccount
-    from switchroles import drift
-    from switchroles.models import AccountRole
+    from switchroles import drift_run
 
     times = []
     for account in AwsAccount.objects.filter(client__slug="drift-estate").select_related("client")[: samples + 1]:
-        roles = list(AccountRole.objects.filter(account=account).select_related("template", "account",
-                                                                                 "account__client"))
         started = time.perf_counter()
-        findings = drift._account_findings(account, roles, {r.role_name for r in roles}, clients)
+        look = drift_run.drift_account_look(account=account, clients=clients)
         times.append(time.perf_counter() - started)
-        if findings:
-            raise RuntimeError(f"the seeded account {account} drifted: {[f.differences for f in findings]}")
+        if look.findings or look.doors:
+            raise RuntimeError(f"the seeded account {account} drifted: {[f.differences for f in look.findings]}")
     return statistics.median(times[1:])  # the first one warms the connections
 
 

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from portal.operations.models import FanOutPart, FanOutRun
 from switchroles.links import switch_role_url
 
 ACCOUNT_ID_VALIDATOR = RegexValidator(r"^[0-9]{12}\Z", "An AWS account id is exactly 12 digits.")
@@ -286,3 +287,28 @@ class RootPosture(models.Model):
             if count:
                 parts.append(f"{count} {what}{'s' if count > 1 else ''}")
         return ", ".join(parts) if parts else "no root credentials"
+
+
+class RootPostureRun(FanOutRun):
+    """One daily root-posture check fanned out (``onboarding.root_checks``): one leased part per
+    account due, so a killed worker's account is checked by another after its lease."""
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"root-posture check of {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class RootPostureRunAccount(FanOutPart):
+    run = models.ForeignKey(RootPostureRun, on_delete=models.CASCADE, related_name="parts")
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="+")
+    error_code = models.CharField(max_length=100, blank=True, help_text="Why AWS could not be asked, if it could not.")
+
+    class Meta:
+        ordering = ["run", "pk"]
+        constraints = [models.UniqueConstraint(fields=["run", "account"], name="one_root_part_per_account")]
+        indexes = [models.Index(fields=["run", "status"], name="root_part_run_status")]
+
+    def __str__(self) -> str:
+        return f"{self.run}: {self.account_id} ({self.get_status_display()})"

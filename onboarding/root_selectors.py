@@ -8,7 +8,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from onboarding.models import AwsAccount, Client, RootPosture
+from onboarding.models import AwsAccount, Client, RootPosture, RootPostureRun, RootPostureRunAccount
+from portal.operations.fan_out import Progress
 from portal.people.permissions import AUDITOR, MANAGER, user_has_capability
 
 # Sort keys of the list of all accounts (query parameter ``sort``) → ordering.
@@ -107,3 +108,12 @@ def client_root_posture_rows(*, client: Client) -> list[list[Any]]:
             f"{posture.last_error_code}: {posture.last_error_message}" if posture and posture.last_error_code else "",
         ])
     return rows
+
+
+def root_posture_progress() -> Progress | None:
+    """How far the latest daily root-posture run has got ("40 of 120 accounts checked"), or None."""
+    run = RootPostureRun.objects.first()
+    if run is None:
+        return None
+    done = RootPostureRunAccount.objects.filter(run=run, status=RootPostureRunAccount.Status.DONE).count()
+    return Progress(checked=done, total=run.accounts_total, finished=run.finished_at is not None)

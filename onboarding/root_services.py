@@ -1,6 +1,11 @@
 """Writes for root credentials: turning on the Organization's root-access features, checking each
 account's root posture, and a manager's request to remove an account's root credentials.
 
+The daily root-posture check fans out (:data:`ROOT_POSTURE` on ``portal.operations.fan_out``): one
+leased part per account due, worked by ``SWITCHYARD_DRIFT_CONCURRENCY`` tasks side by side, each
+account's posture recorded once with its part's DONE, and a killed worker's account checked by
+another after its lease. A check a person asks for runs as one task for that account.
+
 The removal itself runs as steps of the account's workflow (``onboarding.root_steps``, through the
 one step machine in ``onboarding.services.onboarding_advance``). Every state change writes an audit event.
 """
@@ -9,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -17,10 +24,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from onboarding import workflow
-from onboarding.models import AwsAccount, OnboardingStep, RootPosture
+from onboarding.models import AwsAccount, OnboardingStep, RootPosture, RootPostureRun, RootPostureRunAccount
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, RootCredentials, RootFeatures, default_client_factory
+from portal.operations import fan_out
+from portal.operations.fan_out import PartRetry, Worked
 from portal.people.models import User
 
 logger = logging.getLogger(__name__)
@@ -33,6 +42,11 @@ State = AwsAccount.State
 RECHECK_AFTER = timedelta(hours=24)
 # Accounts whose root Switchyard looks at: members of the Organization that are Switchyard's.
 CHECKED_STATES = (State.ACTIVE, State.REMOVING_ROOT, State.FAILED)
+# A part of the daily check is held this long by its worker; then another may take the account over.
+ROOT_PART_LEASE_SECONDS = 120.0
+# Throttling or network trouble: the account is looked at again (by any worker) this many times.
+ROOT_PART_TRIES = 4
+ROOT_PART_RETRY_SECONDS = 30.0
 
 
 def _enqueue(task_name: str, *args: int) -> None:
@@ -120,15 +134,21 @@ def root_posture_record(
     return posture
 
 
+def root_posture_look(*, account: AwsAccount, clients: ClientFactory) -> RootCredentials:
+    """What the account's root user has, through a root session (IAMAuditRootUserCredentials).
+    Reads only; raises ``AwsError``."""
+    credentials = aws.assume_root(clients=clients, account_id=account.account_id or "",
+                                       task=aws.AUDIT_TASK)
+    return aws.read_root_credentials(clients=clients, credentials=credentials)
+
+
 def root_posture_check(*, account: AwsAccount, clients: ClientFactory | None = None) -> RootPosture:
     """Look at the account's root user through a root session (IAMAuditRootUserCredentials) and store
     the result. A refusal that retrying cannot fix is stored on the posture and returned; a retryable
     one (throttling, network) is stored and raised for the task to retry."""
     factory = clients or default_client_factory()
     try:
-        credentials = aws.assume_root(clients=factory, account_id=account.account_id or "",
-                                      task=aws.AUDIT_TASK)
-        found = aws.read_root_credentials(clients=factory, credentials=credentials)
+        found = root_posture_look(account=account, clients=factory)
     except AwsError as error:
         posture = root_posture_record(account=account, error=error)
         if error.retryable:
@@ -148,10 +168,50 @@ def accounts_due_for_root_check(*, now: datetime) -> list[int]:
     )
 
 
+def _part_look(part: RootPostureRunAccount, clients: ClientFactory) -> RootCredentials | AwsError | None:
+    account = AwsAccount.objects.get(pk=part.account_id)
+    if account.state not in CHECKED_STATES or not account.account_id:
+        return None  # handed back (or on its way) since the run started: not ours to look at
+    try:
+        return root_posture_look(account=account, clients=clients)
+    except AwsError as error:
+        if error.retryable and part.attempts < ROOT_PART_TRIES:
+            raise PartRetry(ROOT_PART_RETRY_SECONDS * part.attempts, error.code) from error
+        return error
+
+
+def _part_record(part: RootPostureRunAccount, looked: RootCredentials | AwsError | None) -> dict[str, Any]:
+    if looked is None:
+        return {}
+    account = AwsAccount.objects.get(pk=part.account_id)
+    if isinstance(looked, AwsError):
+        root_posture_record(account=account, error=looked)
+        return {"error_code": looked.code[:100]}
+    root_posture_record(account=account, found=looked)
+    return {"error_code": ""}
+
+
+ROOT_POSTURE: fan_out.FanOut[RootPostureRun, RootPostureRunAccount] = fan_out.FanOut(
+    name="root_posture", run_model=RootPostureRun, part_model=RootPostureRunAccount,
+    task="onboarding.tasks.root_posture_run_work_task", look=_part_look, record=_part_record,
+    lease_seconds=lambda: ROOT_PART_LEASE_SECONDS,
+)
+
+
+def root_posture_run_work(*, run_id: int, clients: ClientFactory | None = None,
+                          seconds: float = fan_out.WORK_SECONDS) -> Worked:
+    """Check accounts of the daily run ``run_id`` one leased part at a time (safe to run side by side)."""
+    return fan_out.fan_out_work(ROOT_POSTURE, run_id=run_id, clients=clients or default_client_factory(),
+                                seconds=seconds)
+
+
 def root_posture_check_due(*, now: datetime | None = None, clients: ClientFactory | None = None) -> list[int]:
     """The beat's job: ask the features once; when they are off, record that on every due account
-    (no AssumeRoot sent); else ask a worker to check each due account. Returns the account ids."""
+    (no AssumeRoot sent); else start one fanned-out run over the due accounts not already in an
+    unfinished run (and re-send work to runs a lost message or dead workers left). Returns the
+    account ids due."""
     moment = now or timezone.now()
+    fan_out.fan_out_reconcile(ROOT_POSTURE, now=moment)
     due = accounts_due_for_root_check(now=moment)
     if not due:
         return []
@@ -161,11 +221,15 @@ def root_posture_check_due(*, now: datetime | None = None, clients: ClientFactor
         if error.retryable:
             raise
         refusal = error
-    for account_pk in due:
-        if refusal is not None:
+    if refusal is not None:
+        for account_pk in due:
             root_posture_record(account=AwsAccount.objects.get(pk=account_pk), error=refusal, now=moment)
-        else:
-            _enqueue("check_root_posture", account_pk)
+        return due
+    in_a_run = set(RootPostureRunAccount.objects.filter(run__finished_at__isnull=True)
+                   .values_list("account_id", flat=True))
+    fresh = [pk for pk in due if pk not in in_a_run]
+    if fresh:
+        fan_out.fan_out_start(ROOT_POSTURE, account_ids=fresh, concurrency=settings.SWITCHYARD_DRIFT_CONCURRENCY)
     return due
 
 

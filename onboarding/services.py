@@ -456,7 +456,7 @@ def _advance_step(account_id: int, clients: ClientFactory, chain: workflow.Chain
     if isinstance(claimed, Advanced):
         return claimed
     step, account, previous_status = claimed
-    run = workflow.StepRun(step=step, account=account, clients=clients, now=now, chain=chain)
+    run = workflow.StepRun(step=step, account=account, clients=clients, now=now, chain=chain, deadline=deadline)
     try:
         outcome = workflow.HANDLERS[step.kind](run)
     except AwsError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from onboarding.models import AwsAccount
-from onboarding.root_services import root_posture_check, root_posture_check_due
+from onboarding.root_services import root_posture_check, root_posture_check_due, root_posture_run_work
 from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
 from portal.aws import AwsError
 
@@ -58,3 +58,13 @@ def check_root_posture(account_pk: int) -> str:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def check_root_posture_due() -> int:
     return len(root_posture_check_due())
+
+
+# Each checks accounts of the daily root-posture run one leased part at a time; a killed worker's
+# account is taken over after its lease.
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=150, time_limit=180)
+def root_posture_run_work_task(self: Task, run_pk: int) -> int:
+    worked = root_posture_run_work(run_id=run_pk)
+    if (worked.more or worked.retry_in is not None) and not self.request.is_eager:
+        root_posture_run_work_task.apply_async(args=(run_pk,), countdown=worked.retry_in or 0)
+    return worked.checked

@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import monotonic, sleep
 from typing import Any
 
 from django.conf import settings
@@ -179,6 +180,10 @@ def path_for(origin: str, *, root_credentials: bool = False) -> tuple[str, ...]:
     return (*path, *ROOT_REMOVAL_PATH) if root_credentials else path
 
 
+# A wait at most this long (the next creation poll) is spent in the worker rather than through the broker.
+IN_WORKER_WAIT_SECONDS = 2
+
+
 def backoff_seconds(attempt: int, *, base: int, cap: int) -> int:
     """``base``, doubling with each attempt, at most ``cap``."""
     return int(min(cap, base * 2 ** max(0, min(attempt - 1, 16))))
@@ -233,6 +238,12 @@ class StepRun:
     clients: ClientFactory
     now: datetime
     chain: Chain = field(default_factory=Chain)
+    # When the call running this step must hand over (``time.monotonic()``); None: run it once.
+    deadline: float | None = None
+
+    def can_wait(self, seconds: float) -> bool:
+        """Whether the step may wait ``seconds`` in this process rather than through the broker."""
+        return self.deadline is not None and monotonic() + seconds <= self.deadline
 
     def save_detail(self, **values: Any) -> None:
         """Write to the step's detail at once (committed before the next AWS call)."""
@@ -354,15 +365,22 @@ def await_creation(run: StepRun) -> Outcome:
             "Switchyard has no record of the account-creation request. Retry the first step.",
             False,
         )
-    request = aws.describe_account_creation(clients=run.clients, request_id=account.create_request_id)
-    if request.state == aws.CREATION_IN_PROGRESS:
+    polls = 0
+    while True:
+        request = aws.describe_account_creation(clients=run.clients, request_id=account.create_request_id)
+        if request.state != aws.CREATION_IN_PROGRESS:
+            break
         creation_queue.creation_slot_keep(account=account)
-        return Outcome.waiting(
-            backoff_seconds(run.step.attempts, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
-                            cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS),
-            "AWS is still creating the account.",
-            request_id=request.request_id,
-        )
+        wait = backoff_seconds(run.step.attempts + polls, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
+                               cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS)
+        if wait > IN_WORKER_WAIT_SECONDS or not run.can_wait(wait):
+            return Outcome.waiting(wait, "AWS is still creating the account.", request_id=request.request_id)
+        # A short poll is waited for in this process: a broker round trip, a new claim of the step
+        # and its record cost about as much as the wait itself, and every second a finished
+        # creation goes unseen keeps the next account in line from its slot. (At most the
+        # Organization's 5 creations in flight hold a process this way.)
+        polls += 1
+        sleep(wait)
     # AWS is done with it either way: the next account in line may be created.
     creation_queue.creation_slot_release(account_pk=account.pk)
     if request.state == aws.CREATION_SUCCEEDED:

@@ -25,6 +25,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from onboarding.models import AwsAccount
+from onboarding.sandbox_client import sandbox_client_answer
 from onboarding.workflow import role_spec_for
 from portal import aws
 from portal.audit import audit_record
@@ -115,6 +116,7 @@ class SandboxRestore:
     """What :func:`sandbox_aws_restore` rebuilt, and what it could not (each line says why)."""
 
     accounts: list[str] = field(default_factory=list)
+    invited: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
     iam_users: list[str] = field(default_factory=list)
     enforcement: SyncReport | None = None
@@ -123,7 +125,7 @@ class SandboxRestore:
 
     @property
     def rebuilt_anything(self) -> bool:
-        return bool(self.accounts or self.roles or self.iam_users or self.problems
+        return bool(self.accounts or self.invited or self.roles or self.iam_users or self.problems
                     or (self.enforcement and self.enforcement.applied))
 
 
@@ -134,8 +136,10 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
 
     1. Each *created* account with an id that the Organization lacks is created again with its
        root e-mail and name; the sandbox's moto gives it the same id (checked: a different id is a
-       problem, and that account's roles are left alone). Invited accounts cannot be rebuilt (moto
-       has no invitations) and handed-back ones left the Organization: neither is touched.
+       problem, and that account's roles are left alone). Each *invited* one is invited again (the
+       sandbox's moto has invitations, ``portal.sandbox_moto.handshakes``) and the sandbox, playing
+       the client, accepts and deploys the access-role template (``onboarding.sandbox_client``).
+       Handed-back accounts left the Organization: they are not touched.
     2. In each re-created account, every ACTIVE or PROVISIONED ``AccountRole`` is provisioned again
        exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``portal.aws.ensure_role``).
     3. The main account: the IAM users the grants need (team members, people with personal grants;
@@ -156,26 +160,21 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
     )
     for account in accounts:
         label = f"{account} ({account.account_id})"
-        if account.origin != AwsAccount.Origin.CREATED or not account.root_email:
-            report.problems.append(f"{label}: an invited account cannot be rebuilt (moto has no invitations).")
+        if account.origin == AwsAccount.Origin.INVITED:
+            problem = _invited_again(clients=clients, account=account)
+            if problem:
+                report.problems.append(f"{label}: {problem}")
+                continue
+            report.invited.append(label)
+        elif account.origin != AwsAccount.Origin.CREATED or not account.root_email:
+            report.problems.append(f"{label}: only created and invited accounts can be rebuilt.")
             continue
-        try:
-            request = aws.start_account_creation(
-                clients=clients, email=account.root_email, account_name=account.name,
-                tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE,
-                      "switchyard-client": account.client.slug},
-            )
-        except AwsError as error:
-            report.problems.append(f"{label}: AWS refused to create it again: {error.code}: {error.raw_message}")
-            continue
-        if request.account_id != account.account_id:
-            report.problems.append(
-                f"{label}: created again as {request.account_id or f'a {request.state} request'}, not "
-                f"{account.account_id}. Is the sandbox's AWS `python -m portal.sandbox_aws` (ids from e-mails)? "
-                "Its roles were not rebuilt."
-            )
-            continue
-        report.accounts.append(label)
+        else:
+            problem = _created_again(clients=clients, account=account)
+            if problem:
+                report.problems.append(f"{label}: {problem}")
+                continue
+            report.accounts.append(label)
         roles = (
             AccountRole.objects.filter(
                 account=account, state__in=[AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED]
@@ -185,7 +184,8 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
         )
         try:
             credentials = aws.assume_access_role(
-                clients=clients, account_id=account.account_id or "", session_name=RESTORE_SESSION_NAME
+                clients=clients, account_id=account.account_id or "", role_name=account.access_role,
+                session_name=RESTORE_SESSION_NAME,
             )
             for role in roles:
                 result = aws.ensure_role(clients=clients, credentials=credentials, spec=role_spec_for(role))
@@ -199,11 +199,45 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
         audit_record(
             action="sandbox.aws.restored",
             target_label="sandbox AWS",
-            details={"accounts": report.accounts, "roles": report.roles, "iam_users": report.iam_users,
-                     "problems": report.problems},
+            details={"accounts": report.accounts, "invited": report.invited, "roles": report.roles,
+                     "iam_users": report.iam_users, "problems": report.problems},
         )
     logger.info("sandbox.aws.restored", extra={"accounts": len(report.accounts), "roles": len(report.roles)})
     return report
+
+
+def _created_again(*, clients: ClientFactory, account: AwsAccount) -> str:
+    """Create the account again with its root e-mail and name: "" when it came back under its id,
+    else what went wrong (its roles are then left alone)."""
+
+    try:
+        request = aws.start_account_creation(
+            clients=clients, email=account.root_email or "", account_name=account.name,
+            tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE,
+                  "switchyard-client": account.client.slug},
+        )
+    except AwsError as error:
+        return f"AWS refused to create it again: {error.code}: {error.raw_message}"
+    if request.account_id != account.account_id:
+        return (f"created again as {request.account_id or f'a {request.state} request'}, not "
+                f"{account.account_id}. Is the sandbox's AWS `python -m portal.sandbox_aws` (ids from e-mails)? "
+                "Its roles were not rebuilt.")
+    return ""
+
+
+def _invited_again(*, clients: ClientFactory, account: AwsAccount) -> str:
+    """Invite the client's account again and, as the client, accept and deploy the access-role
+    template: "" when it is a member again with its access role, else what went wrong."""
+
+    try:
+        aws.invite_account(clients=clients, account_id=account.account_id or "",
+                                      notes=f"{account.client.name}: the sandbox's AWS restarted.")
+        sandbox_client_answer(account_id=account.account_id or "", accept=True)
+    except AwsError as error:
+        return f"AWS refused to invite it again: {error.code}: {error.raw_message}"
+    except LookupError as error:
+        return f"the invitation could not be answered: {error}"
+    return ""
 
 
 def _main_account_enforcement_restore(*, clients: ClientFactory, report: SandboxRestore) -> None:

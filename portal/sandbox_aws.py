@@ -81,14 +81,6 @@ def install_not_implemented_answers() -> Callable[[], None]:
         BaseResponse.call_action = original  # type: ignore[method-assign]
 
     return undo
-# The demo account whose root user starts with a password, as a client's own account would (an
-# account that joined by invitation starts so anyway): ``awsaccounts+globex-production@example.com``.
-DEMO_ROOT_PASSWORD_ACCOUNT = "globex-production"  # noqa: S105 (an account name, not a password)
-
-
-def demo_root_password_email() -> str:
-    local, _, domain = os.environ.get("SWITCHYARD_ACCOUNT_MAILBOX", "awsaccounts@example.com").partition("@")
-    return f"{local}+{DEMO_ROOT_PASSWORD_ACCOUNT}@{domain}"
 
 
 def main() -> None:
@@ -96,7 +88,9 @@ def main() -> None:
     install_stable_account_ids()
     install_not_implemented_answers()
     sandbox_moto.install()
-    root_access.install(emails_with_root_password=[demo_root_password_email()])
+    # Invited accounts start with a root password, created ones with none (the demo's invited
+    # account, onboarding.sandbox.DEMO_INVITED_ACCOUNT_ID, shows one until a manager removes it).
+    root_access.install()
     from moto.server import main as moto_main
 
     port = os.environ.get("SWITCHYARD_SANDBOX_AWS_PORT", "5000")

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -155,22 +155,27 @@ class _Wanted:
         return (self.kind, self.principal_arn, self.role_arn)
 
 
-def _granted(main_account_id: str, at: datetime | None) -> tuple[dict[str, set[str]], dict[str, str]]:
-    """IAM user name -> role ARNs the grants in force let it assume; and which team group each
-    (user, role) pair should come through (for "granted, not allowed" explanations)."""
+def _granted(
+    main_account_id: str, at: datetime | None
+) -> tuple[dict[str, set[str]], Callable[[str, str], str]]:
+    """IAM user name -> role ARNs the grants in force let it assume; and, for a (user, role ARN)
+    pair, what it should come through (for "granted, not allowed" explanations: asked only for those)."""
     granted: dict[str, set[str]] = defaultdict(set)
-    through: dict[str, str] = {}
+    sources: list[tuple[str, set[str], str]] = []  # (IAM user, role ARNs, what they come through), in order
     for intended in intended_principals(at=at):
+        arns = intended.role_arns
         if intended.principal_type == EnforcedPrincipal.Type.GROUP:
             for member in intended.members:
-                granted[member] |= intended.role_arns
-                for arn in intended.role_arns:
-                    through.setdefault(f"{member} {arn}", f"the IAM group {intended.principal_name}")
+                granted[member] |= arns
+                sources.append((member, arns, f"the IAM group {intended.principal_name}"))
         elif intended.principal_name:
-            granted[intended.principal_name] |= intended.role_arns
-            for arn in intended.role_arns:
-                through.setdefault(f"{intended.principal_name} {arn}",
-                                   f"the Switchyard policies on IAM user {intended.principal_name}")
+            granted[intended.principal_name] |= arns
+            sources.append((intended.principal_name, arns,
+                            f"the Switchyard policies on IAM user {intended.principal_name}"))
+
+    def through(name: str, arn: str) -> str:
+        return next((what for user, arns, what in sources if user == name and arn in arns), "its grants")
+
     return granted, through
 
 
@@ -223,7 +228,7 @@ def _compare(
             elif blocked_of.get(user.arn):
                 why = "; ".join(blocked_of[user.arn])
             else:
-                why = f"nothing allows it: the user should get it through {through.get(f'{name} {arn}', 'its grants')}"
+                why = f"nothing allows it: the user should get it through {through(name, arn)}"
             wanted.append(_Wanted(
                 kind=Kind.NOT_ALLOWED, principal_type="user", principal_name=name,
                 principal_arn=user.arn if user else f"arn:aws:iam::{main}:user/{name}",
@@ -347,24 +352,32 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
     return check
 
 
+_OPEN_FIELDS = ("pk", "kind", "principal_arn", "role_arn", "detail", "policy", "statement", "statement_json",
+                "person_id")
+
+
 def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Sequence[str],
-           account_ids: Iterable[int] | None = None) -> tuple[list[AccessFinding], list[AccessFinding]]:
+           account_ids: Iterable[int] | None = None) -> tuple[int, int]:
     """Open what is new, refresh what is still there, resolve what is gone (within ``kinds``,
-    and ``account_ids`` when given). Returns (opened, resolved)."""
+    and ``account_ids`` when given). Returns how many were (opened, resolved)."""
     now = timezone.now()
     open_rows = AccessFinding.objects.select_for_update().filter(resolved_at__isnull=True, kind__in=kinds)
     if account_ids is not None:
         open_rows = open_rows.filter(account_id__in=list(account_ids))
-    current = {(f.kind, f.principal_arn, f.role_arn): f for f in open_rows}
+    # Plain rows, not model instances: a check sees tens of thousands of findings again each hour.
+    current: dict[tuple[str, str, str], tuple[Any, ...]] = {
+        (row[1], row[2], row[3]): row for row in open_rows.values_list(*_OPEN_FIELDS)
+    }
     seen: set[tuple[str, str, str]] = set()
     opened: list[AccessFinding] = []
     refreshed: list[AccessFinding] = []
     seen_again: list[int] = []
     for item in wanted:
-        if item.key in seen:
+        key = item.key
+        if key in seen:
             continue
-        seen.add(item.key)
-        row = current.get(item.key)
+        seen.add(key)
+        row = current.get(key)
         if row is None:
             opened.append(AccessFinding(
                 kind=item.kind, principal_type=item.principal_type, principal_name=item.principal_name[:256],
@@ -374,16 +387,12 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
                 opened_at=now, last_seen_at=now, last_check=check,
             ))
             continue
-        seen_again.append(row.pk)
-        if (row.detail, row.policy, row.statement, row.statement_json, row.person_id) != (
-            item.detail, item.policy[:2048], item.statement[:256], item.statement_json, item.person_id
-        ):
-            row.detail, row.policy, row.statement = item.detail, item.policy[:2048], item.statement[:256]
-            row.statement_json, row.person_id = item.statement_json, item.person_id
-            refreshed.append(row)
+        seen_again.append(row[0])
+        fresh = (item.detail, item.policy[:2048], item.statement[:256], item.statement_json, item.person_id)
+        if row[4:] != fresh:
+            refreshed.append(AccessFinding(pk=row[0], detail=fresh[0], policy=fresh[1], statement=fresh[2],
+                                           statement_json=fresh[3], person_id=fresh[4]))
     resolved = [row for key, row in current.items() if key not in seen]
-    for row in resolved:
-        row.resolved_at = now
     AccessFinding.objects.bulk_create(opened, batch_size=1000)
     # Still there: one UPDATE per thousand rows for the dates; rewrite only what changed.
     for start in range(0, len(seen_again), 1000):
@@ -391,25 +400,27 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
     AccessFinding.objects.bulk_update(
         refreshed, ["detail", "policy", "statement", "statement_json", "person"], batch_size=1000,
     )
-    AccessFinding.objects.bulk_update(resolved, ["resolved_at"], batch_size=1000)
+    resolved_pks = [row[0] for row in resolved]
+    for start in range(0, len(resolved_pks), 1000):
+        AccessFinding.objects.filter(pk__in=resolved_pks[start:start + 1000]).update(resolved_at=now)
     if opened or resolved:
         audit_record(
             action="access.findings_changed",
             target=check,
             target_label=f"{len(opened)} access finding(s) opened, {len(resolved)} resolved",
             details={
-                "opened": [_summary(f) for f in opened[:_SHOWN_IN_AUDIT]],
-                "resolved": [_summary(f) for f in resolved[:_SHOWN_IN_AUDIT]],
+                "opened": [_summary(f.kind, f.principal_arn, f.role_arn, f.policy, f.statement)
+                           for f in opened[:_SHOWN_IN_AUDIT]],
+                "resolved": [_summary(row[1], row[2], row[3], row[5], row[6]) for row in resolved[:_SHOWN_IN_AUDIT]],
                 "opened_count": len(opened), "resolved_count": len(resolved),
             },
         )
         logger.warning("switchroles.access.findings", extra={"opened": len(opened), "resolved": len(resolved)})
-    return opened, resolved
+    return len(opened), len(resolved)
 
 
-def _summary(finding: AccessFinding) -> dict[str, str]:
-    return {"kind": finding.kind, "principal": finding.principal_arn, "role": finding.role_arn,
-            "policy": finding.policy[:300], "statement": finding.statement}
+def _summary(kind: str, principal_arn: str, role_arn: str, policy: str, statement: str) -> dict[str, str]:
+    return {"kind": kind, "principal": principal_arn, "role": role_arn, "policy": policy[:300], "statement": statement}
 
 
 # --- member accounts: doors ------------------------------------------------------------------------

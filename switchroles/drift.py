@@ -109,14 +109,18 @@ def trust_problems(current: Mapping[str, Any], expected: Mapping[str, Any]) -> l
 # --------------------------------------------------------------------------------------------------
 
 
-def _finding_key(finding: RoleDriftFinding) -> tuple[Any, ...]:
+def finding_key(finding: RoleDriftFinding) -> tuple[Any, ...]:
+    """Findings with the same key are the same difference seen again (its first-seen date carries over)."""
     return (finding.account_id, finding.kind, finding.role_name, tuple(finding.differences))
 
 
-def _account_findings(
+def account_findings(
     account: AwsAccount, roles: list[AccountRole], known_names: set[str], clients: ClientFactory,
-    doors: dict[int, list[Any]] | None = None,
+    doors: dict[int, list[Any]] | None = None, *, organization_account_ids: set[str] | None = None,
 ) -> list[RoleDriftFinding]:
+    """One account's role findings (AWS reads only). With ``doors``, also the doors into it
+    (``doors[account.pk]``), from the same ``ListRoles`` walk: one walk of every path instead of
+    one of ``/switchyard/``, so looking for doors costs no extra call."""
     findings: list[RoleDriftFinding] = []
     try:
         credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
@@ -142,7 +146,12 @@ def _account_findings(
                     kind=Kind.DIFFERENT, account=account, account_role=role, role_path=current.path,
                     role_name=spec.name, role_arn=current.arn, differences=differences,
                 ))
-        for listed in aws.list_switchyard_roles(clients=clients, credentials=credentials):
+        every_role = aws.list_all_roles(clients=clients, credentials=credentials) if doors is not None else None
+        ours = aws.list_switchyard_roles(clients=clients, credentials=credentials) if every_role is None else [
+            aws.ListedRole(arn=raw["Arn"], path=raw["Path"], name=raw["RoleName"])
+            for raw in every_role if str(raw.get("Path", "")).startswith(SWITCHYARD_PATH)
+        ]
+        for listed in ours:
             if listed.name in known_names:
                 continue
             if aws.role_is_switchyards(clients=clients, credentials=credentials, name=listed.name):
@@ -151,12 +160,13 @@ def _account_findings(
                     role_arn=listed.arn,
                     differences=["tagged managed-by=switchyard, but the portal has no such role in this account"],
                 ))
-        if doors is not None:
+        if doors is not None and every_role is not None:
             # Roles of any path that trust the main account or outsiders and are not Switchyard's.
             doors[account.pk] = access_checks.doors_in_account(
-                account=account, roles=aws.list_all_roles(clients=clients, credentials=credentials),
+                account=account, roles=every_role,
                 switchyard_names={role.role_name for role in roles} | known_names,
-                organization_account_ids=_organization_account_ids(),
+                organization_account_ids=organization_account_ids if organization_account_ids is not None
+                else organization_account_ids_now(),
                 main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID,
             )
     except AwsError as error:
@@ -169,6 +179,7 @@ def _account_findings(
         return [RoleDriftFinding(kind=Kind.UNREACHABLE, account=account, error_code="InvalidRequest",
                                  differences=[str(exc)])]
     return findings
+
 
 
 def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftCheck:
@@ -191,7 +202,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
     findings: list[RoleDriftFinding] = []
     doors: dict[int, list[Any]] = {}
     for account in accounts:
-        findings += _account_findings(
+        findings += account_findings(
             account, roles_by_account.get(account.pk, []), names_by_account.get(account.pk, set()), clients, doors
         )
     access_checks.record_doors(check=None, wanted=[d for found in doors.values() for d in found],
@@ -204,7 +215,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
         .exclude(pk=check.pk).first()
     )
     previous = {
-        _finding_key(f): f
+        finding_key(f): f
         for f in (previous_check.role_findings.all() if previous_check else RoleDriftFinding.objects.none())
         if f.repair_status != Repair.REPAIRED
     }
@@ -213,11 +224,11 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
         check.save(update_fields=["roles_checked"])
         for finding in findings:
             finding.check_run = check
-            earlier = previous.get(_finding_key(finding))
+            earlier = previous.get(finding_key(finding))
             finding.first_seen_at = earlier.first_seen_at if earlier else now
         RoleDriftFinding.objects.bulk_create(findings)
         for finding in findings:
-            if _finding_key(finding) in previous:
+            if finding_key(finding) in previous:
                 continue
             audit_record(
                 action="drift.found",
@@ -248,7 +259,7 @@ def drift_check_run(*, clients: ClientFactory | None = None) -> DriftCheck:
     return check
 
 
-def _organization_account_ids() -> set[str]:
+def organization_account_ids_now() -> set[str]:
     """Accounts of the Organization as the portal knows them (any state but handed back or never made)."""
     gone = ended_account_states()
     return {a for a in account_model().objects.exclude(state__in=gone).values_list("account_id", flat=True) if a}

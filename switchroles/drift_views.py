@@ -4,7 +4,7 @@ each queued for the workers and audited)."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -21,14 +21,14 @@ from switchroles import access_checks, access_selectors, drift, drift_run
 from switchroles.models import AccessFinding, RoleDriftFinding
 from switchroles.trust_rollout import trust_rollout_start
 
-#: Findings of the apps above switchroles shown on the drift page, by name in the page's context:
-#: onboarding adds ``root_findings`` (accounts whose root user holds a credential). Filled from
-#: their AppConfig.ready(), since switchroles does not import them.
-_page_findings: dict[str, Callable[[], Iterable[Any]]] = {}
+#: What the apps above switchroles show on the drift page, by name in the page's context: onboarding
+#: adds ``root_findings`` (accounts whose root user holds a credential) and ``root_progress`` (the
+#: daily root-posture run). Filled from their AppConfig.ready(), since switchroles does not import them.
+_page_findings: dict[str, Callable[[], Any]] = {}
 
 
-def drift_page_findings_register(name: str, reader: Callable[[], Iterable[Any]]) -> None:
-    """Show ``reader()``'s findings on the drift page as ``name`` (registering a name again replaces it)."""
+def drift_page_findings_register(name: str, reader: Callable[[], Any]) -> None:
+    """Show what ``reader()`` returns on the drift page as ``name`` (registering a name again replaces it)."""
     _page_findings[name] = reader
 
 
@@ -50,7 +50,7 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     running = drift_run.drift_run_latest()
     return render(request, "switchroles/drift.html", {
         "overview": overview,
-        **{name: list(reader()) for name, reader in _page_findings.items()},
+        **{name: reader() for name, reader in _page_findings.items()},
         "drift_progress": drift_run.drift_run_progress(run=running) if running is not None else None,
         "access_check": access_selectors.latest_access_check(),
         "access_findings": findings,

@@ -235,10 +235,14 @@ def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
-def _as_list(value: Any) -> list[Any]:
+def _as_list(value: Any) -> Sequence[Any]:
+    """A policy field that may be one value or a list of them, as a sequence (never copied: a
+    statement can list hundreds of ARNs or accounts, and the evaluator only reads them)."""
     if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+        return ()
+    if isinstance(value, list | tuple):
+        return value
+    return (value,)
 
 
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
@@ -307,9 +311,13 @@ def _resource_matcher(statement: Mapping[str, Any], context: Mapping[str, Any]) 
     return matches
 
 
+# "arn:aws:iam::*:role/..." with no other wildcard: five colon-separated parts (the account "*"),
+# then the rest.
+_ONLY_ACCOUNT_WILD_RE = re.compile(r"\A[^:*?]*:[^:*?]*:[^:*?]*:[^:*?]*:\*:[^*?]*\Z")
+
+
 def _only_account_wild(pattern: str) -> bool:
-    parts = pattern.split(":", 5)
-    return len(parts) == 6 and parts[4] == "*" and not any(c in part for part in (*parts[:4], parts[5]) for c in "*?")
+    return _ONLY_ACCOUNT_WILD_RE.match(pattern) is not None
 
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -616,11 +624,12 @@ def _contexts(principal: Principal) -> list[tuple[bool, dict[str, Any]]]:
 
 def _signature(principal: Principal, uses_tags: bool) -> tuple[Any, ...]:
     """Principals with the same policies decide identically (the name matters only through
-    policy variables and tags, included when any policy refers to them)."""
+    policy variables and tags, included when any policy refers to them). A policy is told apart
+    by its document too: two users' inline policies may share a name and say different things."""
     return (
         principal.kind,
-        tuple(sorted((s.kind, s.name, s.via) for s in principal.policies)),
-        principal.boundary.name if principal.boundary else "",
+        tuple(sorted((s.kind, s.name, s.via, id(s.document)) for s in principal.policies)),
+        (principal.boundary.name, id(principal.boundary.document)) if principal.boundary else "",
         principal.name if uses_tags else "",
         tuple(sorted(principal.tags.items())) if uses_tags else (),
     )
@@ -634,6 +643,7 @@ class _SourceDecisions:
     allow: dict[int, tuple[_Compiled, tuple[str, ...]]] = field(default_factory=dict)
     deny: dict[int, _Compiled] = field(default_factory=dict)
     deny_caveats: dict[int, list[str]] = field(default_factory=dict)
+    allow_undecided: bool = False  # some allow depends on a condition the evaluator cannot decide
 
 
 class _RoleIndex:
@@ -688,11 +698,25 @@ def _source_decisions(source: PolicySource, context: Mapping[str, Any], index: _
             current = decided.allow.get(number)
             if current is None or (current[1] and not unknown):
                 decided.allow[number] = (statement, unknown)
+                decided.allow_undecided = decided.allow_undecided or bool(unknown)
     return decided
 
 
 def _merge(parts: Sequence[_SourceDecisions]) -> _SourceDecisions:
+    """The principal's policies together: for each role the first policy's allowing statement (a
+    decided one preferred over one subject to a condition), every Deny and every caveat."""
+    if len(parts) == 1:
+        return parts[0]  # (only read from here on)
     merged = _SourceDecisions()
+    if not any(part.allow_undecided or part.deny_caveats for part in parts):
+        # Every allow is decided: the first policy to allow a role is the one, so a union taken in
+        # reverse order says the same as the loop below, at C speed.
+        for part in reversed(parts):
+            merged.allow.update(part.allow)
+        for part in parts:
+            for number, statement in part.deny.items():
+                merged.deny.setdefault(number, statement)
+        return merged
     for part in parts:
         for number, (statement, unknown) in part.allow.items():
             current = merged.allow.get(number)
@@ -705,113 +729,136 @@ def _merge(parts: Sequence[_SourceDecisions]) -> _SourceDecisions:
     return merged
 
 
-def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Analysis:
-    """Decide every (principal, role) pair. Principals sharing their policies share the work;
-    trust decisions are cached per distinct trust policy."""
-    analysis = Analysis(principals=list(principals))
-    refers_to_self: dict[PolicySource, bool] = {}
+@dataclass
+class _Decided:
+    """What a principal's identity policies (and boundary) decide, for every role some statement
+    mentions, grouped so the trust side is decided once per distinct trust policy: the roles an
+    explicit Deny stops (by reason), those the boundary does not allow, and the allowed ones by
+    trust key, each with its allowing statement and undecided conditions, in role order."""
 
-    def personal(principal: Principal) -> bool:
-        for source in (*principal.policies, *((principal.boundary,) if principal.boundary else ())):
-            if source not in refers_to_self:
-                text = json.dumps(source.document)
-                refers_to_self[source] = "${" in text or "principaltag" in text.lower() or \
-                    "aws:username" in text.lower() or "aws:principalarn" in text.lower()
-            if refers_to_self[source]:
-                return True
-        return False
+    denied: dict[str, list[int]] = field(default_factory=dict)
+    outside_boundary: list[int] = field(default_factory=list)
+    by_trust: dict[tuple[str, str], list[tuple[int, _Compiled, tuple[str, ...]]]] = field(default_factory=dict)
+
+
+def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Analysis:
+    """Decide every (principal, role) pair. Principals sharing their policies share the work, and
+    both MFA variants of a user share it when no policy of theirs mentions MFA; trust decisions are
+    made once per distinct trust policy (and account, when it names ``aws:ResourceAccount``)."""
+    analysis = Analysis(principals=list(principals))
+    # By document (alive for the whole analysis): (refers to the principal itself, mentions MFA).
+    refers: dict[int, tuple[bool, bool]] = {}
+
+    def refers_to(source: PolicySource) -> tuple[bool, bool]:
+        key = id(source.document)
+        found = refers.get(key)
+        if found is None:
+            text = json.dumps(source.document)
+            lowered = text.lower()
+            found = refers[key] = (
+                "${" in text or "principaltag" in lowered or "aws:username" in lowered or "aws:principalarn" in lowered,
+                "multifactorauth" in lowered,
+            )
+        return found
+
+    def personal_source(source: PolicySource) -> bool:
+        return refers_to(source)[0]
+
+    def mentions_mfa(source: PolicySource) -> bool:
+        return refers_to(source)[1]
 
     trusts: dict[str, Mapping[str, Any]] = {}
-    trust_of_role: list[str] = []
+    trust_key_of_role: list[tuple[str, str]] = []
     for role in roles:
         text = json.dumps(role.trust_policy, sort_keys=True)
         trusts.setdefault(text, role.trust_policy)
-        trust_of_role.append(text)
+        trust_key_of_role.append((text, role.account_id if "ResourceAccount" in text else ""))
     indexed = _RoleIndex(roles)
     source_cache: dict[tuple[Any, ...], _SourceDecisions] = {}
 
     def decisions_of(principal: Principal, context: Mapping[str, Any], with_mfa: bool,
                      source: PolicySource) -> _SourceDecisions:
         owner = principal.arn if personal_source(source) or source.kind in ("user inline", "role inline") else ""
-        key = (source, owner, principal.kind, with_mfa)
+        key = (source, id(source.document), owner, principal.kind, with_mfa if mentions_mfa(source) else None)
         found = source_cache.get(key)
         if found is None:
             found = source_cache[key] = _source_decisions(source, context, indexed)
         return found
 
-    def personal_source(source: PolicySource) -> bool:
-        if source not in refers_to_self:
-            text = json.dumps(source.document).lower()
-            refers_to_self[source] = "${" in text or "principaltag" in text or "aws:username" in text or \
-                "aws:principalarn" in text
-        return refers_to_self[source]
+    def decide(principal: Principal, context: Mapping[str, Any], with_mfa: bool) -> _Decided:
+        merged = _merge([decisions_of(principal, context, with_mfa, s) for s in principal.policies])
+        boundary = decisions_of(principal, context, with_mfa, principal.boundary) if principal.boundary else None
+        decided = _Decided()
+        for role_index in sorted(merged.allow):
+            statement, unknown = merged.allow[role_index]
+            denied = merged.deny.get(role_index)
+            if denied is None and boundary is not None:
+                denied = boundary.deny.get(role_index)
+                if denied is None:
+                    if role_index not in boundary.allow:
+                        decided.outside_boundary.append(role_index)
+                        continue
+                    unknown = unknown + boundary.allow[role_index][1] + \
+                        tuple(boundary.deny_caveats.get(role_index, ()))
+            if denied is not None:
+                reason = f"an explicit Deny in {denied.source.label} {denied.label}"
+                decided.denied.setdefault(reason, []).append(role_index)
+                continue
+            unknown = unknown + tuple(merged.deny_caveats.get(role_index, ()))
+            decided.by_trust.setdefault(trust_key_of_role[role_index], []).append((role_index, statement, unknown))
+        return decided
 
-    # Per signature and MFA variant, only the roles some statement decides (allow, deny, boundary):
-    # most principals are decided "nothing allows it" for most roles, and those cost nothing here.
-    identity_cache: dict[tuple[Any, ...], list[tuple[int, str, _Compiled | None, tuple[str, ...]]]] = {}
+    identity_cache: dict[tuple[Any, ...], _Decided] = {}
     for principal in principals:
         blocked: dict[str, set[int]] = defaultdict(set)
         reached: dict[str, Reach] = {}
-        reached_indexes: set[int] = set()
-        uses_self = personal(principal)
+        reached_in: list[list[tuple[int, _Compiled, tuple[str, ...]]]] = []
+        sources = (*principal.policies, *((principal.boundary,) if principal.boundary else ()))
+        signature = _signature(principal, any(personal_source(s) for s in sources))
+        uses_mfa = any(mentions_mfa(s) for s in sources)
         for with_mfa, context in _contexts(principal):
-            key = (*_signature(principal, uses_self), with_mfa)
-            decisions = identity_cache.get(key)
-            if decisions is None:
-                merged = _merge([decisions_of(principal, context, with_mfa, s) for s in principal.policies])
-                boundary = decisions_of(principal, context, with_mfa, principal.boundary) \
-                    if principal.boundary else None
-                decisions = []
-                for role_index in sorted(merged.allow):
-                    allowing, unknown = merged.allow[role_index]
-                    statement: _Compiled | None = allowing
-                    outcome = "allow"
-                    denied = merged.deny.get(role_index)
-                    if denied is not None:
-                        outcome, statement = "deny", denied
-                    elif boundary is not None:
-                        if role_index in boundary.deny:
-                            outcome, statement = "deny", boundary.deny[role_index]
-                        elif role_index not in boundary.allow:
-                            outcome = "boundary"
-                        else:
-                            unknown = unknown + boundary.allow[role_index][1] + \
-                                tuple(boundary.deny_caveats.get(role_index, ()))
-                    if outcome == "allow":
-                        unknown = unknown + tuple(merged.deny_caveats.get(role_index, ()))
-                    decisions.append((role_index, outcome, statement, unknown))
-                identity_cache[key] = decisions
-            trust_cache: dict[tuple[str, str], tuple[bool, tuple[str, ...], str]] = {}
-            for index, outcome, statement, unknown in decisions:
+            key = (*signature, with_mfa if uses_mfa else None)
+            decided = identity_cache.get(key)
+            if decided is None:
+                decided = identity_cache[key] = decide(principal, context, with_mfa)
+            for reason, indexes in decided.denied.items():
+                blocked[reason].update(indexes)
+            if decided.outside_boundary and principal.boundary is not None:
+                blocked[f"its {principal.boundary.label} does not allow sts:AssumeRole there"].update(
+                    decided.outside_boundary)
+            allowed: list[tuple[list[tuple[int, _Compiled, tuple[str, ...]]], tuple[str, ...]]] = []
+            for trust_key, items in decided.by_trust.items():
+                trust_allowed, trust_unknown, why = _trust(trusts[trust_key[0]], principal, context,
+                                                           roles[items[0][0]].account_id)
+                if not trust_allowed:
+                    blocked[f"the role's trust refuses it: {why}"].update(index for index, _, _ in items)
+                    continue
+                allowed.append((items, trust_unknown))
+            if not allowed:
+                continue
+            if len(allowed) == 1:
+                in_order, also = allowed[0]
+            else:  # role order across the trust policies, as one walk over the roles would give
+                in_order = sorted(((index, statement, unknown + trust_unknown)
+                                   for items, trust_unknown in allowed for index, statement, unknown in items),
+                                  key=lambda item: item[0])
+                also = ()
+            reached_in.append(in_order)
+            for index, statement, unknown in in_order:
                 role = roles[index]
-                if statement is None:
-                    continue
-                if outcome == "deny":
-                    blocked[f"an explicit Deny in {statement.source.label} {statement.label}"].add(index)
-                    continue
-                if outcome == "boundary" and principal.boundary is not None:
-                    blocked[f"its {principal.boundary.label} does not allow sts:AssumeRole there"].add(index)
-                    continue
-                trust_text = trust_of_role[index]
-                cache_key = (trust_text, role.account_id if "ResourceAccount" in trust_text else "")
-                trusted = trust_cache.get(cache_key)
-                if trusted is None:
-                    trusted = _trust(trusts[trust_text], principal, context, role.account_id)
-                    trust_cache[cache_key] = trusted
-                allowed, trust_unknown, why = trusted
-                if not allowed:
-                    blocked[f"the role's trust refuses it: {why}"].add(index)
-                    continue
-                reached_indexes.add(index)
-                if role.arn in reached and not reached[role.arn].subject_to:
+                earlier = reached.get(role.arn)
+                if earlier is not None and not earlier.subject_to:
                     continue
                 reached[role.arn] = Reach(
                     principal=principal, role=role, allowed_by=statement.source, statement=statement.label,
-                    statement_json=statement.text, mfa_only=with_mfa, subject_to=unknown + trust_unknown,
+                    statement_json=statement.text, mfa_only=with_mfa, subject_to=(unknown + also) if also else unknown,
                 )
         analysis.reaches.extend(reached.values())
-        for reason, indexes in sorted(blocked.items()):
-            count = len(indexes - reached_indexes)
+        if not blocked:
+            continue
+        reached_indexes = {index for in_order in reached_in for index, _, _ in in_order}
+        for reason, stopped in sorted(blocked.items()):
+            count = len(stopped - reached_indexes)
             if count:
                 analysis.blocked.append(Blocked(principal=principal, reason=reason, roles=count))
     return analysis

@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from portal.operations.models import FanOutPart, FanOutRun
 from portal.people.models import IAM_NAME_VALIDATOR
 from switchroles.links import switch_role_url
 
@@ -431,17 +432,14 @@ class Departure(models.Model):
 # --- the drift check fanned out per account (switchroles.drift_run, issue 20) ----------------------
 
 
-class DriftRun(models.Model):
+class DriftRun(FanOutRun):
     """The member-account part of a :class:`DriftCheck`, one leased part per active account, so
-    workers check accounts side by side and a killed worker's account is taken over after its lease."""
+    workers check accounts side by side and a killed worker's account is taken over after its lease
+    (``switchroles.drift_run`` on ``portal.operations.fan_out``)."""
 
     check_run = models.OneToOneField(DriftCheck, on_delete=models.CASCADE, related_name="fan_out")
     previous_check = models.ForeignKey(DriftCheck, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+", help_text="Whose findings' first-seen dates carry over.")
-    accounts_total = models.PositiveIntegerField(default=0)
-    concurrency = models.PositiveSmallIntegerField(default=1)
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-pk"]
@@ -450,18 +448,9 @@ class DriftRun(models.Model):
         return f"member-account drift check of {self.check_run}"
 
 
-class DriftRunAccount(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Waiting"
-        RUNNING = "running", "Being checked"
-        DONE = "done", "Checked"
-
+class DriftRunAccount(FanOutPart):
     run = models.ForeignKey(DriftRun, on_delete=models.CASCADE, related_name="parts")
     account = models.ForeignKey("onboarding.AwsAccount", on_delete=models.PROTECT, related_name="+")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    checked_at = models.DateTimeField(null=True, blank=True)
     roles_checked = models.PositiveIntegerField(default=0)
     findings = models.PositiveIntegerField(default=0)
 
@@ -472,6 +461,8 @@ class DriftRunAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run}: {self.account_id} ({self.get_status_display()})"
+
+
 class AccessCheck(models.Model):
     """One effective-access analysis of the main account (``switchroles.access_checks``): what AWS
     really lets main-account principals assume, compared with the grants in force."""

@@ -28,7 +28,7 @@ from portal.people.models import User
 from portal.people.permissions import AUDITOR, MANAGER, capability_required
 from portal.web.reauth import reauthentication_required
 from switchroles import selectors, services
-from switchroles.access_selectors import aws_refusal_by_name, aws_refusal_for_person
+from switchroles.access_selectors import aws_refusal_for_person, directory_refusals_mark
 from switchroles.export_forms import ExportForm
 from switchroles.forms import GrantForm, RevokeForm, TeamForm, TeamMemberForm
 from switchroles.links import (
@@ -76,13 +76,19 @@ def _client_sections(directory: selectors.Directory, *, open_all: bool, opened: 
 
 
 def _directory_index(directory: selectors.Directory) -> dict[str, Any]:
-    """What directory.js filters and draws rows from, built once: the clients, and per link its id,
-    client (position), account name and ID, tier, display name, colour, favourite flag, problem."""
+    """What directory.js filters and draws rows from, built once: the clients, the reasons AWS
+    refuses links, and per link its id, client (position), account name and ID, tier, display
+    name, colour, favourite flag, problem and refusal (1 + its position in ``refusals``, 0: none)."""
     clients = [[group.client_slug, group.client_name] for group in directory.clients]
     position = {group.client_id: number for number, group in enumerate(directory.clients)}
+    refusals: dict[str, int] = {}
+    for link in directory.links:
+        if link.refused:
+            refusals.setdefault(link.refused, len(refusals) + 1)
     links = [[link.role_id, position[link.client_id], link.account_name, link.account_id, link.template_name,
-              link.display_name, link.color, int(link.is_favourite), link.problem] for link in directory.links]
-    return {"clients": clients, "links": links}
+              link.display_name, link.color, int(link.is_favourite), link.problem, refusals.get(link.refused, 0)]
+             for link in directory.links]
+    return {"clients": clients, "refusals": list(refusals), "links": links}
 
 
 _ROW_TEMPLATE = selectors.DirectoryLink(0, 0, "", "", "", "", "", "", "/", "", "", "")
@@ -95,6 +101,7 @@ def directory(request: HttpRequest) -> HttpResponse:
     # The page header asks about capabilities several times; one query answers them all.
     prefetch_related_objects([person], "groups")
     directory = selectors.directory_of_person(person=person)
+    aws_refuses = directory_refusals_mark(person=person, links=directory.links)
     query = request.GET.get("q", "")[:QUERY_MAX_CHARS].strip()
     words = selectors.filter_words(query)
     opened = request.GET.get("client", "")
@@ -111,7 +118,7 @@ def directory(request: HttpRequest) -> HttpResponse:
         "iam_username": person.iam_username,
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
         "export_form": ExportForm(clients=directory.clients),
-        "aws_refuses": aws_refusal_by_name(person=person) if directory.links else "",
+        "aws_refuses": aws_refuses,
     }
     return render(request, "switchroles/directory.html", context)
 

@@ -44,3 +44,37 @@ class CapacitySlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pool} slot {self.number}: {self.holder or 'free'}"
+
+
+class FanOutRun(models.Model):
+    """A check fanned out over the accounts (:mod:`portal.operations.fan_out`): the drift check's
+    member-account part, the daily root-posture check. Each app's concrete run has its parts."""
+
+    accounts_total = models.PositiveIntegerField(default=0)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class FanOutPartStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    RUNNING = "running", "Being checked"
+    DONE = "done", "Checked"
+
+
+class FanOutPart(models.Model):
+    """One account of a :class:`FanOutRun`, checked by whichever worker holds its lease. The concrete
+    part has ``run`` (a foreign key with ``related_name="parts"``) and ``account``."""
+
+    Status = FanOutPartStatus
+
+    status = models.CharField(max_length=16, choices=FanOutPartStatus.choices, default=FanOutPartStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True

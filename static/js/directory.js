@@ -66,6 +66,14 @@
         name.textContent = row[5];
       }
       li.querySelector(".acct").textContent = row[3];
+      if (row[9]) {  // AWS would refuse it: the same mark, why and what to do, as the server draws
+        var mark = document.createElement("span");
+        mark.className = "aws-refuses"; mark.setAttribute("data-aws-refuses-link", "");
+        var title = document.createElement("strong");
+        title.textContent = "AWS will refuse this link.";
+        mark.append(title, " " + index.refusals[row[9] - 1]);
+        li.append(" ", mark);
+      }
       var star = li.querySelector("button.star");
       if (row[7]) { star.setAttribute("aria-pressed", "true"); star.textContent = "\u2605"; star.title = "Remove from favourites"; }
       return li;
@@ -92,36 +100,83 @@
       row.scrollIntoView({block: "nearest"});
     }
 
+    // Each link's row for the results is made once and kept (drawn by the server for ?q=, else on
+    // first match); a keystroke then only moves rows in and out of the list. Rows that stay are not
+    // touched (no new nodes, no text to lay out again), so typing costs little more than the typing.
+    var resultRows = {};
+    Array.prototype.forEach.call(resultsList.children, function (li) {
+      if (li.hasAttribute("data-id")) resultRows[li.getAttribute("data-id")] = li;
+    });
+    var more = document.createElement("li");
+    more.className = "more";
+    var shownCount = -1;
+
+    function resultRow(row) {
+      var li = resultRows[row[0]];
+      if (!li) li = resultRows[row[0]] = drawRow(row);
+      return li;
+    }
+
+    // The list becomes exactly ``wanted`` (then the "more" line when asked): first the rows not
+    // wanted leave, then the wanted ones are put in order, so a row shown before and after a
+    // keystroke never leaves the document.
+    function showRows(wanted, moreText) {
+      var keep = new Set(wanted);
+      if (moreText) keep.add(more);
+      Array.prototype.slice.call(resultsList.children).forEach(function (li) {
+        if (!keep.has(li)) li.remove();
+      });
+      if (moreText && more.textContent !== moreText) more.textContent = moreText;
+      if (moreText) wanted = wanted.concat([more]);
+      var current = resultsList.firstChild;
+      for (var i = 0; i < wanted.length; i++) {
+        if (wanted[i] === current) { current = current.nextSibling; continue; }
+        resultsList.insertBefore(wanted[i], current);
+      }
+    }
+
+    function setCount(text) { if (counter.textContent !== text) counter.textContent = text; }
+
+    var lastWords = [];
+    var lastMatched = null;
+
     function apply() {
       var query = input.value.trim().toLowerCase();
       if (query === lastQuery) return;
       lastQuery = query;
+      if (active >= 0) container.querySelectorAll(".link-row.is-active").forEach(function (row) { row.classList.remove("is-active"); });
       active = -1;
       var words = query.replace(/\//g, " ").split(/\s+/).filter(Boolean);
       if (!words.length) {
-        results.hidden = true; showBrowse(true); lastShown = "";
-        counter.textContent = plural(links.length);
+        results.hidden = true; showBrowse(true); lastShown = ""; lastWords = []; lastMatched = null;
+        setCount(plural(links.length));
         return;
       }
+      // Typing on narrows the last matches (every old word is part of a new one in the same place):
+      // only those are looked at again, not every link.
+      var narrows = lastMatched !== null && lastWords.length <= words.length && lastWords.every(function (word, n) {
+        return words[n].indexOf(word) !== -1;
+      });
+      var pool = narrows ? lastMatched : links;
       var matched = [];
-      for (var i = 0; i < links.length; i++) {
-        var text = links[i].text, ok = true;
+      for (var i = 0; i < pool.length; i++) {
+        var text = pool[i].text, ok = true;
         for (var w = 0; w < words.length; w++) { if (text.indexOf(words[w]) === -1) { ok = false; break; } }
-        if (ok) matched.push(links[i].row);
+        if (ok) matched.push(pool[i]);
       }
+      lastWords = words; lastMatched = matched;
       var shown = matched.slice(0, ROWS_SHOWN);
-      var ids = matched.length + ":" + shown.map(function (row) { return row[0]; }).join(",");
+      var ids = matched.length + ":" + shown.map(function (link) { return link.row[0]; }).join(",");
       if (ids !== lastShown || results.hidden) {
         lastShown = ids;
-        draw(resultsList, shown);
-        if (matched.length > ROWS_SHOWN) {
-          var more = document.createElement("li");
-          more.className = "more";
-          more.textContent = "The first " + ROWS_SHOWN + " of " + plural(matched.length) + " are shown: type another word to narrow them.";
-          resultsList.appendChild(more);
+        showRows(shown.map(function (link) { return resultRow(link.row); }), matched.length > ROWS_SHOWN
+          ? "The first " + ROWS_SHOWN + " of " + plural(matched.length) + " are shown: type another word to narrow them."
+          : "");
+        if (shownCount !== matched.length) {
+          empty.hidden = matched.length !== 0;
+          shownCount = matched.length;
         }
-        empty.hidden = matched.length !== 0;
-        counter.textContent = matched.length + " of " + plural(links.length);
+        setCount(matched.length + " of " + plural(links.length));
       }
       if (results.hidden) { results.hidden = false; showBrowse(false); }
     }

@@ -186,3 +186,24 @@ def test_keyboard_only_an_engineer_finds_and_opens_a_link_and_copied_addresses_a
                                          target_id=str(globex_oncall.pk)).count() == 2
     finally:
         context.close()
+
+
+def test_rows_the_filter_draws_carry_the_mark_of_a_link_aws_would_refuse(
+    live_server: Any, browser: Browser, engineer: Any
+) -> None:
+    # given the engineer's profile lost its IAM user name, so AWS refuses every one of their links
+    type(engineer).objects.filter(pk=engineer.pk).update(iam_username="")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server.url, engineer)
+        # when they filter (the rows are drawn in the page from its index)
+        page.get_by_label("Filter links").fill("acme eng")
+        rows = page.locator("#results-list .link-row")
+        expect(rows).to_have_count(2)
+        # then each row says, in words, that AWS will refuse it and what to do
+        for text in rows.all_inner_texts():
+            assert "AWS will refuse this link." in text and "no IAM user name" in text and "Ask a manager" in text
+    finally:
+        context.close()

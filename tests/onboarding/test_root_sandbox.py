@@ -1,5 +1,6 @@
 """The sandbox as ``make run`` brings it up: centralized root access on, the demo clients onboarded,
-Globex production's root user with a password until a manager removes it."""
+the invited demo account's root user with a password until a manager removes it, the created
+accounts' with none."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from django.test import Client as HttpClient
 
 from onboarding import root_services
 from onboarding.models import AwsAccount, RootPosture
-from onboarding.sandbox import sandbox_demo_clients_ensure
+from onboarding.sandbox import DEMO_INVITED_ACCOUNT_ID, sandbox_demo_clients_ensure, sandbox_demo_invitation_ensure
+from portal import aws
 from portal.aws import Boto3ClientFactory
 from portal.people.models import User
 from portal.sandbox import sandbox_demo_users_ensure, sandbox_root_access_ensure
-from portal.sandbox_aws import demo_root_password_email
 from portal.sandbox_moto import root_access
 from tests.onboarding.conftest import drive, mocked_organization
 
@@ -24,40 +25,49 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sandbox_org(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Boto3ClientFactory]:
-    """moto as the sandbox's server runs it: the demo account's root starts with a password."""
-    email = demo_root_password_email()
-    root_access.install(emails_with_root_password=[email])
-    try:
-        yield from mocked_organization(monkeypatch, settings, managed_policies=True)
-    finally:
-        root_access.root_password_emails.discard(email)
+    """moto as the sandbox's server runs it (invitations, root access; no e-mail given a password)."""
+    root_access.install()
+    monkeypatch.setattr(root_access, "root_password_emails", set())
+    yield from mocked_organization(monkeypatch, settings, managed_policies=True)
 
 
-def test_the_demo_account_shows_a_root_password_until_a_manager_removes_it(
+def test_the_invited_demo_account_shows_a_root_password_until_a_manager_removes_it(
     sandbox_org: Boto3ClientFactory, signed_in: Any
 ) -> None:
-    # given the sandbox brought up: root access on, the demo clients onboarded by the workers
+    # given the sandbox brought up: root access on, the demo clients onboarded by the workers, and the
+    # client's own account invited, accepted by the sandbox playing the client, and onboarded
     sandbox_demo_users_ensure()
     assert sandbox_root_access_ensure(clients=sandbox_org) is True
     for account in sandbox_demo_clients_ensure(clients=sandbox_org):
         drive(account, clients=sandbox_org)
-    globex = AwsAccount.objects.get(client__slug="globex", name="production")
-    acme = AwsAccount.objects.get(client__slug="acme", name="production")
+    invited = sandbox_demo_invitation_ensure(clients=sandbox_org, wait_seconds=5)
 
-    # then the onboarding looked at each root user: Globex production's has a password, Acme's nothing
-    assert RootPosture.objects.get(account=globex).password is True
-    assert RootPosture.objects.get(account=acme).known and not RootPosture.objects.get(account=acme).has_credentials
+    # then it joined by invitation and is active, and its root user has a password
+    assert invited is not None
+    assert (invited.origin, invited.state) == (AwsAccount.Origin.INVITED, AwsAccount.State.ACTIVE)
+    members = {member.id: member for member in aws.list_accounts(clients=sandbox_org)}
+    assert members[DEMO_INVITED_ACCOUNT_ID].joined_method == "INVITED"
+    assert RootPosture.objects.get(account=invited).password is True
+    # and every created account's root user has nothing
+    created = AwsAccount.objects.filter(origin=AwsAccount.Origin.CREATED)
+    assert created.count() == 3
+    for account in created:
+        posture = RootPosture.objects.get(account=account)
+        assert posture.known and not posture.has_credentials, account
     manager = User.objects.get(username="manager")
     browser: HttpClient = signed_in(manager)
-    assert "Has root credentials" in browser.get(globex.get_absolute_url()).content.decode()
+    assert "Has root credentials" in browser.get(invited.get_absolute_url()).content.decode()
+    # and bringing the sandbox up again changes nothing
+    assert sandbox_demo_invitation_ensure(clients=sandbox_org, wait_seconds=5) == invited
+    assert AwsAccount.objects.filter(account_id=DEMO_INVITED_ACCOUNT_ID).count() == 1
 
-    # when the manager removes them and the workers run the steps
-    root_services.root_removal_request(account=globex, actor=manager, reason="Demo", clients=sandbox_org)
-    drive(globex, clients=sandbox_org)
+    # when the manager removes the root credentials and the workers run the steps
+    root_services.root_removal_request(account=invited, actor=manager, reason="Demo", clients=sandbox_org)
+    drive(invited, clients=sandbox_org)
 
     # then the account page shows none left
-    globex.refresh_from_db()
-    assert globex.state == AwsAccount.State.ACTIVE
-    assert not RootPosture.objects.get(account=globex).has_credentials
-    assert "No root credentials" in browser.get(globex.get_absolute_url()).content.decode()
+    invited.refresh_from_db()
+    assert invited.state == AwsAccount.State.ACTIVE
+    assert not RootPosture.objects.get(account=invited).has_credentials
+    assert "No root credentials" in browser.get(invited.get_absolute_url()).content.decode()
     assert sandbox_root_access_ensure(clients=sandbox_org) is False

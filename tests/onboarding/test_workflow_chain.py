@@ -124,6 +124,37 @@ def test_the_chain_stops_at_a_wait_and_asks_for_one_run_later(
     ]
 
 
+def test_a_short_creation_poll_is_waited_for_in_the_worker_not_through_the_broker(
+    stubbed: StubbedClients, enqueued: list[tuple[int, float]], settings: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given AWS that finishes creating the account just after the first poll, polled every second,
+    # and a worker whose chain ends once the poll step is done
+    settings.SWITCHYARD_CREATION_POLL_SECONDS = settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS = 1
+    account = make_account()
+    org = stubbed.stub("organizations")
+    org.add_response("create_account", creation_status("IN_PROGRESS"), CREATE_ACCOUNT_ARGS)
+    for state, extra in (("IN_PROGRESS", {}), ("SUCCEEDED", {"AccountId": MEMBER_ACCOUNT_ID})):
+        org.add_response("describe_create_account_status", creation_status(state, **extra),
+                         {"CreateAccountRequestId": REQUEST_ID})
+    clock = iter([0.0, 0.0, 100.0])
+    monkeypatch.setattr("onboarding.services.monotonic", lambda: next(clock))
+    monkeypatch.setattr("onboarding.workflow.monotonic", lambda: 0.0)
+    slept: list[float] = []
+    monkeypatch.setattr("onboarding.workflow.sleep", slept.append)
+
+    # when a worker advances it with time to spare
+    result = onboarding_advance(account_id=account.pk, clients=stubbed, chain_seconds=30)
+
+    # then it polled again in the same run: the creation is seen done, no wait was recorded, and
+    # the only message asked for is the next step's, at once
+    steps = _steps(account)
+    assert (result.kind, result.outcome) == (Kind.AWAIT_CREATION, "succeeded")
+    assert steps[Kind.AWAIT_CREATION].status == Status.SUCCEEDED
+    assert slept == [1]
+    assert "onboarding.step.waiting" not in set(AuditEvent.objects.values_list("action", flat=True))
+    assert enqueued == [(account.pk, 0)]
+
+
 def test_a_chain_out_of_time_leaves_the_next_step_to_a_new_task(
     stubbed: StubbedClients, enqueued: list[tuple[int, float]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

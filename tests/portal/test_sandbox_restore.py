@@ -18,6 +18,7 @@ from django.core.management import call_command
 from moto import mock_aws
 
 from onboarding.models import AwsAccount
+from onboarding.sandbox_client import client_of
 from onboarding.workflow import role_spec_for
 from portal import aws as onboarding_aws
 from portal.audit.models import AuditEvent
@@ -83,18 +84,24 @@ def test_sandbox_up_after_a_restart_rebuilds_accounts_roles_and_main_account_pol
     accounts = list(AwsAccount.objects.select_related("client").order_by("pk"))
     roles = list(AccountRole.objects.filter(state=AccountRole.State.ACTIVE).select_related("template", "account",
                                                                                            "account__client"))
-    assert len(accounts) == 3 and len(roles) == 7 and len(granted_before) == 5
+    created = [a for a in accounts if a.origin == AwsAccount.Origin.CREATED]
+    invited = [a for a in accounts if a.origin == AwsAccount.Origin.INVITED]
+    assert (len(created), len(invited)) == (3, 1)
+    assert len(roles) == 9 and len(granted_before) == 5
     assert "rebuilt" not in first_output
 
     # when the sandbox is restarted: AWS comes back empty, the database is as it was
     with moto_running() as clients:
         output = _sandbox_up()
 
-        # then every account is in the Organization again, under the id the portal knows
+        # then every account is in the Organization again, under the id the portal knows: the
+        # created ones created again, the client's own one invited again (and accepted)
         members = {a.email: a.id for a in onboarding_aws.list_accounts(clients=clients)}
-        assert {a.root_email: members.get(a.root_email or "") for a in accounts} == {
-            a.root_email: a.account_id for a in accounts
+        assert {a.root_email: members.get(a.root_email or "") for a in created} == {
+            a.root_email: a.account_id for a in created
         }
+        joined = {a.id: a.joined_method for a in onboarding_aws.list_accounts(clients=clients)}
+        assert joined[invited[0].account_id or ""] == "INVITED"
         # and each role is back in its account, exactly as the workflow made it
         for role in roles:
             credentials = onboarding_aws.assume_access_role(
@@ -111,8 +118,9 @@ def test_sandbox_up_after_a_restart_rebuilds_accounts_roles_and_main_account_pol
 
     # and sandbox_up said what it rebuilt
     assert "The sandbox's AWS started empty: rebuilt it from the database." in output
-    for account in accounts:
+    for account in created:
         assert f"account {account} ({account.account_id}): created again, same id" in output
+    assert f"account {invited[0]} ({invited[0].account_id}): invited again, accepted as the client would" in output
     for role in roles:
         assert f"role {role.arn}" in output
     assert "main-account policies re-applied for 1 team(s)/person(s)" in output
@@ -162,18 +170,19 @@ def test_an_account_whose_id_does_not_come_back_is_reported_and_its_roles_left_a
     ]
 
 
-def test_an_invited_account_is_reported_not_rebuilt(sandbox_aws: None) -> None:
-    # given an invited account (moto cannot simulate invitations)
-    make_account(origin=AwsAccount.Origin.INVITED, state=AwsAccount.State.ACTIVE)
+def test_an_invited_account_is_invited_again_and_accepted_as_the_client(sandbox_aws: None) -> None:
+    # given an invited account, onboarded before a restart
+    account = make_account(origin=AwsAccount.Origin.INVITED, state=AwsAccount.State.ACTIVE)
 
     # when the sandbox's AWS is rebuilt
     with moto_running() as clients:
         sandbox_organization_ensure(clients=clients)
         restore = sandbox_aws_restore(clients=clients)
-        members = onboarding_aws.list_accounts(clients=clients)
+        members = {member.id: member.joined_method for member in onboarding_aws.list_accounts(clients=clients)}
+        access_role = client_of(account.account_id or "", "iam").get_role(RoleName=account.access_role)["Role"]
 
-    # then nothing was created for it, and the report says why
-    assert [member.id for member in members] == [MAIN_ACCOUNT_ID]
-    assert restore.problems == [
-        "Acme Retail / production (210987654321): an invited account cannot be rebuilt (moto has no invitations)."
-    ]
+    # then it was invited again and joined as invited, with the access role the client deploys
+    assert members == {MAIN_ACCOUNT_ID: "CREATED", account.account_id: "INVITED"}
+    assert restore.invited == [f"Acme Retail / production ({account.account_id})"]
+    assert restore.problems == [] and restore.accounts == []
+    assert access_role["Arn"] == f"arn:aws:iam::{account.account_id}:role/SwitchyardAccessRole"

@@ -14,8 +14,10 @@ from django.utils import timezone
 from onboarding.models import AwsAccount
 from portal.aws import Boto3ClientFactory
 from switchroles import drift_run, enforcement
-from switchroles.models import AccountRole, DriftCheck, DriftRunAccount, RoleDriftFinding
+from switchroles.models import AccessFinding, AccountRole, DriftCheck, DriftRunAccount, RoleDriftFinding
 from tests.onboarding.conftest import make_account, mocked_organization
+from tests.onboarding.handback_support import member_iam
+from tests.switchroles.test_effective_access_doors import trusting
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +146,28 @@ def test_an_account_handed_back_after_the_run_started_is_not_looked_into(org: Bo
     assert (worked.checked, worked.finished) == (2, True)
     assert list(RoleDriftFinding.objects.filter(check_run=run.check_run).values_list("account_id", flat=True)) == [
         accounts[0].pk]
+
+
+def test_the_fan_out_records_the_doors_into_each_account_it_looks_into_and_closes_those_of_accounts_gone(
+    org: Boto3ClientFactory,
+) -> None:
+    # given two active accounts, one with a hand-made role that trusts an account outside the Organization
+    accounts = _active_accounts(2)
+    member_iam(org, accounts[0].account_id or "").create_role(
+        RoleName="vendor-access", AssumeRolePolicyDocument=trusting("arn:aws:iam::999999999999:root"))
+
+    # when a run over them is worked through
+    worked = drift_run.drift_run_work(run_id=_start().pk, clients=org)
+
+    # then that account has its door (the effective-access check's member-account part), the other none
+    assert worked.finished
+    doors = AccessFinding.objects.filter(kind=AccessFinding.Kind.DOOR, resolved_at__isnull=True)
+    assert [(d.account_id, d.role_arn.rsplit("/", 1)[-1], d.principal_name) for d in doors] == [
+        (accounts[0].pk, "vendor-access", "account 999999999999")]
+
+    # when the account is handed back and the next run finishes
+    AwsAccount.objects.filter(pk=accounts[0].pk).update(state=AwsAccount.State.HANDED_BACK)
+    assert drift_run.drift_run_work(run_id=_start().pk, clients=org).finished
+
+    # then its door is closed
+    assert not AccessFinding.objects.filter(kind=AccessFinding.Kind.DOOR, resolved_at__isnull=True).exists()

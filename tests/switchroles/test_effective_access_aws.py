@@ -315,5 +315,7 @@ def test_a_person_aws_refuses_sees_it_on_their_directory(
     browser = signed_in(engineer)
     page = browser.get("/links/").content.decode()
     status = browser.get("/links/aws-status/").content.decode()
-    assert 'hx-get="/links/aws-status/"' in page
+    assert 'data-aws-refuses="1"' in page
+    assert "data-aws-refuses-link>" in page
+    assert "the IAM group platform-engineers" in page.split("data-aws-refuses-link>")[1]
     assert 'data-aws-refuses="1"' in status and "the IAM group platform-engineers" in status

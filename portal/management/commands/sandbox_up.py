@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.sandbox import sandbox_costs_ensure
 from elevations.sandbox import sandbox_client_contact_ensure
 from onboarding.models import AwsAccount
-from onboarding.sandbox import sandbox_demo_clients_ensure
+from onboarding.sandbox import DEMO_INVITED_ACCOUNT_ID, sandbox_demo_clients_ensure, sandbox_demo_invitation_ensure
 from portal.aws import default_client_factory
 from portal.chain_checks import audit_chain_check_record
 from portal.people.demo import DEMO_PASSWORD, DEMO_USERS
@@ -46,6 +46,14 @@ class Command(BaseCommand):
         if organization.created and AwsAccount.objects.filter(account_id__isnull=False).exists():
             self._print_restore(sandbox_aws_restore(clients=clients))
         sandbox_demo_clients_ensure()
+        invited = sandbox_demo_invitation_ensure(clients=clients)
+        if invited is not None:
+            self.stdout.write(f"{invited.client} {invited.name} ({invited.account_id}) joined by invitation: its root "
+                              "user has a password until a manager removes it (account page).")
+        else:
+            self.stdout.write(self.style.WARNING(
+                f"The invited demo account {DEMO_INVITED_ACCOUNT_ID} is not active yet: the workers carry on "
+                f"(or: manage.py sandbox_client accept {DEMO_INVITED_ACCOUNT_ID})."))
         sandbox_demo_access_ensure()
         if sandbox_client_contact_ensure() is not None:
             self.stdout.write("acme-contact (a client contact of Acme Retail) has an elevation request to decide.")
@@ -65,6 +73,8 @@ class Command(BaseCommand):
         self.stdout.write("The sandbox's AWS started empty: rebuilt it from the database.")
         for label in restore.accounts:
             self.stdout.write(f"  account {label}: created again, same id")
+        for label in restore.invited:
+            self.stdout.write(f"  account {label}: invited again, accepted as the client would, same id")
         for arn in restore.roles:
             self.stdout.write(f"  role {arn}")
         for name in restore.iam_users:
