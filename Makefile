@@ -28,6 +28,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy portal onboarding switchroles billing elevations
+	$(BIN)/lint-imports
 	$(BIN)/bandit --quiet --recursive --severity-level high portal onboarding switchroles billing elevations
 
 # The export tests read the AWS Extend Switch Roles export with the extension's own parser (npm).

@@ -23,11 +23,10 @@ from bench.metrics import fetch, median_seconds, signed_in
 from bench.report import Result
 from bench.seed import BATCH, _enrol_totp
 from billing.models import ClientBillingTerms, CostFetch, CostLine
-from billing.selectors import CLIENTS_CSV_COLUMNS
-from billing.services import current_month, previous_month
+from billing.selectors import CLIENTS_CSV_COLUMNS, current_month, previous_month
 from onboarding.models import AwsAccount, Client
-from portal.models import User
-from portal.permissions import FINANCE
+from portal.people.models import User
+from portal.people.permissions import FINANCE
 
 UNKNOWN_ACCOUNTS = 10
 SERVICES = ("Amazon Elastic Compute Cloud - Compute", "Amazon Relational Database Service",

@@ -23,7 +23,7 @@ def effective_access(*, repeats: int = 1) -> list[Result]:
     from moto import mock_aws
 
     from portal.aws import Boto3ClientFactory, read_authorization_details
-    from portal.models import User
+    from portal.people.models import User
     from switchroles import access_checks, enforcement
     from switchroles.models import AccountRole
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from bench import sql
 from bench.report import Result
 from bench.seed import MANY, TEN, Seeded, expected_links
-from portal.models import User
+from portal.people.models import User
 
 
 def median_seconds(fn: Callable[[], Any], *, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:

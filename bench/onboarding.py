@@ -287,8 +287,8 @@ def measure(*, accounts: int, repeats: int) -> dict[str, Any]:
     from django.db import connection
 
     from portal.aws import Boto3ClientFactory
-    from portal.models import User
-    from portal.permissions import MANAGER
+    from portal.people.models import User
+    from portal.people.permissions import MANAGER
     from switchroles.models import RoleTemplate
     from tests.e2e.processes import WorkerPool, celery_app_using
 

@@ -287,8 +287,8 @@ def measure(*, accounts: int, drift_accounts: int) -> dict[str, Any]:
 
     from bench.onboarding import _wait_for_workers, broker
     from portal.aws import Boto3ClientFactory
-    from portal.models import User
-    from portal.permissions import MANAGER
+    from portal.people.models import User
+    from portal.people.permissions import MANAGER
     from tests.e2e.processes import WorkerPool, celery_app_using, moto_server
 
     call_command("migrate", verbosity=0, interactive=False)

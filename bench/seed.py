@@ -36,8 +36,9 @@ from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
 from portal.audit import GENESIS_DIGEST, compute_digest
-from portal.models import AuditChainHead, AuditEvent, User
-from portal.permissions import AUDITOR, ENGINEER, MANAGER
+from portal.audit.models import AuditChainHead, AuditEvent
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, ENGINEER, MANAGER
 from switchroles.links import display_name_for
 from switchroles.models import AccountRole, Grant, LinkUse, RoleTemplate, Team, TeamMembership
 

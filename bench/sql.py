@@ -12,7 +12,7 @@ from typing import Any
 from django.db import connection
 
 from onboarding.models import AwsAccount, Client
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, Grant, RoleTemplate, Team, TeamMembership
 
 DIRECTORY_COLUMNS = (

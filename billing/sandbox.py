@@ -26,10 +26,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models import CostFetch
-from billing.services import FetchRefused, cost_month_fetch, current_month, month_is_final, previous_month
+from billing.selectors import current_month, month_is_final, previous_month
+from billing.services import FetchRefused, cost_month_fetch
+from onboarding.sandbox import DEMO_CLIENTS
+from onboarding.selectors import suggested_root_email
 from portal.aws import ClientFactory, month_bounds
-from portal.sandbox import require_sandbox
-from portal.sandbox_aws import account_id_for_email
+from portal.people.demo import require_sandbox
+from portal.sandbox_moto.accounts import account_id_for_email
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +60,6 @@ _STAGING = (("Amazon Elastic Compute Cloud - Compute", Decimal("0.62")),
 
 
 def demo_accounts() -> list[DemoAccount]:
-    from onboarding.sandbox import DEMO_CLIENTS
-    from onboarding.selectors import suggested_root_email
-
     usage = {"production": Decimal("1480"), "staging": Decimal("260")}
     accounts = []
     for slug, names in ((slug, [name for name, _ in accounts_]) for slug, accounts_ in DEMO_CLIENTS.values()):

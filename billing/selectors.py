@@ -14,15 +14,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Min, OuterRef, Subquery, Sum
+from django.utils import timezone
 
 from billing.models import ClientBillingTerms, CostFetch, CostLine
-from billing.services import current_month, previous_month, requests_in_last_day
 from onboarding.models import AwsAccount, Client, OnboardingStep
 
 CENT = Decimal("0.01")
@@ -42,6 +42,32 @@ INVOICE_CSV_COLUMNS = (
     "client_slug", "client", "month", "record_type", "aws_cost", "markup_percent", "amount_to_invoice", "currency",
     "estimated", "accounts",
 )
+
+
+# --- months (UTC) and the fetches made ------------------------------------------------------------
+
+
+def month_start(value: date) -> date:
+    return value.replace(day=1)
+
+
+def previous_month(month: date) -> date:
+    return (month_start(month) - timedelta(days=1)).replace(day=1)
+
+
+def current_month(now: datetime | None = None) -> date:
+    return month_start(timezone.localdate(now or timezone.now(), timezone=timezone.get_fixed_timezone(0)))
+
+
+def month_is_final(month: date) -> bool:
+    """True once a fetch after the month ended found AWS no longer estimating it."""
+    return CostFetch.objects.filter(month=month_start(month), status=CostFetch.Status.SUCCEEDED,
+                                    estimated=False).exists()
+
+
+def requests_in_last_day(now: datetime | None = None) -> int:
+    since = (now or timezone.now()) - timedelta(hours=24)
+    return int(CostFetch.objects.filter(started_at__gte=since).aggregate(n=Sum("requests"))["n"] or 0)
 
 
 def cents(value: Decimal) -> Decimal:

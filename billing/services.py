@@ -9,23 +9,30 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
 from billing.models import ClientBillingTerms, CostFetch, CostLine
+from billing.selectors import (
+    current_month,
+    month_is_final,
+    month_start,
+    month_statement,
+    previous_month,
+    requests_in_last_day,
+)
 from onboarding.models import Client
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
-from portal.models import User
 from portal.notifications import notify
-from portal.permissions import FINANCE, MANAGER
+from portal.people.models import User
+from portal.people.permissions import FINANCE, MANAGER
 
 logger = logging.getLogger(__name__)
 
@@ -41,29 +48,6 @@ class FetchRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def month_start(value: date) -> date:
-    return value.replace(day=1)
-
-
-def previous_month(month: date) -> date:
-    return (month_start(month) - timedelta(days=1)).replace(day=1)
-
-
-def current_month(now: datetime | None = None) -> date:
-    return month_start(timezone.localdate(now or timezone.now(), timezone=timezone.get_fixed_timezone(0)))
-
-
-def month_is_final(month: date) -> bool:
-    """True once a fetch after the month ended found AWS no longer estimating it."""
-    return CostFetch.objects.filter(month=month_start(month), status=CostFetch.Status.SUCCEEDED,
-                                    estimated=False).exists()
-
-
-def requests_in_last_day(now: datetime | None = None) -> int:
-    since = (now or timezone.now()) - timedelta(hours=24)
-    return int(CostFetch.objects.filter(started_at__gte=since).aggregate(n=Sum("requests"))["n"] or 0)
 
 
 def _refusal(month: date, now: datetime) -> str | None:
@@ -166,8 +150,6 @@ def _fetch_succeeded(fetch: CostFetch, costs: aws.MonthCosts, *, now: datetime) 
 def cost_anomalies_notify(*, month: date) -> int:
     """Tell finance and the managers, once per client and month (the notice's dedupe key), about
     each client the month's figures flag as an anomaly. Returns how many clients were flagged."""
-    from billing.selectors import month_statement
-
     flagged = [client for client in month_statement(month=month).clients if client.anomaly is not None]
     if not flagged:
         return 0

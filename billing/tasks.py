@@ -7,7 +7,7 @@ from datetime import date
 from celery import shared_task
 
 from billing import services
-from portal.models import User
+from portal.people.models import User
 
 
 @shared_task(name="billing.tasks.billing_fetch_due", ignore_result=True)

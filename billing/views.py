@@ -23,8 +23,8 @@ from billing.converters import MonthConverter
 from billing.forms import MarkupForm
 from billing.models import ClientBillingTerms
 from onboarding.models import Client
-from portal.audit_views import _streamed_csv
-from portal.permissions import FINANCE, MANAGER, capability_required
+from portal.people.permissions import FINANCE, MANAGER, capability_required
+from portal.web.downloads import streamed_csv
 
 READERS = (FINANCE, MANAGER)
 MONTH_RE = re.compile(MonthConverter.regex)
@@ -77,14 +77,14 @@ def _month_page(request: HttpRequest, month: date) -> HttpResponse:
 @capability_required(*READERS)
 def clients_csv(request: HttpRequest, month: str) -> HttpResponseBase:
     chosen = _month(month)
-    return _streamed_csv(selectors.clients_csv_rows(month=chosen), f"switchyard-billing-{chosen:%Y-%m}-clients.csv")
+    return streamed_csv(selectors.clients_csv_rows(month=chosen), f"switchyard-billing-{chosen:%Y-%m}-clients.csv")
 
 
 @require_GET
 @capability_required(*READERS)
 def accounts_csv(request: HttpRequest, month: str) -> HttpResponseBase:
     chosen = _month(month)
-    return _streamed_csv(selectors.accounts_csv_rows(month=chosen),
+    return streamed_csv(selectors.accounts_csv_rows(month=chosen),
                          f"switchyard-billing-{chosen:%Y-%m}-accounts.csv")
 
 
@@ -129,7 +129,7 @@ def invoice(request: HttpRequest, month: str, client_id: int) -> HttpResponse:
 def invoice_csv(request: HttpRequest, month: str, client_id: int) -> HttpResponseBase:
     chosen = _month(month)
     client = get_object_or_404(Client, pk=client_id)
-    return _streamed_csv(selectors.invoice_csv_rows(month=chosen, client=client),
+    return streamed_csv(selectors.invoice_csv_rows(month=chosen, client=client),
                          f"switchyard-invoice-{client.slug}-{chosen:%Y-%m}.csv")
 
 

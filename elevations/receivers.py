@@ -8,13 +8,13 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
+from elevations.models import ClientContact
+
 SESSION_KEY = "switchyard_client_contact"
 
 
 @receiver(user_logged_in, dispatch_uid="elevations.mark_client_contact")
 def mark_client_contact(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    from elevations.models import ClientContact
-
     if request is None or not hasattr(request, "session"):
         return
     contact = ClientContact.objects.filter(user=user).values_list("client_id", flat=True).first()

@@ -19,8 +19,8 @@ from elevations import services
 from elevations.models import CLIENT_CONTACT, ApprovalPolicy, ClientContact, ElevationRequest
 from onboarding.models import AwsAccount, Client
 from portal.audit import audit_record
-from portal.models import User
-from portal.sandbox import DEMO_PASSWORD, require_sandbox
+from portal.people.demo import DEMO_PASSWORD, require_sandbox
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 
 logger = logging.getLogger(__name__)

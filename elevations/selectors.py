@@ -7,12 +7,13 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from elevations.models import ClientContact, ElevationRequest
+from elevations.models import ApprovalPolicy, ClientContact, ElevationDecision, ElevationRequest
 from onboarding.models import AwsAccount, Client
-from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
-from portal.models import User
+from portal.evidence.matrix import AccessMatrix, AccessRow, MatrixFilters
+from portal.people.models import User
 from switchroles.access_selectors import open_access_findings
 from switchroles.models import AccessFinding, AccountRole, LinkUse, RoleTemplate
+from switchroles.selectors import links_for_person
 
 
 def contact_of(*, user: User) -> ClientContact | None:
@@ -68,8 +69,6 @@ def elevation_of(*, person: User, request_id: int) -> ElevationRequest | None:
 
 def elevation_possible_deciders(*, request: ElevationRequest) -> list[User]:
     """Who may decide ``request`` now (for notifications and the page)."""
-    from elevations.services import decider_role
-
     candidates = User.objects.filter(is_active=True).filter(
         Q(groups__name="Manager") | Q(client_contact__client_id=request.account.client_id)
     ).exclude(pk=request.requester_id).distinct()
@@ -87,8 +86,6 @@ def elevation_targets(*, person: User) -> QuerySet[AccountRole]:
 
 
 def _held_role_ids(person: User) -> Iterator[int]:
-    from switchroles.selectors import links_for_person
-
     yield from links_for_person(person=person).values_list("pk", flat=True)
 
 
@@ -133,3 +130,31 @@ def client_access_findings(*, client: Client) -> QuerySet[AccessFinding]:
     """The open effective-access findings that concern the client's accounts: who AWS lets in with
     no grant, granted links AWS refuses, and doors into the accounts that are not Switchyard's."""
     return open_access_findings(client_id=client.pk)
+
+
+# --- who may decide ------------------------------------------------------------------------------
+
+
+def decider_facts(*, decider: User) -> tuple[int | None, bool]:
+    """What deciding depends on, read once per person: the client they are a contact of (or
+    None) and whether they are an MSP manager."""
+    contact_client = ClientContact.objects.filter(user=decider).values_list("client_id", flat=True).first()
+    return contact_client, contact_client is None and decider.is_manager
+
+
+def decider_role(
+    *, request: ElevationRequest, decider: User, facts: tuple[int | None, bool] | None = None
+) -> str | None:
+    """As what ``decider`` may decide ``request`` ("manager" or "contact"), or None. Nobody
+    decides their own request; ``facts`` (``decider_facts``) saves its queries over many rows."""
+    if decider.pk == request.requester_id or not decider.is_active:
+        return None
+    contact_client, is_manager = facts if facts is not None else decider_facts(decider=decider)
+    approvers = ApprovalPolicy.Approvers
+    wants_manager = request.approvers in (approvers.MANAGER, approvers.BOTH_FIRST, approvers.BOTH_ALL)
+    wants_contact = request.approvers in (approvers.CONTACT, approvers.BOTH_FIRST, approvers.BOTH_ALL)
+    if wants_contact and contact_client is not None and contact_client == request.account.client_id:
+        return ElevationDecision.As.CONTACT
+    if wants_manager and is_manager:
+        return ElevationDecision.As.MANAGER
+    return None

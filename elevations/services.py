@@ -25,11 +25,12 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from elevations.models import CLIENT_CONTACT, ApprovalPolicy, ClientContact, ElevationDecision, ElevationRequest
+from elevations.selectors import decider_role, elevation_possible_deciders
 from onboarding.models import AwsAccount, Client
 from portal.audit import audit_record
-from portal.models import User
 from portal.notifications import notify
-from portal.permissions import ENGINEER, MANAGER, user_has_capability
+from portal.people.models import User
+from portal.people.permissions import ENGINEER, MANAGER, user_has_capability
 from switchroles.models import AccountRole, RoleTemplate
 from switchroles.selectors import links_for_person
 from switchroles.services import grant_create, grant_revoke
@@ -59,8 +60,6 @@ def elevation_approvers_notify(*, request: ElevationRequest, event: str) -> None
         people = [contact.user for contact in ClientContact.objects.filter(
             client_id=request.account.client_id).select_related("user")]
     else:
-        from elevations.selectors import elevation_possible_deciders
-
         people = list(elevation_possible_deciders(request=request))
     account = request.account
     what = f"{request.template.name} on {account.client.name} / {account.name} for {request.duration_minutes} minutes"
@@ -231,30 +230,6 @@ def elevation_request(
                  details=_summary(elevation))
     elevation_approvers_notify(request=elevation, event="requested")
     return elevation
-
-
-def decider_facts(*, decider: User) -> tuple[int | None, bool]:
-    """What deciding depends on, read once per person: the client they are a contact of (or
-    None) and whether they are an MSP manager."""
-    contact_client = ClientContact.objects.filter(user=decider).values_list("client_id", flat=True).first()
-    return contact_client, contact_client is None and decider.is_manager
-
-
-def decider_role(
-    *, request: ElevationRequest, decider: User, facts: tuple[int | None, bool] | None = None
-) -> str | None:
-    """As what ``decider`` may decide ``request`` ("manager" or "contact"), or None. Nobody
-    decides their own request; ``facts`` (``decider_facts``) saves its queries over many rows."""
-    if decider.pk == request.requester_id or not decider.is_active:
-        return None
-    contact_client, is_manager = facts if facts is not None else decider_facts(decider=decider)
-    wants_manager = request.approvers in (Approvers.MANAGER, Approvers.BOTH_FIRST, Approvers.BOTH_ALL)
-    wants_contact = request.approvers in (Approvers.CONTACT, Approvers.BOTH_FIRST, Approvers.BOTH_ALL)
-    if wants_contact and contact_client is not None and contact_client == request.account.client_id:
-        return ElevationDecision.As.CONTACT
-    if wants_manager and is_manager:
-        return ElevationDecision.As.MANAGER
-    return None
 
 
 def _approve(*, locked: ElevationRequest, approver: User, now: datetime, request: HttpRequest | None) -> None:

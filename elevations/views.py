@@ -26,10 +26,11 @@ from elevations import selectors, services
 from elevations.forms import ApprovalPolicyForm, ContactInviteForm, DecisionForm, ElevationRequestForm
 from elevations.models import ApprovalPolicy, ClientContact
 from onboarding.models import Client
-from portal.audit_views import _streamed_csv, evidence_pack_response
-from portal.models import User
-from portal.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
-from portal.reauth import reauthentication_required
+from portal.evidence.pack import evidence_pack_response
+from portal.people.models import User
+from portal.people.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
+from portal.web.downloads import streamed_csv
+from portal.web.reauth import reauthentication_required
 from switchroles.models import AccountRole
 
 PAGE_SIZE = 50
@@ -90,7 +91,7 @@ def client_log(request: HttpRequest, contact: ClientContact) -> HttpResponse:
 @contact_required
 def client_log_csv(request: HttpRequest, contact: ClientContact) -> HttpResponseBase:
     stamp = timezone.now().strftime("%Y%m%dT%H%MZ")
-    return _streamed_csv(selectors.client_log_rows(client=contact.client),
+    return streamed_csv(selectors.client_log_rows(client=contact.client),
                          f"switchyard-{contact.client.slug}-log-{stamp}.csv")
 
 
@@ -155,9 +156,9 @@ def elevation_list(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
     elevations = selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")
     page = Paginator(elevations, PAGE_SIZE).get_page(request.GET.get("page"))
-    facts = services.decider_facts(decider=user)
+    facts = selectors.decider_facts(decider=user)
     for elevation in page:
-        elevation.can_decide = services.decider_role(  # type: ignore[attr-defined]
+        elevation.can_decide = selectors.decider_role(  # type: ignore[attr-defined]
             request=elevation, decider=user, facts=facts) is not None
     return render(request, "elevations/list.html", {"page": page})
 
@@ -197,7 +198,7 @@ def elevation_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         raise Http404("No such request.")
     return render(request, "elevations/detail.html", {
         "elevation": elevation, "decisions": elevation.decisions.select_related("decider"),
-        "can_decide": elevation.is_open and services.decider_role(request=elevation, decider=user) is not None,
+        "can_decide": elevation.is_open and selectors.decider_role(request=elevation, decider=user) is not None,
         "can_end": elevation.state in ("pending", "active") and (elevation.requester_id == user.pk),
         "can_emergency": elevation.is_open and elevation.requester_id == user.pk and user.is_manager,
         "form": DecisionForm(), "now": timezone.now(),

@@ -34,7 +34,7 @@ from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, ExistingRole, 
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 from portal.steps import Outcome
 from switchroles.models import RoleTemplate
 

@@ -13,8 +13,8 @@ from onboarding import adoption, selectors
 from onboarding.adoption_forms import AdoptForm, BulkForm
 from onboarding.models import AwsAccount
 from portal.aws import AwsError
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 
 
 @require_http_methods(["GET", "POST"])

@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from onboarding.models import AwsAccount, Client
-from portal.fields import RowsChoiceField
+from portal.web.fields import RowsChoiceField
 from switchroles.models import RoleTemplate
 
 

@@ -40,7 +40,7 @@ from onboarding.models import AwsAccount, Client, OnboardingStep
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 from portal.steps import Outcome, redrive_after
 from switchroles import services as switchroles_services
 from switchroles.models import AccountRole, Grant

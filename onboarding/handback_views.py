@@ -14,8 +14,8 @@ from django.views.decorators.http import require_http_methods
 
 from onboarding import handback, selectors
 from onboarding.models import AwsAccount, Client
-from portal.permissions import MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.permissions import MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 
 ROLE_CHOICES = (
     ("delete", "Delete Switchyard's roles in the account"),

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from portal.operations.models import FanOutPart, FanOutRun
+from switchroles.links import switch_role_url
 
 ACCOUNT_ID_VALIDATOR = RegexValidator(r"^[0-9]{12}\Z", "An AWS account id is exactly 12 digits.")
 SLUG_VALIDATOR = RegexValidator(
@@ -243,8 +244,6 @@ class ExistingRole(models.Model):
 
     @property
     def switch_role_url(self) -> str:
-        from switchroles.links import switch_role_url
-
         return switch_role_url(
             account_id=self.account.account_id or "",
             role_path=self.role_path,

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from onboarding.models import AwsAccount, Client, RootPosture, RootPostureRun, RootPostureRunAccount
 from portal.operations.fan_out import Progress
-from portal.permissions import AUDITOR, MANAGER, user_has_capability
+from portal.people.permissions import AUDITOR, MANAGER, user_has_capability
 
 # Sort keys of the list of all accounts (query parameter ``sort``) → ordering.
 SORTS: dict[str, tuple[str, ...]] = {

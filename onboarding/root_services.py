@@ -28,9 +28,9 @@ from onboarding.models import AwsAccount, OnboardingStep, RootPosture, RootPostu
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, RootCredentials, RootFeatures, default_client_factory
-from portal.models import User
 from portal.operations import fan_out
 from portal.operations.fan_out import PartRetry, Worked
+from portal.people.models import User
 from portal.steps import enqueue_on_commit, redrive_after
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from onboarding import root_selectors, root_services, selectors
 from portal import aws
 from portal.aws import AwsError, default_client_factory
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 
 
 def _features_context() -> dict[str, object]:

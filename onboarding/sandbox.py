@@ -16,8 +16,8 @@ from onboarding.selectors import suggested_root_email
 from onboarding.services import onboarding_advance, onboarding_request
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
-from portal.sandbox import require_sandbox
+from portal.people.demo import require_sandbox
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from typing import Any
 from django.conf import settings
 
 from onboarding.models import AwsAccount
+from onboarding.views import access_role_template_for
 from portal import aws
-from portal.sandbox import require_sandbox
+from portal.people.demo import require_sandbox
 
 STACK_NAME = "switchyard-access-role"
 # An account that comes from another Organization: its old role trusts that one's management account.
@@ -65,8 +66,6 @@ def sandbox_client_answer(*, account_id: str, accept: bool, endpoint_url: str | 
     """Answer the open invitation to ``account_id`` as its client. Accepting also deploys the
     access-role template (stack ``switchyard-access-role``) with the role name Switchyard expects for
     the account. Raises LookupError when no invitation is open."""
-    from onboarding.views import access_role_template_for
-
     require_sandbox()
     organizations = client_of(account_id, "organizations", endpoint_url=endpoint_url)
     handshake = _open_handshake(organizations)

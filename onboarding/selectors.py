@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client, OnboardingBatch, OnboardingStep
 from portal import steps
-from portal.permissions import AUDITOR, MANAGER, user_has_capability
+from portal.people.permissions import AUDITOR, MANAGER, user_has_capability
 from switchroles.models import AccountRole
 
 State = AwsAccount.State

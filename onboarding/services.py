@@ -23,11 +23,11 @@ from django.utils import timezone
 
 from onboarding import creation_queue, dispatch, selectors, workflow
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
+from onboarding.notices import onboarding_step_notify
 from portal import aws, steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
-from portal.models import User
-from portal.notification_sweeps import onboarding_step_notify
+from portal.people.models import User
 from switchroles.links import SWITCH_ROLE_NAME_MAX_CHARS, display_name_for
 from switchroles.models import AccountRole, RoleTemplate
 

@@ -15,8 +15,8 @@ from onboarding import root_selectors, root_services, selectors, services, workf
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from portal.aws import access_role_cloudformation_template
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 
 ACCESS_ROLE_TEMPLATE_FILENAME = "switchyard-access-role.yaml"
 

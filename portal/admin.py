@@ -5,7 +5,9 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from portal.audit import audit_record
-from portal.models import AuditChainCheck, AuditEvent, User
+from portal.audit.models import AuditChainCheck, AuditEvent
+from portal.people.models import User
+from portal.web.admin import ReadOnlyAdmin
 
 
 @admin.register(User)
@@ -27,17 +29,6 @@ class UserAdmin(DjangoUserAdmin):
                 details={"fields": changed, "password_changed": bool({"password", "password1"}
                                                                      & set(form.changed_data))},
             )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AuditEvent)

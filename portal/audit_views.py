@@ -7,26 +7,17 @@ deciding its items); every write refuses an auditor with 403.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
-import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import cast
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.core.validators import ProhibitNullCharactersValidator
 from django.http import (
-    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     QueryDict,
-    StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -35,24 +26,25 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from onboarding.models import Client
-from onboarding.root_selectors import client_root_posture_rows
-from portal import duties, reviews
-from portal.access_matrix import AccessMatrix, AccessRow, MatrixFilters
-from portal.audit import audit_verify_chain
-from portal.audit_forms import AccessReviewForm, EventFilterForm, MatrixFilterForm, ReviewItemsForm
-from portal.audit_selectors import (
+from portal import reviews
+from portal.audit_forms import AccessReviewForm, ReviewItemsForm
+from portal.evidence.forms import EventFilterForm, MatrixFilterForm
+from portal.evidence.matrix import AccessMatrix, AccessRow, MatrixFilters
+from portal.evidence.pack import evidence_pack_response, last_chain_check
+from portal.evidence.selectors import (
     audit_events_csv_rows,
     audit_events_filtered,
-    client_grant_history_rows,
-    client_use_rows,
     filter_choices,
     link_history,
     link_uses,
     person_history,
 )
-from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
-from portal.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
-from portal.reauth import reauthentication_required
+from portal.models import AccessReview, AccessReviewItem
+from portal.people import duties
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
+from portal.web.downloads import streamed_csv
+from portal.web.reauth import reauthentication_required
 from switchroles.access_selectors import findings_history_of_person, open_access_findings, refused_links
 from switchroles.models import AccessFinding, AccountRole
 
@@ -65,41 +57,8 @@ COLUMNS = (
 )
 
 
-class _Echo:
-    """A file-like object whose write returns the text, so csv.writer can feed a stream."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-# A spreadsheet runs a cell that starts like a formula when the export is opened (CSV injection):
-# such text (a client's name, a reason) gets an apostrophe in front, which spreadsheets show as text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cells(row: Sequence[Any]) -> list[Any]:
-    return [f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value for value in row]
-
-
-def _csv_stream(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(_cells(row))
-
-
-def _streamed_csv(rows: Iterable[Sequence[Any]], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_csv_stream(rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 def _stamp() -> str:
     return timezone.now().strftime("%Y%m%dT%H%MZ")
-
-
-def _last_chain_check() -> AuditChainCheck | None:
-    return AuditChainCheck.objects.first()
 
 
 # --- The access matrix ---------------------------------------------------------------------------
@@ -142,7 +101,7 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/matrix.html", {
         "form": form, "filters": filters, "page": page, "columns": _sort_columns(request, filters),
         "choices": filter_choices(client_id=filters.client), "export_query": export_params.urlencode(),
-        "last_chain_check": _last_chain_check(), "aws_kind": aws_kind, "aws_findings": findings,
+        "last_chain_check": last_chain_check(), "aws_kind": aws_kind, "aws_findings": findings,
         "aws_kinds": AccessFinding.Kind.choices,
     })
 
@@ -156,7 +115,7 @@ def access_csv(request: HttpRequest) -> HttpResponseBase:
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
     filters = form.filters()
     moment = filters.as_of.strftime("%Y%m%dT%H%MZ") if filters.as_of else _stamp()
-    return _streamed_csv(AccessMatrix(filters).csv_rows(), f"switchyard-access-{moment}.csv")
+    return streamed_csv(AccessMatrix(filters).csv_rows(), f"switchyard-access-{moment}.csv")
 
 
 # --- Histories -----------------------------------------------------------------------------------
@@ -194,7 +153,7 @@ def events(request: HttpRequest) -> HttpResponse:
     export_params.pop("page", None)
     return render(request, "audit/events.html", {
         "form": form, "page": page, "export_query": export_params.urlencode(),
-        "last_chain_check": _last_chain_check(),
+        "last_chain_check": last_chain_check(),
     })
 
 
@@ -204,30 +163,10 @@ def events_csv(request: HttpRequest) -> HttpResponseBase:
     form = EventFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
-    return _streamed_csv(audit_events_csv_rows(filters=form.filters()), f"switchyard-events-{_stamp()}.csv")
+    return streamed_csv(audit_events_csv_rows(filters=form.filters()), f"switchyard-events-{_stamp()}.csv")
 
 
 # --- Evidence pack -------------------------------------------------------------------------------
-
-def _write_csv(archive: zipfile.ZipFile, name: str, rows: Iterable[Sequence[Any]]) -> str:
-    """Write rows into ``name`` inside the archive a row at a time; return the file's SHA-256."""
-    digest = hashlib.sha256()
-    with archive.open(name, "w") as raw:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for row in rows:
-            writer.writerow(_cells(row))
-            if buffer.tell() > 64 * 1024:
-                chunk = buffer.getvalue().encode()
-                digest.update(chunk)
-                raw.write(chunk)
-                buffer.seek(0)
-                buffer.truncate()
-        chunk = buffer.getvalue().encode()
-        digest.update(chunk)
-        raw.write(chunk)
-    return digest.hexdigest()
-
 
 @require_GET
 @capability_required(*READERS)
@@ -237,48 +176,6 @@ def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
     in a temporary file, never whole in memory, and streamed from there."""
     client = get_object_or_404(Client, pk=client_id)
     return evidence_pack_response(client=client, generated_by=cast(User, request.user))
-
-
-def evidence_pack_response(*, client: Client, generated_by: User) -> FileResponse:
-    """The evidence pack of ``client`` as a download (also the client contacts' own, elevations/)."""
-    now = timezone.now()
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it when sent)
-    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        digests = {
-            "access-matrix.csv": _write_csv(archive, "access-matrix.csv",
-                                            AccessMatrix(MatrixFilters(client=client.pk)).csv_rows()),
-            "grant-history.csv": _write_csv(archive, "grant-history.csv", client_grant_history_rows(client=client)),
-            "link-uses.csv": _write_csv(archive, "link-uses.csv", client_use_rows(client=client)),
-            "root-credentials.csv": _write_csv(archive, "root-credentials.csv",
-                                               client_root_posture_rows(client=client)),
-        }
-        report = audit_verify_chain()
-        last_check = _last_chain_check()
-        chain = {
-            "verified_at": timezone.now().isoformat(),
-            "intact": report.intact,
-            "events_checked": report.events_checked,
-            "first_bad_sequence": report.first_bad_sequence,
-            "problem": report.problem,
-            "last_scheduled_check": None if last_check is None else {
-                "checked_at": last_check.checked_at.isoformat(), "intact": last_check.intact,
-                "events_checked": last_check.events_checked,
-                "first_bad_sequence": last_check.first_bad_sequence, "problem": last_check.problem,
-            },
-        }
-        chain_bytes = json.dumps(chain, indent=2).encode()
-        archive.writestr("audit-chain.json", chain_bytes)
-        digests["audit-chain.json"] = hashlib.sha256(chain_bytes).hexdigest()
-        manifest = {
-            "client": {"id": client.pk, "name": client.name, "slug": client.slug},
-            "generated_at": now.isoformat(),
-            "generated_by": generated_by.get_username(),
-            "files": digests,
-        }
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
-    spool.seek(0)
-    return FileResponse(spool, as_attachment=True, content_type="application/zip",
-                        filename=f"switchyard-evidence-{client.slug}-{now:%Y%m%dT%H%MZ}.zip")
 
 
 # --- Access reviews ------------------------------------------------------------------------------
@@ -368,4 +265,4 @@ def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpRes
 @capability_required(*READERS, REVIEWER)
 def review_csv(request: HttpRequest, review_id: int) -> HttpResponseBase:
     review = get_object_or_404(AccessReview, pk=review_id)
-    return _streamed_csv(reviews.review_csv_rows(review=review), f"switchyard-review-{review.pk}-{_stamp()}.csv")
+    return streamed_csv(reviews.review_csv_rows(review=review), f"switchyard-review-{review.pk}-{_stamp()}.csv")

@@ -9,6 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from portal import aws
+from portal.celery import app
+from portal.operations.heartbeats import pulses
+
 
 def check_database() -> dict[str, Any]:
     try:
@@ -21,8 +25,6 @@ def check_database() -> dict[str, Any]:
 
 
 def check_broker() -> dict[str, Any]:
-    from portal.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -32,8 +34,6 @@ def check_broker() -> dict[str, Any]:
 
 
 def check_aws() -> dict[str, Any]:
-    from portal import aws
-
     factory = aws.Boto3ClientFactory(
         endpoint_url=settings.AWS_ENDPOINT_URL or None, region_name=settings.AWS_REGION, config=aws.QUICK_CHECK_CONFIG
     )
@@ -48,8 +48,6 @@ def check_aws() -> dict[str, Any]:
 
 def check_heartbeats() -> dict[str, Any]:
     """Beat's and each worker's heartbeat age (portal.operations.heartbeats); stale after two periods."""
-    from portal.operations.heartbeats import pulses
-
     try:
         found = pulses()
     except Exception as exc:  # noqa: BLE001 - the database check says why

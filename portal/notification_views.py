@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from portal import notifications
-from portal.models import User
+from portal.people.models import User
 
 
 @login_required

@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from portal.audit import audit_record
-from portal.services import user_end_other_sessions
+from portal.people.services import user_end_other_sessions
 
 
 @receiver(user_logged_in)

@@ -22,13 +22,15 @@ from django.utils import timezone
 
 from elevations.models import ElevationRequest
 from onboarding.models import Client
-from portal import duties
 from portal.audit import audit_record
-from portal.models import AccessReview, AccessReviewItem, User
+from portal.models import AccessReview, AccessReviewItem
 from portal.notification_sweeps import review_assigned_notify
-from portal.permissions import MANAGER, REVIEWER, user_has_capability
+from portal.people import duties
+from portal.people.models import User
+from portal.people.permissions import MANAGER, REVIEWER, user_has_capability
 from switchroles.models import Grant, LinkUse, RoleTemplate
 from switchroles.selectors import grants_in_force
+from switchroles.services import grant_revoke
 
 DEFAULT_UNUSED_DAYS = 90
 
@@ -269,8 +271,6 @@ def access_review_decide(*, item_id: int, review: AccessReview, reviewer: User, 
             raise ValidationError({"decision": duties.SELF_REVIEW})
         now = timezone.now()
         if decision == AccessReviewItem.Decision.REVOKE:
-            from switchroles.services import grant_revoke
-
             reason = f"Access review #{review.pk} ({review.title})" + (f": {note}" if note else "")
             grant_revoke(grant=item.grant, revoked_by=reviewer, reason=reason[:1000], request=request)
         item.decision = decision

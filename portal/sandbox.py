@@ -10,10 +10,11 @@ derives account ids from root e-mails, see ``portal.sandbox_aws``, so the ids co
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import pyotp
 from allauth.mfa.models import Authenticator
@@ -23,30 +24,19 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from onboarding.models import AwsAccount
+from onboarding.sandbox_client import sandbox_client_answer
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory
-from portal.models import User
-
-if TYPE_CHECKING:
-    from onboarding.models import AwsAccount
-    from switchroles.enforcement import SyncReport
+from portal.aws import AwsError, ClientFactory
+from portal.people.demo import DEMO_PASSWORD, DEMO_USERS, require_sandbox
+from portal.people.models import User
+from switchroles import enforcement, provisioning
+from switchroles.enforcement import SyncReport
+from switchroles.models import AccountRole, EnforcedPrincipal
+from switchroles.tasks import enforcement_sync
 
 logger = logging.getLogger(__name__)
-
-DEMO_PASSWORD = "switchyard-demo"  # noqa: S105 - a documented, sandbox-only password
-DEMO_USERS = {
-    # username: (group, first name, IAM user in the main account)
-    "manager": ("Manager", "Morgan", "morgan.manager"),
-    "engineer": ("Engineer", "Eli", "eli.engineer"),
-    "auditor": ("Auditor", "Ada", "ada.auditor"),
-    "finance": ("Finance", "Fran", "fran.finance"),
-}
-
-
-def require_sandbox() -> None:
-    if not settings.SANDBOX:
-        raise RuntimeError("This only runs in the sandbox (SWITCHYARD_ENV=sandbox).")
-
 
 @transaction.atomic
 def sandbox_demo_users_ensure() -> list[User]:
@@ -105,8 +95,6 @@ def sandbox_root_access_ensure(*, clients: ClientFactory) -> bool:
     """Turn on centralized root access in the sandbox's Organization (trusted access for IAM, both IAM
     features), as the MSP would once: the root posture of the demo accounts is then checked by the
     workers. Returns True when anything had to be turned on."""
-    from portal import aws
-
     require_sandbox()
     if aws.root_features(clients=clients).usable:
         return False
@@ -158,15 +146,10 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
        with a forced enforcement sync (an unforced one would skip them as already applied). If
        another sync holds the lock, a forced sync is queued for the workers instead.
     """
-    from onboarding.models import AwsAccount
-    from portal import aws as onboarding_aws
-    from portal.aws import AwsError
-    from switchroles import provisioning
-    from switchroles.models import AccountRole
 
     require_sandbox()
     report = SandboxRestore()
-    in_organization = {member.id for member in onboarding_aws.list_accounts(clients=clients)}
+    in_organization = {member.id for member in aws.list_accounts(clients=clients)}
     accounts = (
         AwsAccount.objects.filter(account_id__isnull=False)
         .exclude(account_id__in=in_organization)
@@ -199,7 +182,7 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
             .order_by("template_id")
         )
         try:
-            credentials = onboarding_aws.assume_access_role(
+            credentials = aws.assume_access_role(
                 clients=clients, account_id=account.account_id or "", role_name=account.access_role,
                 session_name=RESTORE_SESSION_NAME,
             )
@@ -226,13 +209,11 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
 def _created_again(*, clients: ClientFactory, account: AwsAccount) -> str:
     """Create the account again with its root e-mail and name: "" when it came back under its id,
     else what went wrong (its roles are then left alone)."""
-    from portal import aws as onboarding_aws
-    from portal.aws import AwsError
 
     try:
-        request = onboarding_aws.start_account_creation(
+        request = aws.start_account_creation(
             clients=clients, email=account.root_email or "", account_name=account.name,
-            tags={onboarding_aws.MANAGED_BY_TAG_KEY: onboarding_aws.MANAGED_BY_TAG_VALUE,
+            tags={aws.MANAGED_BY_TAG_KEY: aws.MANAGED_BY_TAG_VALUE,
                   "switchyard-client": account.client.slug},
         )
     except AwsError as error:
@@ -247,12 +228,9 @@ def _created_again(*, clients: ClientFactory, account: AwsAccount) -> str:
 def _invited_again(*, clients: ClientFactory, account: AwsAccount) -> str:
     """Invite the client's account again and, as the client, accept and deploy the access-role
     template: "" when it is a member again with its access role, else what went wrong."""
-    from onboarding.sandbox_client import sandbox_client_answer
-    from portal import aws as onboarding_aws
-    from portal.aws import AwsError
 
     try:
-        onboarding_aws.invite_account(clients=clients, account_id=account.account_id or "",
+        aws.invite_account(clients=clients, account_id=account.account_id or "",
                                       notes=f"{account.client.name}: the sandbox's AWS restarted.")
         sandbox_client_answer(account_id=account.account_id or "", accept=True)
     except AwsError as error:
@@ -263,9 +241,6 @@ def _invited_again(*, clients: ClientFactory, account: AwsAccount) -> str:
 
 
 def _main_account_enforcement_restore(*, clients: ClientFactory, report: SandboxRestore) -> None:
-    from switchroles import enforcement
-    from switchroles.models import EnforcedPrincipal
-    from switchroles.tasks import enforcement_sync
 
     principals = enforcement.intended_principals()
     needed = {p.principal_name for p in principals
@@ -300,17 +275,15 @@ def sandbox_legacy_member_ensure(*, clients: ClientFactory) -> str:
     """One member of the sandbox Organization that Switchyard does not manage, with a cross-account
     role the team made by hand (``ops-admin``, trusting the main account), so adoption can be tried
     at once. Idempotent; returns the account id (stable: derived from the e-mail)."""
-    import json
 
-    from portal import aws as onboarding_aws
 
     require_sandbox()
-    member = next((m for m in onboarding_aws.list_accounts(clients=clients)
+    member = next((m for m in aws.list_accounts(clients=clients)
                    if m.email.casefold() == LEGACY_MEMBER_EMAIL), None)
-    account_id = member.id if member is not None else (onboarding_aws.start_account_creation(
+    account_id = member.id if member is not None else (aws.start_account_creation(
         clients=clients, email=LEGACY_MEMBER_EMAIL, account_name=LEGACY_MEMBER_NAME, tags={},
     ).account_id or "")
-    credentials = onboarding_aws.assume_access_role(clients=clients, account_id=account_id,
+    credentials = aws.assume_access_role(clients=clients, account_id=account_id,
                                                     session_name="switchyard-sandbox-seed")
     iam = clients.client("iam", credentials=credentials)
     trust = {"Version": "2012-10-17", "Statement": [{

@@ -8,7 +8,6 @@ so a second ``make run`` keeps working with the data it kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -16,12 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from portal import sandbox_moto
+from portal.sandbox_moto import root_access
+from portal.sandbox_moto.accounts import account_id_for_email
+
 _creating = threading.local()
-
-
-def account_id_for_email(email: str) -> str:
-    digest = int(hashlib.sha256(email.strip().lower().encode()).hexdigest(), 16)
-    return f"{digest % 10**12:012d}"
 
 
 def install_stable_account_ids() -> Callable[[], None]:
@@ -86,12 +84,8 @@ def install_not_implemented_answers() -> Callable[[], None]:
 
 
 def main() -> None:
-    from portal import sandbox_moto
-
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     install_stable_account_ids()
-    from portal.sandbox_moto import root_access
-
     install_not_implemented_answers()
     sandbox_moto.install()
     # Invited accounts start with a root password, created ones with none (the demo's invited

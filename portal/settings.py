@@ -180,7 +180,7 @@ SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS = env.int("SWITCHYARD_DRIFT_ACCOUNT_LEASE
 # Main-account IAM writes per second across every worker (portal.operations.aws_limits); 0 turns the bound off.
 SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND = env.int("SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND", default=10)
 
-# --- Separation of duties (issue 18; portal/duties.py). Safe by default: both rules on. -----------
+# --- Separation of duties (issue 18; portal/people/duties.py). Safe by default: both rules on. -----------
 # Auditors hold no switch-role links: not in a team, no personal grant, nothing in the directory.
 SWITCHYARD_SOD_AUDITORS_HOLD_NO_LINKS = env.bool("SWITCHYARD_SOD_AUDITORS_HOLD_NO_LINKS", default=True)
 # Whoever made a grant cannot confirm it in an access review.

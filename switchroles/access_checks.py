@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -38,7 +38,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import (
     DEFAULT_ACCESS_ROLE_NAME,
@@ -48,7 +47,8 @@ from portal.aws import (
     read_authorization_details,
     trust_policy_for_console,
 )
-from portal.models import User
+from portal.people.models import User
+from switchroles.accounts import account_model, active_accounts
 from switchroles.effective_access import (
     Analysis,
     Principal,
@@ -60,6 +60,9 @@ from switchroles.effective_access import (
 from switchroles.enforcement import iam_user_name_is_valid, intended_principals
 from switchroles.models import AccessCheck, AccessFinding, AccountRole, EnforcedPrincipal, RoleTemplate
 from switchroles.selectors import grants_in_force, memberships_in_force
+
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ def _targets(main_account_id: str) -> list[_Target]:
     targets: list[_Target] = []
     trusts: dict[bool, dict[str, Any]] = {}
     rows = AccountRole.objects.filter(
-        state=AccountRole.State.ACTIVE, account__state=AwsAccount.State.ACTIVE, account__account_id__isnull=False,
+        state=AccountRole.State.ACTIVE, account__state=account_model().State.ACTIVE, account__account_id__isnull=False,
     ).values_list("pk", "account_id", "account__account_id", "role_path", "role_name", "template__require_mfa",
                   "template__tier").order_by("account_id", "template_id")
     for pk, account_pk, account_id, path, name, require_mfa, tier in rows:
@@ -121,9 +124,7 @@ def _targets(main_account_id: str) -> list[_Target]:
             account_pk, pk,
         ))
     access_trust = access_role_trust_policy(main_account_id=main_account_id)
-    for account_pk, account_id in AwsAccount.objects.filter(
-        state=AwsAccount.State.ACTIVE, account_id__isnull=False
-    ).values_list("pk", "account_id").order_by("pk"):
+    for account_pk, account_id in active_accounts().values_list("pk", "account_id").order_by("pk"):
         targets.append(_Target(
             TargetRole(arn=f"arn:aws:iam::{account_id}:role/{DEFAULT_ACCESS_ROLE_NAME}", account_id=account_id or "",
                        trust_policy=access_trust, kind="access role", is_administrator=True),

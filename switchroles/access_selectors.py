@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from django.db.models import F, IntegerField, Q, QuerySet, Value
 
-from portal.duties import auditor_rule_applies_to
-from portal.models import User
+from portal.people.duties import auditor_rule_applies_to
+from portal.people.models import User
 from switchroles.enforcement import iam_user_name_is_valid
 from switchroles.models import AccessCheck, AccessFinding, EnforcedPrincipal
 from switchroles.selectors import DirectoryLink, grants_of_person, memberships_in_force

@@ -3,7 +3,7 @@ pages and services, which audit it and rewrite the main-account IAM policies."""
 
 from django.contrib import admin
 
-from portal.admin import ReadOnlyAdmin
+from portal.web.admin import ReadOnlyAdmin
 from switchroles.models import DriftCheck, DriftFinding, EnforcedPrincipal, Grant, LinkUse, Team, TeamMembership
 
 

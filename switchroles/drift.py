@@ -28,7 +28,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -36,15 +36,18 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding.models import AwsAccount
 from portal import aws, steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
-from portal.models import User
-from portal.notification_sweeps import drift_role_finding_notify
+from portal.people.models import User
 from switchroles import access_checks, enforcement, provisioning
+from switchroles.accounts import account_model, active_accounts, ended_account_states
 from switchroles.models import AccountRole, DriftCheck, DriftFinding, RoleDriftFinding
+from switchroles.notices import drift_role_finding_notify
 from switchroles.provisioning import role_spec_for
+
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount
 
 logger = logging.getLogger(__name__)
 
@@ -182,8 +185,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
     Switchyard into is a finding (UNREACHABLE); the others are still checked. Writes ``drift.found``
     for each finding the previous role check did not have."""
     accounts = list(
-        AwsAccount.objects.filter(state=AwsAccount.State.ACTIVE, account_id__isnull=False)
-        .select_related("client").order_by("pk")
+        active_accounts().select_related("client").order_by("pk")
     )
     roles_by_account: dict[int, list[AccountRole]] = {}
     names_by_account: dict[int, set[str]] = {}
@@ -202,7 +204,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
         )
     access_checks.record_doors(check=None, wanted=[d for found in doors.values() for d in found],
                                account_ids=list(doors) + [
-                                   a.pk for a in AwsAccount.objects.exclude(state=AwsAccount.State.ACTIVE)
+                                   a.pk for a in account_model().objects.exclude(state=account_model().State.ACTIVE)
                                ])
     now = timezone.now()
     previous_check = (
@@ -256,9 +258,8 @@ def drift_check_run(*, clients: ClientFactory | None = None) -> DriftCheck:
 
 def organization_account_ids_now() -> set[str]:
     """Accounts of the Organization as the portal knows them (any state but handed back or never made)."""
-    gone = (AwsAccount.State.HANDED_BACK, AwsAccount.State.CANCELLED, AwsAccount.State.DECLINED,
-            AwsAccount.State.EXPIRED)
-    return {a for a in AwsAccount.objects.exclude(state__in=gone).values_list("account_id", flat=True) if a}
+    gone = ended_account_states()
+    return {a for a in account_model().objects.exclude(state__in=gone).values_list("account_id", flat=True) if a}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def drift_repair_request(
 def _repair(finding: RoleDriftFinding, clients: ClientFactory) -> dict[str, Any]:
     """Re-apply the portal's version; returns what was done. Raises AwsError or ValueError."""
     account = finding.account
-    if account.state != AwsAccount.State.ACTIVE:
+    if account.state != account_model().State.ACTIVE:
         raise ValueError(f"The account is “{account.get_state_display()}” now: there is nothing to repair.")
     credentials = provisioning.access_session(account=account, clients=clients, session_name=SESSION_NAME)
     if finding.kind == Kind.UNKNOWN:

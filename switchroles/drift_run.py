@@ -25,20 +25,23 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.operations import fan_out
 from portal.operations.aws_limits import main_account_limited
 from portal.operations.fan_out import Progress, Worked
 from switchroles import access_checks, drift, enforcement
+from switchroles.accounts import account_model, active_accounts
 from switchroles.models import AccessFinding, AccountRole, DriftCheck, DriftRun, DriftRunAccount, RoleDriftFinding
+
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class AccountLook:
 def drift_account_look(*, account: AwsAccount, clients: ClientFactory,
                        organization_account_ids: set[str] | None = None) -> AccountLook:
     """One account's drift and doors, read from AWS (no database writes)."""
-    if account.state != AwsAccount.State.ACTIVE:
+    if account.state != account_model().State.ACTIVE:
         # Handed back (or on its way) since the run started: nothing of ours to compare any more.
         return AccountLook(account, 0, [], [])
     roles = list(
@@ -92,7 +95,7 @@ def drift_account_look(*, account: AwsAccount, clients: ClientFactory,
 
 
 def _look(part: DriftRunAccount, clients: ClientFactory) -> AccountLook:
-    account = AwsAccount.objects.select_related("client").get(pk=part.account_id)
+    account = account_model().objects.select_related("client").get(pk=part.account_id)
     return drift_account_look(account=account, clients=clients)
 
 
@@ -136,7 +139,7 @@ def _finish(run: DriftRun) -> None:
     # Doors of accounts that are no longer ours to look into are closed.
     access_checks.record_doors(check=None, wanted=[], account_ids=AccessFinding.objects.filter(
         kind=AccessFinding.Kind.DOOR, resolved_at__isnull=True,
-    ).exclude(account__state=AwsAccount.State.ACTIVE).values_list("account_id", flat=True))
+    ).exclude(account__state=account_model().State.ACTIVE).values_list("account_id", flat=True))
     if totals["findings"]:
         logger.warning("switchroles.drift.roles", extra={"check": check.pk, "findings": totals["findings"]})
 
@@ -160,7 +163,7 @@ def drift_check_fan_out(*, clients: ClientFactory | None = None) -> DriftRun:
 
 def drift_run_start(*, check: DriftCheck, concurrency: int | None = None) -> DriftRun:
     """One part per ACTIVE account for ``check`` and ``concurrency`` work tasks (sent on commit)."""
-    accounts = AwsAccount.objects.filter(state=AwsAccount.State.ACTIVE, account_id__isnull=False) \
+    accounts = active_accounts() \
         .order_by("pk").values_list("pk", flat=True)
     previous = (
         DriftCheck.objects.filter(roles_checked__isnull=False, checked_at__lte=check.checked_at)

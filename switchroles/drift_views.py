@@ -4,6 +4,8 @@ each queued for the workers and audited)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -12,13 +14,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from onboarding.root_selectors import accounts_with_root_credentials, root_posture_progress
-from portal.models import User
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import access_checks, access_selectors, drift, drift_run
 from switchroles.models import AccessFinding, RoleDriftFinding
 from switchroles.trust_rollout import trust_rollout_start
+
+#: What the apps above switchroles show on the drift page, by name in the page's context: onboarding
+#: adds ``root_findings`` (accounts whose root user holds a credential) and ``root_progress`` (the
+#: daily root-posture run). Filled from their AppConfig.ready(), since switchroles does not import them.
+_page_findings: dict[str, Callable[[], Any]] = {}
+
+
+def drift_page_findings_register(name: str, reader: Callable[[], Any]) -> None:
+    """Show what ``reader()`` returns on the drift page as ``name`` (registering a name again replaces it)."""
+    _page_findings[name] = reader
 
 
 def _person(request: HttpRequest) -> User:
@@ -39,9 +50,8 @@ def drift_page(request: HttpRequest) -> HttpResponse:
     running = drift_run.drift_run_latest()
     return render(request, "switchroles/drift.html", {
         "overview": overview,
-        "root_findings": list(accounts_with_root_credentials()),
+        **{name: reader() for name, reader in _page_findings.items()},
         "drift_progress": drift_run.drift_run_progress(run=running) if running is not None else None,
-        "root_progress": root_posture_progress(),
         "access_check": access_selectors.latest_access_check(),
         "access_findings": findings,
         "access_findings_open": access_selectors.open_access_findings_count(),

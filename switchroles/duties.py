@@ -1,14 +1,14 @@
 """Separation-of-duties conflicts that already exist (made before the rules, or while one was off):
-listed for managers and auditors, never hidden. The rules themselves are in ``portal.duties``."""
+listed for managers and auditors, never hidden. The rules themselves are in ``portal.people.duties``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import F, QuerySet
 
-from portal.models import AccessReviewItem
-from portal.permissions import AUDITOR
+from portal.people.permissions import AUDITOR
 from switchroles.models import Grant, TeamMembership
 from switchroles.selectors import grants_in_force, memberships_in_force
 
@@ -17,11 +17,17 @@ from switchroles.selectors import grants_in_force, memberships_in_force
 class DutyConflicts:
     auditors_in_teams: QuerySet[TeamMembership]
     auditors_with_grants: QuerySet[Grant]
-    self_confirmed: QuerySet[AccessReviewItem]
+    self_confirmed: QuerySet[Any]  # access review items
 
     @property
     def count(self) -> int:
         return self.auditors_in_teams.count() + self.auditors_with_grants.count() + self.self_confirmed.count()
+
+
+def _review_items() -> Any:
+    # Access reviews sit above switchroles (they review its grants), so their items are reached
+    # through the grants' reverse relation, not imported.
+    return Grant._meta.get_field("review_items").related_model
 
 
 def duty_conflicts() -> DutyConflicts:
@@ -34,7 +40,7 @@ def duty_conflicts() -> DutyConflicts:
         auditors_with_grants=grants_in_force().filter(person__groups__name=AUDITOR)
         .select_related("person", "client", "account", "account__client", "granted_by")
         .prefetch_related("templates").order_by("person__username", "pk"),
-        self_confirmed=AccessReviewItem.objects.filter(decision=AccessReviewItem.Decision.CONFIRM,
-                                                       decided_by=F("grant__granted_by"))
+        self_confirmed=_review_items().objects.filter(decision=_review_items().Decision.CONFIRM,
+                                                      decided_by=F("grant__granted_by"))
         .select_related("review", "grant", "decided_by").order_by("-decided_at", "-pk"),
     )

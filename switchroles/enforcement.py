@@ -32,7 +32,6 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from onboarding.models import AwsAccount
 from portal.audit import audit_record
 from portal.aws import (
     PERSON_TAG_KEY,
@@ -55,9 +54,9 @@ from portal.aws import (
     record_text,
     remove_principal_policies,
 )
-from portal.duties import is_auditor_q
-from portal.models import User
-from portal.notification_sweeps import main_account_drift_notify
+from portal.people.duties import is_auditor_q
+from portal.people.models import User
+from switchroles.accounts import account_model
 from switchroles.models import (
     AccountRole,
     DriftCheck,
@@ -66,6 +65,7 @@ from switchroles.models import (
     Grant,
     Team,
 )
+from switchroles.notices import main_account_drift_notify
 from switchroles.selectors import grants_in_force, memberships_in_force
 
 logger = logging.getLogger(__name__)
@@ -524,7 +524,7 @@ def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = Non
     check = DriftCheck(checked_at=timezone.now())
     account_clients = {
         account_id or "": slug
-        for account_id, slug in AwsAccount.objects.filter(account_id__isnull=False).values_list(
+        for account_id, slug in account_model().objects.filter(account_id__isnull=False).values_list(
             "account_id", "client__slug"
         )
     }

@@ -8,10 +8,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from onboarding.models import AwsAccount, Client
-from portal import duties
-from portal.fields import RowsChoiceField
-from portal.models import User
+from portal.people import duties
+from portal.people.models import User
+from portal.web.fields import RowsChoiceField
+from switchroles.accounts import account_model, client_model
 from switchroles.models import ROLE_NAME_VALIDATOR, RoleTemplate, Team
 from switchroles.services import CAPABILITY_NAMES
 
@@ -46,11 +46,12 @@ class GrantForm(forms.Form):
         help_text="Or one person (a personal grant).",
     )
     client = forms.ModelChoiceField(
-        queryset=Client.objects.exclude(state=Client.State.LEFT).order_by("name"), required=False, empty_label="—",
+        queryset=client_model().objects.exclude(state=client_model().State.LEFT).order_by("name"), required=False,
+        empty_label="—",
         help_text="All the client's accounts, including ones onboarded later.",
     )
     account = AccountChoiceField(
-        queryset=AwsAccount.objects.filter(account_id__isnull=False).select_related("client")
+        queryset=account_model().objects.filter(account_id__isnull=False).select_related("client")
         .order_by("client__name", "name"),
         required=False, empty_label="—", help_text="Or one account.",
     )

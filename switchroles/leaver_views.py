@@ -10,9 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal import duties
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people import duties
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import leavers
 from switchroles.duties import duty_conflicts
 from switchroles.forms import LeaverForm

@@ -33,9 +33,9 @@ from django.utils import timezone
 from portal import aws
 from portal.audit import audit_record
 from portal.aws import ClientFactory
-from portal.duties import may_hold_links
-from portal.models import User
-from portal.services import user_end_other_sessions
+from portal.people.duties import may_hold_links
+from portal.people.models import User
+from portal.people.services import user_end_other_sessions
 from switchroles import services
 from switchroles.access_selectors import latest_access_check, open_access_findings
 from switchroles.enforcement import EnforcementBusy, enforcement_lock, user_policy_prefix

@@ -11,8 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-from portal.models import IAM_NAME_VALIDATOR
 from portal.operations.models import FanOutPart, FanOutRun
+from portal.people.models import IAM_NAME_VALIDATOR
+from switchroles.links import switch_role_url
 
 ROLE_NAME_VALIDATOR = IAM_NAME_VALIDATOR
 
@@ -94,8 +95,6 @@ class AccountRole(models.Model):
     @property
     def switch_role_url(self) -> str:
         """The console link, built only from validated fields (raises ValueError otherwise)."""
-        from switchroles.links import switch_role_url
-
         return switch_role_url(
             account_id=self.account.account_id or "",
             role_path=self.role_path,

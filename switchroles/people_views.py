@@ -14,9 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from portal.models import User
-from portal.permissions import MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.models import User
+from portal.people.permissions import MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import leavers, services
 from switchroles.forms import PersonForm
 from switchroles.models import TeamMembership

@@ -27,13 +27,13 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding.models import AwsAccount
 from portal import steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
-from portal.models import User
+from portal.people.models import User
 from portal.steps import Outcome, Result, Skip
 from switchroles import provisioning
+from switchroles.accounts import account_model
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def roles_behind(template: RoleTemplate) -> QuerySet[AccountRole]:
         AccountRole.objects.filter(
             template=template,
             state__in=[AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED],
-            account__state=AwsAccount.State.ACTIVE,
+            account__state=account_model().State.ACTIVE,
             account__account_id__isnull=False,
             provisioned_revision__lt=template.revision,
         )
@@ -144,7 +144,7 @@ def _claim(part_id: int, now: datetime) -> _Claimed | Skip:
             return Skip.BUSY
         role = part.account_role
         if (role.state not in (AccountRole.State.ACTIVE, AccountRole.State.PROVISIONED)
-                or role.account.state != AwsAccount.State.ACTIVE):
+                or role.account.state != account_model().State.ACTIVE):
             part.status, part.finished_at = Status.CANCELLED, now
             part.note = "The account or its role is no longer active: nothing to roll out."
             part.lease_expires_at = None

@@ -12,12 +12,12 @@ import logging
 
 from django.db import transaction
 
-from onboarding.models import Client
 from portal import aws
 from portal.aws import ClientFactory, default_client_factory
-from portal.models import User
-from portal.sandbox import DEMO_USERS, require_sandbox
+from portal.people.demo import DEMO_USERS, require_sandbox
+from portal.people.models import User
 from switchroles import services
+from switchroles.accounts import client_model
 from switchroles.models import Grant, RoleTemplate, Team
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def sandbox_demo_access_ensure(*, clients: ClientFactory | None = None) -> Team 
     """Idempotent. Does nothing (returns None) until a demo client exists. A grant the demo team
     ever had on a client (even one since revoked in the sandbox) is not made again."""
     require_sandbox()
-    demo_clients = {client.name: client for client in Client.objects.filter(name__in=DEMO_GRANTS)}
+    demo_clients = {client.name: client for client in client_model().objects.filter(name__in=DEMO_GRANTS)}
     if not demo_clients:
         logger.info("sandbox.demo_access.skipped", extra={"reason": "no demo clients yet"})
         return None

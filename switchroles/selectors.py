@@ -10,9 +10,9 @@ from django.db.models import Count, DateTimeField, Exists, F, Max, OuterRef, Q, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from onboarding.models import AwsAccount, Client
-from portal.duties import auditor_rule_applies_to
-from portal.models import User
+from portal.people.duties import auditor_rule_applies_to
+from portal.people.models import User
+from switchroles.accounts import client_model, ended_account_states
 from switchroles.links import LinkExport, console_color, link_problem
 from switchroles.models import (
     AccountRole,
@@ -27,9 +27,7 @@ from switchroles.models import (
 )
 
 # A grant on an account in one of these states (or on a client that left) gives nothing: it ended.
-ENDED_ACCOUNT_STATES = (
-    AwsAccount.State.HANDED_BACK, AwsAccount.State.CANCELLED, AwsAccount.State.DECLINED, AwsAccount.State.EXPIRED,
-)
+ENDED_ACCOUNT_STATES = ended_account_states()
 
 
 def grants_in_force(*, at: datetime | None = None) -> QuerySet[Grant]:
@@ -40,14 +38,14 @@ def grants_in_force(*, at: datetime | None = None) -> QuerySet[Grant]:
         Q(revoked_at__isnull=True) | Q(revoked_at__gt=moment)
     ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=moment)).exclude(
         account__state__in=ENDED_ACCOUNT_STATES
-    ).exclude(client__state=Client.State.LEFT)
+    ).exclude(client__state=client_model().State.LEFT)
 
 
 def grant_ended_with_account(grant: Grant) -> bool:
     """Whether the grant ended because its account was handed back (or its client left)."""
     if grant.account is not None:
         return grant.account.state in ENDED_ACCOUNT_STATES
-    return grant.client is not None and grant.client.state == Client.State.LEFT
+    return grant.client is not None and grant.client.state == client_model().State.LEFT
 
 
 def memberships_in_force(*, at: datetime | None = None) -> QuerySet[TeamMembership]:

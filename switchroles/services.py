@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -22,13 +22,16 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding.models import AwsAccount, Client
-from portal import duties
 from portal.audit import audit_record, client_ip_of
-from portal.models import User
-from portal.permissions import AUDITOR, ENGINEER, MANAGER, REVIEWER
+from portal.people import duties
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, ENGINEER, MANAGER, REVIEWER
+from switchroles.accounts import account_model, client_model
 from switchroles.models import AccountRole, Favourite, Grant, LinkUse, RoleTemplate, Team, TeamMembership
 from switchroles.selectors import grants_in_force
+
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount, Client
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +111,10 @@ def grant_create(
         errors["expires_at"] = "The expiry must be in the future."
     if account is not None and not account.account_id:
         errors["account"] = "This account has no AWS account ID yet."
-    elif account is not None and account.state != AwsAccount.State.ACTIVE:
+    elif account is not None and account.state != account_model().State.ACTIVE:
         errors["account"] = (f"This account is “{account.get_state_display()}”: grants are only for active "
                              "accounts, since AWS would give nothing.")
-    if client is not None and client.state != Client.State.ACTIVE:
+    if client is not None and client.state != client_model().State.ACTIVE:
         errors["client"] = f"{client.name} is “{client.get_state_display()}”: grants are only for active clients."
     if person is not None and not duties.may_hold_links(person):
         errors["person"] = duties.AUDITOR_GRANTED

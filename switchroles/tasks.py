@@ -1,5 +1,8 @@
 """Celery tasks of the directory: thin wrappers that take the lock and call the service.
 
+They import the services; the services that enqueue a task import this module inside the function
+that does (the one late import Switchyard keeps, inside an app).
+
 Both are idempotent and safe to run twice; the beat schedule (``portal/celery.py``) runs the sync
 every 30 seconds, so a lost message or a killed worker costs at most that.
 """
@@ -13,7 +16,7 @@ from celery import shared_task
 from portal.aws import AwsError, default_client_factory
 from portal.operations.aws_limits import main_account_limited
 from portal.steps import Skip
-from switchroles import access_checks, drift, drift_run, enforcement, rollout
+from switchroles import access_checks, drift, drift_run, enforcement, leavers, rollout, services
 from switchroles.models import RolloutAccount
 
 BUSY_RETRY_SECONDS = 10
@@ -110,9 +113,7 @@ def rollout_reconcile() -> int:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def record_grant_expiries() -> int:
     """Every minute: record each grant that expired (once) and let the enforcement sync follow."""
-    from switchroles.services import grant_expiries_record
-
-    return len(grant_expiries_record())
+    return len(services.grant_expiries_record())
 
 
 # --- leavers (issue 18) ----------------------------------------------------------------------------
@@ -123,18 +124,14 @@ def record_grant_expiries() -> int:
              retry_jitter=True, max_retries=8, soft_time_limit=120, time_limit=180)
 def leaver_aws_cleanup_task(departure_pk: int) -> str:
     """Take a leaver's IAM user out of Switchyard in AWS and read it back (retried while AWS is busy)."""
-    from switchroles.leavers import leaver_aws_cleanup
-
-    departure = leaver_aws_cleanup(departure_id=departure_pk, clients=default_client_factory())
+    departure = leavers.leaver_aws_cleanup(departure_id=departure_pk, clients=default_client_factory())
     return departure.aws_state if departure is not None else "gone"
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def leaver_reconcile() -> int:
     """Every minute: send again the leavers whose AWS removal is still pending (lost message, killed worker)."""
-    from switchroles.leavers import departures_to_redrive
-
-    pending = departures_to_redrive()
+    pending = leavers.departures_to_redrive()
     for pk in pending:
         leaver_aws_cleanup_task.delay(pk)
     return len(pending)

@@ -9,8 +9,9 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from portal.audit import audit_record
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import RoleTemplate
+from switchroles.rollout import rollout_start
 
 TEMPLATE_FIELDS = (
     "name", "tier", "role_name", "description", "managed_policy_arns", "custom_policy", "require_mfa",
@@ -52,7 +53,5 @@ def role_template_update(
         audit_record(action="role_template.updated", actor=actor, target=locked, request=request,
                      details={"revision": locked.revision, "changes": changes})
         # Every account that has the role gets the new revision, through the workers.
-        from switchroles.rollout import rollout_start
-
         rollout_start(template=locked, actor=actor, request=request)
     return locked

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles.models import RoleTemplate, RolloutAccount
 from switchroles.rollout import rollout_account_retry, rollout_progress
 from switchroles.template_forms import RoleTemplateForm

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.http import HttpRequest
 
 from portal.audit import audit_record
-from portal.models import User
+from portal.people.models import User
 from switchroles.access_checks import tag_condition_enabled
 from switchroles.models import RoleTemplate, TemplateRollout
 from switchroles.rollout import rollout_start

@@ -24,9 +24,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from portal.aws import default_client_factory, mfa_device_of
-from portal.models import User
-from portal.permissions import AUDITOR, MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.models import User
+from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import selectors, services
 from switchroles.access_selectors import aws_refusal_for_person, directory_refusals_mark
 from switchroles.export_forms import ExportForm
@@ -39,6 +39,7 @@ from switchroles.links import (
     aws_cli_config,
 )
 from switchroles.models import Team
+from switchroles.tasks import enforcement_drift_check
 
 GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expired", "all": "All"}
 
@@ -418,8 +419,6 @@ def enforcement(request: HttpRequest) -> HttpResponse:
 @capability_required(MANAGER)
 def enforcement_check(request: HttpRequest) -> HttpResponse:
     """Queue a drift check now (it first applies pending changes). Writes nothing itself."""
-    from switchroles.tasks import enforcement_drift_check
-
     transaction.on_commit(lambda: enforcement_drift_check.delay(), robust=True)
     messages.info(request, "A drift check is on its way; reload this page in a few seconds.")
     return HttpResponseRedirect(reverse("switchroles:enforcement"))

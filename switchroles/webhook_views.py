@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from portal.permissions import MANAGER, capability_required
-from portal.reauth import reauthentication_required
+from portal.people.permissions import MANAGER, capability_required
+from portal.web.reauth import reauthentication_required
 from switchroles import services
 from switchroles.forms import TeamWebhookForm
 from switchroles.models import Team

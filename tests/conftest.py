@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client
 
-from portal.models import User
+from portal.people.models import User
 from portal.sandbox_moto import install as install_sandbox_moto
 
 # The sandbox's moto extensions (root access, …) are live in every test's moto, as in the sandbox.
@@ -63,7 +63,7 @@ def migrated_rows_ensure() -> None:
     from django.contrib.auth.models import Permission
     from django.core.management.sql import emit_post_migrate_signal
 
-    from portal.permissions import CAPABILITIES
+    from portal.people.permissions import CAPABILITIES
 
     if not Permission.objects.exists():  # a flush without post_migrate (serialized rollback) took them too
         emit_post_migrate_signal(verbosity=0, interactive=False, db="default")

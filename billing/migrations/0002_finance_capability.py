@@ -1,4 +1,4 @@
-"""Creates the Finance capability group with the billing permissions (see portal.permissions).
+"""Creates the Finance capability group with the billing permissions (see portal.people.permissions).
 
 Databases migrated before billing existed have no Finance group (portal/0002 made the groups of its
 day); this adds it. Idempotent, as portal/0002 may already have made it on a fresh database.

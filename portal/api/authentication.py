@@ -10,8 +10,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from portal.api.models import ApiToken
 from portal.api.tokens import api_token_for_bearer
-from portal.models import ApiToken, User
+from portal.people.models import User
 
 
 class BearerTokenAuthentication(BaseAuthentication):

@@ -8,8 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal.api.models import ApiToken
 from portal.api.tokens import api_token_revoke, api_tokens_of_person
-from portal.models import ApiToken, User
+from portal.people.models import User
 from switchroles.leavers import LeaverStep, leaver_step_register
 
 

@@ -10,8 +10,8 @@ from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from portal.models import ApiToken
-from portal.permissions import AUDITOR, CAPABILITIES, ENGINEER, MANAGER, user_has_capability
+from portal.api.models import ApiToken
+from portal.people.permissions import AUDITOR, CAPABILITIES, ENGINEER, MANAGER, user_has_capability
 
 ANYONE: tuple[str, ...] = ()
 READERS = (MANAGER, AUDITOR)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from onboarding.models import AwsAccount, OnboardingStep
-from portal.permissions import CAPABILITIES
+from portal.people.permissions import CAPABILITIES
 from switchroles.models import AccountRole
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from portal.models import ApiToken
+from portal.api.models import ApiToken
 
 
 class PerTokenThrottle(SimpleRateThrottle):

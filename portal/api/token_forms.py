@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from portal.models import ApiToken
+from portal.api.models import ApiToken
 
 
 class ApiTokenForm(forms.Form):

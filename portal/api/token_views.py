@@ -14,8 +14,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.api import tokens
 from portal.api.token_forms import ApiTokenForm
-from portal.models import User
-from portal.reauth import reauthentication_required
+from portal.people.models import User
+from portal.web.reauth import reauthentication_required
 from switchroles.views import form_errors_from
 
 

@@ -19,8 +19,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal.api.models import ApiToken
 from portal.audit import audit_record
-from portal.models import ApiToken, User
+from portal.people.models import User
 
 TOKEN_PATTERN = re.compile(r"sy_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 # last_used_at is written at most this often per token, so a busy script does not write on every call.

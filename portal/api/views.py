@@ -31,14 +31,15 @@ from onboarding import services as onboarding_services
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
-from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
 from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
-from portal.audit_forms import MatrixFilterForm
+from portal.audit.models import AuditEvent
 from portal.aws import AwsError
-from portal.models import AuditEvent, User
+from portal.evidence.forms import MatrixFilterForm
+from portal.evidence.matrix import ROW_FIELDS, AccessMatrix, AccessRow
+from portal.people.models import User
 from switchroles import access_checks, access_selectors, drift, leavers
 from switchroles import selectors as switchroles_selectors
 from switchroles import services as switchroles_services
@@ -492,7 +493,7 @@ ELEVATION_RENAMED = {"duration": "duration_minutes", "role": "tier", "template":
 
 def _elevation(elevation: ElevationRequest, *, decider: User,
                facts: tuple[int | None, bool] | None = None) -> dict[str, Any]:
-    can_decide = elevation.is_open and elevation_services.decider_role(
+    can_decide = elevation.is_open and elevation_selectors.decider_role(
         request=elevation, decider=decider, facts=facts) is not None
     return {
         "id": elevation.pk, "state": elevation.state, "requester": elevation.requester.username,
@@ -513,7 +514,7 @@ class Elevations(Endpoint):
     @extend_schema(operation_id="elevations", responses={200: s.ElevationSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
-        facts = elevation_services.decider_facts(decider=user)
+        facts = elevation_selectors.decider_facts(decider=user)
         elevations = elevation_selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")[:500]
         return Response([_elevation(e, decider=user, facts=facts) for e in elevations])
 

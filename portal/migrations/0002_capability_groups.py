@@ -12,7 +12,7 @@ def create_capability_groups(apps, schema_editor):
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
 
-    from portal.permissions import CAPABILITIES
+    from portal.people.permissions import CAPABILITIES
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")

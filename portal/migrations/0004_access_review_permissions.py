@@ -1,4 +1,4 @@
-"""Grants the access-review permissions to the capability groups (see portal.permissions)."""
+"""Grants the access-review permissions to the capability groups (see portal.people.permissions)."""
 
 from django.db import migrations
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from portal.api.models import ApiToken
 from portal.api.tokens import api_token_create
-from portal.models import ApiToken, User
+from portal.people.models import User
 
 
 class ApiClient:

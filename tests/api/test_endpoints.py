@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding.models import AwsAccount
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from switchroles.models import Grant
 from tests.api.conftest import as_persona
 from tests.security.support import World, changed_tables, row_counts, signed_in_client

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from switchroles.models import Departure, TeamMembership
 from tests.api.conftest import as_persona
 from tests.security.support import World

@@ -17,8 +17,10 @@ from django.utils import timezone
 from onboarding.models import AwsAccount
 from onboarding.tasks import reconcile_onboarding
 from portal import aws as onboarding_aws
+from portal.api.models import ApiToken
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory, allowed_role_arns
-from portal.models import ApiToken, AuditEvent, User
+from portal.people.models import User
 from switchroles import services as switchroles_services
 from tests.api.conftest import ApiClient, MakeToken
 from tests.onboarding.conftest import make_due, mocked_organization

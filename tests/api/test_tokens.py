@@ -15,7 +15,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.models import ApiToken, AuditEvent, User
+from portal.api.models import ApiToken
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from tests.api.conftest import ApiClient, MakeToken
 from tests.conftest import MakePerson
 from tests.security.support import mark_recently_authenticated, signed_in_client

@@ -20,7 +20,7 @@ from bench.report import Result, table, write_results
 from bench.seed import MANY, TEN, TINY, Scale, expected_links, plan, seed
 from onboarding.models import AwsAccount, Client
 from portal.audit import audit_verify_chain
-from portal.models import AuditChainHead, AuditEvent
+from portal.audit.models import AuditChainHead, AuditEvent
 from switchroles.models import AccountRole, Grant, TeamMembership
 from switchroles.selectors import links_for_person
 

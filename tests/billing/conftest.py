@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory, month_bounds
-from portal.models import User
+from portal.people.models import User
 from tests.conftest import MakePerson
 
 QUEUE_URL = "http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results"

@@ -14,8 +14,8 @@ from django.urls import reverse
 from billing import selectors, services
 from billing.models import ClientBillingTerms, CostFetch, CostLine
 from onboarding.models import AwsAccount, OnboardingStep
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent
 from tests.billing.conftest import Book, CountingFactory, ce_answer, make_account, queue
 
 pytestmark = pytest.mark.django_db
@@ -355,7 +355,7 @@ def test_an_anomaly_is_notified_to_finance_once_and_not_to_engineers(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     # Given finance, and three months around 100 for Acme
-    from portal.models import Notice
+    from portal.notifications.models import Notice
 
     fran = make_person("fran", "Finance")
     month = services.current_month()

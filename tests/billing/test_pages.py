@@ -13,8 +13,9 @@ from django.urls import reverse
 
 from billing import services
 from billing.models import ClientBillingTerms, CostFetch
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from tests.billing.conftest import Book, CountingFactory, ce_answer, queue
 from tests.conftest import MakePerson
 

@@ -26,7 +26,7 @@ from onboarding.sandbox_client import client_of
 from onboarding.services import onboarding_request
 from onboarding.tasks import reconcile_onboarding
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 from tests.e2e.processes import ROOT, WorkerPool, celery_app_using, moto_server, redis_broker, wait_until
 

@@ -16,8 +16,8 @@ from onboarding import creation_queue
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_reconcile, onboarding_request
 from portal.aws import Boto3ClientFactory
-from portal.models import User
 from portal.operations.models import CapacitySlot
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 from tests.e2e.processes import Pause, WorkerPool, celery_app_using, moto_server, redis_broker, wait_until
 

@@ -14,7 +14,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from switchroles import services, views
 from switchroles.models import AccountRole, LinkUse
 from tests.conftest import PASSWORD, MakePerson

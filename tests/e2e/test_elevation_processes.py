@@ -22,8 +22,8 @@ from elevations import services as elevations
 from elevations.models import ApprovalPolicy, ClientContact, ElevationRequest
 from elevations.selectors import client_log_rows
 from onboarding.models import AwsAccount, Client
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent
 from switchroles.models import AccountRole, RoleTemplate
 from tests.conftest import MakePerson
 from tests.e2e.processes import BIN, ROOT, WorkerPool, celery_app_using, moto_server, redis_broker, wait_until

@@ -18,8 +18,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from portal.api.tokens import api_token_create
+from portal.audit.models import AuditEvent
 from portal.aws import PERSON_TAG_KEY
-from portal.models import AuditEvent
 from switchroles import services
 from switchroles.models import Departure
 from tests.conftest import MakePerson

@@ -19,7 +19,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from onboarding.models import AwsAccount
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole
 from tests.conftest import PASSWORD, MakePerson
 from tests.e2e.processes import WorkerPool, celery_app_using, moto_server, redis_broker

@@ -28,7 +28,7 @@ from onboarding.services import onboarding_request
 from onboarding.tasks import reconcile_onboarding
 from portal import aws as onboarding_aws
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate
 from tests.e2e.processes import Pause, WorkerPool, celery_app_using, moto_server, redis_broker, wait_until
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.models import AuditChainCheck
+from portal.audit.models import AuditChainCheck
 from portal.tasks import audit_verify_chain_task
 from tests.e2e.processes import WorkerPool, celery_app_using, moto_server, redis_broker, wait_until
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from elevations.models import ClientContact
 from onboarding.models import AwsAccount, Client
-from portal.models import User
+from portal.people.models import User
 from switchroles import services as switchroles_services
 from switchroles.models import AccountRole, RoleTemplate
 from tests.conftest import MakePerson

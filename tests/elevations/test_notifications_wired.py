@@ -7,7 +7,7 @@ from typing import Any
 from django.core import mail
 
 from elevations import services
-from portal.models import Notice
+from portal.notifications.models import Notice
 
 from .conftest import Estate
 

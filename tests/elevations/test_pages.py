@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from elevations import services
 from elevations.models import ApprovalPolicy, ClientContact, ElevationRequest
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import LinkUse
 from tests.elevations.conftest import Estate
 from tests.security.support import signed_in_client

@@ -13,8 +13,8 @@ from elevations import services
 from elevations.models import ClientContact, ElevationRequest
 from elevations.sandbox import sandbox_client_contact_ensure
 from onboarding.models import Client
-from portal.models import User
-from portal.sandbox import DEMO_PASSWORD
+from portal.people.demo import DEMO_PASSWORD
+from portal.people.models import User
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import make_account, make_role
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from elevations import services
 from elevations.models import ApprovalPolicy, ElevationRequest
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from switchroles.models import Grant
 from switchroles.selectors import links_for_person
 from switchroles.services import grant_expiries_record

@@ -19,7 +19,7 @@ from moto import mock_aws
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import Advanced, onboarding_advance, onboarding_request
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate
 
 MAIN_ACCOUNT_ID = "123456789012"
@@ -134,7 +134,7 @@ def request_account(manager: User) -> RequestAccount:
 
 def mark_reauthenticated(http: HttpClient, user: User) -> HttpClient:
     """As if ``user`` had just confirmed their password and authenticator code (allauth's
-    re-authentication; ``portal.reauth``: dangerous actions such as a hand-back need both)."""
+    re-authentication; ``portal.web.reauth``: dangerous actions such as a hand-back need both)."""
     session = http.session
     session["account_authentication_methods_user"] = str(user.pk)
     session["account_authentication_methods"] = [

@@ -27,7 +27,7 @@ from onboarding.services import onboarding_advance
 from onboarding.views import access_role_template_for
 from portal import aws, sandbox_moto
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from portal.sandbox_moto import handshakes
 from switchroles.models import RoleTemplate
 from tests.onboarding.conftest import MAIN_ACCOUNT_ID, make_due, mocked_organization, templates

@@ -14,7 +14,7 @@ from django.urls import reverse
 from onboarding.models import AwsAccount, OnboardingBatch
 from portal import aws, sandbox_moto
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 from tests.onboarding.conftest import mocked_organization
 
@@ -116,7 +116,7 @@ def test_an_unknown_batch_is_not_found(manager_http: HttpClient) -> None:
 
 def test_a_manager_sets_the_access_role_an_account_uses(manager_http: HttpClient) -> None:
     from onboarding.models import Client
-    from portal.models import AuditEvent
+    from portal.audit.models import AuditEvent
 
     # given an invited account waiting for its access role
     client = Client.objects.create(name="Acme Retail", slug="acme")

@@ -12,8 +12,8 @@ from onboarding import creation_queue
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance, onboarding_cancel
 from portal.aws import Boto3ClientFactory
-from portal.models import User
 from portal.operations.capacity import slot_holders
+from portal.people.models import User
 from tests.onboarding.conftest import RequestAccount, make_due
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,9 @@ from onboarding.models import AwsAccount, Client, OnboardingStep
 from onboarding.services import onboarding_step_retry
 from portal import aws
 from portal.audit import audit_verify_chain
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import services as grants
 from switchroles.models import AccountRole, Grant, Team
 from switchroles.selectors import links_for_person

@@ -15,8 +15,9 @@ from django.utils.html import escape
 
 from onboarding import handback
 from onboarding.models import AwsAccount, OnboardingStep
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import services as grants
 from switchroles.models import AccountRole, Grant
 from tests.onboarding.conftest import MAIN_ACCOUNT_ID, AwsMustNotBeCalled, make_account, mark_reauthenticated, templates

@@ -22,7 +22,8 @@ from onboarding.services import (
     onboarding_step_retry,
 )
 from onboarding.tasks import advance_account, reconcile_onboarding
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from tests.onboarding.conftest import AwsMustNotBeCalled, make_account
 from tests.onboarding.test_aws import MEMBER_ACCOUNT_ID, NOW, StubbedClients, creation_status, handshake
 

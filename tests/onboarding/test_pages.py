@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from onboarding.models import AwsAccount, Client, OnboardingStep
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate
 from tests.onboarding.conftest import AwsMustNotBeCalled, make_account, mark_reauthenticated, templates
 

@@ -14,8 +14,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import connection
 
 from onboarding.models import AwsAccount, Client, OnboardingStep
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory, TemporaryCredentials
-from portal.models import AuditEvent
 from switchroles.models import AccountRole, RoleTemplate
 from tests.onboarding.conftest import AwsMustNotBeCalled, CountingClients, RequestAccount, make_account, templates
 from tests.onboarding.test_aws import StubbedClients, creation_status

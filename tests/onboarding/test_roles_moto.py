@@ -11,7 +11,7 @@ from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance, onboarding_step_retry
 from portal import aws
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate
 from tests.onboarding.conftest import drive, make_account
 

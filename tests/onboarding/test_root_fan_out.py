@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from onboarding import root_services
 from onboarding.models import AwsAccount, RootPosture, RootPostureRun, RootPostureRunAccount
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
 from portal.operations import fan_out
+from portal.people.models import User
 from tests.onboarding.conftest import CountingClients
 from tests.onboarding.test_root_moto import active_account, enable_features
 

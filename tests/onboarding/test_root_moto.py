@@ -19,8 +19,9 @@ from onboarding.handback import handback_start
 from onboarding.models import AwsAccount, Client, OnboardingStep, RootPosture
 from onboarding.root_selectors import root_credentials_for
 from portal import aws
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from portal.sandbox_moto import root_access
 from tests.onboarding.conftest import CountingClients, RequestAccount, drive, mocked_organization
 from tests.onboarding.handback_support import ALL_CONFIRMED

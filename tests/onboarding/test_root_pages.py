@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client, RootPosture
 from onboarding.root_selectors import root_credentials_for
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 
 pytestmark = pytest.mark.django_db
 

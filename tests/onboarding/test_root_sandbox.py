@@ -15,7 +15,7 @@ from onboarding.models import AwsAccount, RootPosture
 from onboarding.sandbox import DEMO_INVITED_ACCOUNT_ID, sandbox_demo_clients_ensure, sandbox_demo_invitation_ensure
 from portal import aws
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from portal.sandbox import sandbox_demo_users_ensure, sandbox_root_access_ensure
 from portal.sandbox_moto import root_access
 from tests.onboarding.conftest import drive, mocked_organization

@@ -14,7 +14,7 @@ from onboarding import root_services
 from onboarding.models import AwsAccount, Client, RootPosture
 from portal import aws
 from portal.aws import AwsError
-from portal.models import User
+from portal.people.models import User
 from tests.onboarding.test_aws import NOW, StubbedClients
 
 MEMBER = "210987654321"
@@ -137,7 +137,7 @@ def test_a_refused_enable_tells_the_manager_and_records_nothing(
     response = manager_http.post(reverse("onboarding:root_access_enable"))
 
     # then the page says what the workers need, and no audit event claims it was enabled
-    from portal.models import AuditEvent
+    from portal.audit.models import AuditEvent
 
     body = response.content.decode()
     assert response.status_code == 400

@@ -17,8 +17,8 @@ from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance
 from onboarding.tasks import advance_account
 from portal.audit import audit_verify_chain
+from portal.audit.models import AuditEvent
 from portal.aws import AwsError, Boto3ClientFactory, TemporaryCredentials
-from portal.models import AuditEvent
 from switchroles.models import AccountRole
 from tests.onboarding.conftest import CountingClients, make_account, mocked_organization, templates
 from tests.onboarding.test_aws import MEMBER_ACCOUNT_ID, NOW, StubbedClients, creation_status

@@ -14,8 +14,8 @@ from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance
 from portal import aws
 from portal.audit import audit_verify_chain
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent
 from switchroles.models import AccountRole, RoleTemplate
 from tests.onboarding.conftest import (
     MAIN_ACCOUNT_ID,

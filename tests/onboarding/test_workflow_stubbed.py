@@ -16,9 +16,9 @@ from django.utils.html import escape
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance
 from onboarding.tasks import advance_account
+from portal.audit.models import AuditEvent
 from portal.aws import FAILURE_REASON_MESSAGES, AwsError
 from portal.celery import app as celery_app
-from portal.models import AuditEvent
 from tests.onboarding.conftest import make_account, make_due
 from tests.onboarding.test_aws import MEMBER_ACCOUNT_ID, NOW, StubbedClients, creation_status, handshake
 

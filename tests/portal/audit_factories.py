@@ -9,7 +9,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import AccountRole, Grant, RoleTemplate, Team, TeamMembership
 
 _numbers = itertools.count(1)

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from portal.models import User
+from portal.people.models import User
 from switchroles.models import Grant
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from portal.access_matrix import AccessMatrix, MatrixFilters, access_as_of
+from portal.evidence.matrix import AccessMatrix, MatrixFilters, access_as_of
 from switchroles.models import AccountRole
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team

@@ -20,7 +20,8 @@ from django.test import Client as HttpClient
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from portal.models import AccessReview, AccessReviewItem, User
+from portal.models import AccessReview, AccessReviewItem
+from portal.people.models import User
 from switchroles.models import LinkUse
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from portal.audit import audit_record, audit_verify_chain
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

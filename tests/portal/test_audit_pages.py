@@ -14,8 +14,10 @@ import pytest
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from portal.audit import audit_chain_check_record, audit_record
-from portal.models import AuditChainCheck, User
+from portal.audit import audit_record
+from portal.audit.models import AuditChainCheck
+from portal.chain_checks import audit_chain_check_record
+from portal.people.models import User
 from switchroles.models import LinkUse
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team

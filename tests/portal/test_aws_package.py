@@ -106,7 +106,7 @@ def test_the_iam_name_validator_is_built_from_the_one_pattern() -> None:
     from django.core.exceptions import ValidationError
 
     from portal.aws import limits
-    from portal.models import IAM_NAME_VALIDATOR
+    from portal.people.models import IAM_NAME_VALIDATOR
 
     # then the Django validator uses the package's pattern, ASCII only
     assert IAM_NAME_VALIDATOR.regex.pattern == limits.IAM_NAME_PATTERN

@@ -24,19 +24,17 @@ from onboarding import services as onboarding_services
 from onboarding.models import OnboardingStep
 from onboarding.workflow import Outcome
 from portal import notifications
-from portal.audit import audit_chain_check_record, audit_record
+from portal.audit import audit_record
+from portal.audit.models import AuditEvent
 from portal.aws import AwsError
-from portal.models import AuditEvent, Notice, NotificationOptOut
-from portal.notification_sweeps import (
-    drift_role_finding_notify,
-    main_account_drift_notify,
-    notices_sweep,
-    review_assigned_notify,
-)
+from portal.chain_checks import audit_chain_check_record
+from portal.notification_sweeps import notices_sweep, review_assigned_notify
+from portal.notifications.models import Notice, NotificationOptOut
 from portal.reviews import access_review_open
 from portal.tasks import notice_deliver_task
 from switchroles import services
 from switchroles.models import DriftCheck, DriftFinding, RoleDriftFinding
+from switchroles.notices import drift_role_finding_notify, main_account_drift_notify
 from tests.conftest import MakePerson
 from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit import audit_record
-from portal.models import User
+from portal.people.models import User
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""One re-authentication rule (portal.reauth): nobody is asked again within five minutes of a full
+"""One re-authentication rule (portal.web.reauth): nobody is asked again within five minutes of a full
 sign-in; after that an action asks for the password; a dangerous one needs password and code."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from portal.models import User
+from portal.people.models import User
 from switchroles import services
 from switchroles.models import TeamMembership
 

@@ -13,8 +13,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from portal.access_matrix import AccessMatrix, MatrixFilters
-from portal.models import AccessReview, AccessReviewItem, AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.evidence.matrix import AccessMatrix, MatrixFilters
+from portal.models import AccessReview, AccessReviewItem
+from portal.people.models import User
 from portal.reviews import access_review_decide, access_review_open, review_items, review_progress
 from switchroles.models import Grant, LinkUse
 from tests.conftest import MakePerson
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 def reauthenticated(client: HttpClient, user: User) -> HttpClient:
     """Record a fresh re-authentication (password and authenticator code) in the session, as
-    allauth's re-authentication pages do; revoking is a dangerous action (``portal.reauth``)."""
+    allauth's re-authentication pages do; revoking is a dangerous action (``portal.web.reauth``)."""
     session = client.session
     session["account_authentication_methods"] = [
         {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True},

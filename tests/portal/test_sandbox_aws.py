@@ -6,7 +6,8 @@ from __future__ import annotations
 import boto3
 from moto import mock_aws
 
-from portal.sandbox_aws import account_id_for_email, install_stable_account_ids
+from portal.sandbox_aws import install_stable_account_ids
+from portal.sandbox_moto.accounts import account_id_for_email
 
 
 def test_account_ids_are_twelve_digits_and_stable() -> None:

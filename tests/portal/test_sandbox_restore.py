@@ -20,10 +20,11 @@ from moto import mock_aws
 from onboarding.models import AwsAccount
 from onboarding.sandbox_client import client_of
 from portal import aws as onboarding_aws
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory, allowed_role_arns, read_group_members, read_group_policies
-from portal.models import AuditEvent
 from portal.sandbox import sandbox_aws_restore, sandbox_organization_ensure
-from portal.sandbox_aws import account_id_for_email, install_stable_account_ids
+from portal.sandbox_aws import install_stable_account_ids
+from portal.sandbox_moto.accounts import account_id_for_email
 from switchroles import enforcement
 from switchroles.models import AccountRole, Team
 from switchroles.provisioning import role_spec_for

@@ -9,7 +9,7 @@ from allauth.mfa.models import Authenticator
 from django.test import Client
 from django.urls import reverse
 
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from tests.conftest import PASSWORD, MakePerson
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_self_sign_up_is_closed() -> None:
 
     assert response.status_code == 200
     assert b"closed" in response.content.lower()
-    from portal.models import User
+    from portal.people.models import User
     assert not User.objects.filter(username="intruder").exists()
 
 

@@ -33,7 +33,9 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from onboarding.models import AwsAccount, Client, OnboardingStep
 from portal.api.tokens import api_token_create
 from portal.audit import audit_record
-from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
+from portal.audit.models import AuditChainCheck
+from portal.models import AccessReview, AccessReviewItem
+from portal.people.models import User
 from switchroles.models import (
     AccountRole,
     Departure,
@@ -61,7 +63,7 @@ PERSONA_LABELS = {
 def mark_recently_authenticated(client: HttpClient, user: User, *, seconds_ago: float = 0) -> HttpClient:
     """What allauth records in the session when a person re-enters their password at
     /accounts/reauthenticate/ and a code at /accounts/2fa/reauthenticate/: every action (the
-    dangerous ones need both, ``portal.reauth``) lets them through for
+    dangerous ones need both, ``portal.web.reauth``) lets them through for
     ACCOUNT_REAUTHENTICATION_TIMEOUT seconds after it."""
     session = client.session
     session["account_authentication_methods_user"] = str(user.pk)

@@ -657,7 +657,8 @@ def test_every_api_write_is_refused_without_a_token_and_with_a_read_token(
 def test_every_api_write_with_a_read_write_token_is_audited_naming_the_token(
     world: World, aws_unreachable: AwsUnreachable, name: str
 ) -> None:
-    from portal.models import ApiToken, AuditEvent
+    from portal.api.models import ApiToken
+    from portal.audit.models import AuditEvent
 
     arguments, body, status = {**API_WRITES, **API_ENGINEER_WRITES}[name]
     writer = "eng" if name in API_ENGINEER_WRITES else "mgr"

@@ -589,7 +589,8 @@ def test_stored_hostile_text_is_escaped_on_every_page(world: World, aws_unreacha
     # Given hostile text in every name, reason and note a page shows
     from onboarding.models import Client, OnboardingStep
     from portal.audit import audit_record
-    from portal.models import AccessReview, AccessReviewItem, User
+    from portal.models import AccessReview, AccessReviewItem
+    from portal.people.models import User
     from switchroles.models import Grant, RoleDriftFinding, RolloutAccount, Team
 
     a, b, c, d = MARKUP
@@ -638,7 +639,8 @@ def test_exports_never_hand_a_spreadsheet_a_formula(world: World, aws_unreachabl
     # Given names, reasons and notes that a spreadsheet would run as formulas
     from onboarding.models import Client
     from portal.audit import audit_record
-    from portal.models import AccessReviewItem, User
+    from portal.models import AccessReviewItem
+    from portal.people.models import User
     from switchroles.models import Grant, Team
 
     Client.objects.filter(pk=world.pk("acme")).update(name=FORMULAS[0])

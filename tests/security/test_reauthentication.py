@@ -15,8 +15,10 @@ from django.urls import reverse
 
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, OnboardingStep
-from portal.models import ApiToken, AuditEvent, User
-from portal.reauth import DANGEROUS_ACTIONS
+from portal.api.models import ApiToken
+from portal.audit.models import AuditEvent
+from portal.people.models import User
+from portal.web.reauth import DANGEROUS_ACTIONS
 from switchroles.models import Grant, RoleDriftFinding, RoleTemplate, RolloutAccount, Team, TeamMembership
 from tests.security.support import (
     AwsUnreachable,

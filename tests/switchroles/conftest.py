@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory
-from portal.models import User
+from portal.people.models import User
 from switchroles.links import display_name_for
 from switchroles.models import AccountRole, RoleTemplate
 
@@ -103,7 +103,7 @@ def iam_user_create(person: User) -> None:
 def reauthenticated(client: Any, user: User) -> Any:
     """Mark the test client's session as freshly re-authenticated with password and authenticator
     code (what allauth's re-authentication pages record), so every action lets it through
-    (``portal.reauth``: dangerous ones need both)."""
+    (``portal.web.reauth``: dangerous ones need both)."""
     import time
 
     session = client.session

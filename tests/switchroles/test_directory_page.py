@@ -10,7 +10,7 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from switchroles import services
 from switchroles.models import AccountRole, Favourite
 from switchroles.selectors import links_for_person

@@ -15,8 +15,9 @@ from django.urls import reverse
 
 from onboarding.models import AwsAccount
 from portal import aws
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import drift
 from switchroles import services as grants
 from switchroles.models import AccountRole, DriftCheck, RoleDriftFinding, Team

@@ -16,8 +16,8 @@ from moto import mock_aws
 from moto.iam.models import iam_backends
 
 from onboarding.models import AwsAccount
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent
 from switchroles import access_checks, enforcement, services
 from switchroles.models import AccessCheck, AccessFinding
 

@@ -16,8 +16,9 @@ from elevations import services as elevations
 from elevations.models import ApprovalPolicy, ClientContact, ElevationRequest
 from elevations.selectors import client_log_rows
 from elevations.tasks import elevations_expire
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import services
 from switchroles.models import AccountRole
 from switchroles.tasks import record_grant_expiries

@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory, allowed_role_arns
-from portal.models import AuditEvent
 from switchroles import enforcement, services
 from switchroles.models import AccountRole, DriftCheck, EnforcedPrincipal, Team
 from switchroles.policies import MANAGED_POLICY_MAX_CHARS, MAX_MANAGED_POLICIES_PER_PRINCIPAL

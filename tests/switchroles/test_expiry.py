@@ -13,8 +13,9 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import services
 from switchroles.models import AccountRole, Grant, Team
 from switchroles.selectors import links_for_person

@@ -11,7 +11,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from portal.audit import audit_verify_chain
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from switchroles import services
 from switchroles.links import switch_role_url
 from switchroles.models import AccountRole, LinkUse

@@ -13,8 +13,9 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from portal import aws as switchroles_aws
+from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import leavers, services
 from switchroles.models import Departure, Grant, TeamMembership
 

@@ -12,7 +12,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from switchroles import services
 from switchroles.models import DriftCheck, DriftFinding, Grant, Team
 

@@ -10,7 +10,8 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from switchroles.models import RoleTemplate
 from tests.switchroles.conftest import reauthenticated
 

@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding.models import AwsAccount
+from portal.audit.models import AuditEvent
 from portal.aws import AwsError, Boto3ClientFactory
-from portal.models import AuditEvent, User
+from portal.people.models import User
 from switchroles import provisioning, rollout
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 from switchroles.template_services import role_template_update

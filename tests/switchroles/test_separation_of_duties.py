@@ -14,7 +14,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.models import AccessReviewItem, AuditEvent
+from portal.audit.models import AuditEvent
+from portal.models import AccessReviewItem
 from portal.reviews import access_review_decide, access_review_open
 from switchroles import services
 from switchroles.enforcement import intended_principals

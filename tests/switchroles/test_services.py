@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from portal.audit import audit_verify_chain
-from portal.models import AuditEvent
+from portal.audit.models import AuditEvent
 from switchroles import services
 from switchroles.models import Grant, Team, TeamMembership
 from switchroles.selectors import links_for_person

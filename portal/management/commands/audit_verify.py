@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.audit import audit_chain_check_record
+from portal.chain_checks import audit_chain_check_record
 
 
 class Command(BaseCommand):

@@ -3,8 +3,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.api.models import ApiToken
 from portal.api.tokens import api_token_create
-from portal.models import ApiToken, User
+from portal.people.models import User
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.adapters import decrypt_secret
-from portal.models import User
+from portal.people.models import User
 
 
 class Command(BaseCommand):

@@ -5,13 +5,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.sandbox import sandbox_costs_ensure
+from elevations.sandbox import sandbox_client_contact_ensure
 from onboarding.models import AwsAccount
 from onboarding.sandbox import DEMO_INVITED_ACCOUNT_ID, sandbox_demo_clients_ensure, sandbox_demo_invitation_ensure
-from portal.audit import audit_chain_check_record
 from portal.aws import default_client_factory
+from portal.chain_checks import audit_chain_check_record
+from portal.people.demo import DEMO_PASSWORD, DEMO_USERS
 from portal.sandbox import (
-    DEMO_PASSWORD,
-    DEMO_USERS,
     SandboxRestore,
     sandbox_aws_restore,
     sandbox_demo_users_ensure,
@@ -55,8 +55,6 @@ class Command(BaseCommand):
                 f"The invited demo account {DEMO_INVITED_ACCOUNT_ID} is not active yet: the workers carry on "
                 f"(or: manage.py sandbox_client accept {DEMO_INVITED_ACCOUNT_ID})."))
         sandbox_demo_access_ensure()
-        from elevations.sandbox import sandbox_client_contact_ensure
-
         if sandbox_client_contact_ensure() is not None:
             self.stdout.write("acme-contact (a client contact of Acme Retail) has an elevation request to decide.")
         # Twelve months of demo costs in moto's Cost Explorer, fetched so billing has figures at once.

@@ -17,8 +17,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import BooleanField, Exists, OuterRef, Value
 
-from portal.models import User
-from portal.permissions import AUDITOR
+from portal.people.models import User
+from portal.people.permissions import AUDITOR
 
 AUDITOR_IN_TEAM = (
     "An auditor cannot be in a team: auditors hold no switch-role links (separation of duties). "

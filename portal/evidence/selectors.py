@@ -14,7 +14,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from onboarding.models import AwsAccount, Client
-from portal.models import AuditEvent, User
+from portal.audit.models import AuditEvent
+from portal.people.models import User
 from switchroles.models import AccountRole, Grant, LinkUse, RoleTemplate, Team, TeamMembership
 
 SIGN_IN_ACTIONS = ("auth.", "mfa.")

@@ -21,7 +21,8 @@ from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from portal.models import AuditChainCheck, AuditChainHead, AuditEvent, User
+from portal.audit.models import AuditChainHead, AuditEvent
+from portal.people.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -178,20 +179,3 @@ def audit_verify_chain() -> ChainReport:
         return ChainReport(False, checked, expected_sequence,
                            f"the chain ends at #{expected_sequence - 1} but #{head.last_sequence} was written")
     return ChainReport(True, checked)
-
-
-def audit_chain_check_record() -> AuditChainCheck:
-    """Verify the chain and keep the result (for the auditors' page and the schedule)."""
-    report = audit_verify_chain()
-    check = AuditChainCheck.objects.create(
-        intact=report.intact,
-        events_checked=report.events_checked,
-        first_bad_sequence=report.first_bad_sequence,
-        problem=report.problem[:255],
-    )
-    if not report.intact:
-        logger.error("audit.chain.broken", extra={"sequence": report.first_bad_sequence, "problem": report.problem})
-        from portal.notification_sweeps import audit_chain_broken_notify  # the kernel imports no app at load
-
-        audit_chain_broken_notify(check=check)
-    return check

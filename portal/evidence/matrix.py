@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from onboarding.models import AwsAccount, Client
-from portal.models import User
+from portal.people.models import User
 from switchroles.access_selectors import open_access_findings, refused_links
 from switchroles.models import AccessFinding, AccountRole, Grant, RoleTemplate, Team, TeamMembership
 

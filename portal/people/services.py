@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import F
 
-from portal.models import User
+from portal.people.models import User
 
 
 @transaction.atomic

@@ -1,10 +1,10 @@
 """Notifications: one public entry, :func:`notify`, for every part of Switchyard.
 
-``notify`` only writes :class:`~portal.models.Notice` rows (one per person, one per team webhook)
+``notify`` only writes :class:`~portal.notifications.models.Notice` rows (one per person, one per team webhook)
 and, after commit, queues a Celery task per row; nothing is ever sent inside a request. Each row's
 ``dedupe_key`` is unique, so the same notice is never made twice, however often the caller runs
 (a beat sweep every minute, a retried task). People choose what they receive on their account
-page (:class:`~portal.models.NotificationOptOut`); everything is on until they opt out.
+page (:class:`~portal.notifications.models.NotificationOptOut`); everything is on until they opt out.
 
 Mail goes through Django's mail framework (SMTP settings from the environment in production; in
 the sandbox a file-based backend under ``var/outbox/``, and each person's notices are listed on
@@ -25,14 +25,18 @@ import smtplib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from portal.models import Notice, NotificationOptOut, User
+from portal.audit import audit_record
+from portal.notifications.models import Notice, NotificationOptOut
+from portal.people.models import User
 
 if TYPE_CHECKING:
     from switchroles.models import Team
@@ -94,7 +98,7 @@ def notify(
     """Queue ``subject``/``body`` for each active recipient with an e-mail address who has not
     opted out of ``event``, and for each of ``teams`` with a webhook. Returns the notices made by
     this call: none for a recipient (or team) who already had the notice ``dedupe_key``. Sending
-    happens after commit in ``portal.tasks.notice_deliver_task``. Safe inside any transaction; raises
+    happens after commit in ``portal.notifications.tasks.notice_deliver_task``. Safe inside any transaction; raises
     ``ValueError`` for an unknown event or a text that looks like a secret."""
     if event not in EVENTS:
         raise ValueError(f"Unknown notification event {event!r}.")
@@ -139,7 +143,7 @@ def _create(notice: Notice) -> Notice | None:
 
 def _sender(notice_pk: int) -> Callable[[], None]:
     def send_notice() -> None:
-        from portal.tasks import notice_deliver_task
+        from portal.notifications.tasks import notice_deliver_task  # the task module imports this one
 
         notice_deliver_task.delay(notice_pk)
 
@@ -216,6 +220,32 @@ def _post_webhook(notice: Notice) -> None:
         raise NoticeRetry("The webhook could not be reached; trying again later.") from exc
 
 
+# --- for the callers: links, recipients, hooks that never break a workflow -----------------------
+
+
+def never_breaks_the_caller(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A notice that cannot be made (its text looked like a secret) is logged and dropped: the
+    workflow that called the hook (an onboarding step, a drift check) goes on."""
+
+    @wraps(hook)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(*args, **kwargs)
+        except ValueError:
+            logger.exception("notifications.refused", extra={"hook": hook.__name__})
+            return None
+
+    return wrapper
+
+
+def portal_url(path: str) -> str:
+    return f"{settings.SWITCHYARD_PORTAL_URL.rstrip('/')}{path}"
+
+
+def holders_of(*names: str) -> QuerySet[User]:
+    return User.objects.filter(is_active=True, groups__name__in=names).distinct().order_by("pk")
+
+
 # --- preferences ----------------------------------------------------------------------------------
 
 
@@ -229,8 +259,6 @@ def preferences_of(*, person: User) -> dict[str, bool]:
 def preferences_set(*, person: User, receive: Iterable[str], request: Any = None) -> dict[str, bool]:
     """``person`` receives exactly the events in ``receive`` (unknown names are ignored). Audited
     when anything changed."""
-    from portal.audit import audit_record
-
     wanted = set(receive) & set(EVENTS)
     before = preferences_of(person=person)
     NotificationOptOut.objects.filter(person=person, event__in=wanted).delete()
