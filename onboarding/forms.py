@@ -13,8 +13,8 @@ from portal.fields import RowsChoiceField
 from switchroles.models import RoleTemplate
 
 
-class TemplateChoices(RowsChoiceField):
-    def label_from_instance(self, obj: RoleTemplate) -> str:  # type: ignore[override]
+class TemplateChoices(RowsChoiceField[RoleTemplate]):
+    def label_from_instance(self, obj: RoleTemplate) -> str:
         return f"{obj.name} ({obj.role_name})"
 
 

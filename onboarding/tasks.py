@@ -30,7 +30,7 @@ from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_re
     soft_time_limit=120,
     time_limit=180,
 )
-def advance_account(self: Task, account_pk: int) -> str:
+def advance_account(self: Task[[int], str], account_pk: int) -> str:
     if not AwsAccount.objects.filter(pk=account_pk).exists():
         return "gone"
     # One task carries the account through as many steps as are due, for up to CHAIN_SECONDS.

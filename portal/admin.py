@@ -9,7 +9,7 @@ from portal.models import AuditChainCheck, AuditEvent, User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin[User]):
     """What decides access (IAM user name, capabilities, active or not) is read-only here: it
     changes through the People pages (person edit, the leaver action), which audit it and show
     what it gains and loses. Whatever the admin still edits is audited (``person.admin_changed``)."""
@@ -29,7 +29,7 @@ class UserAdmin(DjangoUserAdmin):
             )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):  # for the models of every app
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

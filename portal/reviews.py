@@ -178,7 +178,7 @@ def review_csv_rows(*, review: AccessReview) -> Iterator[Sequence[Any]]:
             " ".join(sorted(t.tier for t in grant.templates.all())), grant.reason, grant.granted_by.username,
             _iso(grant.granted_at), _iso(grant.expires_at), item.decision or "pending",
             item.decided_by.username if item.decided_by else "", _iso(item.decided_at), item.note,
-            _iso(item.last_used_at),  # type: ignore[attr-defined]
+            _iso(item.last_used_at),
         )
 
 

@@ -26,7 +26,7 @@ from switchroles.views import form_errors_from
 @reauthentication_required
 def person_leave(request: HttpRequest, person_id: int) -> HttpResponse:
     person = get_object_or_404(people_managed(), pk=person_id)
-    departure = person.departures.order_by("-left_at").first()  # type: ignore[attr-defined]
+    departure = person.departures.order_by("-left_at").first()
     if not person.is_active:
         return render(request, "people/person_leave.html", {"person": person, "departure": departure})
     form = LeaverForm(request.POST or None)

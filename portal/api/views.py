@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -36,7 +36,7 @@ from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
 from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
-from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
+from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, ApiRequest, capabilities_of
 from portal.audit_forms import MatrixFilterForm
 from portal.models import AuditEvent, User
 from switchroles import access_checks, access_selectors, drift, leavers
@@ -66,7 +66,7 @@ def _body(request: Request) -> dict[str, Any]:
     return request.data
 
 
-def _django(request: Request) -> Any:
+def _django(request: Request) -> HttpRequest:
     return request._request
 
 
@@ -81,7 +81,7 @@ class Me(Endpoint):
     capabilities = {"GET": ANYONE}
 
     @extend_schema(operation_id="me", responses={200: s.MeSerializer, **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         user = request.user
         return Response({"id": user.pk, "username": user.username, "iam_username": user.iam_username,
                          "capabilities": capabilities_of(user)})
@@ -91,7 +91,7 @@ class Links(Endpoint):
     capabilities = {"GET": ANYONE}
 
     @extend_schema(operation_id="links", responses={200: s.LinkSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         go_prefix = request.build_absolute_uri(reverse("switchroles:go", args=[0]))[:-2]
         links = []
         for role in switchroles_selectors.links_for_person(person=request.user):
@@ -145,7 +145,7 @@ class Clients(Endpoint):
     capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="clients_list", responses={200: s.ClientSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         return Response([_client_ref(client) for client in _clients_seen_by(request.user)])
 
 
@@ -153,7 +153,7 @@ class ClientDetail(Endpoint):
     capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="client", responses={200: s.ClientDetailSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request, client_id: int) -> Response:
+    def get(self, request: ApiRequest, client_id: int) -> Response:
         client = get_object_or_404(_clients_seen_by(request.user), pk=client_id)
         accounts = onboarding_selectors.accounts_of_client(client=client)
         return Response({**_client_ref(client), "accounts": [_account_summary(a) for a in accounts]})
@@ -163,7 +163,7 @@ class AccountDetail(Endpoint):
     capabilities = {"GET": READERS}
 
     @extend_schema(operation_id="account", responses={200: s.AccountDetailSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request, account_id: int) -> Response:
+    def get(self, request: ApiRequest, account_id: int) -> Response:
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account_id)
         return Response(_account_detail(account))
 
@@ -182,7 +182,7 @@ class Onboardings(Endpoint):
 
     @extend_schema(operation_id="onboarding_start", request=s.OnboardingRequestSerializer,
                    responses={202: s.OnboardingAcceptedSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         body = _body(request)
         data = form_data(body, ONBOARDING_FIELDS)  # tiers: below
         origin = body.get("origin")
@@ -217,7 +217,7 @@ class Onboardings(Endpoint):
         return Response({"account": _account_detail(account)}, status=202)
 
 
-    def _adopt(self, request: Request, cleaned: dict[str, Any]) -> Response:
+    def _adopt(self, request: ApiRequest, cleaned: dict[str, Any]) -> Response:
         """The Adopt page's service (``onboarding.adoption``): a batch of one member of the Organization.
         A malformed id is refused first with the service's message (the service reads the Organization
         before it looks at the ids, and nothing malformed should reach AWS)."""
@@ -225,7 +225,7 @@ class Onboardings(Endpoint):
             return bad_request({"aws_account_id": ["An AWS account id is exactly 12 digits."]})
         try:
             account = adoption.adoption_request(
-                actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],  # type: ignore[arg-type]
+                actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],
                 templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
                 client_name=cleaned["client_name"], request=_django(request),
             )
@@ -258,7 +258,7 @@ class Grants(Endpoint):
 
     @extend_schema(operation_id="grant_create", request=s.GrantRequestSerializer,
                    responses={201: s.GrantSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         body = _body(request)
         data = form_data(body, GRANT_FIELDS)
         form = GrantForm(data)
@@ -286,7 +286,7 @@ class GrantRevoke(Endpoint):
 
     @extend_schema(operation_id="grant_revoke", request=s.RevokeRequestSerializer,
                    responses={200: s.GrantSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, grant_id: int) -> Response:
+    def post(self, request: ApiRequest, grant_id: int) -> Response:
         grant = get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant_id)
         body = _body(request)
         if grant.revoked_at is None:
@@ -327,7 +327,7 @@ class Access(Endpoint):
 
     @extend_schema(operation_id="access_matrix", parameters=MATRIX_PARAMETERS,
                    responses={200: s.AccessPageSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         query = request.query_params.copy()
         page_text = query.pop("page", ["1"])[-1]
         form = MatrixFilterForm(query)
@@ -344,7 +344,8 @@ class Access(Endpoint):
         def link(number: int) -> str:
             other = request.query_params.copy()
             other["page"] = str(number)
-            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            url: str = request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            return url
 
         return Response({
             "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
@@ -361,13 +362,13 @@ class Teams(Endpoint):
     capabilities = {"GET": READERS}
 
     @extend_schema(operation_id="teams", responses={200: s.TeamSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         members_now = switchroles_selectors.memberships_in_force().select_related("person").order_by("person__username")
         teams = switchroles_selectors.teams_listed().prefetch_related(
             Prefetch("memberships", queryset=members_now, to_attr="members_now"))
         return Response([
             {"id": team.pk, "name": team.name, "iam_group": team.iam_group_name,
-             "members": [m.person.username for m in team.members_now]}  # type: ignore[attr-defined]
+             "members": [m.person.username for m in team.members_now]}
             for team in teams
         ])
 
@@ -381,7 +382,7 @@ class People(Endpoint):
 
     @extend_schema(operation_id="person_create", request=s.PersonRequestSerializer,
                    responses={201: s.PersonCreatedSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         form = PersonForm(form_data(_body(request), PERSON_FIELDS, lists=frozenset({"teams", "capabilities"})))
         if not form.is_valid():
             return bad_request(form_errors(form))
@@ -416,13 +417,13 @@ class PersonDeactivate(Endpoint):
 
     @extend_schema(operation_id="person_deactivate", request=s.DeactivateRequestSerializer,
                    responses={200: s.PersonDeactivatedSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, person_id: int) -> Response:
+    def post(self, request: ApiRequest, person_id: int) -> Response:
         person = get_object_or_404(people_managed(), pk=person_id)
         form = LeaverForm(form_data(_body(request), {"reason": "reason"}))
         if not form.is_valid():
             return bad_request(form_errors(form))
         try:
-            departure = leavers.person_leave(person=person, left_by=request.user,  # type: ignore[arg-type]
+            departure = leavers.person_leave(person=person, left_by=request.user,
                                              reason=form.cleaned_data["reason"], request=_django(request))
         except ValidationError as error:
             return bad_request(service_errors(error))
@@ -461,7 +462,7 @@ class Findings(Endpoint):
     @extend_schema(operation_id="findings", parameters=[
         OpenApiParameter("page", int, description=f"1, 2, … ({FINDINGS_PAGE_SIZE} findings a page).")],
         responses={200: s.FindingsPageSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         page_text = request.query_params.get("page", "1")
         if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
             return bad_request({"page": ["Enter a page number: 1, 2, …"]})
@@ -474,7 +475,8 @@ class Findings(Endpoint):
         def link(number: int) -> str:
             other = request.query_params.copy()
             other["page"] = str(number)
-            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            url: str = request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            return url
 
         return Response({
             "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
@@ -511,16 +513,16 @@ class Elevations(Endpoint):
     capabilities = {"GET": ANYONE, "POST": (ENGINEER, MANAGER)}
 
     @extend_schema(operation_id="elevations", responses={200: s.ElevationSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def get(self, request: ApiRequest) -> Response:
+        user = request.user
         facts = elevation_services.decider_facts(decider=user)
         elevations = elevation_selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")[:500]
         return Response([_elevation(e, decider=user, facts=facts) for e in elevations])
 
     @extend_schema(operation_id="elevation_request", request=s.ElevationRequestSerializer,
                    responses={201: s.ElevationSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def post(self, request: ApiRequest) -> Response:
+        user = request.user
         body = _body(request)
         data = form_data(body, {**ELEVATION_FIELDS, "account": "account", "tier": "tier"})
         targets = elevation_selectors.elevation_targets(person=user)
@@ -556,8 +558,8 @@ class _ElevationDecide(Endpoint):
     capabilities = {"POST": MANAGERS}
     approve = True
 
-    def post(self, request: Request, elevation_id: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def post(self, request: ApiRequest, elevation_id: int) -> Response:
+        user = request.user
         elevation = elevation_selectors.elevation_of(person=user, request_id=elevation_id)
         if elevation is None:
             raise Http404("No such request.")
@@ -580,7 +582,7 @@ class ElevationApprove(_ElevationDecide):
 
     @extend_schema(operation_id="elevation_approve", request=s.DecisionRequestSerializer,
                    responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, elevation_id: int) -> Response:
+    def post(self, request: ApiRequest, elevation_id: int) -> Response:
         return super().post(request, elevation_id)
 
 
@@ -589,7 +591,7 @@ class ElevationDecline(_ElevationDecide):
 
     @extend_schema(operation_id="elevation_decline", request=s.DecisionRequestSerializer,
                    responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, elevation_id: int) -> Response:
+    def post(self, request: ApiRequest, elevation_id: int) -> Response:
         return super().post(request, elevation_id)
 
 
@@ -605,8 +607,8 @@ class Checks(Endpoint):
     capabilities = {"POST": MANAGERS}
 
     @extend_schema(operation_id="checks_start", request=None, responses={202: s.CheckAcceptedSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def post(self, request: ApiRequest) -> Response:
+        user = request.user
         _body(request)  # nothing to send but an empty object; anything else is a 400 like every write
         with transaction.atomic():
             drift.drift_check_request(actor=user, request=_django(request))
@@ -622,7 +624,7 @@ class CheckDetail(Endpoint):
     capabilities = {"GET": READERS}
 
     @extend_schema(operation_id="check", responses={200: s.CheckSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request, check_id: int) -> Response:
+    def get(self, request: ApiRequest, check_id: int) -> Response:
         event = get_object_or_404(AuditEvent.objects.filter(action=CHECK_REQUESTED), pk=check_id)
         at = event.occurred_at
         drift_check = DriftCheck.objects.filter(checked_at__gte=at).order_by("checked_at", "pk").first()
