@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -24,9 +24,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from elevations import selectors, services
 from elevations.forms import ApprovalPolicyForm, ContactInviteForm, DecisionForm, ElevationRequestForm
-from elevations.models import ApprovalPolicy, ClientContact
+from elevations.models import ApprovalPolicy, ClientContact, ElevationRequest
 from onboarding.models import Client
 from portal.audit_views import _streamed_csv, evidence_pack_response
+from portal.http import AuthenticatedRequest
 from portal.models import User
 from portal.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
 from portal.reauth import reauthentication_required
@@ -48,8 +49,8 @@ def contact_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Htt
     else these pages do not exist (404)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        contact = selectors.contact_of(user=cast(User, request.user))
+    def wrapper(request: AuthenticatedRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        contact = selectors.contact_of(user=request.user)
         if contact is None:
             raise Http404("No such page.")
         return view(request, contact, *args, **kwargs)
@@ -61,7 +62,7 @@ def contact_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Htt
 
 @require_GET
 @contact_required
-def client_index(request: HttpRequest, contact: ClientContact) -> HttpResponse:
+def client_index(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponse:
     client = contact.client
     return render(request, "elevations/client_index.html", {
         "client": client, "accounts": selectors.client_accounts(client=client),
@@ -74,13 +75,13 @@ def client_index(request: HttpRequest, contact: ClientContact) -> HttpResponse:
 
 @require_GET
 @contact_required
-def client_evidence(request: HttpRequest, contact: ClientContact) -> HttpResponseBase:
-    return evidence_pack_response(client=contact.client, generated_by=cast(User, request.user))
+def client_evidence(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponseBase:
+    return evidence_pack_response(client=contact.client, generated_by=request.user)
 
 
 @require_GET
 @contact_required
-def client_log(request: HttpRequest, contact: ClientContact) -> HttpResponse:
+def client_log(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponse:
     rows = list(selectors.client_log_rows(client=contact.client))[1:]
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "elevations/client_log.html", {"client": contact.client, "page": page})
@@ -88,7 +89,7 @@ def client_log(request: HttpRequest, contact: ClientContact) -> HttpResponse:
 
 @require_GET
 @contact_required
-def client_log_csv(request: HttpRequest, contact: ClientContact) -> HttpResponseBase:
+def client_log_csv(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponseBase:
     stamp = timezone.now().strftime("%Y%m%dT%H%MZ")
     return _streamed_csv(selectors.client_log_rows(client=contact.client),
                          f"switchyard-{contact.client.slug}-log-{stamp}.csv")
@@ -98,13 +99,13 @@ def client_log_csv(request: HttpRequest, contact: ClientContact) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
-def client_contacts(request: HttpRequest, client_id: int) -> HttpResponse:
+def client_contacts(request: AuthenticatedRequest, client_id: int) -> HttpResponse:
     client = get_object_or_404(Client, pk=client_id)
     policy = ApprovalPolicy.objects.filter(client=client).first()
     invite = ContactInviteForm(request.POST if request.POST.get("form") == "invite" else None)
     policy_form = ApprovalPolicyForm(request.POST if request.POST.get("form") == "policy" else None,
                                      initial={"approvers": policy.approvers if policy else "manager"})
-    user = cast(User, request.user)
+    user = request.user
     if request.method == "POST" and invite.is_bound and invite.is_valid():
         try:
             contact = services.contact_invite(invited_by=user, client=client, request=request, **invite.cleaned_data)
@@ -151,8 +152,8 @@ def contact_accept(request: HttpRequest, uidb64: str, token: str) -> HttpRespons
 
 @require_GET
 @login_required
-def elevation_list(request: HttpRequest) -> HttpResponse:
-    user = cast(User, request.user)
+def elevation_list(request: AuthenticatedRequest) -> HttpResponse:
+    user = request.user
     elevations = selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")
     page = Paginator(elevations, PAGE_SIZE).get_page(request.GET.get("page"))
     facts = services.decider_facts(decider=user)
@@ -164,10 +165,10 @@ def elevation_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def elevation_new(request: HttpRequest) -> HttpResponse:
+def elevation_new(request: AuthenticatedRequest) -> HttpResponse:
     """Anyone signed in sees the page; only an engineer or manager has accounts to choose from
     (the roles next to what they already reach), and the service refuses anyone else."""
-    user = cast(User, request.user)
+    user = request.user
     may_ask = user_has_capability(user, ENGINEER, MANAGER) and selectors.contact_of(user=user) is None
     if request.method == "POST" and not may_ask:
         raise PermissionDenied("Only engineers and managers ask for elevations.")
@@ -190,8 +191,8 @@ def elevation_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def elevation_detail(request: HttpRequest, request_id: int) -> HttpResponse:
-    user = cast(User, request.user)
+def elevation_detail(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
+    user = request.user
     elevation = selectors.elevation_of(person=user, request_id=request_id)
     if elevation is None:
         raise Http404("No such request.")
@@ -204,8 +205,8 @@ def elevation_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     })
 
 
-def _visible_or_404(request: HttpRequest, request_id: int) -> Any:
-    elevation = selectors.elevation_of(person=cast(User, request.user), request_id=request_id)
+def _visible_or_404(request: AuthenticatedRequest, request_id: int) -> ElevationRequest:
+    elevation = selectors.elevation_of(person=request.user, request_id=request_id)
     if elevation is None:
         raise Http404("No such request.")
     return elevation
@@ -214,14 +215,14 @@ def _visible_or_404(request: HttpRequest, request_id: int) -> Any:
 @require_POST
 @login_required
 @reauthentication_required
-def elevation_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+def elevation_decide(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     elevation = _visible_or_404(request, request_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or decline.")
         return redirect("elevations:detail", request_id=elevation.pk)
     try:
-        services.elevation_decide(request=elevation, decider=cast(User, request.user),
+        services.elevation_decide(request=elevation, decider=request.user,
                                   approve=form.cleaned_data["decision"] == "approve",
                                   reason=form.cleaned_data["reason"], http_request=request)
     except ValidationError as error:
@@ -233,10 +234,10 @@ def elevation_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def elevation_end(request: HttpRequest, request_id: int) -> HttpResponse:
+def elevation_end(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     elevation = _visible_or_404(request, request_id)
     try:
-        services.elevation_end(request=elevation, ended_by=cast(User, request.user),
+        services.elevation_end(request=elevation, ended_by=request.user,
                                reason=request.POST.get("reason", "")[:1000], http_request=request)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
@@ -248,11 +249,11 @@ def elevation_end(request: HttpRequest, request_id: int) -> HttpResponse:
 @require_POST
 @login_required
 @reauthentication_required
-def elevation_emergency(request: HttpRequest, request_id: int) -> HttpResponse:
+def elevation_emergency(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     """Break-glass: a manager approves their own request (the service refuses anyone else)."""
     elevation = _visible_or_404(request, request_id)
     try:
-        services.elevation_emergency_approve(request=elevation, manager=cast(User, request.user),
+        services.elevation_emergency_approve(request=elevation, manager=request.user,
                                              reason=request.POST.get("reason", "")[:1000], http_request=request)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))

@@ -8,12 +8,13 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from onboarding import handback, selectors
 from onboarding.models import AwsAccount, Client
+from portal.http import AuthenticatedRequest
 from portal.permissions import MANAGER, capability_required
 from portal.reauth import reauthentication_required
 
@@ -52,14 +53,14 @@ class HandbackForm(forms.Form):
 
 
 def _handback_page(
-    request: HttpRequest, *, account: AwsAccount | None = None, client: Client | None = None
+    request: AuthenticatedRequest, *, account: AwsAccount | None = None, client: Client | None = None
 ) -> HttpResponse:
     form = HandbackForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             try:
                 started = handback.handback_start(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=request.user,
                     account=account,
                     client=client,
                     reason=form.cleaned_data["reason"],
@@ -86,7 +87,7 @@ def _handback_page(
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def account_handback(request: HttpRequest, account_id: int) -> HttpResponse:
+def account_handback(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     return _handback_page(request, account=account)
 
@@ -94,6 +95,6 @@ def account_handback(request: HttpRequest, account_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def client_handback(request: HttpRequest, client_id: int) -> HttpResponse:
+def client_handback(request: AuthenticatedRequest, client_id: int) -> HttpResponse:
     client = selectors.client_for_viewer(viewer=request.user, client_id=client_id)
     return _handback_page(request, client=client)

@@ -14,7 +14,7 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -50,6 +50,7 @@ from portal.audit_selectors import (
     link_uses,
     person_history,
 )
+from portal.http import AuthenticatedRequest
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from portal.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
 from portal.reauth import reauthentication_required
@@ -121,7 +122,7 @@ def _sort_columns(request: HttpRequest, filters: MatrixFilters) -> list[dict[str
 
 @require_GET
 @capability_required(*READERS)
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: AuthenticatedRequest) -> HttpResponse:
     """The access matrix: who can use which link, through which grant, since when."""
     form = MatrixFilterForm(request.GET)
     form.is_valid()
@@ -149,7 +150,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def access_csv(request: HttpRequest) -> HttpResponseBase:
+def access_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     """The matrix for the page's filters (and ``as_of``), every row, streamed."""
     form = MatrixFilterForm(request.GET)
     if not form.is_valid():
@@ -163,7 +164,7 @@ def access_csv(request: HttpRequest) -> HttpResponseBase:
 
 @require_GET
 @capability_required(*READERS)
-def link_detail(request: HttpRequest, role_id: int) -> HttpResponse:
+def link_detail(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
     role = get_object_or_404(AccountRole.objects.select_related("account__client", "template"), pk=role_id)
     uses = Paginator(link_uses(role=role), PAGE_SIZE).get_page(request.GET.get("page"))
     can_use_now = AccessMatrix(MatrixFilters(link=role.pk)).rows()
@@ -173,7 +174,7 @@ def link_detail(request: HttpRequest, role_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
+def person_detail(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
     person = get_object_or_404(User, pk=person_id)
     uses = Paginator(link_uses(person=person), PAGE_SIZE).get_page(request.GET.get("page"))
     can_use_now = AccessMatrix(MatrixFilters(person=person.pk)).rows()
@@ -186,7 +187,7 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def events(request: HttpRequest) -> HttpResponse:
+def events(request: AuthenticatedRequest) -> HttpResponse:
     form = EventFilterForm(request.GET)
     form.is_valid()
     page = Paginator(audit_events_filtered(**vars(form.filters())), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -200,7 +201,7 @@ def events(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def events_csv(request: HttpRequest) -> HttpResponseBase:
+def events_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     form = EventFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
@@ -231,12 +232,12 @@ def _write_csv(archive: zipfile.ZipFile, name: str, rows: Iterable[Sequence[Any]
 
 @require_GET
 @capability_required(*READERS)
-def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
+def evidence_pack(request: AuthenticatedRequest, client_id: int) -> HttpResponseBase:
     """One zip for a client: the access matrix now, every grant ever made on it, every use of its
     links, and the audit chain verified at download time (plus the last scheduled check). Built
     in a temporary file, never whole in memory, and streamed from there."""
     client = get_object_or_404(Client, pk=client_id)
-    return evidence_pack_response(client=client, generated_by=cast(User, request.user))
+    return evidence_pack_response(client=client, generated_by=request.user)
 
 
 def evidence_pack_response(*, client: Client, generated_by: User) -> FileResponse:
@@ -285,9 +286,9 @@ def evidence_pack_response(*, client: Client, generated_by: User) -> FileRespons
 
 @require_GET
 @capability_required(*READERS, REVIEWER)
-def review_list(request: HttpRequest) -> HttpResponse:
+def review_list(request: AuthenticatedRequest) -> HttpResponse:
     page = Paginator(reviews.reviews_with_progress(), PAGE_SIZE).get_page(request.GET.get("page"))
-    user = cast(User, request.user)
+    user = request.user
     return render(request, "audit/review_list.html", {
         "page": page, "now": timezone.now(),
         "may_review": user_has_capability(user, MANAGER, REVIEWER),
@@ -297,13 +298,13 @@ def review_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
-def review_new(request: HttpRequest) -> HttpResponse:
+def review_new(request: AuthenticatedRequest) -> HttpResponse:
     form = AccessReviewForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             review = reviews.access_review_open(
-                opened_by=request.user,  # type: ignore[arg-type]
+                opened_by=request.user,
                 title=data["title"], scope=data["scope"], client=data.get("client"), tier=data.get("tier") or "",
                 reviewers=data["reviewers"], deadline=data["deadline"], request=request,
             )
@@ -318,14 +319,14 @@ def review_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS, REVIEWER)
-def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
+def review_detail(request: AuthenticatedRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(AccessReview.objects.select_related("client", "opened_by"), pk=review_id)
     form = ReviewItemsForm(request.GET)
     form.is_valid()
     show, unused_days = form.values()
     items = reviews.review_items(review=review, show=show, unused_days=unused_days)
     page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
-    user = cast(User, request.user)
+    user = request.user
     is_reviewer = user_has_capability(user, MANAGER, REVIEWER) and review.reviewers.filter(pk=user.pk).exists()
     return render(request, "audit/review_detail.html", {
         "review": review, "form": form, "page": page, "progress": reviews.review_progress(review=review),
@@ -342,7 +343,7 @@ def _revoking(request: HttpRequest) -> bool:
 @require_POST
 @capability_required(MANAGER, REVIEWER)
 @reauthentication_required(enabled=_revoking)
-def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
+def review_decide(request: AuthenticatedRequest, review_id: int, item_id: int) -> HttpResponse:
     """A reviewer confirms or revokes one grant. Revoking asks for re-authentication first, as any
     revocation does."""
     review = get_object_or_404(AccessReview, pk=review_id)
@@ -351,7 +352,7 @@ def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpRes
     try:
         ProhibitNullCharactersValidator()(note)  # PostgreSQL cannot store NUL in text or JSON
         reviews.access_review_decide(
-            item_id=item.pk, review=review, reviewer=request.user,  # type: ignore[arg-type]
+            item_id=item.pk, review=review, reviewer=request.user,
             decision=request.POST.get("decision", ""), note=note, request=request,
         )
     except ValidationError as error:
@@ -366,6 +367,6 @@ def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpRes
 
 @require_GET
 @capability_required(*READERS, REVIEWER)
-def review_csv(request: HttpRequest, review_id: int) -> HttpResponseBase:
+def review_csv(request: AuthenticatedRequest, review_id: int) -> HttpResponseBase:
     review = get_object_or_404(AccessReview, pk=review_id)
     return _streamed_csv(reviews.review_csv_rows(review=review), f"switchyard-review-{review.pk}-{_stamp()}.csv")

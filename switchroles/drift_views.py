@@ -7,13 +7,13 @@ import csv
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from onboarding.root_selectors import accounts_with_root_credentials
-from portal.models import User
+from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
 from switchroles import access_checks, access_selectors, drift, drift_run
@@ -21,13 +21,9 @@ from switchroles.models import AccessFinding, RoleDriftFinding
 from switchroles.trust_rollout import trust_rollout_start
 
 
-def _person(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
-
-
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def drift_page(request: HttpRequest) -> HttpResponse:
+def drift_page(request: AuthenticatedRequest) -> HttpResponse:
     overview = drift.drift_overview()
     now = timezone.now()
     for finding in overview.role_findings:
@@ -57,8 +53,8 @@ ACCESS_CSV_HEADER = ("kind", "principal_type", "principal", "principal_arn", "pe
 
 @require_POST
 @capability_required(MANAGER)
-def access_check_now(request: HttpRequest) -> HttpResponse:
-    access_checks.effective_access_check_request(actor=_person(request), request=request)
+def access_check_now(request: AuthenticatedRequest) -> HttpResponse:
+    access_checks.effective_access_check_request(actor=request.user, request=request)
     messages.info(request, "An effective-access check is on its way: it reads the main account's IAM once and "
                            "compares it with the grants. Reload this page in a minute.")
     return redirect("switchroles:drift")
@@ -67,8 +63,8 @@ def access_check_now(request: HttpRequest) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def trust_rollout(request: HttpRequest) -> HttpResponse:
-    rollouts = trust_rollout_start(actor=_person(request), request=request)
+def trust_rollout(request: AuthenticatedRequest) -> HttpResponse:
+    rollouts = trust_rollout_start(actor=request.user, request=request)
     accounts = sum(r.accounts.count() for r in rollouts)
     messages.success(request, f"Rolling the console roles' trust out: {len(rollouts)} template"
                               f"{'s' if len(rollouts) != 1 else ''}, {accounts} role{'s' if accounts != 1 else ''}.")
@@ -77,7 +73,7 @@ def trust_rollout(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def access_findings_csv(request: HttpRequest) -> HttpResponse:
+def access_findings_csv(request: AuthenticatedRequest) -> HttpResponse:
     """Every open effective-access finding, one row each."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = f"{timezone.now():%Y%m%dT%H%MZ}"
@@ -101,8 +97,8 @@ def access_finding_row(finding: AccessFinding) -> list[str]:
 
 @require_POST
 @capability_required(MANAGER)
-def drift_check_now(request: HttpRequest) -> HttpResponse:
-    drift.drift_check_request(actor=_person(request), request=request)
+def drift_check_now(request: AuthenticatedRequest) -> HttpResponse:
+    drift.drift_check_request(actor=request.user, request=request)
     messages.info(request, "A drift check is on its way: it looks into every active account, so give it a minute, "
                            "then reload this page.")
     return redirect("switchroles:drift")
@@ -111,10 +107,10 @@ def drift_check_now(request: HttpRequest) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def drift_repair(request: HttpRequest, finding_id: int) -> HttpResponse:
+def drift_repair(request: AuthenticatedRequest, finding_id: int) -> HttpResponse:
     finding = get_object_or_404(RoleDriftFinding, pk=finding_id)
     try:
-        drift.drift_repair_request(finding=finding, actor=_person(request), request=request)
+        drift.drift_repair_request(finding=finding, actor=request.user, request=request)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -125,8 +121,8 @@ def drift_repair(request: HttpRequest, finding_id: int) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def drift_repair_main_account(request: HttpRequest) -> HttpResponse:
-    drift.main_account_repair_request(actor=_person(request), request=request)
+def drift_repair_main_account(request: AuthenticatedRequest) -> HttpResponse:
+    drift.main_account_repair_request(actor=request.user, request=request)
     messages.success(request, "Switchyard is rewriting the main account's policies from the grants, then checks "
                               "them again.")
     return redirect("switchroles:drift")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal import duties
+from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
 from switchroles import leavers
@@ -24,7 +25,7 @@ from switchroles.views import form_errors_from
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def person_leave(request: HttpRequest, person_id: int) -> HttpResponse:
+def person_leave(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
     person = get_object_or_404(people_managed(), pk=person_id)
     departure = person.departures.order_by("-left_at").first()
     if not person.is_active:
@@ -32,7 +33,7 @@ def person_leave(request: HttpRequest, person_id: int) -> HttpResponse:
     form = LeaverForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            departure = leavers.person_leave(person=person, left_by=request.user,  # type: ignore[arg-type]
+            departure = leavers.person_leave(person=person, left_by=request.user,
                                              reason=form.cleaned_data["reason"], request=request)
         except ValidationError as exc:
             form_errors_from(form, exc)
@@ -47,7 +48,7 @@ def person_leave(request: HttpRequest, person_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def departure_detail(request: HttpRequest, departure_id: int) -> HttpResponse:
+def departure_detail(request: AuthenticatedRequest, departure_id: int) -> HttpResponse:
     departure = get_object_or_404(leavers.departures_listed(), pk=departure_id)
     return render(request, "people/departure_detail.html", {"departure": departure})
 
@@ -55,9 +56,9 @@ def departure_detail(request: HttpRequest, departure_id: int) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def departure_retry(request: HttpRequest, departure_id: int) -> HttpResponse:
+def departure_retry(request: AuthenticatedRequest, departure_id: int) -> HttpResponse:
     departure = get_object_or_404(leavers.departures_listed(), pk=departure_id)
-    leavers.departure_aws_retry(departure=departure, requested_by=request.user,  # type: ignore[arg-type]
+    leavers.departure_aws_retry(departure=departure, requested_by=request.user,
                                 request=request)
     messages.info(request, "Trying the removal in AWS again; reload in a few seconds.")
     return redirect("switchroles:departure_detail", departure_id=departure.pk)
@@ -65,7 +66,7 @@ def departure_retry(request: HttpRequest, departure_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def duty_conflicts_page(request: HttpRequest) -> HttpResponse:
+def duty_conflicts_page(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "people/duty_conflicts.html", {
         "conflicts": duty_conflicts(),
         "auditors_hold_no_links": duties.auditors_hold_no_links(),
