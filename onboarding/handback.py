@@ -340,7 +340,7 @@ def handback_start(
     }
     now = timezone.now()
     started: list[AwsAccount] = []
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         owner = Client.objects.select_for_update().get(pk=plan.client.pk)
         for check in plan.accounts:
             locked = AwsAccount.objects.select_for_update().select_related("client").get(pk=check.account.pk)

@@ -184,7 +184,7 @@ def review_csv_rows(*, review: AccessReview) -> Iterator[Sequence[Any]]:
 
 # --- Writes ------------------------------------------------------------------------------------
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def access_review_open(*, opened_by: User, title: str, scope: str, reviewers: Iterable[User], deadline: datetime,
                        client: Client | None = None, tier: str = "",
                        request: HttpRequest | None = None) -> AccessReview:
@@ -256,7 +256,7 @@ def access_review_decide(*, item_id: int, review: AccessReview, reviewer: User, 
         raise ValidationError({"decision": "Confirm or revoke."})
     if not user_has_capability(reviewer, MANAGER, REVIEWER) or not review.reviewers.filter(pk=reviewer.pk).exists():
         raise PermissionDenied("Only this review's reviewers decide its items.")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked_review = AccessReview.objects.select_for_update().get(pk=review.pk)
         if locked_review.state != AccessReview.State.OPEN:
             raise ValidationError("This review is completed.")

@@ -58,7 +58,7 @@ def person_new(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 person, password = services.person_create(
                     created_by=request.user,
                     username=data["username"], first_name=data["first_name"], last_name=data["last_name"],
@@ -94,7 +94,7 @@ def person_edit(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
         if move.changes_teams and request.POST.get("confirm_move") != "yes":
             return render(request, "people/person_move_confirm.html", {"form": form, "person": person, "move": move})
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 services.person_update(
                     person=person, updated_by=request.user,
                     first_name=data["first_name"], last_name=data["last_name"], email=data["email"],

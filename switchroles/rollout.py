@@ -242,7 +242,7 @@ def _record(
         return str(locked.status)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def rollout_account_retry(
     *, part: RolloutAccount, actor: User, request: HttpRequest | None = None
 ) -> RolloutAccount:

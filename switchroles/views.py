@@ -285,7 +285,7 @@ def grant_new(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 grant = services.grant_create(
                     granted_by=request.user, team=data["team"], person=data["person"], client=data["client"],
                     account=data["account"], templates=data["templates"], reason=data["reason"],

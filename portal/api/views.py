@@ -388,7 +388,7 @@ class People(Endpoint):
             return bad_request(form_errors(form))
         data = form.cleaned_data
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 person, password = switchroles_services.person_create(
                     created_by=request.user, username=data["username"], first_name=data["first_name"],
                     last_name=data["last_name"], email=data["email"], iam_username=data["iam_username"],
@@ -610,7 +610,7 @@ class Checks(Endpoint):
     def post(self, request: ApiRequest) -> Response:
         user = request.user
         _body(request)  # nothing to send but an empty object; anything else is a 400 like every write
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             drift.drift_check_request(actor=user, request=_django(request))
             access_checks.effective_access_check_request(actor=user, request=_django(request))
         event = AuditEvent.objects.filter(action=CHECK_REQUESTED, actor=user).order_by("-sequence").first()
