@@ -13,7 +13,6 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,6 +26,7 @@ from elevations.forms import ApprovalPolicyForm, ContactInviteForm, DecisionForm
 from elevations.models import ApprovalPolicy, ClientContact, ElevationRequest
 from onboarding.models import Client
 from portal.audit_views import _streamed_csv, evidence_pack_response
+from portal.form_errors import service_errors_to_form, service_outcome_message
 from portal.http import AuthenticatedRequest
 from portal.models import User
 from portal.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
@@ -34,14 +34,6 @@ from portal.reauth import reauthentication_required
 from switchroles.models import AccountRole
 
 PAGE_SIZE = 50
-
-
-def _errors_to_form(form: Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
-    else:
-        form.add_error(None, error.messages)
 
 
 def contact_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -110,7 +102,7 @@ def client_contacts(request: AuthenticatedRequest, client_id: int) -> HttpRespon
         try:
             contact = services.contact_invite(invited_by=user, client=client, request=request, **invite.cleaned_data)
         except ValidationError as error:
-            _errors_to_form(invite, error)
+            service_errors_to_form(invite, error)
         else:
             messages.success(request, f"Invitation sent to {contact.user.email}.")
             return redirect("elevations:client_contacts", client_id=client.pk)
@@ -119,7 +111,7 @@ def client_contacts(request: AuthenticatedRequest, client_id: int) -> HttpRespon
             services.approval_policy_set(client=client, approvers=policy_form.cleaned_data["approvers"],
                                          updated_by=user, request=request)
         except ValidationError as error:
-            _errors_to_form(policy_form, error)
+            service_errors_to_form(policy_form, error)
         else:
             messages.success(request, "Approvers saved.")
             return redirect("elevations:client_contacts", client_id=client.pk)
@@ -182,7 +174,7 @@ def elevation_new(request: AuthenticatedRequest) -> HttpResponse:
                 duration=form.cleaned_data["duration"], reason=form.cleaned_data["reason"], request=request,
             )
         except ValidationError as error:
-            _errors_to_form(form, error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, "Request sent to its approvers.")
             return redirect("elevations:detail", request_id=elevation.pk)
@@ -221,14 +213,13 @@ def elevation_decide(request: AuthenticatedRequest, request_id: int) -> HttpResp
     if not form.is_valid():
         messages.error(request, "Choose approve or decline.")
         return redirect("elevations:detail", request_id=elevation.pk)
-    try:
-        services.elevation_decide(request=elevation, decider=request.user,
-                                  approve=form.cleaned_data["decision"] == "approve",
-                                  reason=form.cleaned_data["reason"], http_request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Your answer is recorded.")
+    service_outcome_message(
+        request,
+        lambda: services.elevation_decide(request=elevation, decider=request.user,
+                                          approve=form.cleaned_data["decision"] == "approve",
+                                          reason=form.cleaned_data["reason"], http_request=request),
+        "Your answer is recorded.",
+    )
     return redirect("elevations:detail", request_id=elevation.pk)
 
 
@@ -236,13 +227,12 @@ def elevation_decide(request: AuthenticatedRequest, request_id: int) -> HttpResp
 @login_required
 def elevation_end(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     elevation = _visible_or_404(request, request_id)
-    try:
-        services.elevation_end(request=elevation, ended_by=request.user,
-                               reason=request.POST.get("reason", "")[:1000], http_request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Elevation ended.")
+    service_outcome_message(
+        request,
+        lambda: services.elevation_end(request=elevation, ended_by=request.user,
+                                       reason=request.POST.get("reason", "")[:1000], http_request=request),
+        "Elevation ended.",
+    )
     return redirect("elevations:detail", request_id=elevation.pk)
 
 
@@ -252,11 +242,11 @@ def elevation_end(request: AuthenticatedRequest, request_id: int) -> HttpRespons
 def elevation_emergency(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     """Break-glass: a manager approves their own request (the service refuses anyone else)."""
     elevation = _visible_or_404(request, request_id)
-    try:
-        services.elevation_emergency_approve(request=elevation, manager=request.user,
-                                             reason=request.POST.get("reason", "")[:1000], http_request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.warning(request, "Emergency approval recorded; the client's contacts are told.")
+    service_outcome_message(
+        request,
+        lambda: services.elevation_emergency_approve(request=elevation, manager=request.user,
+                                                     reason=request.POST.get("reason", "")[:1000],
+                                                     http_request=request),
+        "Emergency approval recorded; the client's contacts are told.", level=messages.WARNING,
+    )
     return redirect("elevations:detail", request_id=elevation.pk)

@@ -13,6 +13,7 @@ from onboarding import adoption, selectors
 from onboarding.adoption_forms import AdoptForm, BulkForm
 from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -43,7 +44,7 @@ def adopt(request: AuthenticatedRequest) -> HttpResponse:
                 request=request,
             )
         except ValidationError as error:
-            form.add_service_errors(error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"Adoption of {len(rows)} account{'s' if len(rows) != 1 else ''} has started.")
             return redirect(batch)
@@ -68,7 +69,7 @@ def bulk(request: AuthenticatedRequest) -> HttpResponse:
                 request=request,
             )
         except ValidationError as error:
-            form.add_service_errors(error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"{batch}: {len(rows)} account{'s' if len(rows) != 1 else ''} on their way.")
             return redirect(batch)

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from onboarding import handback, selectors
 from onboarding.models import AwsAccount, Client
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.permissions import MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -44,13 +45,6 @@ class HandbackForm(forms.Form):
                 self.add_error(name, found)
         return cleaned
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for name, problems in error.message_dict.items():
-                self.add_error(name if name in self.fields else None, problems)
-        else:
-            self.add_error(None, error.messages)
-
 
 def _handback_page(
     request: AuthenticatedRequest, *, account: AwsAccount | None = None, client: Client | None = None
@@ -69,7 +63,7 @@ def _handback_page(
                     request=request,
                 )
             except ValidationError as error:
-                form.add_service_errors(error)
+                service_errors_to_form(form, error)
             else:
                 names = ", ".join(a.name for a in started)
                 messages.success(request, f"The hand-back of {names} has started: follow its steps below.")

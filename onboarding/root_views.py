@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from onboarding import root_aws, root_selectors, root_services, selectors
 from onboarding.aws import AwsError
 from portal.aws import default_client_factory
+from portal.form_errors import service_errors_to_form, service_outcome_message
 from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -60,25 +61,17 @@ def root_posture_list(request: AuthenticatedRequest) -> HttpResponse:
 @capability_required(MANAGER)
 def account_root_check(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
-    try:
-        root_services.root_posture_check_request(account=account, actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.info(request, "Switchyard is looking at the root user now; reload in a few seconds.")
+    service_outcome_message(
+        request,
+        lambda: root_services.root_posture_check_request(account=account, actor=request.user, request=request),
+        "Switchyard is looking at the root user now; reload in a few seconds.", level=messages.INFO,
+    )
     return redirect(account)
 
 
 class RootRemovalForm(forms.Form):
     reason = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text="Why the root credentials are removed: kept in the audit log.")
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for name, problems in error.message_dict.items():
-                self.add_error(name if name in self.fields else None, problems)
-        else:
-            self.add_error(None, error.messages)
 
 
 @require_http_methods(["GET", "POST"])
@@ -92,7 +85,7 @@ def account_root_remove(request: AuthenticatedRequest, account_id: int) -> HttpR
             root_services.root_removal_request(account=account, actor=request.user,
                                                reason=form.cleaned_data["reason"], request=request)
         except ValidationError as error:
-            form.add_service_errors(error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, "The workers are removing the root credentials: follow the steps below.")
             return redirect(account)

@@ -15,6 +15,7 @@ from onboarding import root_selectors, root_services, selectors, services, workf
 from onboarding.aws import access_role_cloudformation_template
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
+from portal.form_errors import service_errors_to_form, service_outcome_message
 from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -73,7 +74,7 @@ def client_new(request: AuthenticatedRequest) -> HttpResponse:
                 root_credentials=bool(data.get("root_credentials")),
             )
         except ValidationError as error:
-            form.add_service_errors(error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"Onboarding of {account} has started.")
             return redirect(account)
@@ -149,12 +150,11 @@ def access_role_template(request: AuthenticatedRequest, account_id: int) -> Http
 def step_retry(request: AuthenticatedRequest, account_id: int, step_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     step = selectors.step_of_account(account=account, step_id=step_id)
-    try:
-        services.onboarding_step_retry(step=step, actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"“{step.get_kind_display()}” will run again.")
+    service_outcome_message(
+        request,
+        lambda: services.onboarding_step_retry(step=step, actor=request.user, request=request),
+        f"“{step.get_kind_display()}” will run again.",
+    )
     return redirect(account)
 
 
@@ -163,12 +163,11 @@ def step_retry(request: AuthenticatedRequest, account_id: int, step_id: int) -> 
 @reauthentication_required
 def account_cancel(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
-    try:
-        services.onboarding_cancel(account=account, actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Onboarding of {account} was cancelled.")
+    service_outcome_message(
+        request,
+        lambda: services.onboarding_cancel(account=account, actor=request.user, request=request),
+        f"Onboarding of {account} was cancelled.",
+    )
     return redirect(account)
 
 
@@ -176,12 +175,11 @@ def account_cancel(request: AuthenticatedRequest, account_id: int) -> HttpRespon
 @capability_required(MANAGER)
 def access_verify(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
-    try:
-        services.access_role_verify_now(account=account, actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Switchyard is checking the access role now.")
+    service_outcome_message(
+        request,
+        lambda: services.access_role_verify_now(account=account, actor=request.user, request=request),
+        "Switchyard is checking the access role now.",
+    )
     return redirect(account)
 
 
@@ -190,11 +188,10 @@ def access_verify(request: AuthenticatedRequest, account_id: int) -> HttpRespons
 @reauthentication_required  # which role Switchyard assumes in the client's account
 def access_role_change(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
-    try:
-        services.access_role_set(account=account, role_name=request.POST.get("access_role_name", "")[:100],
-                                 actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Switchyard will use the new access role from the next step on.")
+    service_outcome_message(
+        request,
+        lambda: services.access_role_set(account=account, role_name=request.POST.get("access_role_name", "")[:100],
+                                         actor=request.user, request=request),
+        "Switchyard will use the new access role from the next step on.",
+    )
     return redirect(account)

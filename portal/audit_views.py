@@ -50,6 +50,7 @@ from portal.audit_selectors import (
     link_uses,
     person_history,
 )
+from portal.form_errors import service_errors_to_form, service_outcome_message
 from portal.http import AuthenticatedRequest
 from portal.models import AccessReview, AccessReviewItem, AuditChainCheck, User
 from portal.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
@@ -309,8 +310,7 @@ def review_new(request: AuthenticatedRequest) -> HttpResponse:
                 reviewers=data["reviewers"], deadline=data["deadline"], request=request,
             )
         except ValidationError as error:
-            for field, problems in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, problems)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"Review opened with {review.items.count()} grants to review.")
             return redirect("audit:review_detail", review_id=review.pk)
@@ -349,16 +349,16 @@ def review_decide(request: AuthenticatedRequest, review_id: int, item_id: int) -
     review = get_object_or_404(AccessReview, pk=review_id)
     item = get_object_or_404(AccessReviewItem, pk=item_id, review=review)
     note = request.POST.get("note", "")[:1000]
-    try:
+
+    def decide() -> None:
         ProhibitNullCharactersValidator()(note)  # PostgreSQL cannot store NUL in text or JSON
         reviews.access_review_decide(
             item_id=item.pk, review=review, reviewer=request.user,
             decision=request.POST.get("decision", ""), note=note, request=request,
         )
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Grant #{item.grant_id} {'revoked' if _revoking(request) else 'confirmed'}.")
+
+    service_outcome_message(request, decide,
+                            f"Grant #{item.grant_id} {'revoked' if _revoking(request) else 'confirmed'}.")
     back = reverse("audit:review_detail", kwargs={"review_id": review.pk})
     # Back to the same filtered page of items; re-encoded so only a query string comes through.
     query = QueryDict(request.POST.get("return_query", "")[:500]).urlencode()

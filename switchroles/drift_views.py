@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from onboarding.root_selectors import accounts_with_root_credentials
+from portal.form_errors import service_outcome_message
 from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -109,12 +109,11 @@ def drift_check_now(request: AuthenticatedRequest) -> HttpResponse:
 @reauthentication_required
 def drift_repair(request: AuthenticatedRequest, finding_id: int) -> HttpResponse:
     finding = get_object_or_404(RoleDriftFinding, pk=finding_id)
-    try:
-        drift.drift_repair_request(finding=finding, actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Switchyard is re-applying its version of {finding.role_name or finding.account}.")
+    service_outcome_message(
+        request,
+        lambda: drift.drift_repair_request(finding=finding, actor=request.user, request=request),
+        f"Switchyard is re-applying its version of {finding.role_name or finding.account}.",
+    )
     return redirect("switchroles:drift")
 
 

@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal import duties
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -18,7 +19,6 @@ from switchroles import leavers
 from switchroles.duties import duty_conflicts
 from switchroles.forms import LeaverForm
 from switchroles.people_views import people_managed
-from switchroles.views import form_errors_from
 
 
 @never_cache
@@ -36,7 +36,7 @@ def person_leave(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
             departure = leavers.person_leave(person=person, left_by=request.user,
                                              reason=form.cleaned_data["reason"], request=request)
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"{person.username} has left: signed out, out of every team, grants revoked. "
                                       "Their IAM user is being taken out of Switchyard in AWS.")

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.models import User
 from portal.permissions import MANAGER, capability_required
@@ -22,7 +23,6 @@ from switchroles import leavers, services
 from switchroles.forms import PersonForm
 from switchroles.models import TeamMembership
 from switchroles.services import CAPABILITY_NAMES
-from switchroles.views import form_errors_from
 
 
 def people_managed() -> QuerySet[User]:
@@ -66,7 +66,7 @@ def person_new(request: AuthenticatedRequest) -> HttpResponse:
                     teams=data["teams"], request=request,
                 )
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             # Shown once, in this response only: not stored in clear, not in a message or a log.
             response = render(request, "people/person_created.html", {"person": person, "password": password})
@@ -105,7 +105,7 @@ def person_edit(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
                     leavers.person_move_record(person=person, moved_by=request.user,
                                                preview=move, request=request)
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"{person.username} updated.")
             return redirect("switchroles:people_list")

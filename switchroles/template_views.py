@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.form_errors import service_errors_to_form, service_outcome_message
 from portal.http import AuthenticatedRequest
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -30,8 +31,7 @@ def _save(request: AuthenticatedRequest, form: RoleTemplateForm, template: RoleT
         return role_template_update(template=template, actor=request.user, request=request,
                                     **form.template_fields())
     except ValidationError as error:
-        for name, problems in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, problems)
+        service_errors_to_form(form, error)
         return None
 
 
@@ -83,10 +83,9 @@ def template_rollout(request: AuthenticatedRequest, template_id: int) -> HttpRes
 @reauthentication_required
 def rollout_account_retry_view(request: AuthenticatedRequest, template_id: int, part_id: int) -> HttpResponse:
     part = get_object_or_404(RolloutAccount.objects.filter(rollout__template_id=template_id), pk=part_id)
-    try:
-        rollout_account_retry(part=part, actor=request.user, request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "That account will be tried again.")
+    service_outcome_message(
+        request,
+        lambda: rollout_account_retry(part=part, actor=request.user, request=request),
+        "That account will be tried again.",
+    )
     return redirect("switchroles:template_rollout", template_id=template_id)

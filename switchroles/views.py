@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import prefetch_related_objects
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from portal.aws import default_client_factory
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
@@ -43,15 +43,6 @@ from switchroles.mfa import mfa_device_of
 from switchroles.models import AccountRole, Team
 
 GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expired", "all": "All"}
-
-
-def form_errors_from(form: Form, error: ValidationError) -> None:
-    """Put a service's ValidationError next to the form's fields (or on the form)."""
-    if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
-    else:
-        form.add_error(None, error.messages)
 
 
 # --- the directory -----------------------------------------------------------------------------------
@@ -292,7 +283,7 @@ def grant_new(request: AuthenticatedRequest) -> HttpResponse:
                     expires_at=data["expires_at"], request=request,
                 )
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, "Access granted. AWS enforces it within a minute.")
             return redirect("switchroles:grant_detail", grant_id=grant.pk)
@@ -352,7 +343,7 @@ def team_new(request: AuthenticatedRequest) -> HttpResponse:
                                         notification_webhook_url=form.cleaned_data.get("notification_webhook_url")
                                         or "")
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"Team {team.name} created.")
             return redirect("switchroles:team_detail", team_id=team.pk)
@@ -370,7 +361,7 @@ def team_member_add(request: AuthenticatedRequest, team_id: int) -> HttpResponse
         try:
             services.team_member_add(team=team, person=person, added_by=request.user, request=request)
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"{person} joined {team.name}.")
             return redirect("switchroles:team_detail", team_id=team.pk)

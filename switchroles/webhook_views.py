@@ -9,13 +9,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.permissions import MANAGER, capability_required
 from portal.reauth import reauthentication_required
 from switchroles import services
 from switchroles.forms import TeamWebhookForm
 from switchroles.models import Team
-from switchroles.views import form_errors_from
 
 
 @never_cache
@@ -30,7 +30,7 @@ def team_webhook(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
             services.team_webhook_set(team=team, url=form.cleaned_data["notification_webhook_url"] or "",
                                       changed_by=request.user, request=request)
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"Team {team.name}'s webhook saved.")
             return redirect("switchroles:team_detail", team_id=team.pk)

@@ -14,9 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.api import tokens
 from portal.api.token_forms import ApiTokenForm
+from portal.form_errors import service_errors_to_form
 from portal.http import AuthenticatedRequest
 from portal.reauth import reauthentication_required
-from switchroles.views import form_errors_from
 
 
 @login_required
@@ -40,7 +40,7 @@ def token_new(request: AuthenticatedRequest) -> HttpResponse:
                 lifetime_days=form.cleaned_data["lifetime_days"], request=request,
             )
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             # Shown once, in this response only: stored hashed, never in a message or a log.
             response = render(request, "api/token_created.html", {"token": created.token, "secret": created.secret})

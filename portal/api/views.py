@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django.db import transaction
 from django.db.models import Prefetch
@@ -34,7 +33,7 @@ from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
 from portal.access_matrix import ROW_FIELDS, AccessMatrix, AccessRow
 from portal.api import serializers as s
-from portal.api.errors import bad_request, form_errors, service_errors
+from portal.api.errors import bad_request, form_errors, service_refusals, valid_data
 from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, ApiRequest, capabilities_of
 from portal.audit_forms import MatrixFilterForm
@@ -204,15 +203,13 @@ class Onboardings(Endpoint):
         cleaned = form.cleaned_data
         if adopt:
             return self._adopt(request, cleaned)
-        try:
+        with service_refusals(ONBOARDING_RENAMED):
             account = onboarding_services.onboarding_request(
                 actor=request.user, client=cleaned["client"], client_name=cleaned["client_name"],
                 client_slug=cleaned["client_slug"], origin=cleaned["origin"], account_name=cleaned["account_name"],
                 root_email=cleaned["root_email"], account_id=cleaned["account_id"],
                 templates=list(cleaned["templates"]), reason=cleaned["reason"], request=_django(request),
             )
-        except ValidationError as error:
-            return bad_request(service_errors(error, ONBOARDING_RENAMED))
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
         return Response({"account": _account_detail(account)}, status=202)
 
@@ -224,13 +221,12 @@ class Onboardings(Endpoint):
         if not onboarding_services.ACCOUNT_ID_RE.match(cleaned["account_id"] or ""):
             return bad_request({"aws_account_id": ["An AWS account id is exactly 12 digits."]})
         try:
-            account = adoption.adoption_request(
-                actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],
-                templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
-                client_name=cleaned["client_name"], request=_django(request),
-            )
-        except ValidationError as error:
-            return bad_request(service_errors(error, {**ONBOARDING_RENAMED, "rows": "aws_account_id"}))
+            with service_refusals({**ONBOARDING_RENAMED, "rows": "aws_account_id"}):
+                account = adoption.adoption_request(
+                    actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],
+                    templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
+                    client_name=cleaned["client_name"], request=_django(request),
+                )
         except AwsError as error:
             return bad_request({"aws_account_id": [f"{error.plain_message} (AWS said: {error.code})"]})
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
@@ -270,14 +266,12 @@ class Grants(Endpoint):
                 errors["tiers"] = problems
             return bad_request(errors)
         cleaned = form.cleaned_data
-        try:
+        with service_refusals(GRANT_RENAMED):
             grant = switchroles_services.grant_create(
                 granted_by=request.user, team=cleaned["team"], person=cleaned["person"], client=cleaned["client"],
                 account=cleaned["account"], templates=cleaned["templates"], reason=cleaned["reason"],
                 expires_at=cleaned["expires_at"], request=_django(request),
             )
-        except ValidationError as error:
-            return bad_request(service_errors(error, GRANT_RENAMED))
         return Response(_grant(grant), status=201)
 
 
@@ -290,14 +284,10 @@ class GrantRevoke(Endpoint):
         grant = get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant_id)
         body = _body(request)
         if grant.revoked_at is None:
-            form = RevokeForm(form_data(body, {"reason": "reason"}))
-            if not form.is_valid():
-                return bad_request(form_errors(form))
-            try:
-                grant = switchroles_services.grant_revoke(grant=grant, revoked_by=request.user,
-                                                          reason=form.cleaned_data["reason"], request=_django(request))
-            except ValidationError as error:
-                return bad_request(service_errors(error))
+            reason = valid_data(RevokeForm(form_data(body, {"reason": "reason"})))["reason"]
+            with service_refusals():
+                grant = switchroles_services.grant_revoke(grant=grant, revoked_by=request.user, reason=reason,
+                                                          request=_django(request))
         return Response(_grant(get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant.pk)))
 
 
@@ -383,19 +373,14 @@ class People(Endpoint):
     @extend_schema(operation_id="person_create", request=s.PersonRequestSerializer,
                    responses={201: s.PersonCreatedSerializer, **ERRORS})
     def post(self, request: ApiRequest) -> Response:
-        form = PersonForm(form_data(_body(request), PERSON_FIELDS, lists=frozenset({"teams", "capabilities"})))
-        if not form.is_valid():
-            return bad_request(form_errors(form))
-        data = form.cleaned_data
-        try:
-            with transaction.atomic(durable=True):
-                person, password = switchroles_services.person_create(
-                    created_by=request.user, username=data["username"], first_name=data["first_name"],
-                    last_name=data["last_name"], email=data["email"], iam_username=data["iam_username"],
-                    capabilities=data["capabilities"], teams=data["teams"], request=_django(request),
-                )
-        except ValidationError as error:
-            return bad_request(service_errors(error))
+        lists = frozenset({"teams", "capabilities"})
+        data = valid_data(PersonForm(form_data(_body(request), PERSON_FIELDS, lists=lists)))
+        with service_refusals(), transaction.atomic(durable=True):
+            person, password = switchroles_services.person_create(
+                created_by=request.user, username=data["username"], first_name=data["first_name"],
+                last_name=data["last_name"], email=data["email"], iam_username=data["iam_username"],
+                capabilities=data["capabilities"], teams=data["teams"], request=_django(request),
+            )
         person = User.objects.prefetch_related("groups").get(pk=person.pk)
         teams = TeamMembership.objects.filter(person=person, removed_at__isnull=True).values_list("team_id", flat=True)
         response = Response({
@@ -419,14 +404,10 @@ class PersonDeactivate(Endpoint):
                    responses={200: s.PersonDeactivatedSerializer, **ERRORS, **NOT_FOUND})
     def post(self, request: ApiRequest, person_id: int) -> Response:
         person = get_object_or_404(people_managed(), pk=person_id)
-        form = LeaverForm(form_data(_body(request), {"reason": "reason"}))
-        if not form.is_valid():
-            return bad_request(form_errors(form))
-        try:
-            departure = leavers.person_leave(person=person, left_by=request.user,
-                                             reason=form.cleaned_data["reason"], request=_django(request))
-        except ValidationError as error:
-            return bad_request(service_errors(error))
+        reason = valid_data(LeaverForm(form_data(_body(request), {"reason": "reason"})))["reason"]
+        with service_refusals():
+            departure = leavers.person_leave(person=person, left_by=request.user, reason=reason,
+                                             request=_django(request))
         departure.refresh_from_db()
         return Response({"id": person.pk, "username": person.username, "is_active": False,
                          "departure": {"id": departure.pk, "aws_state": departure.aws_state}})
@@ -543,12 +524,10 @@ class Elevations(Endpoint):
             if problems:
                 errors["tier"] = problems
             return bad_request(errors)
-        try:
+        with service_refusals(ELEVATION_RENAMED):
             elevation = elevation_services.elevation_request(
                 requester=user, account=role.account, template=role.template,  # type: ignore[union-attr]
                 duration=form.cleaned_data["duration"], reason=form.cleaned_data["reason"], request=_django(request))
-        except ValidationError as error:
-            return bad_request(service_errors(error, ELEVATION_RENAMED))
         return Response(_elevation(elevation, decider=user), status=201)
 
 
@@ -565,14 +544,10 @@ class _ElevationDecide(Endpoint):
             raise Http404("No such request.")
         data = form_data(_body(request), {"reason": "reason"})
         data["decision"] = "approve" if self.approve else "decline"
-        form = DecisionForm(data)
-        if not form.is_valid():
-            return bad_request(form_errors(form))
-        try:
+        reason = valid_data(DecisionForm(data))["reason"]
+        with service_refusals():
             elevation_services.elevation_decide(request=elevation, decider=user, approve=self.approve,
-                                                reason=form.cleaned_data["reason"], http_request=_django(request))
-        except ValidationError as error:
-            return bad_request(service_errors(error))
+                                                reason=reason, http_request=_django(request))
         fresh = elevation_selectors.elevation_of(person=user, request_id=elevation.pk)
         return Response(_elevation(fresh, decider=user))  # type: ignore[arg-type]
 
