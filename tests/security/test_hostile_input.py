@@ -42,6 +42,7 @@ from tests.security.support import (
     all_routes,
     changed_tables,
     path_of,
+    rolled_back_block,
     row_counts,
 )
 
@@ -265,7 +266,7 @@ def _submit(world: World, form: Form, field: str, value: Any, aws: AwsForbidden,
         assume(False)  # a well-formed account id is not hostile
     where = f"{form.name} {field}={value!r:.80}"
     refusals.clear()
-    with transaction.atomic():
+    with rolled_back_block():
         before = row_counts()
         response = browser.post(path, _no_none(data))
         changed = changed_tables(before, row_counts())
@@ -558,7 +559,7 @@ def test_go_redirects_only_to_the_aws_switch_role_form(world: World, fields: dic
     role = world.rows["acme_role"]
     engineer = world.client_for("eng")
     engineer.raise_request_exception = False
-    with transaction.atomic():
+    with rolled_back_block():
         account_id = fields.pop("account_id", None)
         if account_id is not None:
             AwsAccount.objects.filter(pk=role.account_id).update(account_id=_storable(AwsAccount, "account_id",
@@ -725,7 +726,7 @@ WORST_JSON = (*WORST_IN_FORMS, 2**63, -1, 1.5, True, None, [], {}, ["\x00"], {"i
 def _api_send(world: World, write: ApiWrite, field: str, value: Any, aws: AwsForbidden, refusals: list[str]) -> None:
     where = f"{write.name} {field}={value!r:.80}"
     refusals.clear()
-    with transaction.atomic():
+    with rolled_back_block():
         before = row_counts()
         response = _api(world).post(write.path(world), json.dumps({**write.baseline(world), field: value}),
                                     content_type="application/json")
