@@ -705,8 +705,8 @@ API_WRITES = [
     ApiWrite("api:people", lambda w: {"username": "newbie", "first_name": "New", "last_name": "Person",
                                       "email": "newbie@example.com", "iam_username": "newbie",
                                       "capabilities": ["Engineer"], "teams": [w.pk("team_a")]}),
-    # The leaver action opens a durable transaction (the sweep's rollback cannot wrap it): the manager
-    # aims it at themself, so every value passes the form and the service's checks and is refused there.
+    # The manager aims the leaver action at themself, so every value passes the form and the service's
+    # checks and is refused there.
     ApiWrite("api:person_deactivate", lambda w: {"reason": "Last day 30 November"}, {"person_id": "manager"},
              refuse_always=True),
     # The manager reaches no account, so has nothing to be elevated to: every value is refused.
