@@ -7,7 +7,7 @@ from django import forms
 from billing.models import ClientBillingTerms
 
 
-class MarkupForm(forms.ModelForm):
+class MarkupForm(forms.ModelForm[ClientBillingTerms]):
     class Meta:
         model = ClientBillingTerms
         fields = ["markup_percent"]

@@ -270,7 +270,7 @@ def markups() -> dict[int, Decimal]:
 
 
 def _record_rows(month: date) -> Iterator[tuple[str, str, Decimal, Decimal, str]]:
-    return CostLine.objects.filter(month=month, service="").values_list(  # type: ignore[return-value]
+    return CostLine.objects.filter(month=month, service="").values_list(
         "aws_account_id", "record_type", "unblended_cost", "net_unblended_cost", "currency"
     ).order_by().iterator(chunk_size=5000)
 

@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,6 +23,7 @@ from billing.converters import MonthConverter
 from billing.forms import MarkupForm
 from billing.models import ClientBillingTerms
 from onboarding.models import Client
+from portal.people.http import AuthenticatedRequest
 from portal.people.permissions import FINANCE, MANAGER, capability_required
 from portal.web.downloads import streamed_csv
 
@@ -36,7 +37,7 @@ def _month(value: str) -> date:
         month = date.fromisoformat(f"{value}-01")
     except ValueError as exc:
         raise Http404("No such month.") from exc
-    if month > services.current_month():
+    if month > selectors.current_month():
         raise Http404("That month has not started yet.")
     return month
 
@@ -53,36 +54,36 @@ def _top_clients_chart(statement: selectors.MonthStatement) -> object:
 
 @require_GET
 @capability_required(*READERS)
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: AuthenticatedRequest) -> HttpResponse:
     """The current month (month-to-date, estimated)."""
-    return _month_page(request, services.current_month())
+    return _month_page(request, selectors.current_month())
 
 
 @require_GET
 @capability_required(*READERS)
-def month(request: HttpRequest, month: str) -> HttpResponse:
+def month(request: AuthenticatedRequest, month: str) -> HttpResponse:
     return _month_page(request, _month(month))
 
 
-def _month_page(request: HttpRequest, month: date) -> HttpResponse:
+def _month_page(request: AuthenticatedRequest, month: date) -> HttpResponse:
     statement = selectors.month_statement(month=month)
     return render(request, "billing/month.html", {
         "statement": statement, "chart": _top_clients_chart(statement) if statement.clients else None,
-        "months": selectors.last_months(services.current_month(), 13)[::-1],
-        "can_set_markup": request.user.is_finance,  # type: ignore[union-attr]
+        "months": selectors.last_months(selectors.current_month(), 13)[::-1],
+        "can_set_markup": request.user.is_finance,
     })
 
 
 @require_GET
 @capability_required(*READERS)
-def clients_csv(request: HttpRequest, month: str) -> HttpResponseBase:
+def clients_csv(request: AuthenticatedRequest, month: str) -> HttpResponseBase:
     chosen = _month(month)
     return streamed_csv(selectors.clients_csv_rows(month=chosen), f"switchyard-billing-{chosen:%Y-%m}-clients.csv")
 
 
 @require_GET
 @capability_required(*READERS)
-def accounts_csv(request: HttpRequest, month: str) -> HttpResponseBase:
+def accounts_csv(request: AuthenticatedRequest, month: str) -> HttpResponseBase:
     chosen = _month(month)
     return streamed_csv(selectors.accounts_csv_rows(month=chosen),
                          f"switchyard-billing-{chosen:%Y-%m}-accounts.csv")
@@ -90,10 +91,10 @@ def accounts_csv(request: HttpRequest, month: str) -> HttpResponseBase:
 
 @require_POST
 @capability_required(*READERS)
-def refetch(request: HttpRequest, month: str) -> HttpResponse:
+def refetch(request: AuthenticatedRequest, month: str) -> HttpResponse:
     chosen = _month(month)
     try:
-        services.cost_month_refetch_request(month=chosen, actor=request.user, request=request)  # type: ignore[arg-type]
+        services.cost_month_refetch_request(month=chosen, actor=request.user, request=request)
     except services.FetchRefused as refusal:
         messages.error(request, refusal.message)
     else:
@@ -103,7 +104,7 @@ def refetch(request: HttpRequest, month: str) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def invoice(request: HttpRequest, month: str, client_id: int) -> HttpResponse:
+def invoice(request: AuthenticatedRequest, month: str, client_id: int) -> HttpResponse:
     """The printable invoice summary of one client, with its last 12 months as a chart."""
     chosen = _month(month)
     client = get_object_or_404(Client, pk=client_id)
@@ -126,7 +127,7 @@ def invoice(request: HttpRequest, month: str, client_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def invoice_csv(request: HttpRequest, month: str, client_id: int) -> HttpResponseBase:
+def invoice_csv(request: AuthenticatedRequest, month: str, client_id: int) -> HttpResponseBase:
     chosen = _month(month)
     client = get_object_or_404(Client, pk=client_id)
     return streamed_csv(selectors.invoice_csv_rows(month=chosen, client=client),
@@ -135,7 +136,7 @@ def invoice_csv(request: HttpRequest, month: str, client_id: int) -> HttpRespons
 
 @require_http_methods(["GET", "POST"])
 @capability_required(FINANCE)
-def markup(request: HttpRequest, client_id: int) -> HttpResponse:
+def markup(request: AuthenticatedRequest, client_id: int) -> HttpResponse:
     """Finance sets the client's markup (negative: a discount); the change is audited."""
     client = get_object_or_404(Client, pk=client_id)
     terms = ClientBillingTerms.objects.filter(client=client).first() or ClientBillingTerms(client=client)
@@ -143,7 +144,7 @@ def markup(request: HttpRequest, client_id: int) -> HttpResponse:
     form = MarkupForm(request.POST or None, instance=terms)
     if request.method == "POST" and form.is_valid():
         percent: Decimal = form.cleaned_data["markup_percent"]
-        services.billing_terms_set(client=client, markup_percent=percent, actor=request.user,  # type: ignore[arg-type]
+        services.billing_terms_set(client=client, markup_percent=percent, actor=request.user,
                                    request=request)
         messages.success(request, f"{client.name}: markup set to {percent} %.")
         return redirect("billing:month", month=back) if back else redirect("billing:index")

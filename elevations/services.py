@@ -95,7 +95,7 @@ def contact_invitation_path(*, user: User) -> str:
     return reverse("elevations:contact_accept", kwargs={"uidb64": uid, "token": token})
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def contact_invite(
     *, invited_by: User, client: Client, email: str, first_name: str, last_name: str,
     request: HttpRequest | None = None,
@@ -189,7 +189,7 @@ def _summary(request: ElevationRequest) -> dict[str, object]:
     }
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def elevation_request(
     *, requester: User, account: AwsAccount, template: RoleTemplate, duration: int, reason: str,
     request: HttpRequest | None = None,
@@ -246,7 +246,7 @@ def _approve(*, locked: ElevationRequest, approver: User, now: datetime, request
                           "emergency": locked.emergency})
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def elevation_decide(
     *, request: ElevationRequest, decider: User, approve: bool, reason: str, http_request: HttpRequest | None = None,
 ) -> ElevationRequest:
@@ -287,7 +287,7 @@ def elevation_decide(
     return locked
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def elevation_emergency_approve(
     *, request: ElevationRequest, manager: User, reason: str, http_request: HttpRequest | None = None,
 ) -> ElevationRequest:
@@ -309,7 +309,7 @@ def elevation_emergency_approve(
     return locked
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def elevation_end(
     *, request: ElevationRequest, ended_by: User, reason: str = "", http_request: HttpRequest | None = None,
 ) -> ElevationRequest:
@@ -337,7 +337,7 @@ def elevations_expire_due(*, at: datetime | None = None) -> list[int]:
     schedule). Safe to run any number of times; returns the requests changed by this call."""
     moment = at or timezone.now()
     changed: list[int] = []
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         due = ElevationRequest.objects.select_for_update(of=("self",)).filter(
             Q(state=ElevationRequest.State.PENDING, answer_by__lte=moment)
             | Q(state=ElevationRequest.State.ACTIVE, grant__expires_at__lte=moment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -13,7 +13,6 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,24 +23,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from elevations import selectors, services
 from elevations.forms import ApprovalPolicyForm, ContactInviteForm, DecisionForm, ElevationRequestForm
-from elevations.models import ApprovalPolicy, ClientContact
+from elevations.models import ApprovalPolicy, ClientContact, ElevationRequest
 from onboarding.models import Client
 from portal.evidence.pack import evidence_pack_response
+from portal.people.http import AuthenticatedRequest
 from portal.people.models import User
 from portal.people.permissions import ENGINEER, MANAGER, capability_required, user_has_capability
 from portal.web.downloads import streamed_csv
+from portal.web.form_errors import service_errors_to_form, service_outcome_message
 from portal.web.reauth import reauthentication_required
 from switchroles.models import AccountRole
 
 PAGE_SIZE = 50
-
-
-def _errors_to_form(form: Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
-    else:
-        form.add_error(None, error.messages)
 
 
 def contact_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -49,8 +42,8 @@ def contact_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Htt
     else these pages do not exist (404)."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        contact = selectors.contact_of(user=cast(User, request.user))
+    def wrapper(request: AuthenticatedRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        contact = selectors.contact_of(user=request.user)
         if contact is None:
             raise Http404("No such page.")
         return view(request, contact, *args, **kwargs)
@@ -62,7 +55,7 @@ def contact_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Htt
 
 @require_GET
 @contact_required
-def client_index(request: HttpRequest, contact: ClientContact) -> HttpResponse:
+def client_index(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponse:
     client = contact.client
     return render(request, "elevations/client_index.html", {
         "client": client, "accounts": selectors.client_accounts(client=client),
@@ -75,13 +68,13 @@ def client_index(request: HttpRequest, contact: ClientContact) -> HttpResponse:
 
 @require_GET
 @contact_required
-def client_evidence(request: HttpRequest, contact: ClientContact) -> HttpResponseBase:
-    return evidence_pack_response(client=contact.client, generated_by=cast(User, request.user))
+def client_evidence(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponseBase:
+    return evidence_pack_response(client=contact.client, generated_by=request.user)
 
 
 @require_GET
 @contact_required
-def client_log(request: HttpRequest, contact: ClientContact) -> HttpResponse:
+def client_log(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponse:
     rows = list(selectors.client_log_rows(client=contact.client))[1:]
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "elevations/client_log.html", {"client": contact.client, "page": page})
@@ -89,7 +82,7 @@ def client_log(request: HttpRequest, contact: ClientContact) -> HttpResponse:
 
 @require_GET
 @contact_required
-def client_log_csv(request: HttpRequest, contact: ClientContact) -> HttpResponseBase:
+def client_log_csv(request: AuthenticatedRequest, contact: ClientContact) -> HttpResponseBase:
     stamp = timezone.now().strftime("%Y%m%dT%H%MZ")
     return streamed_csv(selectors.client_log_rows(client=contact.client),
                          f"switchyard-{contact.client.slug}-log-{stamp}.csv")
@@ -99,18 +92,18 @@ def client_log_csv(request: HttpRequest, contact: ClientContact) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
-def client_contacts(request: HttpRequest, client_id: int) -> HttpResponse:
+def client_contacts(request: AuthenticatedRequest, client_id: int) -> HttpResponse:
     client = get_object_or_404(Client, pk=client_id)
     policy = ApprovalPolicy.objects.filter(client=client).first()
     invite = ContactInviteForm(request.POST if request.POST.get("form") == "invite" else None)
     policy_form = ApprovalPolicyForm(request.POST if request.POST.get("form") == "policy" else None,
                                      initial={"approvers": policy.approvers if policy else "manager"})
-    user = cast(User, request.user)
+    user = request.user
     if request.method == "POST" and invite.is_bound and invite.is_valid():
         try:
             contact = services.contact_invite(invited_by=user, client=client, request=request, **invite.cleaned_data)
         except ValidationError as error:
-            _errors_to_form(invite, error)
+            service_errors_to_form(invite, error)
         else:
             messages.success(request, f"Invitation sent to {contact.user.email}.")
             return redirect("elevations:client_contacts", client_id=client.pk)
@@ -119,7 +112,7 @@ def client_contacts(request: HttpRequest, client_id: int) -> HttpResponse:
             services.approval_policy_set(client=client, approvers=policy_form.cleaned_data["approvers"],
                                          updated_by=user, request=request)
         except ValidationError as error:
-            _errors_to_form(policy_form, error)
+            service_errors_to_form(policy_form, error)
         else:
             messages.success(request, "Approvers saved.")
             return redirect("elevations:client_contacts", client_id=client.pk)
@@ -152,8 +145,8 @@ def contact_accept(request: HttpRequest, uidb64: str, token: str) -> HttpRespons
 
 @require_GET
 @login_required
-def elevation_list(request: HttpRequest) -> HttpResponse:
-    user = cast(User, request.user)
+def elevation_list(request: AuthenticatedRequest) -> HttpResponse:
+    user = request.user
     elevations = selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")
     page = Paginator(elevations, PAGE_SIZE).get_page(request.GET.get("page"))
     facts = selectors.decider_facts(decider=user)
@@ -165,10 +158,10 @@ def elevation_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def elevation_new(request: HttpRequest) -> HttpResponse:
+def elevation_new(request: AuthenticatedRequest) -> HttpResponse:
     """Anyone signed in sees the page; only an engineer or manager has accounts to choose from
     (the roles next to what they already reach), and the service refuses anyone else."""
-    user = cast(User, request.user)
+    user = request.user
     may_ask = user_has_capability(user, ENGINEER, MANAGER) and selectors.contact_of(user=user) is None
     if request.method == "POST" and not may_ask:
         raise PermissionDenied("Only engineers and managers ask for elevations.")
@@ -182,7 +175,7 @@ def elevation_new(request: HttpRequest) -> HttpResponse:
                 duration=form.cleaned_data["duration"], reason=form.cleaned_data["reason"], request=request,
             )
         except ValidationError as error:
-            _errors_to_form(form, error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, "Request sent to its approvers.")
             return redirect("elevations:detail", request_id=elevation.pk)
@@ -191,8 +184,8 @@ def elevation_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def elevation_detail(request: HttpRequest, request_id: int) -> HttpResponse:
-    user = cast(User, request.user)
+def elevation_detail(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
+    user = request.user
     elevation = selectors.elevation_of(person=user, request_id=request_id)
     if elevation is None:
         raise Http404("No such request.")
@@ -205,8 +198,8 @@ def elevation_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     })
 
 
-def _visible_or_404(request: HttpRequest, request_id: int) -> Any:
-    elevation = selectors.elevation_of(person=cast(User, request.user), request_id=request_id)
+def _visible_or_404(request: AuthenticatedRequest, request_id: int) -> ElevationRequest:
+    elevation = selectors.elevation_of(person=request.user, request_id=request_id)
     if elevation is None:
         raise Http404("No such request.")
     return elevation
@@ -215,48 +208,46 @@ def _visible_or_404(request: HttpRequest, request_id: int) -> Any:
 @require_POST
 @login_required
 @reauthentication_required
-def elevation_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+def elevation_decide(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     elevation = _visible_or_404(request, request_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or decline.")
         return redirect("elevations:detail", request_id=elevation.pk)
-    try:
-        services.elevation_decide(request=elevation, decider=cast(User, request.user),
-                                  approve=form.cleaned_data["decision"] == "approve",
-                                  reason=form.cleaned_data["reason"], http_request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Your answer is recorded.")
+    service_outcome_message(
+        request,
+        lambda: services.elevation_decide(request=elevation, decider=request.user,
+                                          approve=form.cleaned_data["decision"] == "approve",
+                                          reason=form.cleaned_data["reason"], http_request=request),
+        "Your answer is recorded.",
+    )
     return redirect("elevations:detail", request_id=elevation.pk)
 
 
 @require_POST
 @login_required
-def elevation_end(request: HttpRequest, request_id: int) -> HttpResponse:
+def elevation_end(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     elevation = _visible_or_404(request, request_id)
-    try:
-        services.elevation_end(request=elevation, ended_by=cast(User, request.user),
-                               reason=request.POST.get("reason", "")[:1000], http_request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "Elevation ended.")
+    service_outcome_message(
+        request,
+        lambda: services.elevation_end(request=elevation, ended_by=request.user,
+                                       reason=request.POST.get("reason", "")[:1000], http_request=request),
+        "Elevation ended.",
+    )
     return redirect("elevations:detail", request_id=elevation.pk)
 
 
 @require_POST
 @login_required
 @reauthentication_required
-def elevation_emergency(request: HttpRequest, request_id: int) -> HttpResponse:
+def elevation_emergency(request: AuthenticatedRequest, request_id: int) -> HttpResponse:
     """Break-glass: a manager approves their own request (the service refuses anyone else)."""
     elevation = _visible_or_404(request, request_id)
-    try:
-        services.elevation_emergency_approve(request=elevation, manager=cast(User, request.user),
-                                             reason=request.POST.get("reason", "")[:1000], http_request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.warning(request, "Emergency approval recorded; the client's contacts are told.")
+    service_outcome_message(
+        request,
+        lambda: services.elevation_emergency_approve(request=elevation, manager=request.user,
+                                                     reason=request.POST.get("reason", "")[:1000],
+                                                     http_request=request),
+        "Emergency approval recorded; the client's contacts are told.", level=messages.WARNING,
+    )
     return redirect("elevations:detail", request_id=elevation.pk)

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from onboarding.models import AwsAccount, Client, OnboardingStep
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):  # for the models of this app
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -22,7 +22,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class StepInline(admin.TabularInline):
+class StepInline(admin.TabularInline[OnboardingStep, AwsAccount]):
     model = OnboardingStep
     fields = ("position", "kind", "status", "attempts", "lease_expires_at", "next_run_at", "last_error_code")
     readonly_fields = fields

@@ -221,7 +221,7 @@ def bulk_request(
     if problems or field_errors:
         raise ValidationError({**({"rows": problems} if problems else {}), **field_errors})
     try:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             batch = OnboardingBatch(origin=origin, requested_by=actor, reason=reason)
             batch.full_clean()
             batch.save()

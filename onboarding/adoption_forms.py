@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from onboarding.forms import TemplateChoices
 from onboarding.models import AwsAccount, Client
@@ -35,13 +34,6 @@ class _BringInForm(forms.Form):
     )
     reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea(attrs={"rows": 2}),
                              help_text="Kept in the audit log.")
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for name, messages in error.message_dict.items():
-                self.add_error(name if name in self.fields else None, messages)
-        else:
-            self.add_error(None, error.messages)
 
 
 class AdoptForm(_BringInForm):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -13,14 +13,16 @@ from onboarding import adoption, selectors
 from onboarding.adoption_forms import AdoptForm, BulkForm
 from onboarding.models import AwsAccount
 from portal.aws import AwsError
+from portal.people.http import AuthenticatedRequest
 from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.form_errors import service_errors_to_form
 from portal.web.reauth import reauthentication_required
 
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required(allow_get=True)
-def adopt(request: HttpRequest) -> HttpResponse:
+def adopt(request: AuthenticatedRequest) -> HttpResponse:
     search = request.GET.get("q", "")[:100]
     try:
         members = adoption.unmanaged_members(search=search)
@@ -36,13 +38,13 @@ def adopt(request: HttpRequest) -> HttpResponse:
                 for n, member_id in enumerate(data["members"], start=1)]
         try:
             batch = adoption.bulk_request(
-                actor=request.user, origin=AwsAccount.Origin.ADOPTED, rows=rows,  # type: ignore[arg-type]
+                actor=request.user, origin=AwsAccount.Origin.ADOPTED, rows=rows,
                 templates=list(data["templates"]), reason=data["reason"],
                 existing_roles=data["existing_roles"] or "report", access_role_name=data["access_role_name"],
                 request=request,
             )
         except ValidationError as error:
-            form.add_service_errors(error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"Adoption of {len(rows)} account{'s' if len(rows) != 1 else ''} has started.")
             return redirect(batch)
@@ -54,20 +56,20 @@ def adopt(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required(allow_get=True)
-def bulk(request: HttpRequest) -> HttpResponse:
+def bulk(request: AuthenticatedRequest) -> HttpResponse:
     form = BulkForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             rows = adoption.bulk_rows(data["rows"])
             batch = adoption.bulk_request(
-                actor=request.user, origin=data["origin"], rows=rows,  # type: ignore[arg-type]
+                actor=request.user, origin=data["origin"], rows=rows,
                 templates=list(data["templates"]), reason=data["reason"],
                 existing_roles=data["existing_roles"] or "report", access_role_name=data["access_role_name"],
                 request=request,
             )
         except ValidationError as error:
-            form.add_service_errors(error)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"{batch}: {len(rows)} account{'s' if len(rows) != 1 else ''} on their way.")
             return redirect(batch)
@@ -77,7 +79,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
+def batch_detail(request: AuthenticatedRequest, batch_id: int) -> HttpResponse:
     batch = selectors.batch_for_viewer(viewer=request.user, batch_id=batch_id)
     accounts = selectors.batch_accounts(batch=batch)
     return render(request, "onboarding/batch_detail.html", {

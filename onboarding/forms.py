@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from onboarding.models import AwsAccount, Client
 from portal.web.fields import RowsChoiceField
 from switchroles.models import RoleTemplate
 
 
-class TemplateChoices(RowsChoiceField):
-    def label_from_instance(self, obj: RoleTemplate) -> str:  # type: ignore[override]
+class TemplateChoices(RowsChoiceField[RoleTemplate]):
+    def label_from_instance(self, obj: RoleTemplate) -> str:
         return f"{obj.name} ({obj.role_name})"
 
 
@@ -80,11 +79,3 @@ class OnboardingForm(forms.Form):
         self.fields["client"].widget.attrs["data-client-select"] = ""
         self.fields["account_name"].widget.attrs["data-account-name"] = ""
         self.fields["root_email"].widget.attrs["data-root-email"] = ""
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        """Show the service's errors next to their fields (the rest at the top of the form)."""
-        if hasattr(error, "error_dict"):
-            for name, messages in error.message_dict.items():
-                self.add_error(name if name in self.fields else None, messages)
-        else:
-            self.add_error(None, error.messages)

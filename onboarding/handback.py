@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -244,7 +244,7 @@ def handback_plan(
         raise ValueError("Hand back one account or one client.")
     now = timezone.now()
     scope = SCOPE_ACCOUNT if account is not None else SCOPE_CLIENT
-    owner: Client = account.client if account is not None else client  # type: ignore[union-attr,assignment]
+    owner = account.client if account is not None else cast(Client, client)  # one of the two (checked above)
     candidates = [account] if account is not None else list(owner.accounts.order_by("name"))
     included: list[AwsAccount] = []
     left_out: list[tuple[AwsAccount, str]] = []
@@ -340,7 +340,7 @@ def handback_start(
     }
     now = timezone.now()
     started: list[AwsAccount] = []
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         owner = Client.objects.select_for_update().get(pk=plan.client.pk)
         for check in plan.accounts:
             locked = AwsAccount.objects.select_for_update().select_related("client").get(pk=check.account.pk)

@@ -8,13 +8,15 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from onboarding import handback, selectors
 from onboarding.models import AwsAccount, Client
+from portal.people.http import AuthenticatedRequest
 from portal.people.permissions import MANAGER, capability_required
+from portal.web.form_errors import service_errors_to_form
 from portal.web.reauth import reauthentication_required
 
 ROLE_CHOICES = (
@@ -43,23 +45,16 @@ class HandbackForm(forms.Form):
                 self.add_error(name, found)
         return cleaned
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        if hasattr(error, "error_dict"):
-            for name, problems in error.message_dict.items():
-                self.add_error(name if name in self.fields else None, problems)
-        else:
-            self.add_error(None, error.messages)
-
 
 def _handback_page(
-    request: HttpRequest, *, account: AwsAccount | None = None, client: Client | None = None
+    request: AuthenticatedRequest, *, account: AwsAccount | None = None, client: Client | None = None
 ) -> HttpResponse:
     form = HandbackForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             try:
                 started = handback.handback_start(
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=request.user,
                     account=account,
                     client=client,
                     reason=form.cleaned_data["reason"],
@@ -68,7 +63,7 @@ def _handback_page(
                     request=request,
                 )
             except ValidationError as error:
-                form.add_service_errors(error)
+                service_errors_to_form(form, error)
             else:
                 names = ", ".join(a.name for a in started)
                 messages.success(request, f"The hand-back of {names} has started: follow its steps below.")
@@ -86,7 +81,7 @@ def _handback_page(
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def account_handback(request: HttpRequest, account_id: int) -> HttpResponse:
+def account_handback(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     account = selectors.account_for_viewer(viewer=request.user, account_id=account_id)
     return _handback_page(request, account=account)
 
@@ -94,6 +89,6 @@ def account_handback(request: HttpRequest, account_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def client_handback(request: HttpRequest, client_id: int) -> HttpResponse:
+def client_handback(request: AuthenticatedRequest, client_id: int) -> HttpResponse:
     client = selectors.client_for_viewer(viewer=request.user, client_id=client_id)
     return _handback_page(request, client=client)

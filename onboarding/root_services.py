@@ -284,7 +284,7 @@ def root_removal_request(
         raise ValidationError({NON_FIELD_ERRORS: [f"{refusal.plain_message} (AWS said: {refusal.code})"]})
     now = timezone.now()
     info = {"requested_by": actor.pk, "reason": reason.strip()}
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
         if not root_removal_allowed(locked):
             raise ValidationError({NON_FIELD_ERRORS: [

@@ -258,7 +258,7 @@ def onboarding_request(
     if errors:
         raise ValidationError(errors)
     try:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             return _write_request(
                 actor=actor, account_name=account_name, templates=templates, reason=reason, request=request,
                 root_credentials=root_credentials, **values,
@@ -589,7 +589,7 @@ def onboarding_step_retry(*, step: OnboardingStep, actor: User, request: HttpReq
     new CreateAccount is sent (the failed request is remembered and never adopted again); roles in
     conflict go back to pending. Writes an audit event.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         account = AwsAccount.objects.select_for_update().get(pk=step.account_id)
         steps_locked_for_advance = list(
             OnboardingStep.objects.select_for_update().filter(account=account).order_by("position")
@@ -699,7 +699,7 @@ def onboarding_cancel(
             if current.state == aws.HANDSHAKE_ACCEPTED:
                 raise ValidationError("The client has just accepted the invitation: it can no longer be cancelled.") \
                     from error
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
         steps = list(OnboardingStep.objects.select_for_update().filter(account=locked).order_by("position"))
         if not handshake_cancelled and not account_cancellable(locked, steps):
@@ -720,7 +720,7 @@ def onboarding_cancel(
 def access_role_verify_now(*, account: AwsAccount, actor: User, request: HttpRequest | None = None) -> OnboardingStep:
     """For an invited account waiting for its access role: check for it now instead of at the next
     poll. Raises ``ValidationError`` when the account is not waiting for it."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
         step = (
             OnboardingStep.objects.select_for_update()
@@ -751,7 +751,7 @@ def access_role_set(
     role_name = role_name.strip()
     if role_name and not aws.ROLE_NAME_RE.match(role_name):
         raise ValidationError({"access_role_name": ["An IAM role name has 1–64 letters, digits and +=,.@_-."]})
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = AwsAccount.objects.select_for_update().get(pk=account.pk)
         running = OnboardingStep.objects.filter(account=locked, status=Status.RUNNING).exists()
         if locked.state in AwsAccount.FINAL_STATES or locked.state == State.HANDING_BACK or running:

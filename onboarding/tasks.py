@@ -31,7 +31,7 @@ from portal.steps import Skip
     soft_time_limit=120,
     time_limit=180,
 )
-def advance_account(self: Task, account_pk: int) -> str:
+def advance_account(self: Task[[int], str], account_pk: int) -> str:
     if not AwsAccount.objects.filter(pk=account_pk).exists():
         return Skip.GONE
     # One task carries the account through as many steps as are due, for up to CHAIN_SECONDS.
@@ -64,7 +64,7 @@ def check_root_posture_due() -> int:
 # Each checks accounts of the daily root-posture run one leased part at a time; a killed worker's
 # account is taken over after its lease.
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=150, time_limit=180)
-def root_posture_run_work_task(self: Task, run_pk: int) -> int:
+def root_posture_run_work_task(self: Task[[int], int], run_pk: int) -> int:
     worked = root_posture_run_work(run_id=run_pk)
     if (worked.more or worked.retry_in is not None) and not self.request.is_eager:
         root_posture_run_work_task.apply_async(args=(run_pk,), countdown=worked.retry_in or 0)

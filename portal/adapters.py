@@ -20,7 +20,7 @@ from django.http import HttpRequest
 LOGIN_MAX_CHARS = 255
 
 
-class AccountAdapter(DefaultAccountAdapter):
+class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]  # allauth ships no type information
     def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
         for key in ("username", "email"):
             if isinstance(credentials.get(key), str):
@@ -39,7 +39,8 @@ class AccountAdapter(DefaultAccountAdapter):
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated and not Authenticator.objects.filter(user=user).exists():
                 return False
-        return super().is_reauthentication_required(app=app, **kwargs)
+        required: bool = super().is_reauthentication_required(app=app, **kwargs)
+        return required
 
 
 @cache
@@ -56,7 +57,7 @@ def decrypt_secret(token: str) -> str:
     return _fernet(settings.SWITCHYARD_ENCRYPTION_KEY).decrypt(token.encode()).decode()
 
 
-class MfaAdapter(DefaultMFAAdapter):
+class MfaAdapter(DefaultMFAAdapter):  # type: ignore[misc]  # allauth ships no type information
     """TOTP secrets and recovery-code seeds are stored encrypted (Fernet, key derived from
     ``SWITCHYARD_ENCRYPTION_KEY``): a copy of the database alone cannot mint codes."""
 

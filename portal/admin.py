@@ -11,7 +11,7 @@ from portal.web.admin import ReadOnlyAdmin
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin[User]):
     """What decides access (IAM user name, capabilities, active or not) is read-only here: it
     changes through the People pages (person edit, the leaver action), which audit it and show
     what it gains and loses. Whatever the admin still edits is audited (``person.admin_changed``)."""

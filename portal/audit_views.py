@@ -7,8 +7,6 @@ deciding its items); every write refuses an auditor with 403.
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -41,9 +39,11 @@ from portal.evidence.selectors import (
 )
 from portal.models import AccessReview, AccessReviewItem
 from portal.people import duties
+from portal.people.http import AuthenticatedRequest
 from portal.people.models import User
 from portal.people.permissions import AUDITOR, MANAGER, REVIEWER, capability_required, user_has_capability
 from portal.web.downloads import streamed_csv
+from portal.web.form_errors import service_errors_to_form, service_outcome_message
 from portal.web.reauth import reauthentication_required
 from switchroles.access_selectors import findings_history_of_person, open_access_findings, refused_links
 from switchroles.models import AccessFinding, AccountRole
@@ -80,7 +80,7 @@ def _sort_columns(request: HttpRequest, filters: MatrixFilters) -> list[dict[str
 
 @require_GET
 @capability_required(*READERS)
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: AuthenticatedRequest) -> HttpResponse:
     """The access matrix: who can use which link, through which grant, since when."""
     form = MatrixFilterForm(request.GET)
     form.is_valid()
@@ -108,7 +108,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def access_csv(request: HttpRequest) -> HttpResponseBase:
+def access_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     """The matrix for the page's filters (and ``as_of``), every row, streamed."""
     form = MatrixFilterForm(request.GET)
     if not form.is_valid():
@@ -122,7 +122,7 @@ def access_csv(request: HttpRequest) -> HttpResponseBase:
 
 @require_GET
 @capability_required(*READERS)
-def link_detail(request: HttpRequest, role_id: int) -> HttpResponse:
+def link_detail(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
     role = get_object_or_404(AccountRole.objects.select_related("account__client", "template"), pk=role_id)
     uses = Paginator(link_uses(role=role), PAGE_SIZE).get_page(request.GET.get("page"))
     can_use_now = AccessMatrix(MatrixFilters(link=role.pk)).rows()
@@ -132,7 +132,7 @@ def link_detail(request: HttpRequest, role_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
+def person_detail(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
     person = get_object_or_404(User, pk=person_id)
     uses = Paginator(link_uses(person=person), PAGE_SIZE).get_page(request.GET.get("page"))
     can_use_now = AccessMatrix(MatrixFilters(person=person.pk)).rows()
@@ -145,7 +145,7 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def events(request: HttpRequest) -> HttpResponse:
+def events(request: AuthenticatedRequest) -> HttpResponse:
     form = EventFilterForm(request.GET)
     form.is_valid()
     page = Paginator(audit_events_filtered(**vars(form.filters())), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -159,7 +159,7 @@ def events(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS)
-def events_csv(request: HttpRequest) -> HttpResponseBase:
+def events_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     form = EventFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
@@ -170,21 +170,21 @@ def events_csv(request: HttpRequest) -> HttpResponseBase:
 
 @require_GET
 @capability_required(*READERS)
-def evidence_pack(request: HttpRequest, client_id: int) -> HttpResponseBase:
+def evidence_pack(request: AuthenticatedRequest, client_id: int) -> HttpResponseBase:
     """One zip for a client: the access matrix now, every grant ever made on it, every use of its
     links, and the audit chain verified at download time (plus the last scheduled check). Built
     in a temporary file, never whole in memory, and streamed from there."""
     client = get_object_or_404(Client, pk=client_id)
-    return evidence_pack_response(client=client, generated_by=cast(User, request.user))
+    return evidence_pack_response(client=client, generated_by=request.user)
 
 
 # --- Access reviews ------------------------------------------------------------------------------
 
 @require_GET
 @capability_required(*READERS, REVIEWER)
-def review_list(request: HttpRequest) -> HttpResponse:
+def review_list(request: AuthenticatedRequest) -> HttpResponse:
     page = Paginator(reviews.reviews_with_progress(), PAGE_SIZE).get_page(request.GET.get("page"))
-    user = cast(User, request.user)
+    user = request.user
     return render(request, "audit/review_list.html", {
         "page": page, "now": timezone.now(),
         "may_review": user_has_capability(user, MANAGER, REVIEWER),
@@ -194,19 +194,18 @@ def review_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
-def review_new(request: HttpRequest) -> HttpResponse:
+def review_new(request: AuthenticatedRequest) -> HttpResponse:
     form = AccessReviewForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             review = reviews.access_review_open(
-                opened_by=request.user,  # type: ignore[arg-type]
+                opened_by=request.user,
                 title=data["title"], scope=data["scope"], client=data.get("client"), tier=data.get("tier") or "",
                 reviewers=data["reviewers"], deadline=data["deadline"], request=request,
             )
         except ValidationError as error:
-            for field, problems in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, problems)
+            service_errors_to_form(form, error)
         else:
             messages.success(request, f"Review opened with {review.items.count()} grants to review.")
             return redirect("audit:review_detail", review_id=review.pk)
@@ -215,14 +214,14 @@ def review_new(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(*READERS, REVIEWER)
-def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
+def review_detail(request: AuthenticatedRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(AccessReview.objects.select_related("client", "opened_by"), pk=review_id)
     form = ReviewItemsForm(request.GET)
     form.is_valid()
     show, unused_days = form.values()
     items = reviews.review_items(review=review, show=show, unused_days=unused_days)
     page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
-    user = cast(User, request.user)
+    user = request.user
     is_reviewer = user_has_capability(user, MANAGER, REVIEWER) and review.reviewers.filter(pk=user.pk).exists()
     return render(request, "audit/review_detail.html", {
         "review": review, "form": form, "page": page, "progress": reviews.review_progress(review=review),
@@ -239,22 +238,22 @@ def _revoking(request: HttpRequest) -> bool:
 @require_POST
 @capability_required(MANAGER, REVIEWER)
 @reauthentication_required(enabled=_revoking)
-def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
+def review_decide(request: AuthenticatedRequest, review_id: int, item_id: int) -> HttpResponse:
     """A reviewer confirms or revokes one grant. Revoking asks for re-authentication first, as any
     revocation does."""
     review = get_object_or_404(AccessReview, pk=review_id)
     item = get_object_or_404(AccessReviewItem, pk=item_id, review=review)
     note = request.POST.get("note", "")[:1000]
-    try:
+
+    def decide() -> None:
         ProhibitNullCharactersValidator()(note)  # PostgreSQL cannot store NUL in text or JSON
         reviews.access_review_decide(
-            item_id=item.pk, review=review, reviewer=request.user,  # type: ignore[arg-type]
+            item_id=item.pk, review=review, reviewer=request.user,
             decision=request.POST.get("decision", ""), note=note, request=request,
         )
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Grant #{item.grant_id} {'revoked' if _revoking(request) else 'confirmed'}.")
+
+    service_outcome_message(request, decide,
+                            f"Grant #{item.grant_id} {'revoked' if _revoking(request) else 'confirmed'}.")
     back = reverse("audit:review_detail", kwargs={"review_id": review.pk})
     # Back to the same filtered page of items; re-encoded so only a query string comes through.
     query = QueryDict(request.POST.get("return_query", "")[:500]).urlencode()
@@ -263,6 +262,6 @@ def review_decide(request: HttpRequest, review_id: int, item_id: int) -> HttpRes
 
 @require_GET
 @capability_required(*READERS, REVIEWER)
-def review_csv(request: HttpRequest, review_id: int) -> HttpResponseBase:
+def review_csv(request: AuthenticatedRequest, review_id: int) -> HttpResponseBase:
     review = get_object_or_404(AccessReview, pk=review_id)
     return streamed_csv(reviews.review_csv_rows(review=review), f"switchyard-review-{review.pk}-{_stamp()}.csv")

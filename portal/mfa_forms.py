@@ -33,28 +33,30 @@ class _CodeForm:
         return False
 
 
-class SignInCodeForm(_CodeForm, AuthenticateForm):
+class SignInCodeForm(_CodeForm, AuthenticateForm):  # type: ignore[misc]  # allauth ships no type information
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._focus()
 
     def clean_code(self) -> str:
         try:
-            return super().clean_code()
+            code: str = super().clean_code()
+            return code
         except forms.ValidationError:
             if self._was_used(self.cleaned_data.get("code", "")):
                 raise forms.ValidationError(REUSED_CODE, code="reused_code") from None
             raise
 
 
-class ReauthenticationCodeForm(_CodeForm, ReauthenticateForm):
+class ReauthenticationCodeForm(_CodeForm, ReauthenticateForm):  # type: ignore[misc]  # allauth ships no type information
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._focus()
 
     def clean_code(self) -> str:
         try:
-            return super().clean_code()
+            code: str = super().clean_code()
+            return code
         except forms.ValidationError:
             if self._was_used(self.cleaned_data.get("code", "")):
                 raise forms.ValidationError(REUSED_CODE, code="reused_code") from None

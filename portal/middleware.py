@@ -19,7 +19,8 @@ ALLOWED_WITHOUT_MFA = frozenset(
 
 
 def has_totp(user: object) -> bool:
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    found: bool = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    return found
 
 
 class RequireMfaMiddleware:

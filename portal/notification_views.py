@@ -3,23 +3,21 @@ sandbox's outbox, visible in ``make run``; in production, a record of what was m
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from portal import notifications
-from portal.people.models import User
+from portal.people.http import AuthenticatedRequest
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def notification_preferences(request: HttpRequest) -> HttpResponse:
-    person = cast(User, request.user)
+def notification_preferences(request: AuthenticatedRequest) -> HttpResponse:
+    person = request.user
     if request.method == "POST":
         notifications.preferences_set(person=person, receive=request.POST.getlist("receive"), request=request)
         messages.success(request, "Your notification choices are saved.")

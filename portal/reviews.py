@@ -180,13 +180,13 @@ def review_csv_rows(*, review: AccessReview) -> Iterator[Sequence[Any]]:
             " ".join(sorted(t.tier for t in grant.templates.all())), grant.reason, grant.granted_by.username,
             _iso(grant.granted_at), _iso(grant.expires_at), item.decision or "pending",
             item.decided_by.username if item.decided_by else "", _iso(item.decided_at), item.note,
-            _iso(item.last_used_at),  # type: ignore[attr-defined]
+            _iso(item.last_used_at),
         )
 
 
 # --- Writes ------------------------------------------------------------------------------------
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def access_review_open(*, opened_by: User, title: str, scope: str, reviewers: Iterable[User], deadline: datetime,
                        client: Client | None = None, tier: str = "",
                        request: HttpRequest | None = None) -> AccessReview:
@@ -258,7 +258,7 @@ def access_review_decide(*, item_id: int, review: AccessReview, reviewer: User, 
         raise ValidationError({"decision": "Confirm or revoke."})
     if not user_has_capability(reviewer, MANAGER, REVIEWER) or not review.reviewers.filter(pk=reviewer.pk).exists():
         raise PermissionDenied("Only this review's reviewers decide its items.")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked_review = AccessReview.objects.select_for_update().get(pk=review.pk)
         if locked_review.state != AccessReview.State.OPEN:
             raise ValidationError("This review is completed.")

@@ -8,12 +8,13 @@ from django.views.decorators.http import require_GET
 
 from portal import selectors
 from portal.health import health_report
+from portal.people.http import AuthenticatedRequest
 
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/home.html", selectors.home_summary(user=request.user))  # type: ignore[arg-type]
+def home(request: AuthenticatedRequest) -> HttpResponse:
+    return render(request, "portal/home.html", selectors.home_summary(user=request.user))
 
 
 @never_cache

@@ -345,7 +345,7 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
         for b in analysis.blocked
     ][:500]
     check.administrators_everywhere = _administrators_everywhere(analysis, targets)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         check.duration_ms = int((time.monotonic() - started) * 1000)
         check.save()
         _store(check, wanted, kinds=_MAIN_ACCOUNT_KINDS)

@@ -1,7 +1,10 @@
 """The Django admin shows the directory's rows read-only: every change goes through the portal's
 pages and services, which audit it and rewrite the main-account IAM policies."""
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from portal.web.admin import ReadOnlyAdmin
 from switchroles.models import DriftCheck, DriftFinding, EnforcedPrincipal, Grant, LinkUse, Team, TeamMembership
@@ -38,7 +41,7 @@ class EnforcedPrincipalAdmin(ReadOnlyAdmin):
                     "needs_apply", "last_error")
 
 
-class DriftFindingInline(admin.TabularInline):
+class DriftFindingInline(admin.TabularInline[DriftFinding, DriftCheck]):
     model = DriftFinding
     extra = 0
     can_delete = False
@@ -46,7 +49,7 @@ class DriftFindingInline(admin.TabularInline):
               "extra_members", "problem")
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -216,7 +216,7 @@ def drift_roles_check(*, check: DriftCheck, clients: ClientFactory) -> DriftChec
         for f in (previous_check.role_findings.all() if previous_check else RoleDriftFinding.objects.none())
         if f.repair_status != Repair.REPAIRED
     }
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         check.roles_checked = sum(len(roles) for roles in roles_by_account.values())
         check.save(update_fields=["roles_checked"])
         for finding in findings:
@@ -288,7 +288,7 @@ def finding_repairable(finding: RoleDriftFinding, *, now: datetime | None = None
     return True
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def drift_repair_request(
     *, finding: RoleDriftFinding, actor: User, request: HttpRequest | None = None
 ) -> RoleDriftFinding:
@@ -369,7 +369,7 @@ def drift_repair_run(*, finding_id: int, clients: ClientFactory | None = None) -
     except ValueError as exc:
         message = str(exc)
     else:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             RoleDriftFinding.objects.filter(pk=finding.pk).update(
                 repair_status=Repair.REPAIRED, repaired_at=timezone.now(), repair_error=""
             )
@@ -377,7 +377,7 @@ def drift_repair_run(*, finding_id: int, clients: ClientFactory | None = None) -
                          details={"finding": finding.pk, "kind": finding.kind, **done})
         finding.refresh_from_db()
         return finding
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         RoleDriftFinding.objects.filter(pk=finding.pk).update(repair_status=Repair.FAILED, repair_error=message)
         audit_record(action="drift.repair_failed", target=target, target_label=label,
                      details={"finding": finding.pk, "kind": finding.kind, "error": message[:1000]})
@@ -385,7 +385,7 @@ def drift_repair_run(*, finding_id: int, clients: ClientFactory | None = None) -
     return finding
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def main_account_repair_request(*, actor: User, request: HttpRequest | None = None) -> None:
     """Ask a worker to rewrite every main-account Switchyard policy and group from the grants
     (a forced enforcement sync), then check the main account again. Audited."""

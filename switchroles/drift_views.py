@@ -8,14 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.people.models import User
+from portal.people.http import AuthenticatedRequest
 from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.form_errors import service_outcome_message
 from portal.web.reauth import reauthentication_required
 from switchroles import access_checks, access_selectors, drift, drift_run
 from switchroles.models import AccessFinding, RoleDriftFinding
@@ -32,13 +32,9 @@ def drift_page_findings_register(name: str, reader: Callable[[], Any]) -> None:
     _page_findings[name] = reader
 
 
-def _person(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
-
-
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def drift_page(request: HttpRequest) -> HttpResponse:
+def drift_page(request: AuthenticatedRequest) -> HttpResponse:
     overview = drift.drift_overview()
     now = timezone.now()
     for finding in overview.role_findings:
@@ -68,8 +64,8 @@ ACCESS_CSV_HEADER = ("kind", "principal_type", "principal", "principal_arn", "pe
 
 @require_POST
 @capability_required(MANAGER)
-def access_check_now(request: HttpRequest) -> HttpResponse:
-    access_checks.effective_access_check_request(actor=_person(request), request=request)
+def access_check_now(request: AuthenticatedRequest) -> HttpResponse:
+    access_checks.effective_access_check_request(actor=request.user, request=request)
     messages.info(request, "An effective-access check is on its way: it reads the main account's IAM once and "
                            "compares it with the grants. Reload this page in a minute.")
     return redirect("switchroles:drift")
@@ -78,8 +74,8 @@ def access_check_now(request: HttpRequest) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def trust_rollout(request: HttpRequest) -> HttpResponse:
-    rollouts = trust_rollout_start(actor=_person(request), request=request)
+def trust_rollout(request: AuthenticatedRequest) -> HttpResponse:
+    rollouts = trust_rollout_start(actor=request.user, request=request)
     accounts = sum(r.accounts.count() for r in rollouts)
     messages.success(request, f"Rolling the console roles' trust out: {len(rollouts)} template"
                               f"{'s' if len(rollouts) != 1 else ''}, {accounts} role{'s' if accounts != 1 else ''}.")
@@ -88,7 +84,7 @@ def trust_rollout(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def access_findings_csv(request: HttpRequest) -> HttpResponse:
+def access_findings_csv(request: AuthenticatedRequest) -> HttpResponse:
     """Every open effective-access finding, one row each."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = f"{timezone.now():%Y%m%dT%H%MZ}"
@@ -112,8 +108,8 @@ def access_finding_row(finding: AccessFinding) -> list[str]:
 
 @require_POST
 @capability_required(MANAGER)
-def drift_check_now(request: HttpRequest) -> HttpResponse:
-    drift.drift_check_request(actor=_person(request), request=request)
+def drift_check_now(request: AuthenticatedRequest) -> HttpResponse:
+    drift.drift_check_request(actor=request.user, request=request)
     messages.info(request, "A drift check is on its way: it looks into every active account, so give it a minute, "
                            "then reload this page.")
     return redirect("switchroles:drift")
@@ -122,22 +118,21 @@ def drift_check_now(request: HttpRequest) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def drift_repair(request: HttpRequest, finding_id: int) -> HttpResponse:
+def drift_repair(request: AuthenticatedRequest, finding_id: int) -> HttpResponse:
     finding = get_object_or_404(RoleDriftFinding, pk=finding_id)
-    try:
-        drift.drift_repair_request(finding=finding, actor=_person(request), request=request)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Switchyard is re-applying its version of {finding.role_name or finding.account}.")
+    service_outcome_message(
+        request,
+        lambda: drift.drift_repair_request(finding=finding, actor=request.user, request=request),
+        f"Switchyard is re-applying its version of {finding.role_name or finding.account}.",
+    )
     return redirect("switchroles:drift")
 
 
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def drift_repair_main_account(request: HttpRequest) -> HttpResponse:
-    drift.main_account_repair_request(actor=_person(request), request=request)
+def drift_repair_main_account(request: AuthenticatedRequest) -> HttpResponse:
+    drift.main_account_repair_request(actor=request.user, request=request)
     messages.success(request, "Switchyard is rewriting the main account's policies from the grants, then checks "
                               "them again.")
     return redirect("switchroles:drift")

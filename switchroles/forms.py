@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -15,20 +15,23 @@ from switchroles.accounts import account_model, client_model
 from switchroles.models import ROLE_NAME_VALIDATOR, RoleTemplate, Team
 from switchroles.services import CAPABILITY_NAMES
 
+if TYPE_CHECKING:
+    from onboarding.models import AwsAccount
 
-class PersonChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
+
+class PersonChoiceField(forms.ModelChoiceField[User]):
+    def label_from_instance(self, obj: User) -> str:
         name = obj.get_full_name()
         return f"{name} ({obj.username})" if name else obj.username
 
 
-class AccountChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
+class AccountChoiceField(forms.ModelChoiceField["AwsAccount"]):
+    def label_from_instance(self, obj: AwsAccount) -> str:
         return f"{obj.client.name} / {obj.name} ({obj.account_id})"
 
 
-class TierChoiceField(RowsChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
+class TierChoiceField(RowsChoiceField[RoleTemplate]):
+    def label_from_instance(self, obj: RoleTemplate) -> str:
         return obj.name
 
 
@@ -105,13 +108,13 @@ class TeamForm(forms.Form):
     )
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
+        name: str = self.cleaned_data["name"].strip()
         if Team.objects.filter(name__iexact=name).exists():
             raise ValidationError("A team with this name exists.")
         return name
 
     def clean_iam_group_name(self) -> str:
-        group = self.cleaned_data["iam_group_name"].strip()
+        group: str = self.cleaned_data["iam_group_name"].strip()
         if Team.objects.filter(iam_group_name__iexact=group).exists():
             raise ValidationError("Another team uses this IAM group.")
         return group
@@ -133,7 +136,7 @@ class TeamMemberForm(forms.Form):
         self.fields["person"].queryset = active_people().exclude(pk__in=current)  # type: ignore[attr-defined]
 
     def clean_person(self) -> User:
-        person = self.cleaned_data["person"]
+        person: User = self.cleaned_data["person"]
         if not duties.may_hold_links(person):
             raise ValidationError(duties.AUDITOR_IN_TEAM)
         return person
@@ -169,13 +172,13 @@ class PersonForm(forms.Form):
     def clean_username(self) -> str:
         if self.person is not None:
             return self.person.username
-        username = self.cleaned_data["username"].strip()
+        username: str = self.cleaned_data["username"].strip()
         if User.objects.filter(username__iexact=username).exists():
             raise ValidationError("This user name is taken.")
         return username
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
+        email: str = self.cleaned_data["email"].strip()
         others = User.objects.filter(email__iexact=email)
         if self.person is not None:
             others = others.exclude(pk=self.person.pk)
@@ -184,7 +187,7 @@ class PersonForm(forms.Form):
         return email
 
     def clean_iam_username(self) -> str:
-        name = self.cleaned_data["iam_username"].strip()
+        name: str = self.cleaned_data["iam_username"].strip()
         if not name:
             return name
         others = User.objects.filter(iam_username__iexact=name)

@@ -314,7 +314,7 @@ def _record_aws(departure: Departure, *, state: str, removed: dict[str, Any], re
     return departure
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def departure_aws_retry(*, departure: Departure, requested_by: User, request: HttpRequest | None = None) -> Departure:
     """A manager asks again for a FAILED AWS removal (after fixing what the error said): back to
     PENDING with fresh attempts, audited, sent to a worker after commit. Anything else: unchanged."""

@@ -9,19 +9,20 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from portal.people.http import AuthenticatedRequest
 from portal.people.models import User
 from portal.people.permissions import MANAGER, capability_required
+from portal.web.form_errors import service_errors_to_form
 from portal.web.reauth import reauthentication_required
 from switchroles import leavers, services
 from switchroles.forms import PersonForm
 from switchroles.models import TeamMembership
 from switchroles.services import CAPABILITY_NAMES
-from switchroles.views import form_errors_from
 
 
 def people_managed() -> QuerySet[User]:
@@ -36,7 +37,7 @@ def people_managed() -> QuerySet[User]:
 
 @require_GET
 @capability_required(MANAGER)
-def people_list(request: HttpRequest) -> HttpResponse:
+def people_list(request: AuthenticatedRequest) -> HttpResponse:
     query = request.GET.get("q", "").replace("\x00", "").strip()[:100]  # PostgreSQL refuses NUL in text
     people = people_managed()
     if query:
@@ -52,20 +53,20 @@ def people_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def person_new(request: HttpRequest) -> HttpResponse:
+def person_new(request: AuthenticatedRequest) -> HttpResponse:
     form = PersonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 person, password = services.person_create(
-                    created_by=request.user,  # type: ignore[arg-type]
+                    created_by=request.user,
                     username=data["username"], first_name=data["first_name"], last_name=data["last_name"],
                     email=data["email"], iam_username=data["iam_username"], capabilities=data["capabilities"],
                     teams=data["teams"], request=request,
                 )
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             # Shown once, in this response only: not stored in clear, not in a message or a log.
             response = render(request, "people/person_created.html", {"person": person, "password": password})
@@ -77,7 +78,7 @@ def person_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def person_edit(request: HttpRequest, person_id: int) -> HttpResponse:
+def person_edit(request: AuthenticatedRequest, person_id: int) -> HttpResponse:
     person = get_object_or_404(people_managed(), pk=person_id)
     initial = {
         "username": person.username, "first_name": person.first_name, "last_name": person.last_name,
@@ -93,18 +94,18 @@ def person_edit(request: HttpRequest, person_id: int) -> HttpResponse:
         if move.changes_teams and request.POST.get("confirm_move") != "yes":
             return render(request, "people/person_move_confirm.html", {"form": form, "person": person, "move": move})
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 services.person_update(
-                    person=person, updated_by=request.user,  # type: ignore[arg-type]
+                    person=person, updated_by=request.user,
                     first_name=data["first_name"], last_name=data["last_name"], email=data["email"],
                     iam_username=data["iam_username"], capabilities=data["capabilities"], teams=data["teams"],
                     request=request,
                 )
                 if move.changes_teams:
-                    leavers.person_move_record(person=person, moved_by=request.user,  # type: ignore[arg-type]
+                    leavers.person_move_record(person=person, moved_by=request.user,
                                                preview=move, request=request)
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"{person.username} updated.")
             return redirect("switchroles:people_list")

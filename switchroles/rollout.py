@@ -236,7 +236,7 @@ def _record(
         return Result.SUCCEEDED if locked.status == Status.SUCCEEDED else Result.FAILED
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def rollout_account_retry(
     *, part: RolloutAccount, actor: User, request: HttpRequest | None = None
 ) -> RolloutAccount:

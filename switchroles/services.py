@@ -195,7 +195,7 @@ def grant_expiries_record(*, at: datetime | None = None) -> list[int]:
     ``selectors.grants_in_force`` filters on ``expires_at``.) A grant revoked before it expired never
     expired. Safe to run any number of times; returns the grants recorded by this call."""
     moment = at or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         expired = list(
             Grant.objects.select_for_update(of=("self",))
             .filter(expiry_recorded_at__isnull=True, expires_at__lte=moment)
@@ -243,7 +243,7 @@ def _webhook_host(url: str) -> str:
     return urlsplit(url).hostname or "" if url else ""
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def team_webhook_set(*, team: Team, url: str, changed_by: User, request: HttpRequest | None = None) -> Team:
     """Set (or, with a blank ``url``, clear) the team's Slack/Teams incoming webhook. Raises
     ``ValidationError`` on ``notification_webhook_url`` for a URL that is not https."""
@@ -429,7 +429,7 @@ def person_update(
 # --- the directory ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def favourite_toggle(*, person: User, account_role: AccountRole) -> bool:
     """Star or unstar a link; returns whether it is a favourite now. The caller has checked that
     ``person`` may use ``account_role`` (``selectors.link_of_person``)."""
@@ -443,7 +443,7 @@ def favourite_toggle(*, person: User, account_role: AccountRole) -> bool:
     return not deleted
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def link_use_record(
     *, person: User, account_role: AccountRole, grants: Sequence[Grant], request: HttpRequest | None = None
 ) -> LinkUse:

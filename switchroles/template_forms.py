@@ -79,13 +79,13 @@ class RoleTemplateForm(forms.Form):
         return others.exclude(pk=self.instance.pk) if self.instance is not None else others
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
+        name: str = self.cleaned_data["name"].strip()
         if self._others().filter(name__iexact=name).exists():
             raise forms.ValidationError("Another template has this name.")
         return name
 
     def clean_role_name(self) -> str:
-        role_name = self.cleaned_data["role_name"].strip()
+        role_name: str = self.cleaned_data["role_name"].strip()
         if not ROLE_NAME_RE.match(role_name):
             raise forms.ValidationError("Use 1–64 letters, digits and + = , . @ _ - only.")
         if "=" in role_name:

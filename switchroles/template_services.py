@@ -21,7 +21,7 @@ TEMPLATE_FIELDS = (
 
 def role_template_create(*, actor: User, request: HttpRequest | None = None, **fields: Any) -> RoleTemplate:
     """Create a template from validated ``fields`` (see TEMPLATE_FIELDS); raises ValidationError."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         template = RoleTemplate(created_by=actor, **{k: v for k, v in fields.items() if k in TEMPLATE_FIELDS})
         template.full_clean()
         template.save()
@@ -36,7 +36,7 @@ def role_template_update(
     """Change a template; returns it unchanged (no audit, same revision) when nothing differs.
     Otherwise the revision goes up and a roll-out to every account with the role starts
     (``switchroles.rollout.rollout_start``) once this commits."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         locked = RoleTemplate.objects.select_for_update().get(pk=template.pk)
         changes = {
             name: {"from": getattr(locked, name), "to": value}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.people.http import AuthenticatedRequest
 from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.form_errors import service_errors_to_form, service_outcome_message
 from portal.web.reauth import reauthentication_required
 from switchroles.models import RoleTemplate, RolloutAccount
 from switchroles.rollout import rollout_account_retry, rollout_progress
@@ -18,26 +20,25 @@ from switchroles.template_services import role_template_create, role_template_up
 
 @require_GET
 @capability_required(MANAGER)
-def template_list(request: HttpRequest) -> HttpResponse:
+def template_list(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "roletemplates/list.html", {"templates": RoleTemplate.objects.order_by("pk")})
 
 
-def _save(request: HttpRequest, form: RoleTemplateForm, template: RoleTemplate | None) -> RoleTemplate | None:
+def _save(request: AuthenticatedRequest, form: RoleTemplateForm, template: RoleTemplate | None) -> RoleTemplate | None:
     try:
         if template is None:
-            return role_template_create(actor=request.user, request=request, **form.template_fields())  # type: ignore[arg-type]
-        return role_template_update(template=template, actor=request.user, request=request,  # type: ignore[arg-type]
+            return role_template_create(actor=request.user, request=request, **form.template_fields())
+        return role_template_update(template=template, actor=request.user, request=request,
                                     **form.template_fields())
     except ValidationError as error:
-        for name, problems in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, problems)
+        service_errors_to_form(form, error)
         return None
 
 
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required  # a template decides what every account's role may do
-def template_new(request: HttpRequest) -> HttpResponse:
+def template_new(request: AuthenticatedRequest) -> HttpResponse:
     form = RoleTemplateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         saved = _save(request, form, None)
@@ -51,7 +52,7 @@ def template_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required  # an edit is rolled out to every account that has the role
-def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
+def template_edit(request: AuthenticatedRequest, template_id: int) -> HttpResponse:
     template = get_object_or_404(RoleTemplate, pk=template_id)
     form = RoleTemplateForm(request.POST if request.method == "POST" else None, instance=template)
     if request.method == "POST" and form.is_valid():
@@ -68,7 +69,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def template_rollout(request: HttpRequest, template_id: int) -> HttpResponse:
+def template_rollout(request: AuthenticatedRequest, template_id: int) -> HttpResponse:
     """Where the template's latest roll-out stands; polled by htmx while it runs."""
     template = get_object_or_404(RoleTemplate, pk=template_id)
     context = {"template": template, "progress": rollout_progress(template=template)}
@@ -80,12 +81,11 @@ def template_rollout(request: HttpRequest, template_id: int) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def rollout_account_retry_view(request: HttpRequest, template_id: int, part_id: int) -> HttpResponse:
+def rollout_account_retry_view(request: AuthenticatedRequest, template_id: int, part_id: int) -> HttpResponse:
     part = get_object_or_404(RolloutAccount.objects.filter(rollout__template_id=template_id), pk=part_id)
-    try:
-        rollout_account_retry(part=part, actor=request.user, request=request)  # type: ignore[arg-type]
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, "That account will be tried again.")
+    service_outcome_message(
+        request,
+        lambda: rollout_account_retry(part=part, actor=request.user, request=request),
+        "That account will be tried again.",
+    )
     return redirect("switchroles:template_rollout", template_id=template_id)

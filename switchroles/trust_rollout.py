@@ -15,7 +15,7 @@ from switchroles.models import RoleTemplate, TemplateRollout
 from switchroles.rollout import rollout_start
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def trust_rollout_start(*, actor: User, request: HttpRequest | None = None) -> list[TemplateRollout]:
     """Start one roll-out per active template so every console role gets the trust the settings
     now say (with or without the ``switchyard-person`` tag condition). Audited

@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import prefetch_related_objects
-from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,8 +23,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from portal.aws import default_client_factory, mfa_device_of
+from portal.people.http import AuthenticatedRequest
 from portal.people.models import User
 from portal.people.permissions import AUDITOR, MANAGER, capability_required
+from portal.web.form_errors import service_errors_to_form
 from portal.web.reauth import reauthentication_required
 from switchroles import selectors, services
 from switchroles.access_selectors import aws_refusal_for_person, directory_refusals_mark
@@ -38,23 +39,10 @@ from switchroles.links import (
     aesr_config,
     aws_cli_config,
 )
-from switchroles.models import Team
+from switchroles.models import AccountRole, Team
 from switchroles.tasks import enforcement_drift_check
 
 GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expired", "all": "All"}
-
-
-def _person(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
-
-
-def form_errors_from(form: Form, error: ValidationError) -> None:
-    """Put a service's ValidationError next to the form's fields (or on the form)."""
-    if hasattr(error, "error_dict"):
-        for field, problems in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, problems)
-    else:
-        form.add_error(None, error.messages)
 
 
 # --- the directory -----------------------------------------------------------------------------------
@@ -96,8 +84,8 @@ _ROW_TEMPLATE = selectors.DirectoryLink(0, 0, "", "", "", "", "", "", "/", "", "
 
 @login_required
 @require_GET
-def directory(request: HttpRequest) -> HttpResponse:
-    person = _person(request)
+def directory(request: AuthenticatedRequest) -> HttpResponse:
+    person = request.user
     # The page header asks about capabilities several times; one query answers them all.
     prefetch_related_objects([person], "groups")
     directory = selectors.directory_of_person(person=person)
@@ -125,15 +113,15 @@ def directory(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def directory_aws_status(request: HttpRequest) -> HttpResponse:
+def directory_aws_status(request: AuthenticatedRequest) -> HttpResponse:
     """The directory's "AWS refuses these links" notice, loaded after the page (htmx) so the
     directory itself keeps its fixed query count."""
     return render(request, "switchroles/_aws_refuses.html",
-                  {"aws_refuses": aws_refusal_for_person(person=_person(request))})
+                  {"aws_refuses": aws_refusal_for_person(person=request.user)})
 
 
-def _link_or_404(request: HttpRequest, role_id: int) -> Any:
-    role = selectors.link_of_person(person=_person(request), role_id=role_id)
+def _link_or_404(request: AuthenticatedRequest, role_id: int) -> AccountRole:
+    role = selectors.link_of_person(person=request.user, role_id=role_id)
     if role is None:
         raise Http404("No such link for you.")
     return role
@@ -142,11 +130,11 @@ def _link_or_404(request: HttpRequest, role_id: int) -> Any:
 @never_cache
 @login_required
 @require_GET
-def go(request: HttpRequest, role_id: int) -> HttpResponse:
+def go(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
     """Check the grant again, record the use, and send the browser to the console's Switch Role
     form: only ever to the URL ``switch_role_url`` builds from the role's validated fields. No
     ``next`` or other parameter is read."""
-    person = _person(request)
+    person = request.user
     role = selectors.link_of_person(person=person, role_id=role_id)
     if role is None:
         return render(request, "switchroles/link_refused.html", status=404)
@@ -165,9 +153,9 @@ def go(request: HttpRequest, role_id: int) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @login_required
 @require_GET
-def why(request: HttpRequest, role_id: int) -> HttpResponse:
+def why(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
     role = _link_or_404(request, role_id)
-    context = {"role": role, "grants": selectors.grants_covering(person=_person(request), account_role=role)}
+    context = {"role": role, "grants": selectors.grants_covering(person=request.user, account_role=role)}
     # From the directory (htmx) the answer is a table row, inserted under the link's own row.
     template = "switchroles/_why_row.html" if request.headers.get("HX-Request") else "switchroles/why.html"
     return render(request, template, context)
@@ -176,9 +164,9 @@ def why(request: HttpRequest, role_id: int) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @login_required
 @require_POST
-def favourite(request: HttpRequest, role_id: int) -> HttpResponse:
+def favourite(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
     role = _link_or_404(request, role_id)
-    is_favourite = services.favourite_toggle(person=_person(request), account_role=role)
+    is_favourite = services.favourite_toggle(person=request.user, account_role=role)
     if request.headers.get("HX-Request"):
         return render(request, "switchroles/_favourite.html", {"role_id": role.pk, "is_favourite": is_favourite})
     return redirect("switchroles:directory")
@@ -191,29 +179,29 @@ def _download(text: str, filename: str) -> HttpResponse:
     return response
 
 
-def _export_form_or_page(request: HttpRequest) -> tuple[ExportForm | None, HttpResponse | None]:
+def _export_form_or_page(request: AuthenticatedRequest) -> tuple[ExportForm | None, HttpResponse | None]:
     """The export options from the query string, or the page showing what is wrong with them."""
-    directory = selectors.directory_of_person(person=_person(request))
+    directory = selectors.directory_of_person(person=request.user)
     form = ExportForm(request.GET or None, clients=directory.clients)
     if request.GET and not form.is_valid():
         return None, render(request, "switchroles/export_options.html",
-                            {"export_form": form, "can_export_cli": bool(_person(request).iam_username)}, status=400)
+                            {"export_form": form, "can_export_cli": bool(request.user.iam_username)}, status=400)
     if not request.GET:
         form = ExportForm({"scope": "all", "prefix": DEFAULT_PROFILE_PREFIX}, clients=directory.clients)
         form.is_valid()
     if form.needs_a_client():
         return None, render(request, "switchroles/export_options.html",
-                            {"export_form": form, "can_export_cli": bool(_person(request).iam_username)})
+                            {"export_form": form, "can_export_cli": bool(request.user.iam_username)})
     return form, None
 
 
 @login_required
 @require_GET
-def export_extend_switch_roles(request: HttpRequest) -> HttpResponse:
+def export_extend_switch_roles(request: AuthenticatedRequest) -> HttpResponse:
     form, problem = _export_form_or_page(request)
     if form is None:
         return problem  # type: ignore[return-value]
-    links = selectors.link_exports_of_person(person=_person(request), **form.selection())
+    links = selectors.link_exports_of_person(person=request.user, **form.selection())
     main_account_id = settings.SWITCHYARD_MAIN_ACCOUNT_ID
     export = aesr_config(
         links, base_account_id=main_account_id or None,
@@ -237,8 +225,8 @@ def _with_query(request: HttpRequest, **values: str) -> str:
 
 @login_required
 @require_GET
-def export_aws_config(request: HttpRequest) -> HttpResponse:
-    person = _person(request)
+def export_aws_config(request: AuthenticatedRequest) -> HttpResponse:
+    person = request.user
     if not person.iam_username:
         return render(request, "switchroles/export_needs_iam_user.html", status=409)
     form, problem = _export_form_or_page(request)
@@ -265,7 +253,7 @@ def export_aws_config(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def grant_list(request: HttpRequest) -> HttpResponse:
+def grant_list(request: AuthenticatedRequest) -> HttpResponse:
     status = request.GET.get("status", "in_force")
     if status not in GRANT_STATUSES:
         status = "in_force"
@@ -276,7 +264,7 @@ def grant_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def grant_detail(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_detail(request: AuthenticatedRequest, grant_id: int) -> HttpResponse:
     grant = get_object_or_404(selectors.grants_listed(status="all"), pk=grant_id)
     return render(request, "switchroles/grant_detail.html", {"grant": grant, "uses": grant.uses.select_related(
         "person", "account_role", "account_role__account")[:20]})
@@ -285,7 +273,7 @@ def grant_detail(request: HttpRequest, grant_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def grant_new(request: HttpRequest) -> HttpResponse:
+def grant_new(request: AuthenticatedRequest) -> HttpResponse:
     initial = {}
     for field, model in (("team", Team), ("person", User)):
         value = request.GET.get(field, "")
@@ -295,14 +283,14 @@ def grant_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with transaction.atomic():
+            with transaction.atomic(durable=True):
                 grant = services.grant_create(
-                    granted_by=_person(request), team=data["team"], person=data["person"], client=data["client"],
+                    granted_by=request.user, team=data["team"], person=data["person"], client=data["client"],
                     account=data["account"], templates=data["templates"], reason=data["reason"],
                     expires_at=data["expires_at"], request=request,
                 )
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, "Access granted. AWS enforces it within a minute.")
             return redirect("switchroles:grant_detail", grant_id=grant.pk)
@@ -312,14 +300,14 @@ def grant_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def grant_revoke(request: HttpRequest, grant_id: int) -> HttpResponse:
+def grant_revoke(request: AuthenticatedRequest, grant_id: int) -> HttpResponse:
     grant = get_object_or_404(selectors.grants_listed(status="all"), pk=grant_id)
     if grant.revoked_at is not None:
         messages.info(request, "This grant was already revoked.")
         return redirect("switchroles:grant_detail", grant_id=grant.pk)
     form = RevokeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.grant_revoke(grant=grant, revoked_by=_person(request), reason=form.cleaned_data["reason"],
+        services.grant_revoke(grant=grant, revoked_by=request.user, reason=form.cleaned_data["reason"],
                               request=request)
         messages.success(request, "Access revoked. It is gone from the directory now and from AWS within a minute.")
         return redirect("switchroles:grant_detail", grant_id=grant.pk)
@@ -331,15 +319,15 @@ def grant_revoke(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def team_list(request: HttpRequest) -> HttpResponse:
+def team_list(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "switchroles/team_list.html", {"teams": selectors.teams_listed()})
 
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
+def team_detail(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
     team = get_object_or_404(Team.objects.select_related("enforced_principal"), pk=team_id)
-    person = _person(request)
+    person = request.user
     return render(request, "switchroles/team_detail.html", {
         "team": team,
         "members": selectors.team_members_now(team=team),
@@ -352,17 +340,17 @@ def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @capability_required(MANAGER)
 @reauthentication_required
-def team_new(request: HttpRequest) -> HttpResponse:
+def team_new(request: AuthenticatedRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             team = services.team_create(name=form.cleaned_data["name"],
                                         iam_group_name=form.cleaned_data["iam_group_name"],
-                                        created_by=_person(request), request=request,
+                                        created_by=request.user, request=request,
                                         notification_webhook_url=form.cleaned_data.get("notification_webhook_url")
                                         or "")
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"Team {team.name} created.")
             return redirect("switchroles:team_detail", team_id=team.pk)
@@ -372,15 +360,15 @@ def team_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
+def team_member_add(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
     team = get_object_or_404(Team.objects.select_related("enforced_principal"), pk=team_id)
     form = TeamMemberForm(request.POST, team=team)
     if form.is_valid():
         person = form.cleaned_data["person"]
         try:
-            services.team_member_add(team=team, person=person, added_by=_person(request), request=request)
+            services.team_member_add(team=team, person=person, added_by=request.user, request=request)
         except ValidationError as exc:
-            form_errors_from(form, exc)
+            service_errors_to_form(form, exc)
         else:
             messages.success(request, f"{person} joined {team.name}.")
             return redirect("switchroles:team_detail", team_id=team.pk)
@@ -397,10 +385,10 @@ def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
 @require_POST
 @capability_required(MANAGER)
 @reauthentication_required
-def team_member_remove(request: HttpRequest, team_id: int, person_id: int) -> HttpResponse:
+def team_member_remove(request: AuthenticatedRequest, team_id: int, person_id: int) -> HttpResponse:
     team = get_object_or_404(Team, pk=team_id)
     membership = get_object_or_404(team.memberships.filter(removed_at__isnull=True), person_id=person_id)
-    services.team_member_remove(team=team, person=membership.person, removed_by=_person(request), request=request)
+    services.team_member_remove(team=team, person=membership.person, removed_by=request.user, request=request)
     messages.success(request, f"{membership.person} left {team.name}. Their team links are gone now; "
                               "AWS follows within a minute.")
     return redirect("switchroles:team_detail", team_id=team.pk)
@@ -411,13 +399,13 @@ def team_member_remove(request: HttpRequest, team_id: int, person_id: int) -> Ht
 
 @require_GET
 @capability_required(MANAGER, AUDITOR)
-def enforcement(request: HttpRequest) -> HttpResponse:
+def enforcement(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "switchroles/enforcement.html", selectors.enforcement_overview())
 
 
 @require_POST
 @capability_required(MANAGER)
-def enforcement_check(request: HttpRequest) -> HttpResponse:
+def enforcement_check(request: AuthenticatedRequest) -> HttpResponse:
     """Queue a drift check now (it first applies pending changes). Writes nothing itself."""
     transaction.on_commit(lambda: enforcement_drift_check.delay(), robust=True)
     messages.info(request, "A drift check is on its way; reload this page in a few seconds.")

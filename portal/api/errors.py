@@ -3,6 +3,8 @@ messages), ``{"detail": "..."}`` for 401/403/404/405/415/429."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django import forms
@@ -44,6 +46,23 @@ def service_errors(error: ValidationError, renamed: dict[str, str] | None = None
     if hasattr(error, "error_dict"):
         return {renamed.get(field, field): [str(m) for m in messages] for field, messages in error.message_dict.items()}
     return {ALL: [str(m) for m in error.messages]}
+
+
+def valid_data(form: forms.Form, renamed: dict[str, str] | None = None) -> dict[str, Any]:
+    """The form's cleaned data; a form with errors answers 400 with its messages (``form_errors``)."""
+    if not form.is_valid():
+        raise exceptions.ValidationError(form_errors(form, renamed))
+    return form.cleaned_data
+
+
+@contextmanager
+def service_refusals(renamed: dict[str, str] | None = None) -> Iterator[None]:
+    """A service's ``ValidationError`` raised in the block answers 400 with its messages
+    (``service_errors``), through the exception handler above, as any other 400."""
+    try:
+        yield
+    except ValidationError as error:
+        raise exceptions.ValidationError(service_errors(error, renamed)) from error
 
 
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:

@@ -11,14 +11,22 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from portal.api.models import ApiToken
+from portal.people.models import User
 from portal.people.permissions import AUDITOR, CAPABILITIES, ENGINEER, MANAGER, user_has_capability
 
 ANYONE: tuple[str, ...] = ()
 READERS = (MANAGER, AUDITOR)
 MANAGERS = (MANAGER,)
 
-__all__ = ["ANYONE", "AUDITOR", "ENGINEER", "MANAGER", "MANAGERS", "READERS", "CapabilityPermission",
+__all__ = ["ANYONE", "AUDITOR", "ENGINEER", "MANAGER", "MANAGERS", "READERS", "ApiRequest", "CapabilityPermission",
            "capabilities_of"]
+
+
+class ApiRequest(Request):
+    """The request every endpoint's handler receives: ``CapabilityPermission`` has refused any call
+    without a token, so ``user`` is the token's owner (a ``User``). Only an annotation."""
+
+    user: User
 
 
 def capabilities_of(user: Any) -> list[str]:

@@ -3,6 +3,8 @@ are described here for the schema only: the pages' forms validate them (``portal
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from onboarding.models import AwsAccount, OnboardingStep
@@ -10,29 +12,30 @@ from portal.people.permissions import CAPABILITIES
 from switchroles.models import AccountRole
 
 
-class ErrorsSerializer(serializers.Serializer):
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+class ErrorsSerializer(serializers.Serializer[dict[str, Any]]):
+    # A declared field, not the serializer's attribute of that name: DRF's metaclass moves it aside.
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),  # type: ignore[assignment]
                                    help_text="Field name → the form's messages; `__all__` for the whole request.")
 
 
-class DetailSerializer(serializers.Serializer):
+class DetailSerializer(serializers.Serializer[dict[str, Any]]):
     detail = serializers.CharField()
 
 
-class MeSerializer(serializers.Serializer):
+class MeSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     username = serializers.CharField()
     iam_username = serializers.CharField()
     capabilities = serializers.ListField(child=serializers.ChoiceField(choices=list(CAPABILITIES)))
 
 
-class ClientRefSerializer(serializers.Serializer):
+class ClientRefSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     slug = serializers.CharField()
 
 
-class LinkSerializer(serializers.Serializer):
+class LinkSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     client = ClientRefSerializer()
     account_name = serializers.CharField()
@@ -44,7 +47,7 @@ class LinkSerializer(serializers.Serializer):
     go_url = serializers.CharField(help_text="Switchyard's click-through: records the use, then opens the console.")
 
 
-class AccountSummarySerializer(serializers.Serializer):
+class AccountSummarySerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     aws_account_id = serializers.CharField(allow_null=True)
@@ -60,26 +63,26 @@ class ClientDetailSerializer(ClientRefSerializer):
     accounts = AccountSummarySerializer(many=True)
 
 
-class StepErrorSerializer(serializers.Serializer):
+class StepErrorSerializer(serializers.Serializer[dict[str, Any]]):
     code = serializers.CharField()
     message = serializers.CharField()
 
 
-class StepSerializer(serializers.Serializer):
+class StepSerializer(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=OnboardingStep.Kind.values)
     status = serializers.ChoiceField(choices=OnboardingStep.Status.values)
     attempts = serializers.IntegerField()
     last_error = StepErrorSerializer(allow_null=True)
 
 
-class AccountRoleSerializer(serializers.Serializer):
+class AccountRoleSerializer(serializers.Serializer[dict[str, Any]]):
     tier = serializers.CharField()
     role_name = serializers.CharField()
     role_arn = serializers.CharField()
     state = serializers.ChoiceField(choices=AccountRole.State.choices)
 
 
-class RootCredentialsSerializer(serializers.Serializer):
+class RootCredentialsSerializer(serializers.Serializer[dict[str, Any]]):
     password = serializers.BooleanField()
     mfa_devices = serializers.IntegerField()
     access_keys = serializers.IntegerField()
@@ -94,11 +97,11 @@ class AccountDetailSerializer(AccountSummarySerializer):
     root_credentials = RootCredentialsSerializer(allow_null=True, help_text="null until the workers first checked")
 
 
-class OnboardingAcceptedSerializer(serializers.Serializer):
+class OnboardingAcceptedSerializer(serializers.Serializer[dict[str, Any]]):
     account = AccountDetailSerializer()
 
 
-class OnboardingRequestSerializer(serializers.Serializer):
+class OnboardingRequestSerializer(serializers.Serializer[dict[str, Any]]):
     client = serializers.IntegerField(required=False, help_text="An existing client's id, or:")
     client_name = serializers.CharField(required=False, help_text="A new client's name (with client_slug).")
     client_slug = serializers.CharField(required=False)
@@ -111,7 +114,7 @@ class OnboardingRequestSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class GrantRequestSerializer(serializers.Serializer):
+class GrantRequestSerializer(serializers.Serializer[dict[str, Any]]):
     team = serializers.IntegerField(required=False, help_text="A team's id, or:")
     person = serializers.IntegerField(required=False, help_text="A person's id.")
     client = serializers.IntegerField(required=False, help_text="A client's id (all its accounts), or:")
@@ -121,7 +124,7 @@ class GrantRequestSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class GrantSerializer(serializers.Serializer):
+class GrantSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     team = serializers.IntegerField(allow_null=True)
     person = serializers.IntegerField(allow_null=True)
@@ -136,11 +139,11 @@ class GrantSerializer(serializers.Serializer):
     revoke_reason = serializers.CharField()
 
 
-class RevokeRequestSerializer(serializers.Serializer):
+class RevokeRequestSerializer(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField()
 
 
-class AccessRowSerializer(serializers.Serializer):
+class AccessRowSerializer(serializers.Serializer[dict[str, Any]]):
     person_id = serializers.IntegerField()
     person = serializers.CharField()
     person_name = serializers.CharField()
@@ -165,7 +168,7 @@ class AccessRowSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
 
 
-class AccessPageSerializer(serializers.Serializer):
+class AccessPageSerializer(serializers.Serializer[dict[str, Any]]):
     count = serializers.IntegerField()
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
@@ -174,14 +177,14 @@ class AccessPageSerializer(serializers.Serializer):
     results = AccessRowSerializer(many=True)
 
 
-class TeamSerializer(serializers.Serializer):
+class TeamSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     iam_group = serializers.CharField()
     members = serializers.ListField(child=serializers.CharField(), help_text="User names of the members now.")
 
 
-class PersonRequestSerializer(serializers.Serializer):
+class PersonRequestSerializer(serializers.Serializer[dict[str, Any]]):
     username = serializers.CharField()
     email = serializers.CharField()
     first_name = serializers.CharField(required=False)
@@ -191,7 +194,7 @@ class PersonRequestSerializer(serializers.Serializer):
     capabilities = serializers.ListField(child=serializers.ChoiceField(choices=list(CAPABILITIES)), required=False)
 
 
-class PersonCreatedSerializer(serializers.Serializer):
+class PersonCreatedSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     username = serializers.CharField()
     email = serializers.CharField()
@@ -203,24 +206,25 @@ class PersonCreatedSerializer(serializers.Serializer):
     temporary_password = serializers.CharField(help_text="Shown once, in this answer only.")
 
 
-class DeactivateRequestSerializer(serializers.Serializer):
+class DeactivateRequestSerializer(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(help_text="Why they leave (recorded in the audit log).")
 
 
-class DepartureRefSerializer(serializers.Serializer):
+class DepartureRefSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     aws_state = serializers.CharField(help_text="Their IAM user's removal in AWS: pending, then verified or failed.")
 
 
-class PersonDeactivatedSerializer(serializers.Serializer):
+class PersonDeactivatedSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     username = serializers.CharField()
     is_active = serializers.BooleanField()
     departure = DepartureRefSerializer()
 
 
-class FindingSerializer(serializers.Serializer):
-    source = serializers.ChoiceField(choices=["drift", "effective_access"])
+class FindingSerializer(serializers.Serializer[dict[str, Any]]):
+    # A declared field, not the serializer's attribute of that name: DRF's metaclass moves it aside.
+    source = serializers.ChoiceField(choices=["drift", "effective_access"])  # type: ignore[assignment]
     kind = serializers.CharField()
     account = serializers.IntegerField(allow_null=True)
     role_arn = serializers.CharField()
@@ -229,7 +233,7 @@ class FindingSerializer(serializers.Serializer):
     opened_at = serializers.DateTimeField()
 
 
-class FindingsPageSerializer(serializers.Serializer):
+class FindingsPageSerializer(serializers.Serializer[dict[str, Any]]):
     count = serializers.IntegerField()
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
@@ -238,18 +242,18 @@ class FindingsPageSerializer(serializers.Serializer):
     results = FindingSerializer(many=True)
 
 
-class ElevationRequestSerializer(serializers.Serializer):
+class ElevationRequestSerializer(serializers.Serializer[dict[str, Any]]):
     account = serializers.IntegerField(help_text="An account's id (one you already reach with another tier).")
     tier = serializers.CharField(help_text="A role template's tier (or role name).")
     duration_minutes = serializers.IntegerField()
     reason = serializers.CharField()
 
 
-class DecisionRequestSerializer(serializers.Serializer):
+class DecisionRequestSerializer(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(required=False, help_text="Required to decline.")
 
 
-class ElevationSerializer(serializers.Serializer):
+class ElevationSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     state = serializers.CharField()
     requester = serializers.CharField()
@@ -267,15 +271,16 @@ class ElevationSerializer(serializers.Serializer):
     can_decide = serializers.BooleanField()
 
 
-class CheckAcceptedSerializer(serializers.Serializer):
+class CheckAcceptedSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField(help_text="The check request's id (its audit event).")
 
 
-class CheckSerializer(serializers.Serializer):
+class CheckSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["running", "done", "failed"])
     requested_at = serializers.DateTimeField()
     drift_check = serializers.IntegerField(allow_null=True)
     access_check = serializers.IntegerField(allow_null=True)
-    errors = serializers.ListField(child=serializers.CharField())
+    # A declared field, not the serializer's attribute of that name: DRF's metaclass moves it aside.
+    errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
     findings = FindingSerializer(many=True, help_text="The open findings, once both checks are done.")

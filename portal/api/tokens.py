@@ -38,7 +38,7 @@ class NewToken:
     secret: str  # the whole bearer value: shown once, never stored
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def api_token_create(
     *, owner: User, name: str, scope: str, lifetime_days: int, request: HttpRequest | None = None
 ) -> NewToken:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -32,9 +31,9 @@ from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
 from portal.api import serializers as s
-from portal.api.errors import bad_request, form_errors, service_errors
+from portal.api.errors import bad_request, form_errors, service_refusals, valid_data
 from portal.api.inputs import form_data, tier_ids
-from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
+from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, ApiRequest, capabilities_of
 from portal.audit.models import AuditEvent
 from portal.aws import AwsError
 from portal.evidence.forms import MatrixFilterForm
@@ -67,7 +66,7 @@ def _body(request: Request) -> dict[str, Any]:
     return request.data
 
 
-def _django(request: Request) -> Any:
+def _django(request: Request) -> HttpRequest:
     return request._request
 
 
@@ -82,7 +81,7 @@ class Me(Endpoint):
     capabilities = {"GET": ANYONE}
 
     @extend_schema(operation_id="me", responses={200: s.MeSerializer, **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         user = request.user
         return Response({"id": user.pk, "username": user.username, "iam_username": user.iam_username,
                          "capabilities": capabilities_of(user)})
@@ -92,7 +91,7 @@ class Links(Endpoint):
     capabilities = {"GET": ANYONE}
 
     @extend_schema(operation_id="links", responses={200: s.LinkSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         go_prefix = request.build_absolute_uri(reverse("switchroles:go", args=[0]))[:-2]
         links = []
         for role in switchroles_selectors.links_for_person(person=request.user):
@@ -146,7 +145,7 @@ class Clients(Endpoint):
     capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="clients_list", responses={200: s.ClientSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         return Response([_client_ref(client) for client in _clients_seen_by(request.user)])
 
 
@@ -154,7 +153,7 @@ class ClientDetail(Endpoint):
     capabilities = {"GET": (*READERS, CLIENT_CONTACT)}
 
     @extend_schema(operation_id="client", responses={200: s.ClientDetailSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request, client_id: int) -> Response:
+    def get(self, request: ApiRequest, client_id: int) -> Response:
         client = get_object_or_404(_clients_seen_by(request.user), pk=client_id)
         accounts = onboarding_selectors.accounts_of_client(client=client)
         return Response({**_client_ref(client), "accounts": [_account_summary(a) for a in accounts]})
@@ -164,7 +163,7 @@ class AccountDetail(Endpoint):
     capabilities = {"GET": READERS}
 
     @extend_schema(operation_id="account", responses={200: s.AccountDetailSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request, account_id: int) -> Response:
+    def get(self, request: ApiRequest, account_id: int) -> Response:
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account_id)
         return Response(_account_detail(account))
 
@@ -183,7 +182,7 @@ class Onboardings(Endpoint):
 
     @extend_schema(operation_id="onboarding_start", request=s.OnboardingRequestSerializer,
                    responses={202: s.OnboardingAcceptedSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         body = _body(request)
         data = form_data(body, ONBOARDING_FIELDS)  # tiers: below
         origin = body.get("origin")
@@ -205,33 +204,30 @@ class Onboardings(Endpoint):
         cleaned = form.cleaned_data
         if adopt:
             return self._adopt(request, cleaned)
-        try:
+        with service_refusals(ONBOARDING_RENAMED):
             account = onboarding_services.onboarding_request(
                 actor=request.user, client=cleaned["client"], client_name=cleaned["client_name"],
                 client_slug=cleaned["client_slug"], origin=cleaned["origin"], account_name=cleaned["account_name"],
                 root_email=cleaned["root_email"], account_id=cleaned["account_id"],
                 templates=list(cleaned["templates"]), reason=cleaned["reason"], request=_django(request),
             )
-        except ValidationError as error:
-            return bad_request(service_errors(error, ONBOARDING_RENAMED))
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
         return Response({"account": _account_detail(account)}, status=202)
 
 
-    def _adopt(self, request: Request, cleaned: dict[str, Any]) -> Response:
+    def _adopt(self, request: ApiRequest, cleaned: dict[str, Any]) -> Response:
         """The Adopt page's service (``onboarding.adoption``): a batch of one member of the Organization.
         A malformed id is refused first with the service's message (the service reads the Organization
         before it looks at the ids, and nothing malformed should reach AWS)."""
         if not onboarding_services.ACCOUNT_ID_RE.match(cleaned["account_id"] or ""):
             return bad_request({"aws_account_id": ["An AWS account id is exactly 12 digits."]})
         try:
-            account = adoption.adoption_request(
-                actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],  # type: ignore[arg-type]
-                templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
-                client_name=cleaned["client_name"], request=_django(request),
-            )
-        except ValidationError as error:
-            return bad_request(service_errors(error, {**ONBOARDING_RENAMED, "rows": "aws_account_id"}))
+            with service_refusals({**ONBOARDING_RENAMED, "rows": "aws_account_id"}):
+                account = adoption.adoption_request(
+                    actor=request.user, account_id=cleaned["account_id"], account_name=cleaned["account_name"],
+                    templates=list(cleaned["templates"]), reason=cleaned["reason"], client=cleaned["client"],
+                    client_name=cleaned["client_name"], request=_django(request),
+                )
         except AwsError as error:
             return bad_request({"aws_account_id": [f"{error.plain_message} (AWS said: {error.code})"]})
         account = onboarding_selectors.account_for_viewer(viewer=request.user, account_id=account.pk)
@@ -259,7 +255,7 @@ class Grants(Endpoint):
 
     @extend_schema(operation_id="grant_create", request=s.GrantRequestSerializer,
                    responses={201: s.GrantSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         body = _body(request)
         data = form_data(body, GRANT_FIELDS)
         form = GrantForm(data)
@@ -271,14 +267,12 @@ class Grants(Endpoint):
                 errors["tiers"] = problems
             return bad_request(errors)
         cleaned = form.cleaned_data
-        try:
+        with service_refusals(GRANT_RENAMED):
             grant = switchroles_services.grant_create(
                 granted_by=request.user, team=cleaned["team"], person=cleaned["person"], client=cleaned["client"],
                 account=cleaned["account"], templates=cleaned["templates"], reason=cleaned["reason"],
                 expires_at=cleaned["expires_at"], request=_django(request),
             )
-        except ValidationError as error:
-            return bad_request(service_errors(error, GRANT_RENAMED))
         return Response(_grant(grant), status=201)
 
 
@@ -287,18 +281,14 @@ class GrantRevoke(Endpoint):
 
     @extend_schema(operation_id="grant_revoke", request=s.RevokeRequestSerializer,
                    responses={200: s.GrantSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, grant_id: int) -> Response:
+    def post(self, request: ApiRequest, grant_id: int) -> Response:
         grant = get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant_id)
         body = _body(request)
         if grant.revoked_at is None:
-            form = RevokeForm(form_data(body, {"reason": "reason"}))
-            if not form.is_valid():
-                return bad_request(form_errors(form))
-            try:
-                grant = switchroles_services.grant_revoke(grant=grant, revoked_by=request.user,
-                                                          reason=form.cleaned_data["reason"], request=_django(request))
-            except ValidationError as error:
-                return bad_request(service_errors(error))
+            reason = valid_data(RevokeForm(form_data(body, {"reason": "reason"})))["reason"]
+            with service_refusals():
+                grant = switchroles_services.grant_revoke(grant=grant, revoked_by=request.user, reason=reason,
+                                                          request=_django(request))
         return Response(_grant(get_object_or_404(switchroles_selectors.grants_listed(status="all"), pk=grant.pk)))
 
 
@@ -328,7 +318,7 @@ class Access(Endpoint):
 
     @extend_schema(operation_id="access_matrix", parameters=MATRIX_PARAMETERS,
                    responses={200: s.AccessPageSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         query = request.query_params.copy()
         page_text = query.pop("page", ["1"])[-1]
         form = MatrixFilterForm(query)
@@ -345,7 +335,8 @@ class Access(Endpoint):
         def link(number: int) -> str:
             other = request.query_params.copy()
             other["page"] = str(number)
-            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            url: str = request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            return url
 
         return Response({
             "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
@@ -362,13 +353,13 @@ class Teams(Endpoint):
     capabilities = {"GET": READERS}
 
     @extend_schema(operation_id="teams", responses={200: s.TeamSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         members_now = switchroles_selectors.memberships_in_force().select_related("person").order_by("person__username")
         teams = switchroles_selectors.teams_listed().prefetch_related(
             Prefetch("memberships", queryset=members_now, to_attr="members_now"))
         return Response([
             {"id": team.pk, "name": team.name, "iam_group": team.iam_group_name,
-             "members": [m.person.username for m in team.members_now]}  # type: ignore[attr-defined]
+             "members": [m.person.username for m in team.members_now]}
             for team in teams
         ])
 
@@ -382,20 +373,15 @@ class People(Endpoint):
 
     @extend_schema(operation_id="person_create", request=s.PersonRequestSerializer,
                    responses={201: s.PersonCreatedSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
-        form = PersonForm(form_data(_body(request), PERSON_FIELDS, lists=frozenset({"teams", "capabilities"})))
-        if not form.is_valid():
-            return bad_request(form_errors(form))
-        data = form.cleaned_data
-        try:
-            with transaction.atomic():
-                person, password = switchroles_services.person_create(
-                    created_by=request.user, username=data["username"], first_name=data["first_name"],
-                    last_name=data["last_name"], email=data["email"], iam_username=data["iam_username"],
-                    capabilities=data["capabilities"], teams=data["teams"], request=_django(request),
-                )
-        except ValidationError as error:
-            return bad_request(service_errors(error))
+    def post(self, request: ApiRequest) -> Response:
+        lists = frozenset({"teams", "capabilities"})
+        data = valid_data(PersonForm(form_data(_body(request), PERSON_FIELDS, lists=lists)))
+        with service_refusals(), transaction.atomic(durable=True):
+            person, password = switchroles_services.person_create(
+                created_by=request.user, username=data["username"], first_name=data["first_name"],
+                last_name=data["last_name"], email=data["email"], iam_username=data["iam_username"],
+                capabilities=data["capabilities"], teams=data["teams"], request=_django(request),
+            )
         person = User.objects.prefetch_related("groups").get(pk=person.pk)
         teams = TeamMembership.objects.filter(person=person, removed_at__isnull=True).values_list("team_id", flat=True)
         response = Response({
@@ -417,16 +403,12 @@ class PersonDeactivate(Endpoint):
 
     @extend_schema(operation_id="person_deactivate", request=s.DeactivateRequestSerializer,
                    responses={200: s.PersonDeactivatedSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, person_id: int) -> Response:
+    def post(self, request: ApiRequest, person_id: int) -> Response:
         person = get_object_or_404(people_managed(), pk=person_id)
-        form = LeaverForm(form_data(_body(request), {"reason": "reason"}))
-        if not form.is_valid():
-            return bad_request(form_errors(form))
-        try:
-            departure = leavers.person_leave(person=person, left_by=request.user,  # type: ignore[arg-type]
-                                             reason=form.cleaned_data["reason"], request=_django(request))
-        except ValidationError as error:
-            return bad_request(service_errors(error))
+        reason = valid_data(LeaverForm(form_data(_body(request), {"reason": "reason"})))["reason"]
+        with service_refusals():
+            departure = leavers.person_leave(person=person, left_by=request.user, reason=reason,
+                                             request=_django(request))
         departure.refresh_from_db()
         return Response({"id": person.pk, "username": person.username, "is_active": False,
                          "departure": {"id": departure.pk, "aws_state": departure.aws_state}})
@@ -462,7 +444,7 @@ class Findings(Endpoint):
     @extend_schema(operation_id="findings", parameters=[
         OpenApiParameter("page", int, description=f"1, 2, … ({FINDINGS_PAGE_SIZE} findings a page).")],
         responses={200: s.FindingsPageSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         page_text = request.query_params.get("page", "1")
         if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
             return bad_request({"page": ["Enter a page number: 1, 2, …"]})
@@ -475,7 +457,8 @@ class Findings(Endpoint):
         def link(number: int) -> str:
             other = request.query_params.copy()
             other["page"] = str(number)
-            return request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            url: str = request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
+            return url
 
         return Response({
             "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
@@ -512,16 +495,16 @@ class Elevations(Endpoint):
     capabilities = {"GET": ANYONE, "POST": (ENGINEER, MANAGER)}
 
     @extend_schema(operation_id="elevations", responses={200: s.ElevationSerializer(many=True), **ERRORS})
-    def get(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def get(self, request: ApiRequest) -> Response:
+        user = request.user
         facts = elevation_selectors.decider_facts(decider=user)
         elevations = elevation_selectors.elevations_visible_to(person=user).order_by("-requested_at", "-pk")[:500]
         return Response([_elevation(e, decider=user, facts=facts) for e in elevations])
 
     @extend_schema(operation_id="elevation_request", request=s.ElevationRequestSerializer,
                    responses={201: s.ElevationSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def post(self, request: ApiRequest) -> Response:
+        user = request.user
         body = _body(request)
         data = form_data(body, {**ELEVATION_FIELDS, "account": "account", "tier": "tier"})
         targets = elevation_selectors.elevation_targets(person=user)
@@ -542,12 +525,10 @@ class Elevations(Endpoint):
             if problems:
                 errors["tier"] = problems
             return bad_request(errors)
-        try:
+        with service_refusals(ELEVATION_RENAMED):
             elevation = elevation_services.elevation_request(
                 requester=user, account=role.account, template=role.template,  # type: ignore[union-attr]
                 duration=form.cleaned_data["duration"], reason=form.cleaned_data["reason"], request=_django(request))
-        except ValidationError as error:
-            return bad_request(service_errors(error, ELEVATION_RENAMED))
         return Response(_elevation(elevation, decider=user), status=201)
 
 
@@ -557,21 +538,17 @@ class _ElevationDecide(Endpoint):
     capabilities = {"POST": MANAGERS}
     approve = True
 
-    def post(self, request: Request, elevation_id: int) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def post(self, request: ApiRequest, elevation_id: int) -> Response:
+        user = request.user
         elevation = elevation_selectors.elevation_of(person=user, request_id=elevation_id)
         if elevation is None:
             raise Http404("No such request.")
         data = form_data(_body(request), {"reason": "reason"})
         data["decision"] = "approve" if self.approve else "decline"
-        form = DecisionForm(data)
-        if not form.is_valid():
-            return bad_request(form_errors(form))
-        try:
+        reason = valid_data(DecisionForm(data))["reason"]
+        with service_refusals():
             elevation_services.elevation_decide(request=elevation, decider=user, approve=self.approve,
-                                                reason=form.cleaned_data["reason"], http_request=_django(request))
-        except ValidationError as error:
-            return bad_request(service_errors(error))
+                                                reason=reason, http_request=_django(request))
         fresh = elevation_selectors.elevation_of(person=user, request_id=elevation.pk)
         return Response(_elevation(fresh, decider=user))  # type: ignore[arg-type]
 
@@ -581,7 +558,7 @@ class ElevationApprove(_ElevationDecide):
 
     @extend_schema(operation_id="elevation_approve", request=s.DecisionRequestSerializer,
                    responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, elevation_id: int) -> Response:
+    def post(self, request: ApiRequest, elevation_id: int) -> Response:
         return super().post(request, elevation_id)
 
 
@@ -590,7 +567,7 @@ class ElevationDecline(_ElevationDecide):
 
     @extend_schema(operation_id="elevation_decline", request=s.DecisionRequestSerializer,
                    responses={200: s.ElevationSerializer, **ERRORS, **NOT_FOUND})
-    def post(self, request: Request, elevation_id: int) -> Response:
+    def post(self, request: ApiRequest, elevation_id: int) -> Response:
         return super().post(request, elevation_id)
 
 
@@ -606,10 +583,10 @@ class Checks(Endpoint):
     capabilities = {"POST": MANAGERS}
 
     @extend_schema(operation_id="checks_start", request=None, responses={202: s.CheckAcceptedSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+    def post(self, request: ApiRequest) -> Response:
+        user = request.user
         _body(request)  # nothing to send but an empty object; anything else is a 400 like every write
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             drift.drift_check_request(actor=user, request=_django(request))
             access_checks.effective_access_check_request(actor=user, request=_django(request))
         event = AuditEvent.objects.filter(action=CHECK_REQUESTED, actor=user).order_by("-sequence").first()
@@ -623,7 +600,7 @@ class CheckDetail(Endpoint):
     capabilities = {"GET": READERS}
 
     @extend_schema(operation_id="check", responses={200: s.CheckSerializer, **ERRORS, **NOT_FOUND})
-    def get(self, request: Request, check_id: int) -> Response:
+    def get(self, request: ApiRequest, check_id: int) -> Response:
         event = get_object_or_404(AuditEvent.objects.filter(action=CHECK_REQUESTED), pk=check_id)
         at = event.occurred_at
         drift_check = DriftCheck.objects.filter(checked_at__gte=at).order_by("checked_at", "pk").first()

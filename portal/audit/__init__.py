@@ -108,7 +108,7 @@ def audit_record(
     an event is only kept when the change it describes is.
     """
     if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user  # type: ignore[assignment]
+        actor = request.user
     # A change made through the API names the token it was made with (portal.api.authentication).
     api_token = getattr(request, "api_token", None)
     if api_token is not None:

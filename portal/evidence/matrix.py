@@ -247,7 +247,7 @@ def _whole_join_plan() -> Iterator[None]:
             pass
 
 
-def _to_utc(value: Any) -> datetime | None:
+def _to_utc(value: datetime | str | None) -> datetime | None:
     """Datetimes come back aware from PostgreSQL and as naive datetimes or text (for computed
     columns) from SQLite, where Django stores UTC."""
     if value is None or value == "":
@@ -356,7 +356,7 @@ class AccessMatrix:
                 )
 
 
-def _iso(value: Any) -> str:
+def _iso(value: datetime | str | None) -> str:
     """ISO 8601 in UTC, as ``datetime.isoformat()`` writes it; the hot path of the export."""
     if value is None or value == "":
         return ""

@@ -155,7 +155,7 @@ def notice_deliver(*, notice_id: int) -> Notice | None:
     nothing). A failure a retry may fix (mail server, network, webhook 5xx or 429) raises
     :class:`NoticeRetry` until ``MAX_ATTEMPTS``, then the notice is marked FAILED with the error;
     one no retry can fix (webhook 4xx) is marked FAILED at once."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         notice = Notice.objects.select_for_update(of=("self",)).select_related("team").filter(pk=notice_id).first()
         if notice is None or notice.state != Notice.State.PENDING:
             return notice
@@ -255,7 +255,7 @@ def preferences_of(*, person: User) -> dict[str, bool]:
     return {event: event not in off for event in EVENTS}
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def preferences_set(*, person: User, receive: Iterable[str], request: Any = None) -> dict[str, bool]:
     """``person`` receives exactly the events in ``receive`` (unknown names are ignored). Audited
     when anything changed."""

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Model
 
 BIGINT_MAX = 2**63 - 1
 
+_M = TypeVar("_M", bound=Model)
 
-class RowsChoiceField(forms.ModelMultipleChoiceField):
+
+class RowsChoiceField(forms.ModelMultipleChoiceField[_M]):
     """A choice of several rows by id that refuses, as an invalid choice, an id no row can have (not
     plain digits, or beyond a 64-bit integer) before it is looked up: SQLite cannot even compare
     such a number with an id, and the page would answer 500."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, overload
 
 from allauth.account.internal.flows.login import get_authentication_records
 from allauth.account.internal.flows.reauthentication import suspend_request
@@ -78,8 +78,22 @@ def is_dangerous(request: HttpRequest) -> bool:
     return request.method == "POST" and bool(match and match.view_name in DANGEROUS_ACTIONS)
 
 
-def reauthentication_required(function: Callable[..., HttpResponse] | None = None, *, allow_get: bool = False,
-                              enabled: Callable[[HttpRequest], bool] | None = None) -> Any:
+_View = Callable[..., HttpResponse]
+
+
+@overload
+def reauthentication_required(function: _View, *, allow_get: bool = False,
+                              enabled: Callable[[HttpRequest], bool] | None = None) -> _View: ...
+
+
+@overload
+def reauthentication_required(function: None = None, *, allow_get: bool = False,
+                              enabled: Callable[[HttpRequest], bool] | None = None) -> Callable[[_View], _View]: ...
+
+
+def reauthentication_required(function: _View | None = None, *, allow_get: bool = False,
+                              enabled: Callable[[HttpRequest], bool] | None = None
+                              ) -> _View | Callable[[_View], _View]:
     """The rule above on a view: same arguments as allauth's decorator of the same name."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -90,7 +104,8 @@ def reauthentication_required(function: Callable[..., HttpResponse] | None = Non
                 missing = missing_methods(request, dangerous=is_dangerous(request))
                 if missing:
                     page = "account_reauthenticate" if PASSWORD in missing else "mfa_reauthenticate"
-                    return suspend_request(request, reverse(page))
+                    suspended: HttpResponse = suspend_request(request, reverse(page))
+                    return suspended
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -23,7 +23,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.test import Client as HttpClient
 from django.urls import NoReverseMatch, Resolver404, URLPattern, URLResolver, get_resolver, resolve, reverse
@@ -364,6 +364,16 @@ def classify(response: HttpResponse) -> int | str:
 def _tables() -> list[str]:
     names = {m._meta.db_table for m in apps.get_models(include_auto_created=True) if m._meta.managed}
     return sorted(names)
+
+
+def rolled_back_block() -> transaction.Atomic:
+    """A block the test rolls back (``transaction.set_rollback(True)``) so one request cannot change
+    what the next one sees. It is marked as Django's TestCase marks the block it opens around every
+    test: the top-level actions' ``atomic(durable=True)`` inside it then run as they do in any test,
+    instead of refusing to be nested."""
+    block = transaction.atomic()
+    block._from_testcase = True
+    return block
 
 
 def row_counts() -> dict[str, int]:

@@ -48,6 +48,7 @@ from tests.security.support import (
     changed_tables,
     classify,
     path_of,
+    rolled_back_block,
     row_counts,
     signed_in_client,
 )
@@ -448,7 +449,7 @@ def _with_csrf_cookie(world: World, persona: str) -> tuple[Any, str]:
 def _post_and_roll_back(browser: Any, path: str, **extra: str) -> tuple[Any, dict[str, tuple[int, int]]]:
     """POST, note which tables changed, then undo it, so one POST (a sign-out, an authenticator
     removed) cannot change what the next one sees."""
-    with transaction.atomic():
+    with rolled_back_block():
         before = row_counts()
         response = browser.post(path, {}, **extra)
         changed = changed_tables(before, row_counts())

@@ -42,6 +42,7 @@ from tests.security.support import (
     all_routes,
     changed_tables,
     path_of,
+    rolled_back_block,
     row_counts,
 )
 
@@ -265,7 +266,7 @@ def _submit(world: World, form: Form, field: str, value: Any, aws: AwsForbidden,
         assume(False)  # a well-formed account id is not hostile
     where = f"{form.name} {field}={value!r:.80}"
     refusals.clear()
-    with transaction.atomic():
+    with rolled_back_block():
         before = row_counts()
         response = browser.post(path, _no_none(data))
         changed = changed_tables(before, row_counts())
@@ -558,7 +559,7 @@ def test_go_redirects_only_to_the_aws_switch_role_form(world: World, fields: dic
     role = world.rows["acme_role"]
     engineer = world.client_for("eng")
     engineer.raise_request_exception = False
-    with transaction.atomic():
+    with rolled_back_block():
         account_id = fields.pop("account_id", None)
         if account_id is not None:
             AwsAccount.objects.filter(pk=role.account_id).update(account_id=_storable(AwsAccount, "account_id",
@@ -706,8 +707,8 @@ API_WRITES = [
     ApiWrite("api:people", lambda w: {"username": "newbie", "first_name": "New", "last_name": "Person",
                                       "email": "newbie@example.com", "iam_username": "newbie",
                                       "capabilities": ["Engineer"], "teams": [w.pk("team_a")]}),
-    # The leaver action opens a durable transaction (the sweep's rollback cannot wrap it): the manager
-    # aims it at themself, so every value passes the form and the service's checks and is refused there.
+    # The manager aims the leaver action at themself, so every value passes the form and the service's
+    # checks and is refused there.
     ApiWrite("api:person_deactivate", lambda w: {"reason": "Last day 30 November"}, {"person_id": "manager"},
              refuse_always=True),
     # The manager reaches no account, so has nothing to be elevated to: every value is refused.
@@ -727,7 +728,7 @@ WORST_JSON = (*WORST_IN_FORMS, 2**63, -1, 1.5, True, None, [], {}, ["\x00"], {"i
 def _api_send(world: World, write: ApiWrite, field: str, value: Any, aws: AwsForbidden, refusals: list[str]) -> None:
     where = f"{write.name} {field}={value!r:.80}"
     refusals.clear()
-    with transaction.atomic():
+    with rolled_back_block():
         before = row_counts()
         response = _api(world).post(write.path(world), json.dumps({**write.baseline(world), field: value}),
                                     content_type="application/json")
