@@ -16,7 +16,7 @@ from onboarding.models import Client
 from portal.models import User
 from portal.sandbox import DEMO_PASSWORD
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import make_account, make_role
+from tests.factories import make_account, make_role
 
 pytestmark = pytest.mark.django_db
 

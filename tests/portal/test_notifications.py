@@ -38,7 +38,7 @@ from portal.tasks import notice_deliver_task
 from switchroles import services
 from switchroles.models import DriftCheck, DriftFinding, RoleDriftFinding
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
+from tests.factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
 pytestmark = pytest.mark.django_db
 
