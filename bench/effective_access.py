@@ -22,10 +22,9 @@ TARGET = 2.0
 def effective_access(*, repeats: int = 1) -> list[Result]:
     from moto import mock_aws
 
-    from portal.aws import Boto3ClientFactory
+    from portal.aws import Boto3ClientFactory, read_authorization_details
     from portal.models import User
     from switchroles import access_checks, enforcement
-    from switchroles.aws import read_authorization_details
     from switchroles.models import AccountRole
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

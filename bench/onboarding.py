@@ -132,7 +132,7 @@ def direct(*, endpoint: str, label: str, count: int, templates: list[dict[str, A
     """The same AWS calls, one account after another, in a plain boto3 script. Returns seconds."""
     import boto3
 
-    from onboarding.aws import trust_policy_for_console
+    from portal.aws import trust_policy_for_console
 
     started = time.perf_counter()
     region = "us-east-1"

@@ -11,7 +11,7 @@ Celery workers (4 pool processes each) on Redis sharing its database. It reports
   CreateRole + PutRolePolicy per role and the read-back, as counted by the proxy for one account of
   the sequential script).
 - ``onboarding_vs_sequential``: the same workflow time divided by the same AWS calls made by one
-  sequential script through the same seam functions (``onboarding.aws``) and the same latency model:
+  sequential script through the same seam functions (``portal.aws``) and the same latency model:
   CreateAccount, DescribeCreateAccountStatus polled every second, AssumeRole, ``ensure_role`` and
   ``read_role`` per role, one account after the other.
 - ``requests_refused_for_slots``: requests refused because creations were in flight (the queue
@@ -156,7 +156,7 @@ def workflow(*, label: str, count: int, manager: Any, templates: list[Any], endp
 
 def sequential(*, label: str, count: int, templates: list[Any], clients: Any, endpoint: str) -> dict[str, Any]:
     """The same AWS calls through the same seam functions, one account after the other."""
-    from onboarding import aws
+    from portal import aws
 
     started = time.perf_counter()
     role_calls: dict[str, int] = {}
@@ -209,9 +209,9 @@ def seed_drift_estate(*, count: int, template: Any, direct_clients: Any) -> None
     says (written straight to moto, not through the latency model)."""
     from django.utils import timezone
 
-    from onboarding import aws
     from onboarding.models import AwsAccount, Client
     from onboarding.workflow import role_spec_for
+    from portal import aws
     from switchroles.models import AccountRole
 
     client = Client.objects.create(name="Bench drift estate", slug="drift-estate")

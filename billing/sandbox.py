@@ -25,10 +25,9 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from billing.aws import month_bounds
 from billing.models import CostFetch
 from billing.services import FetchRefused, cost_month_fetch, current_month, month_is_final, previous_month
-from portal.aws import ClientFactory
+from portal.aws import ClientFactory, month_bounds
 from portal.sandbox import require_sandbox
 from portal.sandbox_aws import account_id_for_email
 

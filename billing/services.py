@@ -18,12 +18,11 @@ from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from billing import aws
 from billing.models import ClientBillingTerms, CostFetch, CostLine
-from onboarding.aws import AwsError
 from onboarding.models import Client
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from portal.notifications import notify
 from portal.permissions import FINANCE, MANAGER

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,16 +29,15 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils.text import slugify
 
-from onboarding import aws, services, workflow
-from onboarding.aws import AwsError
+from onboarding import services, workflow
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, ExistingRole, OnboardingBatch
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from switchroles.models import RoleTemplate
 
 EXISTING_ROLE_CHOICES = ("adopt", "report")
-ROLE_NAME_RE = re.compile(r"\A[\w+=,.@-]{1,64}\Z", re.ASCII)
 BULK_MAX_ROWS = 200
 
 
@@ -140,7 +138,7 @@ def _row_errors(
         elif client is not None and services.account_name_taken(client=client, account_name=row.account_name):
             add("account_name", f"{client.name} already has an account named {row.account_name}: "
                                 "their links would read the same. Choose another name.")
-    if access_role_name and not ROLE_NAME_RE.match(access_role_name):
+    if access_role_name and not aws.is_iam_name(access_role_name):
         add("access_role_name", "An IAM role name has 1–64 letters, digits and +=,.@_-.")
     return errors
 

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from onboarding import adoption, selectors
 from onboarding.adoption_forms import AdoptForm, BulkForm
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
+from portal.aws import AwsError
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
 

@@ -35,11 +35,11 @@ from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import aws, workflow
-from onboarding.aws import AwsError
+from onboarding import workflow
 from onboarding.models import AwsAccount, Client, OnboardingStep
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from switchroles.models import AccountRole, Grant
 
@@ -440,23 +440,10 @@ def delete_roles(run: workflow.StepRun) -> workflow.Outcome:
     names = sorted(set(AccountRole.objects.filter(account=account).values_list("role_name", flat=True)))
     if not info.delete_roles:
         return workflow.Outcome.succeeded(kept=names, note="The manager chose to keep Switchyard's roles.")
-    try:
-        credentials = aws.assume_access_role(clients=run.clients, account_id=account.account_id or "",
-                                             role_name=account.access_role, session_name=SESSION_NAME)
-    except AwsError as error:
-        if error.code != "AccessDenied":
-            raise
-        listed = ", ".join(names)
-        return workflow.Outcome.failed(
-            AwsError(
-                error.code,
-                error.raw_message,
-                "Switchyard can no longer reach the account through OrganizationAccountAccessRole, so it cannot "
-                f"delete its roles ({listed}). Ask the client to restore that role, or to delete these roles "
-                "themselves, then “Retry this step”.",
-                False,
-            )
-        )
+    # An account Switchyard reached before: a refusal is not retryable and says the role must be restored.
+    credentials = aws.assume_access_role(clients=run.clients, account_id=account.account_id or "",
+                                         role_name=account.access_role, session_name=SESSION_NAME,
+                                         account_may_be_new=False)
     deleted: list[str] = []
     already_gone: list[str] = []
     not_ours: list[str] = []

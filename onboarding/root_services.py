@@ -16,12 +16,11 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding import root_aws, workflow
-from onboarding.aws import AwsError
+from onboarding import workflow
 from onboarding.models import AwsAccount, OnboardingStep, RootPosture
-from onboarding.root_aws import RootCredentials, RootFeatures
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, RootCredentials, RootFeatures, default_client_factory
 from portal.models import User
 
 logger = logging.getLogger(__name__)
@@ -62,8 +61,8 @@ def root_features_enable(
     is recorded then; whatever AWS did turn on before refusing is what the page shows next)."""
     factory = clients or default_client_factory()
     try:
-        before = root_aws.root_features(clients=factory)
-        after = root_aws.enable_root_features(clients=factory, current=before)
+        before = aws.root_features(clients=factory)
+        after = aws.enable_root_features(clients=factory, current=before)
     except AwsError as error:
         logger.warning("onboarding.root.features_refused", extra={"code": error.code})
         raise ValidationError({NON_FIELD_ERRORS: [f"{error.plain_message} (AWS said: {error.code})"]}) from error
@@ -127,9 +126,9 @@ def root_posture_check(*, account: AwsAccount, clients: ClientFactory | None = N
     one (throttling, network) is stored and raised for the task to retry."""
     factory = clients or default_client_factory()
     try:
-        credentials = root_aws.assume_root(clients=factory, account_id=account.account_id or "",
-                                           task=root_aws.AUDIT_TASK)
-        found = root_aws.read_root_credentials(clients=factory, credentials=credentials)
+        credentials = aws.assume_root(clients=factory, account_id=account.account_id or "",
+                                      task=aws.AUDIT_TASK)
+        found = aws.read_root_credentials(clients=factory, credentials=credentials)
     except AwsError as error:
         posture = root_posture_record(account=account, error=error)
         if error.retryable:
@@ -157,7 +156,7 @@ def root_posture_check_due(*, now: datetime | None = None, clients: ClientFactor
     if not due:
         return []
     try:
-        refusal = root_aws.root_features(clients=clients or default_client_factory()).refusal()
+        refusal = aws.root_features(clients=clients or default_client_factory()).refusal()
     except AwsError as error:
         if error.retryable:
             raise
@@ -223,7 +222,7 @@ def root_removal_request(
             f"The account is “{account.get_state_display()}”: root credentials can be removed from an active "
             "account only."]})
     try:
-        refusal = root_aws.root_features(clients=clients or default_client_factory()).refusal()
+        refusal = aws.root_features(clients=clients or default_client_factory()).refusal()
     except AwsError as error:
         refusal = error
     if refusal is not None:

@@ -15,11 +15,10 @@
 
 from __future__ import annotations
 
-from onboarding import root_aws
-from onboarding.aws import AwsError
 from onboarding.root_services import root_posture_record
 from onboarding.workflow import Outcome, StepRun
-from portal.aws import TemporaryCredentials
+from portal import aws
+from portal.aws import AwsError, TemporaryCredentials
 
 VERIFY_ATTEMPTS = 3
 
@@ -29,36 +28,36 @@ def _session(run: StepRun, task: str) -> TemporaryCredentials:
     key = (account_id, task)
     known = run.chain.root_credentials.get(key)
     if known is None:
-        known = run.chain.root_credentials[key] = root_aws.assume_root(clients=run.clients, account_id=account_id,
-                                                                       task=task)
+        known = run.chain.root_credentials[key] = aws.assume_root(clients=run.clients, account_id=account_id,
+                                                                  task=task)
     return known
 
 
 def delete_password(run: StepRun) -> Outcome:
-    deleted = root_aws.delete_root_login_profile(clients=run.clients, credentials=_session(run, root_aws.DELETE_TASK))
+    deleted = aws.delete_root_login_profile(clients=run.clients, credentials=_session(run, aws.DELETE_TASK))
     return Outcome.succeeded(password_deleted=deleted,
                              note="" if deleted else "The root user had no password.")
 
 
 def delete_access_keys(run: StepRun) -> Outcome:
-    deleted = root_aws.delete_root_access_keys(clients=run.clients, credentials=_session(run, root_aws.DELETE_TASK))
+    deleted = aws.delete_root_access_keys(clients=run.clients, credentials=_session(run, aws.DELETE_TASK))
     return Outcome.succeeded(access_keys_deleted=list(deleted))
 
 
 def delete_certificates(run: StepRun) -> Outcome:
-    deleted = root_aws.delete_root_signing_certificates(clients=run.clients,
-                                                        credentials=_session(run, root_aws.DELETE_TASK))
+    deleted = aws.delete_root_signing_certificates(clients=run.clients,
+                                                   credentials=_session(run, aws.DELETE_TASK))
     return Outcome.succeeded(signing_certificates_deleted=list(deleted))
 
 
 def deactivate_mfa(run: StepRun) -> Outcome:
-    deactivated = root_aws.deactivate_root_mfa_devices(clients=run.clients,
-                                                       credentials=_session(run, root_aws.DELETE_TASK))
+    deactivated = aws.deactivate_root_mfa_devices(clients=run.clients,
+                                                  credentials=_session(run, aws.DELETE_TASK))
     return Outcome.succeeded(mfa_devices_deactivated=list(deactivated))
 
 
 def verify_removed(run: StepRun) -> Outcome:
-    found = root_aws.read_root_credentials(clients=run.clients, credentials=_session(run, root_aws.DELETE_TASK))
+    found = aws.read_root_credentials(clients=run.clients, credentials=_session(run, aws.DELETE_TASK))
     root_posture_record(account=run.account, found=found, now=run.now, source="removal")
     if found.none_left:
         return Outcome.succeeded(root_credentials="none left")
@@ -78,9 +77,9 @@ def verify_removed(run: StepRun) -> Outcome:
 
 def check_none(run: StepRun) -> Outcome:
     try:
-        refusal = root_aws.root_features(clients=run.clients).refusal()
+        refusal = aws.root_features(clients=run.clients).refusal()
         if refusal is None:
-            found = root_aws.read_root_credentials(clients=run.clients, credentials=_session(run, root_aws.AUDIT_TASK))
+            found = aws.read_root_credentials(clients=run.clients, credentials=_session(run, aws.AUDIT_TASK))
     except AwsError as error:
         if error.retryable:
             raise
@@ -99,7 +98,7 @@ def check_none(run: StepRun) -> Outcome:
 
 def enable_recovery(run: StepRun) -> Outcome:
     try:
-        refusal = root_aws.root_features(clients=run.clients).refusal()
+        refusal = aws.root_features(clients=run.clients).refusal()
     except AwsError as error:
         if error.retryable:
             raise
@@ -109,8 +108,8 @@ def enable_recovery(run: StepRun) -> Outcome:
         return Outcome.succeeded(recovery="untouched",
                                  note="Centralized root access is off: the root user is as Switchyard found it, "
                                       "and its e-mail's holder can recover the password as usual.")
-    created = root_aws.enable_root_password_recovery(
-        clients=run.clients, credentials=_session(run, root_aws.CREATE_PASSWORD_TASK)
+    created = aws.enable_root_password_recovery(
+        clients=run.clients, credentials=_session(run, aws.CREATE_PASSWORD_TASK)
     )
     return Outcome.succeeded(
         recovery="enabled" if created else "already possible",

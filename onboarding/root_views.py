@@ -10,21 +10,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from onboarding import root_aws, root_selectors, root_services, selectors
-from onboarding.aws import AwsError
-from portal.aws import default_client_factory
+from onboarding import root_selectors, root_services, selectors
+from portal import aws
+from portal.aws import AwsError, default_client_factory
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
 
 
 def _features_context() -> dict[str, object]:
     try:
-        features: root_aws.RootFeatures | None = root_aws.root_features(clients=default_client_factory())
+        features: aws.RootFeatures | None = aws.root_features(clients=default_client_factory())
         error: AwsError | None = None
     except AwsError as exc:
         features, error = None, exc
-    return {"features": features, "aws_error": error, "permissions": root_aws.WORKER_PERMISSIONS,
-            "policy": root_aws.worker_policy_json()}
+    return {"features": features, "aws_error": error, "permissions": aws.WORKER_PERMISSIONS,
+            "policy": aws.worker_policy_json()}
 
 
 @require_GET

@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from django.conf import settings
 
 from onboarding.models import AwsAccount
+from portal import aws
 from portal.sandbox import require_sandbox
 
 STACK_NAME = "switchyard-access-role"
@@ -33,17 +33,8 @@ class ClientAnswer:
 
 
 def client_of(account_id: str, service: str, *, endpoint_url: str | None = None) -> Any:
-    """A boto3 client acting as account ``account_id`` in the sandbox's moto."""
-    client = boto3.client(  # type: ignore[call-overload]
-        service, region_name="us-east-1", endpoint_url=endpoint_url or settings.AWS_ENDPOINT_URL or None,
-        aws_access_key_id="sandbox-client", aws_secret_access_key="sandbox-client",  # noqa: S106 - moto's
-    )
-
-    def as_account(request: Any, **_: Any) -> None:
-        request.headers["x-moto-account-id"] = account_id
-
-    client.meta.events.register("before-sign.*.*", as_account)
-    return client
+    """A client acting as account ``account_id`` in the sandbox's moto."""
+    return aws.client_acting_as(account_id, service, endpoint_url=endpoint_url or settings.AWS_ENDPOINT_URL or None)
 
 
 def _open_handshake(organizations: Any) -> dict[str, Any]:

@@ -22,11 +22,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import aws, creation_queue, selectors, workflow
-from onboarding.aws import AwsError
+from onboarding import creation_queue, selectors, workflow
 from onboarding.models import SLUG_VALIDATOR, AwsAccount, Client, OnboardingStep
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from portal.notification_sweeps import onboarding_step_notify
 from switchroles.links import SWITCH_ROLE_NAME_MAX_CHARS, display_name_for
@@ -700,8 +700,7 @@ def _queued_for_a_slot(account: AwsAccount, creation: OnboardingStep | None) -> 
 
 
 def _looks_transient(code: str) -> bool:
-    known = aws._lookup(code) if code else None
-    return known is None or known[0]
+    return aws.may_pass_by_itself(code)
 
 
 def onboarding_cancel(

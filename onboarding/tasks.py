@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
 from onboarding.root_services import root_posture_check, root_posture_check_due
 from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
+from portal.aws import AwsError
 
 
 # onboarding_advance raises only *retryable* AwsErrors (throttling, network, AWS-side failures):

@@ -12,9 +12,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from onboarding import root_selectors, root_services, selectors, services, workflow
-from onboarding.aws import access_role_cloudformation_template
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
+from portal.aws import access_role_cloudformation_template
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
 

@@ -12,7 +12,7 @@ the handler for its kind (below), and records the :class:`Outcome`:
 - ``failed``: a person has to act; the account needs attention and a manager may retry the step;
 - ``ended``: the client answered for us (invitation declined, expired or cancelled): a final state.
 
-A retryable :class:`~onboarding.aws.AwsError` that a handler does not catch (throttling, AWS-side
+A retryable :class:`~portal.aws.AwsError` that a handler does not catch (throttling, AWS-side
 failures, the network) is raised out of ``onboarding_advance`` so the Celery task retries it with
 backoff and jitter.
 
@@ -36,10 +36,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from onboarding import aws, creation_queue
-from onboarding.aws import AwsError, RoleSpec
+from onboarding import creation_queue
 from onboarding.models import AwsAccount, OnboardingStep
-from portal.aws import ClientFactory, TemporaryCredentials
+from portal import aws
+from portal.aws import AwsError, ClientFactory, RoleSpec, TemporaryCredentials
 from switchroles.models import AccountRole
 
 logger = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ def _reach_account(run: StepRun, *, again: bool = False) -> TemporaryCredentials
 
 
 def _not_ready(error: AwsError) -> bool:
-    return error.code == "AccessDenied" and error.retryable
+    return aws.is_access_denied(error) and error.retryable
 
 
 def assume_access_role(run: StepRun) -> Outcome:

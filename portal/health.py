@@ -32,20 +32,18 @@ def check_broker() -> dict[str, Any]:
 
 
 def check_aws() -> dict[str, Any]:
-    from botocore.config import Config
+    from portal import aws
 
-    from portal.aws import Boto3ClientFactory
-
-    factory = Boto3ClientFactory(
-        endpoint_url=settings.AWS_ENDPOINT_URL or None,
-        region_name=settings.AWS_REGION,
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=3),
+    factory = aws.Boto3ClientFactory(
+        endpoint_url=settings.AWS_ENDPOINT_URL or None, region_name=settings.AWS_REGION, config=aws.QUICK_CHECK_CONFIG
     )
     try:
-        identity = factory.client("sts").get_caller_identity()
+        account_id = aws.caller_account_id(clients=factory)
+    except aws.AwsError as exc:
+        return {"ok": False, "error": exc.code}
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": type(exc).__name__}
-    return {"ok": True, "main_account_matches": identity.get("Account") == settings.SWITCHYARD_MAIN_ACCOUNT_ID}
+    return {"ok": True, "main_account_matches": account_id == settings.SWITCHYARD_MAIN_ACCOUNT_ID}
 
 
 def check_heartbeats() -> dict[str, Any]:

@@ -7,12 +7,13 @@ from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
 from django.db import models
 
+from portal.aws.limits import IAM_NAME_MESSAGE, IAM_NAME_PATTERN
+
 #: IAM's rule for the names of users, groups and roles: 1–64 ASCII letters and digits and
 #: ``+ = , . @ _ -``. ASCII matters: Python's ``\w`` also accepts "é", which AWS refuses, and the
 #: refusal would only surface later, in the enforcement sync of the person's whole team.
-IAM_NAME_VALIDATOR = RegexValidator(
-    r"\A[\w+=,.@-]{1,64}\Z", "Use 1–64 letters (A–Z, no accents), digits and + = , . @ _ - only.", flags=re.ASCII
-)
+#: Built from the one pattern in :mod:`portal.aws.limits`.
+IAM_NAME_VALIDATOR = RegexValidator(IAM_NAME_PATTERN, IAM_NAME_MESSAGE, flags=re.ASCII)
 
 
 class User(AbstractUser):

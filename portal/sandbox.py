@@ -104,12 +104,12 @@ def sandbox_root_access_ensure(*, clients: ClientFactory) -> bool:
     """Turn on centralized root access in the sandbox's Organization (trusted access for IAM, both IAM
     features), as the MSP would once: the root posture of the demo accounts is then checked by the
     workers. Returns True when anything had to be turned on."""
-    from onboarding import root_aws
+    from portal import aws
 
     require_sandbox()
-    if root_aws.root_features(clients=clients).usable:
+    if aws.root_features(clients=clients).usable:
         return False
-    root_aws.enable_root_features(clients=clients)
+    aws.enable_root_features(clients=clients)
     logger.info("sandbox.root_access.enabled")
     return True
 
@@ -148,16 +148,16 @@ def sandbox_aws_restore(*, clients: ClientFactory) -> SandboxRestore:
        problem, and that account's roles are left alone). Invited accounts cannot be rebuilt (moto
        has no invitations) and handed-back ones left the Organization: neither is touched.
     2. In each re-created account, every ACTIVE or PROVISIONED ``AccountRole`` is provisioned again
-       exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``onboarding.aws.ensure_role``).
+       exactly as the workflow does (``onboarding.workflow.role_spec_for`` + ``portal.aws.ensure_role``).
     3. The main account: the IAM users the grants need (team members, people with personal grants;
        in the sandbox only) are created, then every team's and person's policies are re-applied
        with a forced enforcement sync (an unforced one would skip them as already applied). If
        another sync holds the lock, a forced sync is queued for the workers instead.
     """
-    from onboarding import aws as onboarding_aws
-    from onboarding.aws import AwsError
     from onboarding.models import AwsAccount
     from onboarding.workflow import role_spec_for
+    from portal import aws as onboarding_aws
+    from portal.aws import AwsError
     from switchroles.models import AccountRole
 
     require_sandbox()
@@ -262,7 +262,7 @@ def sandbox_legacy_member_ensure(*, clients: ClientFactory) -> str:
     at once. Idempotent; returns the account id (stable: derived from the e-mail)."""
     import json
 
-    from onboarding import aws as onboarding_aws
+    from portal import aws as onboarding_aws
 
     require_sandbox()
     member = next((m for m in onboarding_aws.list_accounts(clients=clients)

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -39,18 +38,17 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding.aws import (
-    DEFAULT_ACCESS_ROLE_NAME,
-    PERSON_TAG_KEY,
-    classify_botocore_error,
-    classify_client_error,
-    trust_policy_for_console,
-)
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
-from portal.aws import ClientFactory
+from portal.aws import (
+    DEFAULT_ACCESS_ROLE_NAME,
+    PERSON_TAG_KEY,
+    AwsError,
+    ClientFactory,
+    read_authorization_details,
+    trust_policy_for_console,
+)
 from portal.models import User
-from switchroles.aws import read_authorization_details
 from switchroles.effective_access import (
     Analysis,
     Principal,
@@ -307,8 +305,7 @@ def _administrators_everywhere(analysis: Analysis, targets: Sequence[_Target]) -
     return [reached[arn] for arn in sorted(reached) if counts[arn] == access_roles]
 
 
-def _plain_error(exc: Exception) -> str:
-    error = classify_client_error(exc) if isinstance(exc, ClientError) else classify_botocore_error(exc)  # type: ignore[arg-type]
+def _plain_error(error: AwsError) -> str:
     return f"{error.plain_message} (AWS said: {error.code})"
 
 
@@ -323,7 +320,7 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
     check = AccessCheck(checked_at=now, tag_condition=tag_condition_enabled())
     try:
         read = read_authorization_details(clients=clients)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         check.error = _plain_error(exc)
         check.duration_ms = int((time.monotonic() - started) * 1000)
         check.save()

@@ -9,7 +9,7 @@ asks (:func:`drift_check_request`):
 * **the member accounts** (:func:`drift_roles_check`): in every active account, through
   ``OrganizationAccountAccessRole``, each ACTIVE ``AccountRole`` must exist, trust only the main
   account with the MFA condition, and have exactly its template's policies and session length
-  (``onboarding.workflow.role_spec_for`` compared with ``onboarding.aws.role_differences``); roles
+  (``onboarding.workflow.role_spec_for`` compared with ``portal.aws.role_differences``); roles
   under ``/switchyard/`` tagged ``managed-by=switchyard`` that the portal does not know are reported.
   Each difference is a :class:`~switchroles.models.RoleDriftFinding` on the check.
 
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -38,12 +37,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import aws
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, TemporaryCredentials, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from portal.notification_sweeps import drift_role_finding_notify
 from switchroles import access_checks, enforcement
@@ -59,55 +57,6 @@ SWITCHYARD_PATH = "/switchyard/"
 # A repair whose worker never reported back may be asked for again after this long.
 REPAIR_STALE_AFTER = timedelta(minutes=10)
 REPAIRABLE = frozenset({Kind.MISSING, Kind.DIFFERENT, Kind.UNKNOWN})
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading member accounts (the IAM calls onboarding.aws does not have)
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ListedRole:
-    arn: str
-    path: str
-    name: str
-
-
-def _translated(exc: Exception) -> AwsError:
-    if isinstance(exc, ClientError):
-        return aws.classify_client_error(exc)
-    return aws.classify_botocore_error(exc)  # type: ignore[arg-type]
-
-
-def list_switchyard_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[ListedRole]:
-    """Every role under the ``/switchyard/`` path in the account the credentials reach (all pages)."""
-    iam = clients.client("iam", credentials=credentials)
-    try:
-        return [
-            ListedRole(arn=raw["Arn"], path=raw["Path"], name=raw["RoleName"])
-            for page in iam.get_paginator("list_roles").paginate(PathPrefix=SWITCHYARD_PATH)
-            for raw in page.get("Roles", [])
-        ]
-    except (ClientError, BotoCoreError) as exc:
-        raise _translated(exc) from exc
-
-
-def role_is_switchyards(*, clients: ClientFactory, credentials: TemporaryCredentials | None, name: str) -> bool:
-    """Whether the role carries the tag ``managed-by=switchyard`` (False when it is gone)."""
-    iam = clients.client("iam", credentials=credentials)
-    try:
-        tags = {
-            tag["Key"]: tag["Value"]
-            for page in iam.get_paginator("list_role_tags").paginate(RoleName=name)
-            for tag in page.get("Tags", [])
-        }
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
-            return False
-        raise _translated(exc) from exc
-    except BotoCoreError as exc:
-        raise _translated(exc) from exc
-    return tags.get(aws.MANAGED_BY_TAG_KEY) == aws.MANAGED_BY_TAG_VALUE
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -161,15 +110,6 @@ def _finding_key(finding: RoleDriftFinding) -> tuple[Any, ...]:
     return (finding.account_id, finding.kind, finding.role_name, tuple(finding.differences))
 
 
-def list_all_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[dict[str, Any]]:
-    """Every role in the account the credentials reach, at any path, with its trust policy."""
-    iam = clients.client("iam", credentials=credentials)
-    try:
-        return [raw for page in iam.get_paginator("list_roles").paginate() for raw in page.get("Roles", [])]
-    except (ClientError, BotoCoreError) as exc:
-        raise _translated(exc) from exc
-
-
 def _account_findings(
     account: AwsAccount, roles: list[AccountRole], known_names: set[str], clients: ClientFactory,
     doors: dict[int, list[Any]] | None = None,
@@ -177,7 +117,8 @@ def _account_findings(
     findings: list[RoleDriftFinding] = []
     try:
         credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                             role_name=account.access_role, session_name=SESSION_NAME)
+                                             role_name=account.access_role, session_name=SESSION_NAME,
+                                             account_may_be_new=False)
         for role in roles:
             spec = role_spec_for(role)
             current = aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
@@ -198,10 +139,10 @@ def _account_findings(
                     kind=Kind.DIFFERENT, account=account, account_role=role, role_path=current.path,
                     role_name=spec.name, role_arn=current.arn, differences=differences,
                 ))
-        for listed in list_switchyard_roles(clients=clients, credentials=credentials):
+        for listed in aws.list_switchyard_roles(clients=clients, credentials=credentials):
             if listed.name in known_names:
                 continue
-            if role_is_switchyards(clients=clients, credentials=credentials, name=listed.name):
+            if aws.role_is_switchyards(clients=clients, credentials=credentials, name=listed.name):
                 findings.append(RoleDriftFinding(
                     kind=Kind.UNKNOWN, account=account, role_path=listed.path, role_name=listed.name,
                     role_arn=listed.arn,
@@ -210,7 +151,7 @@ def _account_findings(
         if doors is not None:
             # Roles of any path that trust the main account or outsiders and are not Switchyard's.
             doors[account.pk] = access_checks.doors_in_account(
-                account=account, roles=list_all_roles(clients=clients, credentials=credentials),
+                account=account, roles=aws.list_all_roles(clients=clients, credentials=credentials),
                 switchyard_names={role.role_name for role in roles} | known_names,
                 organization_account_ids=_organization_account_ids(),
                 main_account_id=settings.SWITCHYARD_MAIN_ACCOUNT_ID,
@@ -380,7 +321,8 @@ def _repair(finding: RoleDriftFinding, clients: ClientFactory) -> dict[str, Any]
     if account.state != AwsAccount.State.ACTIVE:
         raise ValueError(f"The account is “{account.get_state_display()}” now: there is nothing to repair.")
     credentials = aws.assume_access_role(clients=clients, account_id=account.account_id or "",
-                                         role_name=account.access_role, session_name=SESSION_NAME)
+                                         role_name=account.access_role, session_name=SESSION_NAME,
+                                         account_may_be_new=False)
     if finding.kind == Kind.UNKNOWN:
         if AccountRole.objects.filter(account=account, role_name=finding.role_name).exclude(
             state=AccountRole.State.REMOVED
@@ -422,7 +364,7 @@ def drift_repair_run(*, finding_id: int, clients: ClientFactory | None = None) -
     try:
         done = _repair(finding, clients or default_client_factory())
     except AwsError as error:
-        if error.retryable and error.code != "AccessDenied":
+        if error.retryable:
             raise
         message = f"{error.plain_message} (AWS said: {error.code})"
     except ValueError as exc:

@@ -5,7 +5,7 @@ account's IAM: any IAM user (or role) there whose own policies allow ``sts:Assum
 can switch into it, grant or no grant. moto does not evaluate policies, so this module is
 Switchyard's own evaluator, pure (no AWS, no database): it takes the main account's
 ``GetAccountAuthorizationDetails`` output (all pages merged, see
-``switchroles.aws.read_authorization_details``) and the roles to decide for, and answers, for
+``portal.aws.read_authorization_details``) and the roles to decide for, and answers, for
 each pair, the way AWS's policy-evaluation logic does for a cross-account ``sts:AssumeRole``:
 
 1. an explicit ``Deny`` in any identity policy or in the permissions boundary wins;

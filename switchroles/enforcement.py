@@ -27,26 +27,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-)
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from onboarding.aws import PERSON_TAG_KEY
 from onboarding.models import AwsAccount
 from portal.audit import audit_record
-from portal.aws import ClientFactory
-from portal.duties import is_auditor_q
-from portal.models import User
-from portal.notification_sweeps import main_account_drift_notify
-from switchroles.aws import (
+from portal.aws import (
+    PERSON_TAG_KEY,
+    AwsError,
+    ClientFactory,
     PolicyTooLarge,
     PrincipalNotFound,
     RoleRef,
@@ -56,11 +47,17 @@ from switchroles.aws import (
     apply_person_tags,
     apply_user_policies,
     compile_assume_policies,
+    is_iam_name,
+    is_unreachable,
     read_group_members,
     read_group_policies,
     read_user_policies,
+    record_text,
     remove_principal_policies,
 )
+from portal.duties import is_auditor_q
+from portal.models import User
+from portal.notification_sweeps import main_account_drift_notify
 from switchroles.models import (
     AccountRole,
     DriftCheck,
@@ -69,7 +66,6 @@ from switchroles.models import (
     Grant,
     Team,
 )
-from switchroles.policies import ROLE_NAME_RE
 from switchroles.selectors import grants_in_force, memberships_in_force
 
 logger = logging.getLogger(__name__)
@@ -237,7 +233,7 @@ def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal
 
 def iam_user_name_is_valid(name: str) -> bool:
     """Whether IAM accepts ``name`` as a user name (1-64 ASCII letters, digits and +=,.@_-)."""
-    return bool(ROLE_NAME_RE.match(name))
+    return is_iam_name(name)
 
 
 def _refused_names_problem(names: set[str]) -> str:
@@ -351,7 +347,7 @@ def _sync_one(
         return
     try:
         details = _apply(clients, row, intended, documents, members)
-    except (PrincipalNotFound, ClientError, BotoCoreError, ValueError) as exc:
+    except (PrincipalNotFound, AwsError, ValueError) as exc:
         _raise_if_unreachable(exc)
         report.failed[intended.label] = _error_text(exc)
         _record_failure(row, intended, _error_text(exc), reason)
@@ -399,7 +395,7 @@ def _sync_person_tags(
         report.tagged, report.untagged = apply_person_tags(
             clients=clients, tag_key=PERSON_TAG_KEY, tagged=candidates & managed, untagged=candidates - managed,
         )
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         _raise_if_unreachable(exc)
         report.failed["person-tags"] = _error_text(exc)
         logger.warning("switchroles.enforcement.tags_failed", extra={"error": _error_text(exc)})
@@ -415,7 +411,7 @@ def _sync_person_tags(
 def _raise_if_unreachable(exc: Exception) -> None:
     """AWS cannot be reached at all: stop this run rather than wait out every principal's
     retries; the next scheduled run (within a minute) starts over."""
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | NoCredentialsError):
+    if isinstance(exc, AwsError) and is_unreachable(exc):
         raise exc
 
 
@@ -511,9 +507,8 @@ def _target(intended: IntendedPrincipal) -> Team | User:
 
 
 def _error_text(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"AWS refused: {error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
+    if isinstance(exc, AwsError):
+        return record_text(exc)
     return str(exc) or exc.__class__.__name__
 
 
@@ -541,7 +536,7 @@ def enforcement_drift_check(*, clients: ClientFactory, at: datetime | None = Non
             finding = _compare(clients, intended, account_clients)
             if finding is not None:
                 findings.append(finding)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         check.error = _error_text(exc)
     check.principals_checked = len(principals)
     check.drifted = len(findings)

@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal import aws
 from portal.audit import audit_record
 from portal.aws import ClientFactory
 from portal.duties import may_hold_links
 from portal.models import User
 from portal.services import user_end_other_sessions
-from switchroles import aws, services
+from switchroles import services
 from switchroles.access_selectors import latest_access_check, open_access_findings
 from switchroles.enforcement import EnforcementBusy, enforcement_lock, user_policy_prefix
 from switchroles.models import AccessFinding, AccountRole, Departure, Grant, Team
@@ -45,10 +45,6 @@ from switchroles.selectors import grants_in_force, links_for_person, memberships
 logger = logging.getLogger(__name__)
 
 MAX_AWS_ATTEMPTS = 8
-_RETRYABLE_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable",
-                    "InternalFailure", "ConcurrentModification"}
-
-
 # --- the steps --------------------------------------------------------------------------------------
 
 
@@ -269,7 +265,7 @@ def leaver_aws_cleanup(*, departure_id: int, clients: ClientFactory) -> Departur
             )
             state = aws.read_user_switchyard_state(clients=clients, user_name=departure.iam_username,
                                                    group_names=groups)
-    except (ClientError, BotoCoreError, EnforcementBusy) as exc:
+    except (aws.AwsError, EnforcementBusy) as exc:
         retryable = _is_retryable(exc)
         message = _plain_error(exc)
         if retryable and departure.aws_attempts < MAX_AWS_ATTEMPTS:
@@ -286,24 +282,18 @@ def leaver_aws_cleanup(*, departure_id: int, clients: ClientFactory) -> Departur
 
 
 def _is_retryable(exc: Exception) -> bool:
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | EnforcementBusy):
-        return True
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code", "") in _RETRYABLE_CODES
-    return isinstance(exc, BotoCoreError)
+    return isinstance(exc, EnforcementBusy) or (isinstance(exc, aws.AwsError) and exc.retryable)
 
 
-def _plain_error(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Error")
-        if code == "AccessDenied":
-            return (f"AWS refused ({code}): Switchyard's role in the main account may not change this IAM user. "
-                    "Remove the user from Switchyard's groups by hand, or widen Switchyard's IAM permissions.")
-        return f"AWS refused ({code}): {error.get('Message', '')}".strip()
+def _plain_error(exc: aws.AwsError | EnforcementBusy) -> str:
     if isinstance(exc, EnforcementBusy):
         return "Another enforcement run was in progress; trying again shortly."
-    return f"AWS could not be reached ({exc.__class__.__name__}); trying again shortly."
+    if aws.is_access_denied(exc):
+        return (f"AWS refused ({exc.code}): Switchyard's role in the main account may not change this IAM user. "
+                "Remove the user from Switchyard's groups by hand, or widen Switchyard's IAM permissions.")
+    if exc.code in aws.NETWORK_ERROR_CODES or aws.is_unreachable(exc):
+        return f"AWS could not be reached ({exc.code}); trying again shortly."
+    return f"AWS refused ({exc.code}): {exc.raw_message}".strip()
 
 
 def _record_aws(departure: Departure, *, state: str, removed: dict[str, Any], read_back: dict[str, Any],

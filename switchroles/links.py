@@ -1,7 +1,7 @@
 """Switch-role links and their exports (browser extension, AWS CLI).
 
 A link grants nothing: it pre-fills the console's Switch Role form. AWS decides access (see
-``switchroles.aws``). These builders refuse what the console would refuse, and always point at
+``portal.aws``). These builders refuse what the console would refuse, and always point at
 ``https://signin.aws.amazon.com`` whatever the inputs, because a link is shown and clicked as trusted.
 
 Pure Python: no Django, no boto3.

@@ -11,38 +11,71 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# --- IAM and Organizations limits (defaults; see DESIGN.md "Limits to validate") -----------------
-
-MANAGED_POLICY_MAX_CHARS = 6_144
-TRUST_POLICY_MAX_CHARS = 2_048
-INLINE_ROLE_TOTAL_MAX_CHARS = 10_240
-MAX_MANAGED_POLICIES_PER_ROLE = 10
-# Default quota of managed policies attached to one IAM user or group (adjustable up to 20).
-MAX_MANAGED_POLICIES_PER_PRINCIPAL = 10
-MAX_POLICY_VERSIONS = 5
-
-MIN_SESSION_DURATION = 3_600
-MAX_SESSION_DURATION = 43_200
-
-ACCOUNT_NAME_MIN_CHARS = 1
-ACCOUNT_NAME_MAX_CHARS = 50
-ACCOUNT_EMAIL_MIN_CHARS = 6
-ACCOUNT_EMAIL_MAX_CHARS = 64
-
-ROLE_NAME_MAX_CHARS = 64
-ROLE_PATH_MAX_CHARS = 512
-
-# Anchored with \A...\Z (not ^...$, which accepts a trailing newline) and ASCII-only, as IAM means
-# by \w. Both ``.match`` and ``.fullmatch`` are therefore safe.
-ACCOUNT_ID_RE = re.compile(r"\A[0-9]{12}\Z")
-ROLE_NAME_RE = re.compile(r"\A[\w+=,.@-]{1,64}\Z", re.ASCII)
-# "/" or "/seg/.../": IAM allows any printable ASCII between slashes; we keep to the role-name
-# characters so a path is safe in an ARN, a switch-role URL and an INI file alike.
-ROLE_PATH_RE = re.compile(r"\A(?=.{1,512}\Z)/(?:[\w+=,.@-]+/)*\Z", re.ASCII)
+# IAM and Organizations limits and name patterns: one place, portal.aws.limits (named here for
+# the callers of these checks).
+from portal.aws.limits import (
+    ACCOUNT_EMAIL_MAX_CHARS as ACCOUNT_EMAIL_MAX_CHARS,
+)
+from portal.aws.limits import (
+    ACCOUNT_EMAIL_MIN_CHARS as ACCOUNT_EMAIL_MIN_CHARS,
+)
+from portal.aws.limits import (
+    ACCOUNT_ID_RE as ACCOUNT_ID_RE,
+)
+from portal.aws.limits import (
+    ACCOUNT_NAME_MAX_CHARS as ACCOUNT_NAME_MAX_CHARS,
+)
+from portal.aws.limits import (
+    ACCOUNT_NAME_MIN_CHARS as ACCOUNT_NAME_MIN_CHARS,
+)
+from portal.aws.limits import (
+    INLINE_ROLE_TOTAL_MAX_CHARS as INLINE_ROLE_TOTAL_MAX_CHARS,
+)
+from portal.aws.limits import (
+    MANAGED_POLICY_MAX_CHARS as MANAGED_POLICY_MAX_CHARS,
+)
+from portal.aws.limits import (
+    MAX_MANAGED_POLICIES_PER_PRINCIPAL as MAX_MANAGED_POLICIES_PER_PRINCIPAL,
+)
+from portal.aws.limits import (
+    MAX_MANAGED_POLICIES_PER_ROLE as MAX_MANAGED_POLICIES_PER_ROLE,
+)
+from portal.aws.limits import (
+    MAX_POLICY_VERSIONS as MAX_POLICY_VERSIONS,
+)
+from portal.aws.limits import (
+    MAX_SESSION_DURATION as MAX_SESSION_DURATION,
+)
+from portal.aws.limits import (
+    MIN_SESSION_DURATION as MIN_SESSION_DURATION,
+)
+from portal.aws.limits import (
+    ROLE_NAME_MAX_CHARS as ROLE_NAME_MAX_CHARS,
+)
+from portal.aws.limits import (
+    ROLE_NAME_RE as ROLE_NAME_RE,
+)
+from portal.aws.limits import (
+    ROLE_PATH_MAX_CHARS as ROLE_PATH_MAX_CHARS,
+)
+from portal.aws.limits import (
+    ROLE_PATH_RE as ROLE_PATH_RE,
+)
+from portal.aws.limits import (
+    TRUST_POLICY_MAX_CHARS as TRUST_POLICY_MAX_CHARS,
+)
+from portal.aws.limits import (
+    count_policy_chars as count_policy_chars,
+)
+from portal.aws.limits import (
+    policy_json as policy_json,
+)
+from portal.aws.limits import (
+    policy_size as policy_size,
+)
 
 # --- custom policy validation ------------------------------------------------------------------
 
@@ -95,21 +128,6 @@ class PolicyCheck:
     @property
     def is_valid(self) -> bool:
         return not self.errors
-
-
-def count_policy_chars(text: str) -> int:
-    """Characters IAM counts against a policy size limit: everything except whitespace."""
-    return sum(1 for char in text if not char.isspace())
-
-
-def policy_size(document: Mapping[str, Any]) -> int:
-    """Size of ``document`` as IAM counts it (compact JSON, whitespace not counted)."""
-    return count_policy_chars(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
-
-
-def policy_json(document: Mapping[str, Any]) -> str:
-    """The compact JSON text Switchyard sends to IAM, so the size we checked is the size sent."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def validate_custom_policy(text: str) -> PolicyCheck:

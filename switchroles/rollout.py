@@ -7,7 +7,7 @@ revision and one :class:`~switchroles.models.RolloutAccount` per account whose r
 is carried out by a worker (:func:`rollout_account_advance`, task ``switchroles.tasks.rollout_account``)
 like an onboarding step: leased, attempts counted, the last error kept in plain words beside the raw
 AWS code, retried by a manager when a person had to act. The role is re-provisioned with
-``onboarding.aws.ensure_role`` and ``onboarding.workflow.role_spec_for`` (the same code as
+``portal.aws.ensure_role`` and ``onboarding.workflow.role_spec_for`` (the same code as
 onboarding); ``provisioned_revision`` records the revision applied. A beat reconciler
 (:func:`rollout_reconcile`) re-drives parts whose message was lost or whose worker died, and adds
 accounts that reached the template's role at an older revision after the roll-out began.
@@ -26,12 +26,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from onboarding import aws
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount
 from onboarding.workflow import backoff_seconds, lease_duration, redrive_after, role_spec_for
+from portal import aws
 from portal.audit import audit_record
-from portal.aws import ClientFactory, default_client_factory
+from portal.aws import AwsError, ClientFactory, default_client_factory
 from portal.models import User
 from switchroles.models import AccountRole, RoleTemplate, RolloutAccount, TemplateRollout
 
@@ -166,16 +165,10 @@ def rollout_account_advance(*, part_id: int, clients: ClientFactory | None = Non
     try:
         spec = role_spec_for(role)
         credentials = aws.assume_access_role(clients=factory, account_id=role.account.account_id or "",
-                                             role_name=role.account.access_role, session_name=SESSION_NAME)
+                                             role_name=role.account.access_role, session_name=SESSION_NAME,
+                                             account_may_be_new=False)
         result = aws.ensure_role(clients=factory, credentials=credentials, spec=spec)
     except AwsError as error:
-        if error.code == "AccessDenied":
-            error = AwsError(
-                error.code, error.raw_message,
-                "AWS does not let Switchyard into the account through OrganizationAccountAccessRole any more. "
-                "Check that the role exists and trusts our main account, then “Retry”.",
-                False,
-            )
         if error.retryable and part.attempts < MAX_ATTEMPTS:
             RolloutAccount.objects.filter(pk=part.pk, attempts=part.attempts, status=Status.RUNNING).update(
                 status=Status.PENDING, lease_expires_at=None,

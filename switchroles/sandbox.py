@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.db import transaction
 
 from onboarding.models import Client
+from portal import aws
 from portal.aws import ClientFactory, default_client_factory
 from portal.models import User
 from portal.sandbox import DEMO_USERS, require_sandbox
@@ -67,11 +67,8 @@ def _main_account_iam_users_ensure(clients: ClientFactory) -> None:
     """The demo people's IAM users in the (simulated) main account, so the team's IAM group can
     list them. Switchyard never creates IAM users outside the sandbox."""
     try:
-        iam = clients.client("iam")
-        for _group, _first_name, iam_username in DEMO_USERS.values():
-            try:
-                iam.get_user(UserName=iam_username)
-            except iam.exceptions.NoSuchEntityException:
-                iam.create_user(UserName=iam_username, Path="/people/")
-    except (BotoCoreError, ClientError) as exc:
+        aws.sandbox_iam_users_ensure(
+            clients=clients, user_names=[iam_username for _group, _first_name, iam_username in DEMO_USERS.values()]
+        )
+    except aws.AwsError as exc:
         logger.warning("sandbox.demo_access.iam_users_failed", extra={"error": str(exc)})

@@ -10,8 +10,7 @@ from typing import Any
 
 from celery import shared_task
 
-from onboarding.aws import AwsError
-from portal.aws import default_client_factory
+from portal.aws import AwsError, default_client_factory
 from portal.operations.aws_limits import main_account_limited
 from switchroles import access_checks, enforcement
 

@@ -23,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from portal.aws import default_client_factory
+from portal.aws import default_client_factory, mfa_device_of
 from portal.models import User
 from portal.permissions import AUDITOR, MANAGER, capability_required
 from portal.reauth import reauthentication_required
@@ -38,7 +38,6 @@ from switchroles.links import (
     aesr_config,
     aws_cli_config,
 )
-from switchroles.mfa import mfa_device_of
 from switchroles.models import Team
 
 GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expired", "all": "All"}

@@ -28,7 +28,6 @@ from elevations.models import CLIENT_CONTACT, ElevationRequest
 from onboarding import adoption
 from onboarding import selectors as onboarding_selectors
 from onboarding import services as onboarding_services
-from onboarding.aws import AwsError
 from onboarding.forms import OnboardingForm
 from onboarding.models import AwsAccount, Client
 from onboarding.root_selectors import root_credentials_for
@@ -38,6 +37,7 @@ from portal.api.errors import bad_request, form_errors, service_errors
 from portal.api.inputs import form_data, tier_ids
 from portal.api.permissions import ANYONE, ENGINEER, MANAGER, MANAGERS, READERS, capabilities_of
 from portal.audit_forms import MatrixFilterForm
+from portal.aws import AwsError
 from portal.models import AuditEvent, User
 from switchroles import access_checks, access_selectors, drift, leavers
 from switchroles import selectors as switchroles_selectors

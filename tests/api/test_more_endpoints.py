@@ -151,8 +151,8 @@ def test_elevation_requests_are_refused_with_the_forms_and_services_messages(wor
 def test_an_onboarding_with_origin_adopt_adopts_a_member_of_the_organization(
     monkeypatch: pytest.MonkeyPatch, settings: object, manager: User, make_token: object,
 ) -> None:
-    from onboarding import aws
     from onboarding.models import AwsAccount
+    from portal import aws
     from tests.api.conftest import ApiClient
     from tests.onboarding.conftest import mocked_organization
 

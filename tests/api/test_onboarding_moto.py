@@ -14,13 +14,12 @@ import boto3
 import pytest
 from django.utils import timezone
 
-from onboarding import aws as onboarding_aws
 from onboarding.models import AwsAccount
 from onboarding.tasks import reconcile_onboarding
-from portal.aws import Boto3ClientFactory
+from portal import aws as onboarding_aws
+from portal.aws import Boto3ClientFactory, allowed_role_arns
 from portal.models import ApiToken, AuditEvent, User
 from switchroles import services as switchroles_services
-from switchroles.aws import allowed_role_arns
 from tests.api.conftest import ApiClient, MakeToken
 from tests.onboarding.conftest import make_due, mocked_organization
 

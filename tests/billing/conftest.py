@@ -18,9 +18,8 @@ import requests
 from django.test import Client as HttpClient
 from moto import mock_aws
 
-from billing.aws import month_bounds
 from onboarding.models import AwsAccount, Client
-from portal.aws import Boto3ClientFactory
+from portal.aws import Boto3ClientFactory, month_bounds
 from portal.models import User
 from tests.conftest import MakePerson
 from tests.factories import make_account, make_client

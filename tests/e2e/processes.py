@@ -254,7 +254,7 @@ PAUSE_ENV = "SWITCHYARD_E2E_PAUSE"
 
 @dataclass(frozen=True)
 class Pause:
-    """Where a worker stops dead: right after its ``call``-th call of ``onboarding.aws.<function>``
+    """Where a worker stops dead: right after its ``call``-th call of ``portal.aws.<function>``
     has returned (so AWS has done the work) and before the workflow records the result. The worker
     then writes ``marker`` and sleeps, so a test can SIGKILL it there deterministically.
 
@@ -274,10 +274,10 @@ class Pause:
 
 
 def install_pause(value: str) -> None:
-    """Wrap ``onboarding.aws.<function>`` as :class:`Pause` says (``value`` is its ``env_value``).
+    """Wrap ``portal.aws.<function>`` as :class:`Pause` says (``value`` is its ``env_value``).
     The workflow calls the seam through the module (``aws.<function>(...)``), so it sees the wrapper;
     prefork pool processes inherit it from the worker's main process."""
-    from onboarding import aws
+    from portal import aws
 
     name, call, marker = value.split(":", 2)
     real = getattr(aws, name)

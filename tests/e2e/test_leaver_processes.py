@@ -18,9 +18,9 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 
 from portal.api.tokens import api_token_create
+from portal.aws import PERSON_TAG_KEY
 from portal.models import AuditEvent
 from switchroles import services
-from switchroles.aws import PERSON_TAG_KEY
 from switchroles.models import Departure
 from tests.conftest import MakePerson
 from tests.e2e.processes import BIN, ROOT, WorkerPool, celery_app_using, moto_server, redis_broker, wait_until

@@ -23,10 +23,10 @@ import boto3
 import pytest
 from django.conf import settings
 
-from onboarding import aws as onboarding_aws
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_request
 from onboarding.tasks import reconcile_onboarding
+from portal import aws as onboarding_aws
 from portal.aws import Boto3ClientFactory
 from portal.models import User
 from switchroles.models import AccountRole, RoleTemplate
@@ -76,7 +76,7 @@ def _request(manager: User, endpoint: str, slug: str) -> AwsAccount:
 
 
 def _start_worker_that_stops_at(workers: WorkerPool, tmp_path: Path, function: str, call: int) -> Popen[bytes]:
-    """A worker with a short lease that stops dead once its ``call``-th ``onboarding.aws.<function>``
+    """A worker with a short lease that stops dead once its ``call``-th ``portal.aws.<function>``
     returned; waits until it got there."""
     pause = Pause(function=function, call=call, marker=tmp_path / f"paused-{function}-{call}")
     worker = workers.start(

@@ -16,10 +16,9 @@ import boto3
 import pytest
 
 from onboarding.models import AwsAccount, Client
-from portal.aws import Boto3ClientFactory
+from portal.aws import Boto3ClientFactory, read_authorization_details
 from switchroles import services
 from switchroles.access_checks import console_trust_policy
-from switchroles.aws import read_authorization_details
 from switchroles.effective_access import TargetRole, analyse, principals_from_details
 from switchroles.links import display_name_for
 from switchroles.models import AccountRole, RoleTemplate

@@ -10,11 +10,10 @@ from typing import Any
 
 from botocore.stub import Stubber
 
-from onboarding import aws
 from onboarding.handback import AWS_REQUIREMENTS
 from onboarding.models import AwsAccount, Client
-from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
-from switchroles.aws import allowed_role_arns
+from portal import aws
+from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials, allowed_role_arns
 from tests.onboarding.conftest import RequestAccount, drive, templates
 
 ALL_CONFIRMED = [key for key, _text in AWS_REQUIREMENTS]

@@ -25,10 +25,13 @@ from botocore.exceptions import (
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from onboarding.aws import (
+from portal.aws import (
     FAILURE_REASON_MESSAGES,
     AwsError,
+    Boto3ClientFactory,
+    ClientFactory,
     RoleSpec,
+    TemporaryCredentials,
     access_role_cloudformation_template,
     assume_access_role,
     cancel_handshake,
@@ -51,7 +54,6 @@ from onboarding.aws import (
     start_account_creation,
     trust_policy_for_console,
 )
-from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 
 MAIN_ACCOUNT_ID = "123456789012"  # moto's default account, the Organization's management account
 MEMBER_ACCOUNT_ID = "210987654321"
@@ -850,6 +852,24 @@ def test_assume_role_denied_right_after_creation_is_retryable_not_ready(stubbed:
     # then the caller is told to retry: IAM is not ready yet
     assert (raised.value.code, raised.value.retryable) == ("AccessDenied", True)
     assert "not ready yet" in raised.value.plain_message
+
+
+def test_assume_role_denied_in_an_account_reached_before_is_for_a_person(stubbed: StubbedClients) -> None:
+    # given an account Switchyard reached before, whose access role now refuses it
+    stubbed.stub("sts").add_client_error(
+        "assume_role", "AccessDenied", "not authorized to perform sts:AssumeRole", 403
+    )
+
+    # when roll-out, drift or hand-back assumes the access role
+    with pytest.raises(AwsError) as raised:
+        assume_access_role(
+            clients=stubbed, account_id=MEMBER_ACCOUNT_ID, session_name="switchyard-rollout",
+            account_may_be_new=False,
+        )
+
+    # then it is not retried: the message says the role must be restored, with AWS's code kept
+    assert (raised.value.code, raised.value.retryable) == ("AccessDenied", False)
+    assert "any more" in raised.value.plain_message and "not ready" not in raised.value.plain_message
 
 
 def test_assume_role_returns_temporary_credentials(stubbed: StubbedClients) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from django.core.exceptions import ValidationError
 
-from onboarding import adoption, aws
+from onboarding import adoption
 from onboarding.models import AwsAccount, ExistingRole, OnboardingStep
 from onboarding.sandbox_client import (
     OLD_MANAGEMENT_ACCOUNT_ID,
@@ -25,7 +25,7 @@ from onboarding.sandbox_client import (
 )
 from onboarding.services import onboarding_advance
 from onboarding.views import access_role_template_for
-from portal import sandbox_moto
+from portal import aws, sandbox_moto
 from portal.aws import Boto3ClientFactory
 from portal.models import User
 from portal.sandbox_moto import handshakes

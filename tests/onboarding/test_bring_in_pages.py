@@ -11,9 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from onboarding import aws
 from onboarding.models import AwsAccount, OnboardingBatch
-from portal import sandbox_moto
+from portal import aws, sandbox_moto
 from portal.aws import Boto3ClientFactory
 from portal.models import User
 from switchroles.models import RoleTemplate

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding import workflow
-from onboarding.aws import AwsError, classify_client_error
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.selectors import accounts_needing_attention
 from onboarding.services import onboarding_advance
+from portal.aws import AwsError, classify_client_error
 from portal.models import User
 from tests.onboarding.conftest import make_account
 from tests.onboarding.test_aws import MEMBER_ACCOUNT_ID, StubbedClients

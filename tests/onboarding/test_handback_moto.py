@@ -13,10 +13,10 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from onboarding import aws
 from onboarding.handback import handback_start
 from onboarding.models import AwsAccount, Client, OnboardingStep
 from onboarding.services import onboarding_step_retry
+from portal import aws
 from portal.audit import audit_verify_chain
 from portal.aws import Boto3ClientFactory
 from portal.models import AuditEvent, User

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from onboarding import aws
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance, onboarding_step_retry
+from portal import aws
 from portal.aws import Boto3ClientFactory
 from portal.models import User
 from switchroles.models import AccountRole, RoleTemplate

@@ -14,10 +14,11 @@ from django.core.exceptions import ValidationError
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from onboarding import root_aws, root_services, workflow
+from onboarding import root_services, workflow
 from onboarding.handback import handback_start
 from onboarding.models import AwsAccount, Client, OnboardingStep, RootPosture
 from onboarding.root_selectors import root_credentials_for
+from portal import aws
 from portal.aws import Boto3ClientFactory
 from portal.models import AuditEvent, User
 from portal.sandbox_moto import root_access
@@ -134,8 +135,8 @@ def test_assume_root_is_refused_while_root_sessions_are_off(org: Boto3ClientFact
         ServicePrincipal="iam.amazonaws.com")
 
     # when the workers open a root session
-    with pytest.raises(root_aws.AwsError) as refused:
-        root_aws.assume_root(clients=org, account_id=account.account_id or "", task=root_aws.AUDIT_TASK)
+    with pytest.raises(aws.AwsError) as refused:
+        aws.assume_root(clients=org, account_id=account.account_id or "", task=aws.AUDIT_TASK)
 
     # then AWS refuses and the message says root sessions are off
     assert refused.value.code == "AccessDenied" and not refused.value.retryable
@@ -158,7 +159,7 @@ def test_manager_turns_on_centralized_root_access_from_the_page(
 
     # then AWS reports all three on, and the change is audited
     assert response.status_code == 302
-    features = root_aws.root_features(clients=org)
+    features = aws.root_features(clients=org)
     assert features.trusted_access and features.root_credentials_management and features.root_sessions
     event = AuditEvent.objects.get(action="onboarding.root.features_enabled")
     assert event.details["before"] == {"trusted_access": False, "root_credentials_management": False,
@@ -263,8 +264,8 @@ def test_removal_deletes_every_root_credential_and_reads_back_nothing_left(
     posture = RootPosture.objects.get(account=account)
     assert posture.known and not posture.has_credentials
     # read back independently through a new audit session
-    credentials = root_aws.assume_root(clients=org, account_id=account.account_id or "", task=root_aws.AUDIT_TASK)
-    assert root_aws.read_root_credentials(clients=org, credentials=credentials).none_left
+    credentials = aws.assume_root(clients=org, account_id=account.account_id or "", task=aws.AUDIT_TASK)
+    assert aws.read_root_credentials(clients=org, credentials=credentials).none_left
     assert AuditEvent.objects.filter(action="onboarding.root.removal_requested", actor=manager).count() == 1
     succeeded = AuditEvent.objects.filter(action="onboarding.step.succeeded", target_id=str(account.pk))
     assert {e.details["step"] for e in succeeded} >= set(workflow.ROOT_REMOVAL_PATH)
@@ -355,7 +356,7 @@ def test_assume_root_with_a_task_policy_that_is_not_a_root_task_is_refused(
     # then AWS refuses it; the seam refuses to even send one it does not use
     assert refused.value.response["Error"]["Code"] == "ValidationError"
     with pytest.raises(ValueError, match="not a root task policy"):
-        root_aws.assume_root(clients=org, account_id=account.account_id or "", task="AdministratorAccess")
+        aws.assume_root(clients=org, account_id=account.account_id or "", task="AdministratorAccess")
 
 
 def test_root_sessions_last_at_most_fifteen_minutes_and_stay_in_their_task(
@@ -370,9 +371,9 @@ def test_root_sessions_last_at_most_fifteen_minutes_and_stay_in_their_task(
     # when a longer session is asked for, an audit session tries to delete the password or list roles
     with pytest.raises(ClientError) as too_long:
         sts.assume_root(TargetPrincipal=account.account_id, TaskPolicyArn={"arn": AUDIT_ARN}, DurationSeconds=3600)
-    credentials = root_aws.assume_root(clients=org, account_id=account.account_id or "", task=root_aws.AUDIT_TASK)
-    with pytest.raises(root_aws.AwsError) as not_allowed:
-        root_aws.delete_root_login_profile(clients=org, credentials=credentials)
+    credentials = aws.assume_root(clients=org, account_id=account.account_id or "", task=aws.AUDIT_TASK)
+    with pytest.raises(aws.AwsError) as not_allowed:
+        aws.delete_root_login_profile(clients=org, credentials=credentials)
 
     with pytest.raises(ClientError) as other_iam:
         org.client("iam", credentials).list_roles()
@@ -393,11 +394,11 @@ def test_a_failed_removal_says_what_to_do_and_can_be_requested_again(
     give_root_everything(account.account_id or "")
 
     def refused(**_: Any) -> None:
-        raise root_aws.AwsError("AccessDenied", "explicit deny in a service control policy",
-                                "A service control policy (SCP) of the Organization denies it.", False)
+        raise aws.AwsError("AccessDenied", "explicit deny in a service control policy",
+                           "A service control policy (SCP) of the Organization denies it.", False)
 
     with monkeypatch.context() as patched:
-        patched.setattr(root_aws, "delete_root_signing_certificates", refused)
+        patched.setattr(aws, "delete_root_signing_certificates", refused)
         root_services.root_removal_request(account=account, actor=manager, reason="First try", clients=org)
         drive(account, clients=org)
     account.refresh_from_db()

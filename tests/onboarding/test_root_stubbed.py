@@ -10,9 +10,10 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from onboarding import root_aws, root_services
-from onboarding.aws import AwsError
+from onboarding import root_services
 from onboarding.models import AwsAccount, Client, RootPosture
+from portal import aws
+from portal.aws import AwsError
 from portal.models import User
 from tests.onboarding.test_aws import NOW, StubbedClients
 
@@ -47,7 +48,7 @@ def test_a_caller_outside_the_management_account_is_told_where_to_run(stubbed: S
 
     # when the features are read
     with pytest.raises(AwsError) as refused:
-        root_aws.root_features(clients=stubbed)
+        aws.root_features(clients=stubbed)
 
     # then the error says what to do, keeps AWS's code, and is not retried
     assert refused.value.code == "AccountNotManagementOrDelegatedAdministratorException"

@@ -13,12 +13,11 @@ from botocore.stub import ANY
 from django.utils import timezone
 
 from onboarding import workflow
-from onboarding.aws import AwsError
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance
 from onboarding.tasks import advance_account
 from portal.audit import audit_verify_chain
-from portal.aws import Boto3ClientFactory, TemporaryCredentials
+from portal.aws import AwsError, Boto3ClientFactory, TemporaryCredentials
 from portal.models import AuditEvent
 from switchroles.models import AccountRole
 from tests.onboarding.conftest import CountingClients, make_account, mocked_organization, templates

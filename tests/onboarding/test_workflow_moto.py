@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from onboarding import aws
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance
+from portal import aws
 from portal.audit import audit_verify_chain
 from portal.aws import Boto3ClientFactory
 from portal.models import AuditEvent

@@ -13,10 +13,10 @@ from botocore.stub import ANY
 from django.utils import timezone
 from django.utils.html import escape
 
-from onboarding.aws import FAILURE_REASON_MESSAGES, AwsError
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.services import onboarding_advance
 from onboarding.tasks import advance_account
+from portal.aws import FAILURE_REASON_MESSAGES, AwsError
 from portal.celery import app as celery_app
 from portal.models import AuditEvent
 from tests.onboarding.conftest import make_account, make_due

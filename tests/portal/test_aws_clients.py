@@ -16,8 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from portal import aws as portal_aws
 from portal.aws import MEMBER_CLIENTS_KEPT, Boto3ClientFactory, TemporaryCredentials, default_client_factory
+from portal.aws import clients as portal_aws
 
 
 class _Unavailable(BaseHTTPRequestHandler):

@@ -21,11 +21,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding import services as onboarding_services
-from onboarding.aws import AwsError
 from onboarding.models import OnboardingStep
 from onboarding.workflow import Outcome
 from portal import notifications
 from portal.audit import audit_chain_check_record, audit_record
+from portal.aws import AwsError
 from portal.models import AuditEvent, Notice, NotificationOptOut
 from portal.notification_sweeps import (
     drift_role_finding_notify,

@@ -17,15 +17,14 @@ import pytest
 from django.core.management import call_command
 from moto import mock_aws
 
-from onboarding import aws as onboarding_aws
 from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
-from portal.aws import Boto3ClientFactory
+from portal import aws as onboarding_aws
+from portal.aws import Boto3ClientFactory, allowed_role_arns, read_group_members, read_group_policies
 from portal.models import AuditEvent
 from portal.sandbox import sandbox_aws_restore, sandbox_organization_ensure
 from portal.sandbox_aws import account_id_for_email, install_stable_account_ids
 from switchroles import enforcement
-from switchroles.aws import allowed_role_arns, read_group_members, read_group_policies
 from switchroles.models import AccountRole, Team
 from tests.onboarding.conftest import MAIN_ACCOUNT_ID, _isolated_aws_env, drive, make_account
 

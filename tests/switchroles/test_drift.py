@@ -13,9 +13,9 @@ from botocore.stub import Stubber
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from onboarding import aws
 from onboarding.models import AwsAccount
 from onboarding.workflow import role_spec_for
+from portal import aws
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 from portal.models import AuditEvent, User
 from switchroles import drift

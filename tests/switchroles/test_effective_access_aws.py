@@ -244,8 +244,11 @@ def test_an_aws_failure_is_shown_and_leaves_open_findings_open(
     # when AWS refuses the read
     from botocore.exceptions import ClientError
 
-    def refuse(**_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetAccountAuthorizationDetails")
+    from portal.aws import translate
+
+    def refuse(**_: Any) -> Any:  # as the seam raises it
+        raise translate(ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}},
+                                    "GetAccountAuthorizationDetails"))
 
     monkeypatch.setattr(access_checks, "read_authorization_details", refuse)
     check = access_checks.effective_access_check(clients=aws)

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from portal.aws import Boto3ClientFactory
-from switchroles.aws import (
+from portal.aws import (
     MAX_POLICY_DOCUMENTS,
+    Boto3ClientFactory,
     PolicyTooLarge,
     PrincipalNotFound,
     RoleRef,
@@ -544,11 +544,11 @@ def test_removing_from_a_missing_group_is_a_no_op(clients: Boto3ClientFactory) -
 def test_changes_are_logged_as_structured_events(
     clients: Boto3ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="switchroles.aws")
+    caplog.set_level(logging.INFO, logger="portal.aws.main_iam")
     documents = compile_assume_policies(principal_label="sre", role_arns=grant(estate(2, 2), ["Engineer"]))
 
     apply_group_policies(clients=clients, group_name="sre", documents=documents, policy_name_prefix="sy-sre")
 
-    events = {record.getMessage(): record for record in caplog.records if record.name == "switchroles.aws"}
+    events = {record.getMessage(): record for record in caplog.records if record.name == "portal.aws.main_iam"}
     assert set(events) == {"switchroles.iam.group_created", "switchroles.iam.policies_applied"}
     assert events["switchroles.iam.policies_applied"].policies_created == 1  # type: ignore[attr-defined]

@@ -12,10 +12,9 @@ import pytest
 from django.utils import timezone
 
 from onboarding.models import AwsAccount, Client
-from portal.aws import Boto3ClientFactory
+from portal.aws import Boto3ClientFactory, allowed_role_arns
 from portal.models import AuditEvent
 from switchroles import enforcement, services
-from switchroles.aws import allowed_role_arns
 from switchroles.models import AccountRole, DriftCheck, EnforcedPrincipal, Team
 from switchroles.policies import MANAGED_POLICY_MAX_CHARS, MAX_MANAGED_POLICIES_PER_PRINCIPAL
 from switchroles.selectors import links_for_person

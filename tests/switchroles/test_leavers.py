@@ -12,9 +12,9 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from portal import aws as switchroles_aws
 from portal.aws import Boto3ClientFactory
 from portal.models import AuditEvent, User
-from switchroles import aws as switchroles_aws
 from switchroles import leavers, services
 from switchroles.models import Departure, Grant, TeamMembership
 
@@ -128,7 +128,9 @@ def test_a_refused_aws_call_ends_in_a_plain_message_not_a_retry_loop(
     from botocore.exceptions import ClientError
 
     def refused(**_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "RemoveUserFromGroup")
+        # (what the seam raises for that AWS answer)
+        raise switchroles_aws.translate(
+            ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "RemoveUserFromGroup"))
 
     monkeypatch.setattr(switchroles_aws, "remove_user_from_switchyard", refused)
     departure = leavers.person_leave(person=engineer, left_by=manager, reason="left")

@@ -124,6 +124,26 @@ def _fresh_session() -> botocore.session.Session:
     return session
 
 
+# A health check must answer within seconds: one try, short timeouts.
+QUICK_CHECK_CONFIG = Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=3)
+
+
+def client_acting_as(account_id: str, service: str, *, endpoint_url: str | None, region_name: str = "us-east-1") -> Any:
+    """A client that moto (the sandbox's simulated AWS, at ``endpoint_url``) takes for account
+    ``account_id``: the sandbox plays a client's administrator in their own account with it.
+    Never for real AWS (moto's ``x-moto-account-id`` header; dummy credentials)."""
+    client = _fresh_session().create_client(
+        service, region_name=region_name, endpoint_url=endpoint_url,
+        aws_access_key_id="sandbox-client", aws_secret_access_key="sandbox-client",  # noqa: S106 - moto's
+    )
+
+    def as_account(request: Any, **_: Any) -> None:
+        request.headers["x-moto-account-id"] = account_id
+
+    client.meta.events.register("before-sign.*.*", as_account)
+    return client
+
+
 def default_client_factory() -> ClientFactory:
     """A new factory as the running portal uses it, configured from settings (``AWS_ENDPOINT_URL``).
 

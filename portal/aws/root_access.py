@@ -1,8 +1,8 @@
 """The AWS seam for centralized root access: the Organization's root-access features (IAM), root
 sessions (``sts:AssumeRoot``) and the root user's credentials in a member account.
 
-Like :mod:`onboarding.aws`: every public function takes ``clients`` keyword-only, returns plain
-frozen dataclasses and raises :class:`onboarding.aws.AwsError` (plain message, raw code, retryable)
+Like the rest of :mod:`portal.aws`: every public function takes ``clients`` keyword-only, returns plain
+frozen dataclasses and raises :class:`portal.aws.errors.AwsError` (plain message, raw code, retryable)
 for anything AWS refused. The refusals particular to root access (not the management account, trusted
 access off, features off, a service control policy denying root sessions) get messages that say what
 to do and which permissions the workers need (:data:`WORKER_PERMISSIONS`).
@@ -12,16 +12,17 @@ No Django import at module level.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, ParamSpec, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from onboarding.aws import ACCOUNT_ID_RE, AwsError, classify_botocore_error, classify_client_error
-from portal.aws import ClientFactory, TemporaryCredentials
+from portal.aws.clients import ClientFactory, TemporaryCredentials
+from portal.aws.errors import AwsError, translating
+from portal.aws.limits import ACCOUNT_ID_RE
+from portal.aws.messages import ROOT_ERRORS, ROOT_FEATURES_PAGE, ErrorRule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,81 +68,33 @@ def permissions_sentence() -> str:
     return "The workers' AWS identity needs " + ", ".join(WORKER_PERMISSIONS) + " (see the Root access page)."
 
 
-_FEATURES_PAGE = "A manager can turn it on from the Root access page (Clients → Root access)."
-
-# Codes (without a trailing "Exception") and what they mean for root access.
-_ROOT_ERRORS: Final[dict[str, tuple[bool, str]]] = {
-    "AccountNotManagementOrDelegatedAdministrator": (
-        False,
-        "AWS only allows centralized root access from the Organization's management account or the delegated "
-        "administrator for IAM, and Switchyard's AWS identity is in neither. Run the workers with credentials of "
-        "the management account (or register their account as IAM's delegated administrator), then try again.",
-    ),
-    "CallerIsNotManagementAccount": (
-        False,
-        "Only the Organization's management account can turn on centralized root access, and Switchyard's AWS "
-        "identity is not in it. Run the workers with management-account credentials, then try again.",
-    ),
-    "ServiceAccessNotEnabled": (
-        False,
-        f"Trusted access for IAM is not enabled in AWS Organizations, so centralized root access is off. "
-        f"{_FEATURES_PAGE}",
-    ),
-    "OrganizationNotFound": (
-        False, "Switchyard's main account is not in an AWS Organization, so it has no member accounts' root to manage.",
-    ),
-    "OrganizationNotInAllFeaturesMode": (
-        False,
-        "Centralized root access needs the Organization to have all features enabled. Enable all features in "
-        "AWS Organizations first, then try again.",
-    ),
-}
-
-
-def _root_access_denied(exc: ClientError, *, operation: str) -> AwsError:
-    raw = str(exc.response.get("Error", {}).get("Message") or exc)
+def _root_access_denied(raw: str, operation: str) -> str:
+    """What a refused root-access call means: a service control policy, the features off, or the
+    workers' permissions."""
     lowered = raw.lower()
     if "service control policy" in lowered or "scp" in lowered.split():
-        plain = (
+        return (
             "A service control policy (SCP) of the Organization denies root sessions (sts:AssumeRoot) for this "
             "account, so Switchyard cannot look at or change its root user. Ask whoever manages the Organization's "
             "SCPs to allow sts:AssumeRoot for Switchyard's identity on this account, then try again."
         )
-    elif "not enabled" in lowered or "rootsessions" in lowered.replace(" ", ""):
-        plain = f"Root sessions are not enabled for the Organization (centralized root access is off). {_FEATURES_PAGE}"
-    else:
-        plain = (
-            f"AWS denied Switchyard {operation}. {permissions_sentence()} Check also the Organization's service "
-            "control policies."
+    if "not enabled" in lowered or "rootsessions" in lowered.replace(" ", ""):
+        return (
+            "Root sessions are not enabled for the Organization (centralized root access is off). "
+            f"{ROOT_FEATURES_PAGE}"
         )
-    return AwsError(str(exc.response.get("Error", {}).get("Code") or "AccessDenied"), raw, plain, False)
+    return (
+        f"AWS denied Switchyard {operation}. {permissions_sentence()} Check also the Organization's service "
+        "control policies."
+    )
 
 
-def _classify(exc: ClientError, operation: str) -> AwsError:
-    code = str(exc.response.get("Error", {}).get("Code") or "")
-    known = _ROOT_ERRORS.get(code.removesuffix("Exception"))
-    if known is not None:
-        raw = str(exc.response.get("Error", {}).get("Message") or exc)
-        return AwsError(code, raw, known[1], known[0])
-    if code in ("AccessDenied", "AccessDeniedException"):
-        return _root_access_denied(exc, operation=operation)
-    return classify_client_error(exc)
+# Root access's own codes, then the access-denied rule (its message depends on what AWS said).
+_ROOT_TABLE: Final[dict[str, ErrorRule]] = {**ROOT_ERRORS, "AccessDenied": (False, _root_access_denied)}
 
 
 def _translating(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    def decorator(func: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(func)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return func(*args, **kwargs)
-            except ClientError as exc:
-                raise _classify(exc, operation) from exc
-            except BotoCoreError as exc:
-                raise classify_botocore_error(exc) from exc
-
-        return wrapper
-
-    return decorator
+    return translating(_ROOT_TABLE, operation=operation)
 
 
 def _code(exc: ClientError) -> str:
@@ -178,7 +131,7 @@ class RootFeatures:
             "RootAccessNotEnabled",
             "Not enabled: " + ", ".join(missing),
             f"Centralized root access is off for the Organization ({', '.join(missing)} not enabled), so "
-            f"Switchyard cannot use root sessions. {_FEATURES_PAGE} {permissions_sentence()}",
+            f"Switchyard cannot use root sessions. {ROOT_FEATURES_PAGE} {permissions_sentence()}",
             False,
         )
 

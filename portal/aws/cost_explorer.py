@@ -2,8 +2,8 @@
 
 One public function, :func:`month_costs`, through the portal's client factory. It returns plain
 frozen dataclasses with ``Decimal`` amounts (never float: AWS sends amounts as strings) and raises
-``onboarding.aws.AwsError`` (the portal's one AWS error type) for anything AWS refused, translated by
-onboarding's classifier, with Cost Explorer's own codes explained first (its ``LimitExceededException``
+:class:`portal.aws.errors.AwsError` for anything AWS refused, with Cost Explorer's own codes
+(:data:`portal.aws.messages.COST_EXPLORER_ERRORS`) explained first (its ``LimitExceededException``
 is a request-rate limit, retryable, unlike IAM's quota of the same name).
 
 Every request costs $0.01: ``MonthCosts.requests`` says how many were made, pages included.
@@ -13,20 +13,15 @@ No Django import at module level.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from onboarding.aws import AwsError, classify_botocore_error, classify_client_error
-from portal.aws import ClientFactory
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from portal.aws.clients import ClientFactory
+from portal.aws.errors import translating
+from portal.aws.messages import COST_EXPLORER_ERRORS
 
 UNBLENDED: Final = "UnblendedCost"
 NET_UNBLENDED: Final = "NetUnblendedCost"
@@ -34,53 +29,6 @@ AMORTIZED: Final = "AmortizedCost"
 LINKED_ACCOUNT: Final = "LINKED_ACCOUNT"
 RECORD_TYPE: Final = "RECORD_TYPE"
 SERVICE: Final = "SERVICE"
-
-# Cost Explorer's own error codes (without "Exception"): (retryable, what to do).
-_CE_ERRORS: Final[dict[str, tuple[bool, str]]] = {
-    "LimitExceeded": (
-        True,
-        "Cost Explorer is limiting Switchyard's request rate. Switchyard will try again at the next scheduled fetch.",
-    ),
-    "DataUnavailable": (
-        True,
-        "Cost Explorer has no data for this month yet (new accounts take up to 24 hours). Try again later.",
-    ),
-    "BillExpiration": (
-        False,
-        "AWS no longer keeps the bill for this month (Cost Explorer keeps about 13 months, 38 with "
-        "multi-year data enabled). Nothing to fetch.",
-    ),
-    "RequestChanged": (True, "AWS's data changed while Switchyard was paging through it. Fetch the month again."),
-    "InvalidNextToken": (True, "AWS did not accept the page token it had given. Fetch the month again."),
-    "AccessDenied": (
-        False,
-        "AWS denied Switchyard access to Cost Explorer. The identity Switchyard runs as in the management "
-        "account needs ce:GetCostAndUsage (and Cost Explorer must be enabled in the billing console).",
-    ),
-}
-
-
-def _classified(exc: ClientError) -> AwsError:
-    error = classify_client_error(exc)
-    known = _CE_ERRORS.get(error.code.removesuffix("Exception"))
-    if known is None:
-        return error
-    retryable, plain = known
-    return AwsError(error.code, error.raw_message, plain, retryable, error.reason)
-
-
-def _translating_errors(func: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except ClientError as exc:
-            raise _classified(exc) from exc
-        except BotoCoreError as exc:
-            raise classify_botocore_error(exc) from exc
-
-    return wrapper
-
 
 @dataclass
 class RequestCounter:
@@ -173,7 +121,7 @@ def _costs(ce: Any, *, month: date, key: str, metrics: list[str], counter: Reque
     return tuple(costs)
 
 
-@_translating_errors
+@translating(COST_EXPLORER_ERRORS)
 def month_costs(
     *, clients: ClientFactory, month: date, amortized: bool = False, counter: RequestCounter | None = None
 ) -> MonthCosts:
