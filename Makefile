@@ -50,11 +50,7 @@ bench: install
 # are kept in mutants/ and a re-run only tries mutants not yet judged. MUTANTS narrows a run to
 # some functions, e.g. the policy compiler's: make mutation MUTANTS="$(MUTATION_COMPILER)".
 MUTATION_CHILDREN ?= 1
-MUTATION_COMPILER := switchroles.aws.x_compile_assume_policies* switchroles.aws.x__check_ref* \
-	switchroles.aws.x__statement* switchroles.aws.x__merge* switchroles.aws.x__document* \
-	switchroles.aws.x__pack* switchroles.aws.x__split* switchroles.aws.x_allowed_role_arns* \
-	switchroles.aws.x__parse_statement* switchroles.aws.x__expand* switchroles.aws.x__client_slug_of_path* \
-	switchroles.aws.x__as_list*
+MUTATION_COMPILER := portal.aws.policy_compiler.*
 MUTATION_STEPS := onboarding.workflow.*
 MUTATION_ENFORCEMENT := switchroles.enforcement.*
 

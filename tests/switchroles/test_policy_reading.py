@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from switchroles.aws import RoleRef, allowed_role_arns, compile_assume_policies
+from portal.aws import RoleRef, allowed_role_arns, compile_assume_policies
+from portal.aws.limits import MANAGED_POLICY_MAX_CHARS, policy_size
+from portal.aws.policy_compiler import MAX_POLICY_DOCUMENTS
 
 ACME_ACCOUNT = "111111111111"
 MFA = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
@@ -139,7 +141,56 @@ def test_document_ids_name_the_principal_in_iams_characters() -> None:
         "--group/Platform Team!--": "switchyard-group-Platform-Team-1",
         "///": "switchyard-principal-1",
         "x" * 80: f"switchyard-{'x' * 64}-1",
+        "X-ray team": "switchyard-X-ray-team-1",
     }
     for label, expected in cases.items():
         # when compiled, then each document's Id is the label in [A-Za-z0-9_-], at most 64, numbered
         assert compile_assume_policies(principal_label=label, role_arns=granted)[0]["Id"] == expected
+
+
+def test_a_client_with_more_accounts_than_one_statement_holds_is_split_and_stays_exact() -> None:
+    # given one client whose 600 accounts (about 10,000 characters of account IDs) are all granted
+    # Engineer: its one statement cannot fit in an empty 6,144-character policy
+    accounts = {f"{400000000000 + n * 13:012d}": "acme" for n in range(600)}
+    granted = {RoleRef(account, "acme", "/switchyard/acme/", "Engineer") for account in accounts}
+
+    # when compiled
+    documents = compile_assume_policies(principal_label="group/acme-everything", role_arns=granted)
+
+    # then the statement is split over more than one policy, each within IAM's size, and together
+    # they allow exactly the granted roles
+    assert 1 < len(documents) <= MAX_POLICY_DOCUMENTS
+    assert all(policy_size(document) <= MANAGED_POLICY_MAX_CHARS for document in documents)
+    assert allowed_role_arns(documents, account_clients=accounts) == {ref.arn for ref in granted}
+
+
+def test_a_large_estate_with_two_role_sets_keeps_every_statement_while_packing() -> None:
+    # given 1,000 accounts of 300 clients, too many for one statement per client and role set: half
+    # the accounts have Engineer only, half Engineer and On-call, so two role sets share documents
+    accounts = {f"{600000000000 + n * 17:012d}": f"client-{n % 300:03d}" for n in range(1000)}
+    granted = {
+        RoleRef(account, client, f"/switchyard/{client}/", name)
+        for n, (account, client) in enumerate(sorted(accounts.items()))
+        for name in (("Engineer",) if n % 2 else ("Engineer", "OnCall"))
+    }
+
+    # when compiled (statements of the second role set are merged into documents the first began)
+    documents = compile_assume_policies(principal_label="group/platform", role_arns=granted)
+
+    # then no statement was lost or cut: exactly the granted roles are allowed
+    assert all(policy_size(document) <= MANAGED_POLICY_MAX_CHARS for document in documents)
+    assert allowed_role_arns(documents, account_clients=accounts) == {ref.arn for ref in granted}
+
+
+def test_one_account_with_more_roles_than_one_statement_holds_is_split_by_role_never_widened() -> None:
+    # given one account with 200 custom roles granted: its statement cannot fit in an empty policy
+    granted = {RoleRef(ACME_ACCOUNT, "acme", "/switchyard/acme/", f"SwitchyardCustomRole{n:03d}") for n in range(200)}
+
+    # when compiled
+    documents = compile_assume_policies(principal_label="user/eli", role_arns=granted)
+
+    # then it is split by role, each part still narrowed to the account (a statement without the
+    # account condition would allow those role names in every account): exactly the granted roles
+    assert len(documents) > 1
+    assert all(policy_size(document) <= MANAGED_POLICY_MAX_CHARS for document in documents)
+    assert allowed_role_arns(documents, account_clients={ACME_ACCOUNT: "acme"}) == {ref.arn for ref in granted}
