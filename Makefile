@@ -9,7 +9,7 @@ export AWS_ACCESS_KEY_ID ?= sandbox
 export AWS_SECRET_ACCESS_KEY ?= sandbox
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -46,5 +46,18 @@ test: lint $(NODE_READERS)
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# Mutation testing (README, "Mutation testing"): which modules are mutated and which tests judge
+# them is [tool.mutmut] in pyproject.toml. One worker unless told (the machine is shared); results
+# are kept in mutants/ and a re-run only tries mutants not yet judged. MUTANTS narrows a run to
+# some functions, e.g. the policy compiler's: make mutation MUTANTS="$(MUTATION_COMPILER)".
+MUTATION_CHILDREN ?= 1
+MUTATION_COMPILER := portal.aws.policy_compiler.*
+MUTATION_STEPS := portal.steps.*
+MUTATION_ENFORCEMENT := switchroles.enforcement.*
+
+mutation: install
+	$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache mutants/

@@ -10,17 +10,16 @@ import importlib
 import os
 from collections.abc import Callable, Iterator
 
-import pyotp
 import pytest
 from allauth.mfa.models import Authenticator
-from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
-from allauth.mfa.totp.internal.auth import TOTP
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client
 
 from portal.people.models import User
 from portal.sandbox_moto import install as install_sandbox_moto
+from tests.factories import PASSWORD as PASSWORD  # re-exported: tests sign in with it
+from tests.factories import UserFactory
 
 # The sandbox's moto extensions (root access, …) are live in every test's moto, as in the sandbox.
 install_sandbox_moto()
@@ -29,7 +28,6 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-PASSWORD = "correct horse battery staple"  # noqa: S105
 
 
 def xdist_worker_index() -> int:
@@ -117,23 +115,14 @@ MakePerson = Callable[..., User]
 
 @pytest.fixture
 def make_person(db: None) -> MakePerson:
-    """make_person("eli", "Engineer", mfa=True) → a saved user in those capability groups.
+    """make_person("eli", "Engineer", mfa=True) → a saved user in those capability groups
+    (``tests.factories.UserFactory``; the IAM user name is the username unless given).
 
     With mfa=True the person has a TOTP authenticator; its secret is on ``user.totp_secret``."""
 
     def make(username: str, *groups: str, mfa: bool = True, iam_username: str = "", **fields: object) -> User:
-        user = User.objects.create_user(
-            username=username, email=f"{username}@example.com", password=PASSWORD,
-            iam_username=iam_username or username, **fields,  # type: ignore[arg-type]
-        )
-        for name in groups:
-            user.groups.add(Group.objects.get(name=name))
-        if mfa:
-            secret = pyotp.random_base32()
-            TOTP.activate(user, secret)
-            RecoveryCodes.activate(user)
-            user.totp_secret = secret  # type: ignore[attr-defined]
-        return user
+        return UserFactory(username=username, capabilities=groups, mfa=mfa, iam_username=iam_username or username,
+                           **fields)
 
     return make
 

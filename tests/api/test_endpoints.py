@@ -330,7 +330,7 @@ def test_a_refused_onboarding_says_what_the_page_says_and_asks_no_aws(world: Wor
 def test_links_and_teams_cost_the_same_queries_for_three_links_or_thirty(
     world: World, django_assert_max_num_queries: Any
 ) -> None:
-    from tests.portal.audit_factories import add_member, make_account, make_grant, make_role
+    from tests.factories import add_member, make_account, make_grant, make_role
 
     # Given engineer A, whose team reaches one link; then ten more accounts of Acme with three roles each
     # (the token, its owner's capabilities and the rate limit's counter are about ten queries a call with

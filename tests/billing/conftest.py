@@ -22,6 +22,7 @@ from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory, month_bounds
 from portal.people.models import User
 from tests.conftest import MakePerson
+from tests.factories import make_account, make_client
 
 QUEUE_URL = "http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results"
 
@@ -82,15 +83,6 @@ class CountingFactory:
         pytest.fail(f"AWS ({service}) was called when nothing should have been fetched")
 
 
-def make_account(client: Client, name: str, account_id: str, **fields: Any) -> AwsAccount:
-    values: dict[str, Any] = {
-        "origin": AwsAccount.Origin.CREATED, "state": AwsAccount.State.ACTIVE, "reason": "test",
-        "root_email": f"awsaccounts+{client.slug}-{name}@example.com",
-    }
-    values.update(fields)
-    return AwsAccount.objects.create(client=client, name=name, account_id=account_id, **values)
-
-
 @dataclass
 class Book:
     acme: Client
@@ -102,8 +94,8 @@ class Book:
 
 @pytest.fixture
 def book(db: None) -> Book:
-    acme = Client.objects.create(name="Acme Retail", slug="acme")
-    globex = Client.objects.create(name="Globex Logistics", slug="globex")
+    acme = make_client("Acme Retail", slug="acme")
+    globex = make_client("Globex Logistics", slug="globex")
     return Book(
         acme=acme, globex=globex,
         acme_prod=make_account(acme, "production", "111111111111"),

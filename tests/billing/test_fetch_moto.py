@@ -16,7 +16,8 @@ from billing.models import ClientBillingTerms, CostFetch, CostLine
 from onboarding.models import AwsAccount, OnboardingStep
 from portal.audit.models import AuditEvent
 from portal.aws import Boto3ClientFactory
-from tests.billing.conftest import Book, CountingFactory, ce_answer, make_account, queue
+from tests.billing.conftest import Book, CountingFactory, ce_answer, queue
+from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
 

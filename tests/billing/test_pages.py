@@ -198,7 +198,7 @@ def test_the_month_page_and_export_cost_the_same_queries_for_2_or_20_clients(
     from django.test.utils import CaptureQueriesContext
 
     from onboarding.models import Client
-    from tests.billing.conftest import make_account
+    from tests.factories import make_account
 
     def queries(path: str) -> int:
         with CaptureQueriesContext(connection) as captured:

@@ -12,7 +12,7 @@ from onboarding.selectors import suggested_root_email
 from portal.aws import Boto3ClientFactory
 from portal.sandbox import sandbox_demo_users_ensure
 from portal.sandbox_moto.accounts import account_id_for_email
-from tests.billing.conftest import make_account
+from tests.factories import make_account
 
 pytestmark = pytest.mark.django_db
 

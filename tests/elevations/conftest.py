@@ -12,13 +12,20 @@ import pytest
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from elevations.models import ClientContact
 from onboarding.models import AwsAccount, Client
 from portal.people.models import User
 from switchroles import services as switchroles_services
 from switchroles.models import AccountRole, RoleTemplate
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
+from tests.factories import (
+    ClientContactFactory,
+    add_member,
+    make_account,
+    make_client,
+    make_grant,
+    make_role,
+    make_team,
+)
 from tests.security.support import signed_in_client
 
 
@@ -59,12 +66,6 @@ class Estate:
         return signed_in_client(user)
 
 
-def make_contact(make_person: MakePerson, username: str, client: Client, invited_by: User) -> User:
-    user = make_person(username, "ClientContact", iam_username="")
-    ClientContact.objects.create(user=user, client=client, invited_by=invited_by, invited_at=timezone.now())
-    return user
-
-
 @pytest.fixture
 def estate(make_person: MakePerson, syncs: list[str]) -> Estate:
     from django.contrib.auth.models import Group
@@ -80,7 +81,7 @@ def estate(make_person: MakePerson, syncs: list[str]) -> Estate:
     team = make_team("Team A")
     add_member(team, engineer, at=timezone.now() - timedelta(days=3))
     make_grant(by=manager, team=team, client=acme, tiers=("engineer",), at=timezone.now() - timedelta(days=2))
-    contact = make_contact(make_person, "carla", acme, manager)
-    globex_contact = make_contact(make_person, "gus", globex, manager)
+    contact = ClientContactFactory(user__username="carla", client=acme, invited_by=manager).user
+    globex_contact = ClientContactFactory(user__username="gus", client=globex, invited_by=manager).user
     return Estate(acme, globex, prod, globex_prod, engineer_role, admin_role, globex_role, engineer, manager,
                   other_manager, contact, globex_contact)

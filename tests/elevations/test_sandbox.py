@@ -16,7 +16,7 @@ from onboarding.models import Client
 from portal.people.demo import DEMO_PASSWORD
 from portal.people.models import User
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import make_account, make_role
+from tests.factories import make_account, make_role
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,6 @@ that runs the workflow synchronously, and managers who have just re-authenticate
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,11 +15,14 @@ from django.test import Client as HttpClient
 from django.utils import timezone
 from moto import mock_aws
 
-from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import Advanced, onboarding_advance, onboarding_request
+from onboarding import workflow
+from onboarding.models import AwsAccount, Client, OnboardingStep
+from onboarding.services import Advanced, onboarding_advance, onboarding_request, role_path_for
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate
+from tests.factories import AccountRoleFactory, AwsAccountFactory, ManagedClientFactory, OnboardingStepFactory
+from tests.security.support import mark_recently_authenticated
 
 MAIN_ACCOUNT_ID = "123456789012"
 
@@ -135,14 +137,7 @@ def request_account(manager: User) -> RequestAccount:
 def mark_reauthenticated(http: HttpClient, user: User) -> HttpClient:
     """As if ``user`` had just confirmed their password and authenticator code (allauth's
     re-authentication; ``portal.web.reauth``: dangerous actions such as a hand-back need both)."""
-    session = http.session
-    session["account_authentication_methods_user"] = str(user.pk)
-    session["account_authentication_methods"] = [
-        {"method": "password", "at": time.time(), "reauthenticated": True, "username": user.username},
-        {"method": "mfa", "at": time.time(), "type": "totp", "reauthenticated": True},
-    ]
-    session.save()
-    return http
+    return mark_recently_authenticated(http, user)
 
 
 @pytest.fixture
@@ -158,29 +153,24 @@ def make_account(
     role_names: tuple[str, ...] = ("SwitchyardOnCall",),
     **fields: Any,
 ) -> AwsAccount:
-    """An account written straight to the database, its steps before ``at`` already done (no AWS)."""
-    from onboarding import services, workflow
-    from onboarding.models import Client
-    from switchroles.links import display_name_for
-
-    client, _ = Client.objects.get_or_create(slug=client_slug, defaults={"name": client_slug.title() + " Retail"})
+    """An account written straight to the database, its steps before ``at`` already done (no AWS):
+    its roles PENDING as the request made them, one step per kind of its origin's path."""
+    client = Client.objects.filter(slug=client_slug).first() or ManagedClientFactory(
+        slug=client_slug, name=client_slug.title() + " Retail")
     values: dict[str, Any] = {
-        "client": client, "name": "production", "origin": origin, "reason": "test",
+        "client": client, "name": "production", "origin": origin, "state": AwsAccount.State.REQUESTED,
         "root_email": f"awsaccounts+{client_slug}@example.com" if origin == AwsAccount.Origin.CREATED else None,
         "account_id": "210987654321" if origin == AwsAccount.Origin.INVITED else None,
     }
     values.update(fields)
-    account = AwsAccount.objects.create(**values)
+    account = AwsAccountFactory(**values)
     for template in templates(*role_names):
-        AccountRole.objects.create(
-            account=account, template=template, role_path=services.role_path_for(client),
-            role_name=template.role_name, display_name=display_name_for(client.name, account.name, template.name),
-            color=template.console_color,
-        )
+        AccountRoleFactory(account=account, template=template, role_path=role_path_for(client), arn="",
+                           state=AccountRole.State.PENDING)
     path = workflow.path_for(origin)
     done = path.index(at) if at else 0
     for position, kind in enumerate(path, start=1):
-        OnboardingStep.objects.create(
+        OnboardingStepFactory(
             account=account, position=position, kind=kind,
             status=OnboardingStep.Status.SUCCEEDED if position <= done else OnboardingStep.Status.PENDING,
         )

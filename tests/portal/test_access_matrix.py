@@ -12,7 +12,7 @@ from django.utils import timezone
 from portal.evidence.matrix import AccessMatrix, MatrixFilters, access_as_of
 from switchroles.models import AccountRole
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
+from tests.factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from portal.models import AccessReview, AccessReviewItem
 from portal.people.models import User
 from switchroles.models import LinkUse
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
+from tests.factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -36,7 +36,7 @@ from switchroles import services
 from switchroles.models import DriftCheck, DriftFinding, RoleDriftFinding
 from switchroles.notices import drift_role_finding_notify, main_account_drift_notify
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
+from tests.factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from portal.people.models import User
 from portal.reviews import access_review_decide, access_review_open, review_items, review_progress
 from switchroles.models import Grant, LinkUse
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_account, make_client, make_grant, make_role, make_team
+from tests.factories import add_member, make_account, make_client, make_grant, make_role, make_team
 
 pytestmark = pytest.mark.django_db
 

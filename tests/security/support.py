@@ -34,22 +34,38 @@ from onboarding.models import AwsAccount, Client, OnboardingStep
 from portal.api.tokens import api_token_create
 from portal.audit import audit_record
 from portal.audit.models import AuditChainCheck
-from portal.models import AccessReview, AccessReviewItem
+from portal.models import AccessReview
 from portal.people.models import User
 from switchroles.models import (
-    AccountRole,
     Departure,
-    DriftCheck,
     EnforcedPrincipal,
-    Favourite,
-    LinkUse,
     RoleDriftFinding,
-    RoleTemplate,
     RolloutAccount,
-    TemplateRollout,
 )
 from tests.conftest import MakePerson
-from tests.portal.audit_factories import add_member, make_grant, make_team
+from tests.factories import (
+    AccessReviewFactory,
+    AccessReviewItemFactory,
+    AccountRoleFactory,
+    ClientContactFactory,
+    DepartureFactory,
+    DriftCheckFactory,
+    ElevationRequestFactory,
+    EnforcedPrincipalFactory,
+    FavouriteFactory,
+    LinkUseFactory,
+    OnboardingBatchFactory,
+    OnboardingStepFactory,
+    RoleDriftFindingFactory,
+    RolloutAccountFactory,
+    TemplateRolloutFactory,
+    add_member,
+    make_account,
+    make_client,
+    make_grant,
+    make_team,
+    seeded_template,
+)
 
 # --- the visitors -----------------------------------------------------------------------------------
 
@@ -97,26 +113,6 @@ class World:
         return int(self.rows[key].pk)
 
 
-def _account(client: Client, name: str, account_id: str, **fields: Any) -> AwsAccount:
-    values: dict[str, Any] = {
-        "origin": AwsAccount.Origin.CREATED, "state": AwsAccount.State.ACTIVE, "reason": "test",
-        "root_email": f"awsaccounts+{client.slug}-{name.lower()}@example.com",
-    }
-    values.update(fields)
-    return AwsAccount.objects.create(client=client, name=name, account_id=account_id, **values)
-
-
-def _role(account: AwsAccount, tier: str) -> AccountRole:
-    template = RoleTemplate.objects.get(tier=tier)
-    slug = account.client.slug
-    return AccountRole.objects.create(
-        account=account, template=template, role_path=f"/switchyard/{slug}/", role_name=template.role_name,
-        arn=f"arn:aws:iam::{account.account_id}:role/switchyard/{slug}/{template.role_name}",
-        state=AccountRole.State.ACTIVE, display_name=f"{account.client.name} / {account.name} / {template.name}",
-        color=template.console_color, activated_at=timezone.now(), provisioned_revision=template.revision,
-    )
-
-
 def build_world(make_person: MakePerson) -> World:
     """Seven visitors and a row behind every id a URL can carry."""
     people = {
@@ -128,51 +124,41 @@ def build_world(make_person: MakePerson) -> World:
         "adm": make_person("root", mfa=True, is_staff=True, is_superuser=True),
     }
     a_long_time_ago = timezone.now() - timedelta(days=30)
-    acme = Client.objects.create(name="Acme", slug="acme")
-    globex = Client.objects.create(name="Globex", slug="globex")
-    acme_prod = _account(acme, "Production", "111111111111")
-    acme_invited = _account(acme, "Legacy", "111111111112", origin=AwsAccount.Origin.INVITED, root_email=None,
-                            state=AwsAccount.State.AWAITING_ACCESS_ROLE)
-    globex_prod = _account(globex, "Production", "222222222222")
-    acme_role = _role(acme_prod, "engineer")
-    acme_admin_role = _role(acme_prod, "administrator")
-    globex_role = _role(globex_prod, "engineer")
+    acme, globex = make_client("Acme"), make_client("Globex")
+    acme_prod = make_account(acme, "Production", "111111111111")
+    acme_invited = make_account(acme, "Legacy", "111111111112", origin=AwsAccount.Origin.INVITED, root_email=None,
+                                state=AwsAccount.State.AWAITING_ACCESS_ROLE)
+    globex_prod = make_account(globex, "Production", "222222222222")
+    acme_role, acme_admin_role, globex_role = (
+        AccountRoleFactory(account=account, tier=tier, provisioned_revision=seeded_template(tier).revision)
+        for account, tier in ((acme_prod, "engineer"), (acme_prod, "administrator"), (globex_prod, "engineer"))
+    )
     team_a, team_b = make_team("Team A"), make_team("Team B")
     add_member(team_a, people["eng"], at=a_long_time_ago)
     add_member(team_b, people["eng_b"], at=a_long_time_ago)
     grant_a = make_grant(by=people["mgr"], team=team_a, client=acme, tiers=("engineer",), at=a_long_time_ago)
     grant_b = make_grant(by=people["mgr"], team=team_b, client=globex, tiers=("engineer",), at=a_long_time_ago)
-    LinkUse.objects.create(person=people["eng"], account_role=acme_role, grant=grant_a, used_at=a_long_time_ago)
-    Favourite.objects.create(person=people["eng"], account_role=acme_role)
-    step = OnboardingStep.objects.create(account=acme_invited, position=1, kind=OnboardingStep.Kind.AWAIT_ACCESS_ROLE,
-                                         status=OnboardingStep.Status.FAILED, attempts=3,
-                                         last_error_code="AccessDenied", last_error_message="Not there yet.")
-    review = AccessReview.objects.create(title="Q3 review", scope=AccessReview.Scope.EVERYTHING,
-                                         deadline=timezone.now() + timedelta(days=7), opened_by=people["mgr"],
-                                         opened_at=timezone.now())
-    review.reviewers.add(people["mgr"])
-    item = AccessReviewItem.objects.create(review=review, grant=grant_a)
-    review_b = AccessReview.objects.create(title="Globex review", scope=AccessReview.Scope.CLIENT, client=globex,
-                                           deadline=timezone.now() + timedelta(days=7), opened_by=people["mgr"],
-                                           opened_at=timezone.now())
-    review_b.reviewers.add(people["mgr"])
-    AccessReviewItem.objects.create(review=review_b, grant=grant_b)
-    check = DriftCheck.objects.create(checked_at=timezone.now(), principals_checked=1, roles_checked=3, drifted=1)
-    finding = RoleDriftFinding.objects.create(
-        check_run=check, kind=RoleDriftFinding.Kind.DIFFERENT, account=acme_prod, account_role=acme_role,
-        role_path=acme_role.role_path, role_name=acme_role.role_name, role_arn=acme_role.arn,
-        differences=["The trust policy differs."], first_seen_at=timezone.now(),
-    )
-    engineer_template = RoleTemplate.objects.get(tier="engineer")
-    rollout = TemplateRollout.objects.create(template=engineer_template, revision=engineer_template.revision,
-                                             requested_by=people["mgr"], started_at=timezone.now())
-    part = RolloutAccount.objects.create(rollout=rollout, account_role=acme_role,
-                                         status=RolloutAccount.Status.FAILED, attempts=5,
-                                         last_error_code="AccessDenied")
+    LinkUseFactory(person=people["eng"], account_role=acme_role, grant=grant_a, used_at=a_long_time_ago)
+    FavouriteFactory(person=people["eng"], account_role=acme_role)
+    step = OnboardingStepFactory(account=acme_invited, position=1, kind=OnboardingStep.Kind.AWAIT_ACCESS_ROLE,
+                                 status=OnboardingStep.Status.FAILED, attempts=3,
+                                 last_error_code="AccessDenied", last_error_message="Not there yet.")
+    review = AccessReviewFactory(title="Q3 review", scope=AccessReview.Scope.EVERYTHING, opened_by=people["mgr"],
+                                 reviewers=[people["mgr"]])
+    item = AccessReviewItemFactory(review=review, grant=grant_a)
+    review_b = AccessReviewFactory(title="Globex review", scope=AccessReview.Scope.CLIENT, client=globex,
+                                   opened_by=people["mgr"], reviewers=[people["mgr"]])
+    AccessReviewItemFactory(review=review_b, grant=grant_b)
+    check = DriftCheckFactory(principals_checked=1, roles_checked=3, drifted=1)
+    finding = RoleDriftFindingFactory(check_run=check, kind=RoleDriftFinding.Kind.DIFFERENT, account_role=acme_role)
+    engineer_template = seeded_template("engineer")
+    rollout = TemplateRolloutFactory(template=engineer_template, requested_by=people["mgr"])
+    part = RolloutAccountFactory(rollout=rollout, account_role=acme_role, status=RolloutAccount.Status.FAILED,
+                                 attempts=5, last_error_code="AccessDenied")
     audit_record(action="test.world_built", actor=people["mgr"], target=acme)
     AuditChainCheck.objects.create(intact=True, events_checked=1)
-    EnforcedPrincipal.objects.create(principal_type=EnforcedPrincipal.Type.GROUP, team=team_a,
-                                     principal_name=team_a.iam_group_name, policy_name_prefix="switchyard-team-a")
+    EnforcedPrincipalFactory(principal_type=EnforcedPrincipal.Type.GROUP, team=team_a,
+                             policy_name_prefix="switchyard-team-a")
     # The scheduler's rows, so the admin's pages for them point at real rows too.
     every_minute = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
     CrontabSchedule.objects.create(minute="0", hour="3")
@@ -189,19 +175,16 @@ def build_world(make_person: MakePerson) -> World:
         "globex_prod": globex_prod, "acme_role": acme_role, "acme_admin_role": acme_admin_role,
         "globex_role": globex_role, "team_a": team_a, "team_b": team_b, "grant_a": grant_a, "grant_b": grant_b,
         "step": step, "review": review, "item": item, "review_b": review_b, "check": check, "finding": finding,
-        "engineer_template": engineer_template, "admin_template": RoleTemplate.objects.get(tier="administrator"),
+        "engineer_template": engineer_template, "admin_template": seeded_template("administrator"),
         "rollout": rollout, "part": part,
     }
     # Bringing accounts in: a batch of one adopted account.
-    from onboarding.models import OnboardingBatch
-
-    rows["batch"] = OnboardingBatch.objects.create(origin=AwsAccount.Origin.ADOPTED, requested_by=people["mgr"],
-                                                   reason="Adopted in the test world")
+    rows["batch"] = OnboardingBatchFactory(origin=AwsAccount.Origin.ADOPTED, requested_by=people["mgr"],
+                                           reason="Adopted in the test world")
     # A leaver (issue 18): someone who is not one of the visitors, gone, their AWS removal read back.
     gone = make_person("gone", "Engineer", is_active=False)
-    rows["departure"] = Departure.objects.create(
-        person=gone, left_by=people["mgr"], left_at=timezone.now(), reason="left", iam_username="gone",
-        aws_state=Departure.AwsState.VERIFIED, aws_verified_at=timezone.now())
+    rows["departure"] = DepartureFactory(person=gone, left_by=people["mgr"], aws_state=Departure.AwsState.VERIFIED,
+                                         aws_verified_at=timezone.now())
     rows["leaver"] = people["eng_b"]  # whom test_reauthentication makes leave
     # A "check now" request through the API (issue 15): its id is its audit event's.
     rows["check_request"] = audit_record(action="drift.check_requested", actor=people["mgr"],
@@ -211,17 +194,11 @@ def build_world(make_person: MakePerson) -> World:
     # CONTACT_MATRIX in test_access_matrix.py), and engineer A's pending request for Administrator on Acme.
     from django.contrib.auth.models import Group
 
-    from elevations.models import ClientContact, ElevationRequest
-
     Group.objects.get_or_create(name="ClientContact")  # a transactional test's flush took it
-    people["contact"] = make_person("carla", "ClientContact", iam_username="")
-    ClientContact.objects.create(user=people["contact"], client=acme, invited_by=people["mgr"],
-                                 invited_at=timezone.now(), accepted_at=timezone.now())
-    rows["elevation"] = ElevationRequest.objects.create(
-        requester=people["eng"], account=acme_prod, template=rows["admin_template"], duration_minutes=30,
-        reason="INC-1", approvers="both_first", requested_at=timezone.now(),
-        answer_by=timezone.now() + timedelta(hours=1),
-    )
+    people["contact"] = ClientContactFactory(user__username="carla", client=acme, invited_by=people["mgr"],
+                                             accepted_at=timezone.now()).user
+    rows["elevation"] = ElevationRequestFactory(requester=people["eng"], account=acme_prod,
+                                                template=rows["admin_template"], approvers="both_first")
     return World(people=people, rows=rows,
                  api_tokens={persona: created.secret for persona, created in api_tokens.items()})
 

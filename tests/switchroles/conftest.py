@@ -3,68 +3,39 @@ onboarding workflow is tested on its own), and moto standing in for the main acc
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from django.utils import timezone
 from moto import mock_aws
 
 from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory
 from portal.people.models import User
-from switchroles.links import display_name_for
 from switchroles.models import AccountRole, RoleTemplate
-
-_account_numbers = itertools.count(1)
-
-
-def next_account_id() -> str:
-    return f"{200000000000 + next(_account_numbers) * 7:012d}"
+from tests.factories import AccountRoleFactory, make_account, make_client, seeded_template
+from tests.security.support import mark_recently_authenticated
 
 
 def tier(name: str) -> RoleTemplate:
     """A seeded template by tier: "administrator", "engineer" or "oncall"."""
-    return RoleTemplate.objects.get(tier=name)
-
-
-def role_row(account: AwsAccount, template: RoleTemplate, *, state: str = AccountRole.State.ACTIVE) -> AccountRole:
-    """An unsaved AccountRole as onboarding publishes it (for bulk_create)."""
-    client = account.client
-    return AccountRole(
-        account=account,
-        template=template,
-        role_path=f"/switchyard/{client.slug}/",
-        role_name=template.role_name,
-        arn=f"arn:aws:iam::{account.account_id}:role/switchyard/{client.slug}/{template.role_name}",
-        state=state,
-        display_name=display_name_for(client.name, account.name, template.name),
-        color=template.console_color,
-        activated_at=timezone.now() if state == AccountRole.State.ACTIVE else None,
-    )
+    return seeded_template(name)
 
 
 @dataclass
 class Estate:
-    """Makes clients, accounts and roles."""
+    """Makes clients, accounts and roles (``tests.factories``, in the directory tests' words)."""
 
     def client(self, name: str, slug: str | None = None) -> Client:
-        return Client.objects.create(name=name, slug=slug or name.lower().replace(" ", "-")[:32])
+        return make_client(name, slug=slug)
 
     def account(self, client: Client, name: str = "Production", account_id: str | None = None) -> AwsAccount:
-        number = account_id or next_account_id()
-        return AwsAccount.objects.create(
-            client=client, name=name, account_id=number, root_email=f"awsaccounts+{number}@example.com",
-            origin=AwsAccount.Origin.CREATED, state=AwsAccount.State.ACTIVE, reason="test",
-        )
+        return make_account(client, name=name, account_id=account_id)
 
     def role(self, account: AwsAccount, tier_name: str, **kwargs: Any) -> AccountRole:
-        row = role_row(account, tier(tier_name), **kwargs)
-        row.save()
-        return row
+        return AccountRoleFactory(account=account, tier=tier_name, **kwargs)
 
     def client_with_roles(
         self, name: str, *, accounts: int = 1, tiers: tuple[str, ...] = ("administrator", "engineer", "oncall")
@@ -101,16 +72,6 @@ def iam_user_create(person: User) -> None:
 
 
 def reauthenticated(client: Any, user: User) -> Any:
-    """Mark the test client's session as freshly re-authenticated with password and authenticator
-    code (what allauth's re-authentication pages record), so every action lets it through
-    (``portal.web.reauth``: dangerous ones need both)."""
-    import time
-
-    session = client.session
-    session["account_authentication_methods_user"] = str(user.pk)
-    session["account_authentication_methods"] = [
-        {"method": "password", "at": time.time(), "username": user.username, "reauthenticated": True},
-        {"method": "mfa", "at": time.time(), "type": "totp", "reauthenticated": True},
-    ]
-    session.save()
-    return client
+    """The test client's session as just re-authenticated with password and authenticator code
+    (``tests.security.support.mark_recently_authenticated``: every action lets it through)."""
+    return mark_recently_authenticated(client, user)

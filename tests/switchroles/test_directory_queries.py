@@ -17,8 +17,9 @@ from onboarding.models import AwsAccount, Client
 from switchroles import services
 from switchroles.models import AccountRole, Favourite, LinkUse
 from switchroles.selectors import links_for_person
+from tests.factories import AccountRoleFactory, AwsAccountFactory
 
-from .conftest import next_account_id, role_row, tier
+from .conftest import tier
 
 SignedIn = Callable[[Any], HttpClient]
 TIERS = ("engineer", "oncall")
@@ -37,14 +38,14 @@ def estate_granted_to(person: Any, manager: Any, *, links: int, prefix: str) -> 
         [Client(name=f"{prefix} client {n:04d}", slug=f"{prefix}-{n:04d}") for n in range(max(1, accounts_needed // 5))]
     )
     accounts = AwsAccount.objects.bulk_create([
-        AwsAccount(client=clients[n % len(clients)], name=f"account {n}", account_id=(number := next_account_id()),
-                   root_email=f"awsaccounts+{number}@example.com", origin=AwsAccount.Origin.CREATED,
-                   state=AwsAccount.State.ACTIVE, reason="bench")
+        AwsAccountFactory.build(client=clients[n % len(clients)], name=f"account {n}", reason="bench")
         for n in range(accounts_needed)
     ])
     for account in accounts:
         account.client = clients[[c.pk for c in clients].index(account.client_id)]
-    roles = AccountRole.objects.bulk_create([role_row(account, tier(name)) for account in accounts for name in TIERS])
+    roles = AccountRole.objects.bulk_create(
+        [AccountRoleFactory.build(account=account, template=tier(name)) for account in accounts for name in TIERS]
+    )
     for client in clients:
         services.grant_create(granted_by=manager, person=person, client=client,
                               templates=[tier(name) for name in TIERS], reason="bench")

@@ -18,8 +18,9 @@ from switchroles import enforcement, services
 from switchroles.models import AccountRole, DriftCheck, EnforcedPrincipal, Team
 from switchroles.policies import MANAGED_POLICY_MAX_CHARS, MAX_MANAGED_POLICIES_PER_PRINCIPAL
 from switchroles.selectors import links_for_person
+from tests.factories import AccountRoleFactory, AwsAccountFactory
 
-from .conftest import Estate, iam_user_create, next_account_id, role_row, tier
+from .conftest import Estate, iam_user_create, tier
 
 
 def iam() -> Any:
@@ -183,15 +184,14 @@ def test_a_team_granted_1000_accounts_across_300_clients_gets_policies_within_ia
         [Client(name=f"Client {n:03d}", slug=f"client-{n:03d}") for n in range(300)]
     )
     accounts = AwsAccount.objects.bulk_create([
-        AwsAccount(client=clients[n % 300], name=f"account-{n}", account_id=(number := next_account_id()),
-                   root_email=f"awsaccounts+{number}@example.com", origin=AwsAccount.Origin.CREATED,
-                   state=AwsAccount.State.ACTIVE, reason="scale")
+        AwsAccountFactory.build(client=clients[n % 300], name=f"account-{n}", reason="scale")
         for n in range(1000)
     ])
     for n, account in enumerate(accounts):
         account.client = clients[n % 300]
     AccountRole.objects.bulk_create(
-        [role_row(account, tier(name)) for account in accounts for name in ("engineer", "oncall")]
+        [AccountRoleFactory.build(account=account, template=tier(name))
+         for account in accounts for name in ("engineer", "oncall")]
     )
     # when the team is granted Engineer on every client, and enforcement runs
     for client in clients:
