@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from portal.operations.models import FanOutPart, FanOutRun
+from portal.people.models import IAM_NAME_VALIDATOR
 from switchroles.links import switch_role_url
 
 ACCOUNT_ID_VALIDATOR = RegexValidator(r"^[0-9]{12}\Z", "An AWS account id is exactly 12 digits.")
@@ -118,7 +119,7 @@ class AwsAccount(models.Model):
     handshake_id = models.CharField(max_length=64, blank=True)
     handshake_expires_at = models.DateTimeField(null=True, blank=True)
     access_role_name = models.CharField(
-        "access role", max_length=64, blank=True, validators=[RegexValidator(r"^[\w+=,.@-]{1,64}\Z")],
+        "access role", max_length=64, blank=True, validators=[IAM_NAME_VALIDATOR],
         help_text="The role Switchyard assumes in the account; empty: OrganizationAccountAccessRole "
         "(SwitchyardAccessRole for invited accounts).",
     )

@@ -134,3 +134,28 @@ def test_a_manager_sets_the_access_role_an_account_uses(manager_http: HttpClient
     assert account.access_role == "AcmeAccess"
     assert AuditEvent.objects.filter(action="onboarding.access_role.changed").count() == 1
     assert "An IAM role name has 1–64" in refused
+
+
+def test_an_access_role_name_iam_would_refuse_is_refused_by_the_page_and_the_model(manager_http: HttpClient) -> None:
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    from onboarding.models import Client
+
+    # given an invited account waiting for its access role
+    client = Client.objects.create(name="Acme Retail", slug="acme")
+    account = AwsAccount.objects.create(client=client, name="production", origin=AwsAccount.Origin.INVITED,
+                                        account_id="210987654321", reason="x",
+                                        state=AwsAccount.State.AWAITING_ACCESS_ROLE)
+    url = reverse("onboarding:access_role_change", kwargs={"account_id": account.pk})
+
+    # when the manager names a role with a letter IAM refuses (not ASCII)
+    refused = manager_http.post(url, {"access_role_name": "Zugriffsrölle"}, follow=True).content.decode()
+
+    # then the page refuses it and the account keeps its role; the model's own rule agrees
+    account.refresh_from_db()
+    assert "An IAM role name has 1–64" in refused
+    assert account.access_role_name == ""
+    account.access_role_name = "Zugriffsrölle"
+    with pytest.raises(DjangoValidationError) as raised:
+        account.full_clean()
+    assert "access_role_name" in raised.value.message_dict
