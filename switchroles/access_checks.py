@@ -51,14 +51,13 @@ from portal.people.models import User
 from switchroles.accounts import account_model, active_accounts
 from switchroles.effective_access import (
     Analysis,
-    Principal,
-    TargetRole,
     analyse,
     policy_document,
     principals_from_details,
 )
 from switchroles.enforcement import iam_user_name_is_valid, intended_principals
 from switchroles.models import AccessCheck, AccessFinding, AccountRole, EnforcedPrincipal, RoleTemplate
+from switchroles.policy_evaluation import Principal, TargetRole
 from switchroles.selectors import grants_in_force, memberships_in_force
 
 if TYPE_CHECKING:

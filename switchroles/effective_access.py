@@ -2,8 +2,9 @@
 
 Every member role trusts ``arn:aws:iam::<main>:root``, which hands the decision to the main
 account's IAM: any IAM user (or role) there whose own policies allow ``sts:AssumeRole`` on a role
-can switch into it, grant or no grant. moto does not evaluate policies, so this module is
-Switchyard's own evaluator, pure (no AWS, no database): it takes the main account's
+can switch into it, grant or no grant. moto does not evaluate policies, so this module (with the
+statement-level evaluator in :mod:`switchroles.policy_evaluation`) is Switchyard's own, pure (no
+AWS, no database): it takes the main account's
 ``GetAccountAuthorizationDetails`` output (all pages merged, see
 ``portal.aws.read_authorization_details``) and the roles to decide for, and answers, for
 each pair, the way AWS's policy-evaluation logic does for a cross-account ``sts:AssumeRole``:
@@ -31,65 +32,21 @@ such condition (``OrganizationAccountAccessRole``).
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import unquote
 
-ASSUME_ROLE = "sts:AssumeRole"
-
-# Keys the caller picks when calling AssumeRole: a condition on them can be met by choosing a value.
-_CALLER_CHOSEN_KEYS = frozenset({"sts:rolesessionname", "sts:externalid", "sts:sourceidentity"})
-
-
-# --- input ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PolicySource:
-    """Where a statement comes from, in the words the findings use."""
-
-    kind: str  # "user inline" | "group inline" | "role inline" | "managed" | "boundary"
-    name: str  # policy name (inline) or ARN (managed)
-    via: str = ""  # "group <name>" when it reaches a user through a group
-    document: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def label(self) -> str:
-        what = f"inline policy {self.name}" if "inline" in self.kind else f"managed policy {self.name}"
-        if self.kind == "boundary":
-            what = f"permissions boundary {self.name}"
-        return f"{what} (via {self.via})" if self.via else what
-
-
-@dataclass(frozen=True)
-class Principal:
-    """A main-account IAM user or role, with every policy that applies to it."""
-
-    kind: str  # "user" | "role"
-    name: str
-    arn: str
-    path: str
-    account_id: str
-    tags: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
-    groups: tuple[str, ...] = ()
-    policies: tuple[PolicySource, ...] = field(default=(), compare=False, hash=False)
-    boundary: PolicySource | None = field(default=None, compare=False, hash=False)
-
-
-@dataclass(frozen=True)
-class TargetRole:
-    """A member-account role to decide for, with the trust policy it has (or should have)."""
-
-    arn: str
-    account_id: str
-    trust_policy: Mapping[str, Any] = field(compare=False, hash=False)
-    kind: str = "switchyard"  # "switchyard" | "access role"
-    is_administrator: bool = False
-
+from switchroles.policy_evaluation import (
+    CompiledStatement,
+    PolicySource,
+    Principal,
+    TargetRole,
+    compile_statements,
+    statement_conditions,
+    trust_decision,
+)
 
 # --- output --------------------------------------------------------------------------------------
 
@@ -224,382 +181,6 @@ def managed_policy_arns_missing(details: Mapping[str, Any]) -> set[str]:
     return wanted - known
 
 
-# --- matching ------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=65536)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    parts = []
-    for char in pattern:
-        parts.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
-    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def _as_list(value: Any) -> Sequence[Any]:
-    """A policy field that may be one value or a list of them, as a sequence (never copied: a
-    statement can list hundreds of ARNs or accounts, and the evaluator only reads them)."""
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return value
-    return (value,)
-
-
-_VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
-
-
-class _Unresolved(Exception):
-    pass
-
-
-def _substitute(text: str, context: Mapping[str, Any]) -> str:
-    """Policy variables (``${aws:username}``...); a missing one cannot match anything."""
-    if "${" not in text:
-        return text
-
-    def value(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key in ("*", "?", "$"):
-            return key
-        name, _, default = key.partition(", ")
-        found = context.get(name.strip().lower())
-        if found is None:
-            if default:
-                return default.strip().strip("'")
-            raise _Unresolved(key)
-        return str(found[0] if isinstance(found, list) else found)
-
-    return _VARIABLE_RE.sub(value, text)
-
-
-def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
-    if "Action" in statement:
-        return any(_glob(str(a), True).fullmatch(action) for a in _as_list(statement["Action"]))
-    if "NotAction" in statement:
-        return not any(_glob(str(a), True).fullmatch(action) for a in _as_list(statement["NotAction"]))
-    return False
-
-
-def _resource_matcher(statement: Mapping[str, Any], context: Mapping[str, Any]) -> Callable[[str], bool]:
-    negate = "Resource" not in statement
-    raw = _as_list(statement.get("Resource") if not negate else statement.get("NotResource"))
-    if not negate and "NotResource" not in statement and "Resource" not in statement:
-        return lambda _arn: False
-    patterns = []
-    for pattern in raw:
-        try:
-            patterns.append(_substitute(str(pattern), context))
-        except _Unresolved:
-            continue
-    if any(p == "*" for p in patterns):
-        return (lambda _arn: False) if negate else (lambda _arn: True)
-    # Literal ARNs in a set, wildcard ones as (cached) globs: a statement can list hundreds.
-    literal = frozenset(p for p in patterns if "*" not in p and "?" not in p)
-    # "arn:aws:iam::*:role/..." with no other wildcard (Switchyard's own form): a set lookup too.
-    any_account = frozenset(p for p in patterns if p not in literal and _only_account_wild(p))
-    globs = [_glob(p, False) for p in patterns if p not in literal and p not in any_account]
-
-    def matches(arn: str) -> bool:
-        hit = arn in literal
-        if not hit and any_account:
-            parts = arn.split(":", 5)
-            hit = len(parts) == 6 and ":".join((*parts[:4], "*", parts[5])) in any_account
-        if not hit and globs:
-            hit = any(g.fullmatch(arn) for g in globs)
-        return not hit if negate else hit
-
-    return matches
-
-
-# "arn:aws:iam::*:role/..." with no other wildcard: five colon-separated parts (the account "*"),
-# then the rest.
-_ONLY_ACCOUNT_WILD_RE = re.compile(r"\A[^:*?]*:[^:*?]*:[^:*?]*:[^:*?]*:\*:[^*?]*\Z")
-
-
-def _only_account_wild(pattern: str) -> bool:
-    return _ONLY_ACCOUNT_WILD_RE.match(pattern) is not None
-
-
-# --- conditions ----------------------------------------------------------------------------------
-
-_STRING_OPERATORS: dict[str, tuple[bool, bool, bool]] = {
-    # operator: (negated, like, ignore case)
-    "stringequals": (False, False, False),
-    "stringnotequals": (True, False, False),
-    "stringequalsignorecase": (False, False, True),
-    "stringnotequalsignorecase": (True, False, True),
-    "stringlike": (False, True, False),
-    "stringnotlike": (True, True, False),
-    "arnequals": (False, True, False),
-    "arnlike": (False, True, False),
-    "arnnotequals": (True, True, False),
-    "arnnotlike": (True, True, False),
-}
-
-
-def _describe(operator: str, key: str, values: Any) -> str:
-    return f"{operator} {key} {json.dumps(values)}"
-
-
-def _condition_value(
-    operator: str, key: str, values: Any, context: Mapping[str, Any]
-) -> bool | str:
-    """True / False, or a description of a condition the evaluator cannot decide."""
-    qualifier, _, bare = operator.rpartition(":")
-    op = bare.lower()
-    if_exists = op.endswith("ifexists")
-    if if_exists:
-        op = op[: -len("ifexists")]
-    lowered_key = key.lower()
-    wanted = _as_list(values)
-    if lowered_key in _CALLER_CHOSEN_KEYS and lowered_key not in context:
-        # The caller picks the value: met if some value it could send matches.
-        if op in _STRING_OPERATORS:
-            negated = _STRING_OPERATORS[op][0]
-            if negated:
-                return True
-            for value in wanted:
-                try:
-                    _substitute(str(value), context)
-                except _Unresolved:
-                    continue
-                return True
-            return False
-        if op == "null":
-            return True
-        return _describe(operator, key, values)
-    known = lowered_key in context or lowered_key.startswith("aws:principaltag/") or lowered_key in {
-        "aws:resourceaccount", "aws:multifactorauthpresent", "aws:username", "aws:principalarn",
-        "aws:principalaccount", "aws:principaltype", "aws:principalisawsservice", "aws:viaawsservice",
-    }
-    if not known:
-        return _describe(operator, key, values)
-    present = context.get(lowered_key)
-    if op == "null":
-        expect_absent = [str(v).lower() for v in wanted] == ["true"]
-        return (present is None) == expect_absent
-    if present is None:
-        if if_exists:
-            return True
-        if qualifier.lower() == "forallvalues":
-            return True
-        if op in _STRING_OPERATORS:
-            return _STRING_OPERATORS[op][0]  # a negated operator is met by a missing key
-        return False
-    actual = [str(v) for v in _as_list(present)]
-    if op == "bool":
-        return any(str(w).lower() == a.lower() for w in wanted for a in actual)
-    if op not in _STRING_OPERATORS:
-        return _describe(operator, key, values)
-    negated, like, ignore_case = _STRING_OPERATORS[op]
-    patterns = []
-    for value in wanted:
-        try:
-            patterns.append(_substitute(str(value), context))
-        except _Unresolved:
-            continue
-
-    def one(candidate: str) -> bool:
-        for pattern in patterns:
-            if like:
-                if _glob(pattern, ignore_case).fullmatch(candidate):
-                    return True
-            elif (pattern.lower() == candidate.lower()) if ignore_case else pattern == candidate:
-                return True
-        return False
-
-    if qualifier.lower() == "forallvalues":
-        hit = all(one(a) for a in actual)
-    else:
-        hit = any(one(a) for a in actual)
-    return not hit if negated else hit
-
-
-def _conditions(statement: Mapping[str, Any], context: Mapping[str, Any]) -> Literal[False] | tuple[str, ...]:
-    """False when a condition fails; otherwise the undecided ones (empty: all met)."""
-    condition = statement.get("Condition") or {}
-    if not isinstance(condition, Mapping):
-        return (f"an unreadable condition {condition!r}",)
-    unknown: list[str] = []
-    for operator, block in condition.items():
-        if not isinstance(block, Mapping):
-            unknown.append(f"{operator} {block!r}")
-            continue
-        for key, values in block.items():
-            outcome = _condition_value(str(operator), str(key), values, context)
-            if outcome is False:
-                return False
-            if isinstance(outcome, str):
-                unknown.append(outcome)
-    return tuple(unknown)
-
-
-def _statements(document: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
-    raw = document.get("Statement", [])
-    items = raw if isinstance(raw, list) else [raw]
-    return [(number, s) for number, s in enumerate(items, start=1) if isinstance(s, Mapping)]
-
-
-def _statement_label(number: int, statement: Mapping[str, Any]) -> str:
-    sid = statement.get("Sid")
-    return f"statement {sid}" if sid else f"statement #{number}"
-
-
-# --- identity side --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    effect: str
-    source: PolicySource
-    label: str
-    text: str
-    resource: Callable[[str], bool]
-    pending: Mapping[str, Any]  # conditions on aws:ResourceAccount, decided per role
-    unknown: tuple[str, ...]
-    exact_arns: frozenset[str] | None = None  # the only ARNs it can match (no wildcard in Resource)
-    accounts: frozenset[str] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
-
-
-def _compile(sources: Iterable[PolicySource], context: Mapping[str, Any]) -> list[_Compiled]:
-    """The statements about ``sts:AssumeRole`` whose principal-side conditions can still hold."""
-    compiled = []
-    for source in sources:
-        for number, statement in _statements(source.document):
-            effect = str(statement.get("Effect", ""))
-            if effect not in ("Allow", "Deny") or not _action_matches(statement, ASSUME_ROLE):
-                continue
-            condition = statement.get("Condition") or {}
-            per_role: dict[str, dict[str, Any]] = {}
-            rest: dict[str, dict[str, Any]] = {}
-            if isinstance(condition, Mapping):
-                for operator, block in condition.items():
-                    if not isinstance(block, Mapping):
-                        rest.setdefault(operator, {})
-                        continue
-                    for key, values in block.items():
-                        target = per_role if str(key).lower() == "aws:resourceaccount" else rest
-                        target.setdefault(operator, {})[key] = values
-            outcome = _conditions({"Condition": rest}, context)
-            if outcome is False:
-                continue
-            compiled.append(_Compiled(
-                effect=effect, source=source, label=_statement_label(number, statement),
-                text=json.dumps(statement, sort_keys=True)[:2000],
-                resource=_resource_matcher(statement, context), pending=per_role, unknown=outcome,
-                exact_arns=_exact_arns(statement), accounts=_literal_accounts(per_role),
-            ))
-    return compiled
-
-
-def _exact_arns(statement: Mapping[str, Any]) -> frozenset[str] | None:
-    if "Resource" not in statement:
-        return None
-    values = [str(v) for v in _as_list(statement["Resource"])]
-    if any(ch in v for v in values for ch in "*?$"):
-        return None
-    return frozenset(values)
-
-
-def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> frozenset[str] | None:
-    """The accounts a plain ``StringEquals aws:ResourceAccount`` allows (None: any, or not plain)."""
-    if set(per_role) != {"StringEquals"} or len(per_role["StringEquals"]) != 1:
-        return None
-    values = [str(v) for v in _as_list(next(iter(per_role["StringEquals"].values())))]
-    if any(ch in v for v in values for ch in "*?$"):
-        return None
-    return frozenset(values)
-
-
-def _decide(
-    statements: Sequence[_Compiled], role: TargetRole, context: Mapping[str, Any]
-) -> tuple[str, _Compiled | None, tuple[str, ...]]:
-    """("deny" | "allow" | "none", the deciding statement, undecided conditions)."""
-    role_context: dict[str, Any] | None = None
-    allow: _Compiled | None = None
-    allow_unknown: tuple[str, ...] = ()
-    deny_caveats: list[str] = []
-    for statement in statements:
-        if not statement.resource(role.arn):
-            continue
-        unknown = statement.unknown
-        if statement.pending:
-            if role_context is None:
-                role_context = {**context, "aws:resourceaccount": role.account_id}
-            outcome = _conditions({"Condition": statement.pending}, role_context)
-            if outcome is False:
-                continue
-            unknown = unknown + outcome
-        if statement.effect == "Deny":
-            if not unknown:
-                return "deny", statement, ()
-            deny_caveats.append(
-                f"not denied by {statement.source.label} {statement.label} ({'; '.join(unknown)})"
-            )
-        elif allow is None or (allow_unknown and not unknown):
-            allow, allow_unknown = statement, unknown
-    if allow is None:
-        return "none", None, ()
-    return "allow", allow, tuple(allow_unknown) + tuple(deny_caveats)
-
-
-# --- trust side ------------------------------------------------------------------------------------
-
-
-def _principal_matches(statement: Mapping[str, Any], principal: Principal) -> bool:
-    negate = "Principal" not in statement
-    raw = statement.get("NotPrincipal") if negate else statement.get("Principal")
-    if raw == "*":
-        return not negate
-    values = _as_list(raw.get("AWS")) if isinstance(raw, Mapping) else []
-    root = f"arn:aws:iam::{principal.account_id}:root"
-    hit = any(
-        str(v) in ("*", principal.account_id, root, principal.arn)
-        or (principal.kind == "role" and str(v).startswith(f"arn:aws:sts::{principal.account_id}:assumed-role/"
-                                                            f"{principal.name}/"))
-        for v in values
-    )
-    return not hit if negate else hit
-
-
-def _trust(
-    trust: Mapping[str, Any], principal: Principal, context: Mapping[str, Any], account_id: str
-) -> tuple[bool, tuple[str, ...], str]:
-    """(allowed, undecided conditions, why not)."""
-    role_context = {**context, "aws:resourceaccount": account_id}
-    allowed = False
-    unknown: tuple[str, ...] = ()
-    why = "its trust policy does not name the main account or this principal"
-    for _number, statement in _statements(trust):
-        if not _action_matches(statement, ASSUME_ROLE) or not _principal_matches(statement, principal):
-            continue
-        outcome = _conditions(statement, role_context)
-        if statement.get("Effect") == "Deny":
-            if outcome == ():
-                return False, (), "its trust policy denies it"
-            continue
-        if statement.get("Effect") != "Allow":
-            continue
-        if outcome is False:
-            why = _why_trust_refuses(statement, principal, context)
-            continue
-        if not allowed or (unknown and not outcome):
-            allowed, unknown = True, outcome
-    return allowed, unknown, "" if allowed else why
-
-
-def _why_trust_refuses(statement: Mapping[str, Any], principal: Principal, context: Mapping[str, Any]) -> str:
-    text = json.dumps(statement.get("Condition") or {})
-    if "${aws:username}" in text and principal.kind == "role":
-        return ("a role session has no aws:username, so it can never meet the trust condition "
-                "sts:RoleSessionName = ${aws:username}")
-    if "aws:PrincipalTag/" in text:
-        return "the principal lacks the tag the trust policy requires"
-    if "aws:MultiFactorAuthPresent" in text and context.get("aws:multifactorauthpresent") is None:
-        return "the trust policy requires MFA, which a role session does not carry"
-    return f"it does not meet the trust policy's conditions {text[:300]}"
-
-
 # --- the analysis -----------------------------------------------------------------------------------
 
 
@@ -640,8 +221,8 @@ class _SourceDecisions:
     """What one policy decides for every role it mentions: the first statement allowing each
     (a decided one preferred), the decided Denies, and Denies that depend on an undecided condition."""
 
-    allow: dict[int, tuple[_Compiled, tuple[str, ...]]] = field(default_factory=dict)
-    deny: dict[int, _Compiled] = field(default_factory=dict)
+    allow: dict[int, tuple[CompiledStatement, tuple[str, ...]]] = field(default_factory=dict)
+    deny: dict[int, CompiledStatement] = field(default_factory=dict)
     deny_caveats: dict[int, list[str]] = field(default_factory=dict)
     allow_undecided: bool = False  # some allow depends on a condition the evaluator cannot decide
 
@@ -657,7 +238,7 @@ class _RoleIndex:
             self.by_account[role.account_id].append(number)
             self.by_arn.setdefault(role.arn, number)
 
-    def candidates(self, statement: _Compiled) -> Iterable[int]:
+    def candidates(self, statement: CompiledStatement) -> Iterable[int]:
         if statement.exact_arns is not None:
             found = [self.by_arn[a] for a in statement.exact_arns if a in self.by_arn]
             if statement.accounts is not None:
@@ -670,7 +251,7 @@ class _RoleIndex:
 
 def _source_decisions(source: PolicySource, context: Mapping[str, Any], index: _RoleIndex) -> _SourceDecisions:
     decided = _SourceDecisions()
-    for statement in _compile((source,), context):
+    for statement in compile_statements((source,), context):
         by_account: dict[str, Literal[False] | tuple[str, ...]] = {}
         for number in index.candidates(statement):
             role = index.roles[number]
@@ -681,7 +262,7 @@ def _source_decisions(source: PolicySource, context: Mapping[str, Any], index: _
                 # (a plain StringEquals on aws:ResourceAccount is met: candidates are its accounts)
                 outcome = by_account.get(role.account_id)
                 if outcome is None:
-                    outcome = by_account[role.account_id] = _conditions(
+                    outcome = by_account[role.account_id] = statement_conditions(
                         {"Condition": statement.pending}, {**context, "aws:resourceaccount": role.account_id}
                     )
                 if outcome is False:
@@ -738,7 +319,7 @@ class _Decided:
 
     denied: dict[str, list[int]] = field(default_factory=dict)
     outside_boundary: list[int] = field(default_factory=list)
-    by_trust: dict[tuple[str, str], list[tuple[int, _Compiled, tuple[str, ...]]]] = field(default_factory=dict)
+    by_trust: dict[tuple[str, str], list[tuple[int, CompiledStatement, tuple[str, ...]]]] = field(default_factory=dict)
 
 
 def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Analysis:
@@ -812,7 +393,7 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
     for principal in principals:
         blocked: dict[str, set[int]] = defaultdict(set)
         reached: dict[str, Reach] = {}
-        reached_in: list[list[tuple[int, _Compiled, tuple[str, ...]]]] = []
+        reached_in: list[list[tuple[int, CompiledStatement, tuple[str, ...]]]] = []
         sources = (*principal.policies, *((principal.boundary,) if principal.boundary else ()))
         signature = _signature(principal, any(personal_source(s) for s in sources))
         uses_mfa = any(mentions_mfa(s) for s in sources)
@@ -826,9 +407,9 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
             if decided.outside_boundary and principal.boundary is not None:
                 blocked[f"its {principal.boundary.label} does not allow sts:AssumeRole there"].update(
                     decided.outside_boundary)
-            allowed: list[tuple[list[tuple[int, _Compiled, tuple[str, ...]]], tuple[str, ...]]] = []
+            allowed: list[tuple[list[tuple[int, CompiledStatement, tuple[str, ...]]], tuple[str, ...]]] = []
             for trust_key, items in decided.by_trust.items():
-                trust_allowed, trust_unknown, why = _trust(trusts[trust_key[0]], principal, context,
+                trust_allowed, trust_unknown, why = trust_decision(trusts[trust_key[0]], principal, context,
                                                            roles[items[0][0]].account_id)
                 if not trust_allowed:
                     blocked[f"the role's trust refuses it: {why}"].update(index for index, _, _ in items)

@@ -19,9 +19,10 @@ from onboarding.models import AwsAccount, Client
 from portal.aws import Boto3ClientFactory, read_authorization_details
 from switchroles import services
 from switchroles.access_checks import console_trust_policy
-from switchroles.effective_access import TargetRole, analyse, principals_from_details
+from switchroles.effective_access import analyse, principals_from_details
 from switchroles.links import display_name_for
 from switchroles.models import AccountRole, RoleTemplate
+from switchroles.policy_evaluation import TargetRole
 from tests.e2e.enforcement_pause import ENV as PAUSE_ENV
 from tests.e2e.processes import WorkerPool, celery_app_using, moto_server, redis_broker, wait_until
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from switchroles.effective_access import PolicySource, Principal, TargetRole, analyse, principals_from_details
+from switchroles.effective_access import analyse, principals_from_details
+from switchroles.policy_evaluation import PolicySource, Principal, TargetRole
 
 MAIN = "111111111111"
 MEMBER = "222222222222"
