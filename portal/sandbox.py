@@ -74,7 +74,7 @@ def sandbox_organization_ensure(*, clients: ClientFactory, wait_seconds: float =
     """Wait for the local moto endpoint, then make sure the main account runs an Organization
     with all features. Says which management account runs it, and whether it had to be created."""
     require_sandbox()
-    organizations = clients.client("organizations")
+    organizations = aws.organizations_client(clients)
     deadline = time.monotonic() + wait_seconds
     created = False
     while True:
@@ -246,7 +246,7 @@ def _main_account_enforcement_restore(*, clients: ClientFactory, report: Sandbox
     needed = {p.principal_name for p in principals
               if p.principal_type == EnforcedPrincipal.Type.USER and p.principal_name}
     needed.update(member for p in principals for member in p.members)
-    iam = clients.client("iam")
+    iam = aws.iam_client(clients)
     for name in sorted(needed):
         try:
             iam.get_user(UserName=name)
@@ -285,7 +285,7 @@ def sandbox_legacy_member_ensure(*, clients: ClientFactory) -> str:
     ).account_id or "")
     credentials = aws.assume_access_role(clients=clients, account_id=account_id,
                                                     session_name="switchyard-sandbox-seed")
-    iam = clients.client("iam", credentials=credentials)
+    iam = aws.iam_client(clients, credentials=credentials)
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{settings.SWITCHYARD_MAIN_ACCOUNT_ID}:root"},
         "Action": "sts:AssumeRole"}]}

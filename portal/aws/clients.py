@@ -10,11 +10,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
+
+if TYPE_CHECKING:  # the stubs are a dev dependency: nothing here needs them at run time
+    from mypy_boto3_ce import CostExplorerClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_organizations import OrganizationsClient
+    from mypy_boto3_sts import STSClient
 
 # botocore's "standard" mode retries throttling and transient errors with jittered backoff;
 # our own task-level retries handle what outlasts it (e.g. IAM not ready in a new account).
@@ -42,6 +49,39 @@ class ClientFactory(Protocol):
     def client(
         self, service: str, credentials: TemporaryCredentials | None = None, *, retries: bool = True
     ) -> Any: ...
+
+
+# Typed accessors: the factory hands out plain botocore clients (``client`` returns ``Any``, so
+# wrappers such as ``MainAccountLimitedClients`` and test fakes keep fitting the protocol); these
+# give each service's client its boto3-stubs type, so mypy checks every call's parameters and answer.
+def iam_client(
+    clients: ClientFactory, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+) -> IAMClient:
+    return cast("IAMClient", clients.client("iam", credentials, retries=retries))
+
+
+def organizations_client(
+    clients: ClientFactory, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+) -> OrganizationsClient:
+    return cast("OrganizationsClient", clients.client("organizations", credentials, retries=retries))
+
+
+def sts_client(
+    clients: ClientFactory, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+) -> STSClient:
+    return cast("STSClient", clients.client("sts", credentials, retries=retries))
+
+
+def ce_client(
+    clients: ClientFactory, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+) -> CostExplorerClient:
+    return cast("CostExplorerClient", clients.client("ce", credentials, retries=retries))
+
+
+def cloudformation_client(
+    clients: ClientFactory, credentials: TemporaryCredentials | None = None, *, retries: bool = True
+) -> CloudFormationClient:
+    return cast("CloudFormationClient", clients.client("cloudformation", credentials, retries=retries))
 
 
 # Member-account clients kept per factory: one task reaches a handful of accounts at most.

@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from portal.aws.clients import ClientFactory
+from portal.aws.clients import ClientFactory, ce_client
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_ce import CostExplorerClient
+    from mypy_boto3_ce.type_defs import GetCostAndUsageRequestTypeDef, GroupTypeDef
 from portal.aws.errors import translating
 from portal.aws.messages import COST_EXPLORER_ERRORS
 
@@ -77,7 +81,9 @@ def _amount(metrics: dict[str, Any], name: str) -> tuple[Decimal, str] | None:
     return Decimal(str(value.get("Amount") or "0")), str(value.get("Unit") or "USD")
 
 
-def _groups(ce: Any, request: dict[str, Any], counter: RequestCounter) -> Iterator[tuple[bool, dict[str, Any]]]:
+def _groups(
+    ce: CostExplorerClient, request: GetCostAndUsageRequestTypeDef, counter: RequestCounter
+) -> Iterator[tuple[bool, GroupTypeDef]]:
     token: str | None = None
     while True:
         counter.requests += 1
@@ -92,10 +98,10 @@ def _groups(ce: Any, request: dict[str, Any], counter: RequestCounter) -> Iterat
             return
 
 
-def _costs(ce: Any, *, month: date, key: str, metrics: list[str], counter: RequestCounter,
+def _costs(ce: CostExplorerClient, *, month: date, key: str, metrics: list[str], counter: RequestCounter,
            estimated: list[bool]) -> tuple[AccountCost, ...]:
     start, end = month_bounds(month)
-    request = {
+    request: GetCostAndUsageRequestTypeDef = {
         "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
         "Granularity": "MONTHLY",
         "Metrics": metrics,
@@ -132,7 +138,7 @@ def month_costs(
     LINKED_ACCOUNT and SERVICE), every page of each; ``estimated`` is True when AWS says any part of
     the month is still an estimate. Raises ``AwsError``; ``counter`` (when given) has counted the
     requests sent before it, the failed one included."""
-    ce = clients.client("ce")
+    ce = ce_client(clients)
     metrics = [UNBLENDED, NET_UNBLENDED] + ([AMORTIZED] if amortized else [])
     counter = counter if counter is not None else RequestCounter()
     estimated = [False]

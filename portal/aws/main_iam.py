@@ -15,12 +15,15 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from portal.aws.clients import ClientFactory
+from portal.aws.clients import ClientFactory, iam_client, sts_client
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_iam import IAMClient
 from portal.aws.errors import translating
 from portal.aws.limits import (
     MANAGED_POLICY_MAX_CHARS,
@@ -108,7 +111,7 @@ def _apply(
                 f"Policy {prefix}-{number} is {size:,} characters; IAM allows {MANAGED_POLICY_MAX_CHARS:,}."
             )
 
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     arn_prefix = _policy_arn_prefix(clients)
     principal = _Principal(iam, principal_type, principal_name)
 
@@ -179,7 +182,7 @@ def _apply(
 
 
 def _put_policy(
-    iam: Any,
+    iam: IAMClient,
     arn: str,
     name: str,
     document: Mapping[str, Any],
@@ -210,7 +213,7 @@ def _put_policy(
     return "updated"
 
 
-def _detach_from_others(iam: Any, arn: str, principal_type: PrincipalType, principal_name: str) -> None:
+def _detach_from_others(iam: IAMClient, arn: str, principal_type: PrincipalType, principal_name: str) -> None:
     for page in iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=arn):
         for group in page.get("PolicyGroups", []):
             if (principal_type, principal_name) != ("group", group["GroupName"]):
@@ -225,7 +228,7 @@ def _detach_from_others(iam: Any, arn: str, principal_type: PrincipalType, princ
             logger.warning("switchroles.iam.policy_detached", extra={"policy": arn, "role": role["RoleName"]})
 
 
-def _delete_policy(iam: Any, arn: str) -> bool:
+def _delete_policy(iam: IAMClient, arn: str) -> bool:
     """Detach from every entity, delete non-default versions, delete. False if it did not exist."""
     try:
         iam.get_policy(PolicyArn=arn)
@@ -270,7 +273,7 @@ def read_user_policies(
 def _read(
     clients: ClientFactory, principal_type: PrincipalType, principal_name: str, prefix: str | None
 ) -> PrincipalPolicies:
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     principal = _Principal(iam, principal_type, principal_name)
     if not principal.exists():
         return PrincipalPolicies(principal_type, principal_name, exists=False, policies=())
@@ -308,7 +311,7 @@ class GroupMembers:
 @translating()
 def read_group_members(*, clients: ClientFactory, group_name: str) -> tuple[str, ...] | None:
     """The IAM user names in the group, sorted; ``None`` when the group does not exist."""
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     names: list[str] = []
     try:
         for page in iam.get_paginator("get_group").paginate(GroupName=group_name):
@@ -334,7 +337,7 @@ def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: 
     current = read_group_members(clients=clients, group_name=group_name)
     if current is None:
         return GroupMembers(group_name, (), (), ())
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     # Removals first: a refused addition must never leave someone who left in the group.
     removed = []
     for name in sorted(set(current) - wanted):
@@ -362,7 +365,7 @@ def apply_group_members(*, clients: ClientFactory, group_name: str, user_names: 
 
 
 class _Principal:
-    def __init__(self, iam: Any, principal_type: PrincipalType, name: str) -> None:
+    def __init__(self, iam: IAMClient, principal_type: PrincipalType, name: str) -> None:
         if principal_type not in ("group", "user"):
             raise ValueError(f"principal_type must be 'group' or 'user', not {principal_type!r}")
         self.iam, self.type, self.name = iam, principal_type, name
@@ -385,7 +388,8 @@ class _Principal:
         if path_prefix:
             kwargs["PathPrefix"] = path_prefix
         result = {}
-        for page in self.iam.get_paginator(operation).paginate(**kwargs):
+        # The operation is chosen at run time; the stubs' get_paginator overloads need a literal one.
+        for page in cast(Any, self.iam).get_paginator(operation).paginate(**kwargs):
             for policy in page["AttachedPolicies"]:
                 result[policy["PolicyName"]] = policy["PolicyArn"]
         return result
@@ -398,7 +402,7 @@ class _Principal:
 
 
 def _policy_arn_prefix(clients: ClientFactory) -> str:
-    identity = clients.client("sts").get_caller_identity()
+    identity = sts_client(clients).get_caller_identity()
     partition = identity["Arn"].split(":")[1]
     return f"arn:{partition}:iam::{identity['Account']}:policy{POLICY_PATH}"
 
@@ -476,7 +480,7 @@ def read_user_switchyard_state(
     """The IAM user's Switchyard groups (path ``/switchyard/`` or one of ``group_names``, the
     teams' groups), attached ``/switchyard/`` policies and Switchyard tags. A missing user carries
     nothing (``exists=False``)."""
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     ours = set(group_names)
     try:
         groups = [
@@ -516,7 +520,7 @@ def remove_user_from_switchyard(
     found = read_user_switchyard_state(clients=clients, user_name=user_name, group_names=group_names)
     if not found.exists:
         return found
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     for group in found.groups:
         try:
             iam.remove_user_from_group(GroupName=group, UserName=user_name)
@@ -555,7 +559,7 @@ def read_authorization_details(*, clients: ClientFactory) -> AuthorizationDetail
     policies, boundaries, tags), groups, roles and customer managed policies; then one
     ``GetPolicy`` + ``GetPolicyVersion`` per AWS managed policy that is attached somewhere (a
     handful), rather than all of AWS's managed policies. Raises AwsError."""
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     merged: dict[str, Any] = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [], "Policies": []}
     calls = 0
     marker: str | None = None
@@ -609,7 +613,7 @@ def apply_person_tags(
     """Put ``tag_key`` on the IAM users ``tagged`` (value: the user name) and take it off
     ``untagged``; users that do not exist are skipped. Idempotent. Returns (tagged, untagged)
     as done. Raises AwsError (a missing user or tag is not an error)."""
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     done_tagged: list[str] = []
     done_untagged: list[str] = []
     for name in sorted(set(tagged)):
@@ -635,7 +639,7 @@ def apply_person_tags(
 def sandbox_iam_users_ensure(*, clients: ClientFactory, user_names: Iterable[str], path: str = "/people/") -> None:
     """The IAM users of the sandbox's demo people, created when missing. Switchyard never creates IAM
     users outside the sandbox (people's users are the customer's own)."""
-    iam = clients.client("iam")
+    iam = iam_client(clients)
     for user_name in user_names:
         try:
             iam.get_user(UserName=user_name)
@@ -659,7 +663,7 @@ def mfa_device_of(*, clients: ClientFactory, user_name: str) -> MfaLookup:
     """The IAM user's first authenticator the CLI can use (virtual or hardware TOTP; a security key
     cannot answer the CLI's prompt), read with ListMFADevices in the main account."""
     try:
-        devices = clients.client("iam").list_mfa_devices(UserName=user_name).get("MFADevices", [])
+        devices = iam_client(clients).list_mfa_devices(UserName=user_name).get("MFADevices", [])
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchEntity":

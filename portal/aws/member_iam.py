@@ -12,12 +12,15 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from portal.aws.clients import ClientFactory, TemporaryCredentials
+from portal.aws.clients import ClientFactory, TemporaryCredentials, iam_client
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_iam import IAMClient
 from portal.aws.errors import AwsError, error_code, translating
 from portal.aws.limits import (
     IAM_PATH_RE,
@@ -161,12 +164,13 @@ def _policy_document(value: Any) -> dict[str, Any]:
     return parsed
 
 
-def _paginate(iam: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
-    for page in iam.get_paginator(operation).paginate(**kwargs):
+def _paginate(iam: IAMClient, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+    # The operation is a run-time name; the stubs' get_paginator overloads need a literal one.
+    for page in cast(Any, iam).get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])
 
 
-def _read_role(iam: Any, name: str) -> RoleState | None:
+def _read_role(iam: IAMClient, name: str) -> RoleState | None:
     try:
         role = iam.get_role(RoleName=name)["Role"]
         managed = frozenset(
@@ -213,7 +217,7 @@ def read_role(
     """
     if not IAM_PATH_RE.match(path):
         raise ValueError(f"{path!r} is not a valid IAM path.")
-    return _read_role(clients.client("iam", credentials=credentials), name)
+    return _read_role(iam_client(clients, credentials=credentials), name)
 
 
 def role_differences(current: RoleState, spec: RoleSpec) -> tuple[str, ...]:
@@ -254,7 +258,7 @@ def role_differences(current: RoleState, spec: RoleSpec) -> tuple[str, ...]:
     return tuple(differences)
 
 
-def _create_role(iam: Any, spec: RoleSpec) -> str:
+def _create_role(iam: IAMClient, spec: RoleSpec) -> str:
     response = iam.create_role(
         Path=spec.path,
         RoleName=spec.name,
@@ -275,7 +279,7 @@ def _create_role(iam: Any, spec: RoleSpec) -> str:
     return str(response["Role"]["Arn"])
 
 
-def _sync_metadata(iam: Any, current: RoleState, spec: RoleSpec) -> None:
+def _sync_metadata(iam: IAMClient, current: RoleState, spec: RoleSpec) -> None:
     missing_tags = {k: v for k, v in spec.all_tags.items() if current.tags.get(k) != v}
     if missing_tags:
         iam.tag_role(RoleName=spec.name, Tags=[{"Key": k, "Value": v} for k, v in missing_tags.items()])
@@ -283,7 +287,7 @@ def _sync_metadata(iam: Any, current: RoleState, spec: RoleSpec) -> None:
         iam.update_role(RoleName=spec.name, Description=spec.description)
 
 
-def _bring_to_spec(iam: Any, current: RoleState, spec: RoleSpec) -> str:
+def _bring_to_spec(iam: IAMClient, current: RoleState, spec: RoleSpec) -> str:
     if current.path != spec.path:
         # IAM cannot move a role to another path: replace it (it is ours, and the spec's ARN is
         # the one the main account's policies grant).
@@ -356,7 +360,7 @@ def ensure_role(
     IAM is eventually consistent: read the role back with :func:`read_role` a little later to
     verify. Tags not in the spec are left alone.
     """
-    iam = clients.client("iam", credentials=credentials)
+    iam = iam_client(clients, credentials=credentials)
     current = None if likely_new else _read_role(iam, spec.name)
     if current is None:
         try:
@@ -398,7 +402,7 @@ def _ignoring_no_such_entity(call: Callable[..., Any], **kwargs: Any) -> None:
             raise
 
 
-def _delete_role(iam: Any, name: str) -> bool:
+def _delete_role(iam: IAMClient, name: str) -> bool:
     try:
         for profile in list(
             _paginate(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name)
@@ -434,7 +438,7 @@ def delete_role(
     default only Switchyard's roles (tag ``managed-by=switchyard``) are deleted: another role
     with the name raises non-retryable AwsError ``RoleNotManaged`` and is left untouched.
     """
-    iam = clients.client("iam", credentials=credentials)
+    iam = iam_client(clients, credentials=credentials)
     if only_if_managed:
         try:
             tags = {t["Key"]: t["Value"] for t in _paginate(iam, "list_role_tags", "Tags", RoleName=name)}
@@ -492,7 +496,7 @@ def roles_trusting_account(
     ``/switchyard/`` or tag ``managed-by=switchyard``), AWS service roles and ``ignore_names`` (the
     access role). Reads only (ListRoles, ListRoleTags, ListAttachedRolePolicies)."""
     require_account_id(trusted_account_id)
-    iam = clients.client("iam", credentials=credentials)
+    iam = iam_client(clients, credentials=credentials)
     ignored = set(ignore_names)
     found: list[FoundRole] = []
     for role in _paginate(iam, "list_roles", "Roles"):
@@ -522,7 +526,7 @@ def read_role_trust(
     if not ROLE_NAME_RE.match(name):
         raise ValueError(f"{name!r} is not a valid IAM role name.")
     try:
-        role = clients.client("iam", credentials=credentials).get_role(RoleName=name)["Role"]
+        role = iam_client(clients, credentials=credentials).get_role(RoleName=name)["Role"]
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
             return None
@@ -546,7 +550,7 @@ class ListedRole:
 @translating()
 def list_switchyard_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[ListedRole]:
     """Every role under the ``/switchyard/`` path in the account the credentials reach (all pages)."""
-    iam = clients.client("iam", credentials=credentials)
+    iam = iam_client(clients, credentials=credentials)
     return [
         ListedRole(arn=raw["Arn"], path=raw["Path"], name=raw["RoleName"])
         for raw in _paginate(iam, "list_roles", "Roles", PathPrefix=SWITCHYARD_PATH)
@@ -556,7 +560,7 @@ def list_switchyard_roles(*, clients: ClientFactory, credentials: TemporaryCrede
 @translating()
 def role_is_switchyards(*, clients: ClientFactory, credentials: TemporaryCredentials | None, name: str) -> bool:
     """Whether the role carries the tag ``managed-by=switchyard`` (False when it is gone)."""
-    iam = clients.client("iam", credentials=credentials)
+    iam = iam_client(clients, credentials=credentials)
     try:
         tags = {tag["Key"]: tag["Value"] for tag in _paginate(iam, "list_role_tags", "Tags", RoleName=name)}
     except ClientError as exc:
@@ -569,5 +573,5 @@ def role_is_switchyards(*, clients: ClientFactory, credentials: TemporaryCredent
 @translating()
 def list_all_roles(*, clients: ClientFactory, credentials: TemporaryCredentials | None) -> list[dict[str, Any]]:
     """Every role in the account the credentials reach, at any path, with its trust policy."""
-    iam = clients.client("iam", credentials=credentials)
+    iam = iam_client(clients, credentials=credentials)
     return list(_paginate(iam, "list_roles", "Roles"))

@@ -12,11 +12,14 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from botocore.exceptions import ClientError
 
-from portal.aws.clients import ClientFactory
+from portal.aws.clients import ClientFactory, organizations_client
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_organizations import OrganizationsClient
 from portal.aws.errors import AwsError, error_code, translating
 from portal.aws.limits import (
     ACCOUNT_EMAIL_MAX_CHARS,
@@ -155,7 +158,7 @@ def start_account_creation(
     ``OrganizationAccountAccessRole``.
     """
     _validate_account_request(email, account_name)
-    org = clients.client("organizations", retries=False)
+    org = organizations_client(clients, retries=False)
     kwargs: dict[str, Any] = {"Email": email, "AccountName": account_name}
     if tags:
         kwargs["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
@@ -174,12 +177,12 @@ def describe_account_creation(*, clients: ClientFactory, request_id: str) -> Cre
     SUCCEEDED does not mean the new account's IAM is ready: :func:`assume_access_role` may keep
     failing (retryably) for minutes after it.
     """
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     response = org.describe_create_account_status(CreateAccountRequestId=request_id)
     return _creation_request(response["CreateAccountStatus"])
 
 
-def _all_creation_requests(org: Any, states: Iterable[str] | None = None) -> list[CreateAccountRequest]:
+def _all_creation_requests(org: OrganizationsClient, states: Iterable[str] | None = None) -> list[CreateAccountRequest]:
     kwargs: dict[str, Any] = {"States": list(states)} if states is not None else {}
     return [
         _creation_request(status)
@@ -188,7 +191,7 @@ def _all_creation_requests(org: Any, states: Iterable[str] | None = None) -> lis
     ]
 
 
-def _all_accounts(org: Any) -> list[Account]:
+def _all_accounts(org: OrganizationsClient) -> list[Account]:
     return [
         _account(raw)
         for page in org.get_paginator("list_accounts").paginate()
@@ -229,7 +232,7 @@ def find_account_creation(
     first attempt, so an unrelated old failure with the same name is not mistaken for this one
     (it does not apply to step 1: an account with this e-mail is always reported).
     """
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     accounts = _all_accounts(org)
     requests = _all_creation_requests(org)
 
@@ -277,7 +280,7 @@ class OrganizationStatus:
 def organization_status(*, clients: ClientFactory) -> OrganizationStatus:
     """Members and creations in progress, read once: one walk of ListAccounts and one of
     ListCreateAccountStatus (IN_PROGRESS only), every page of each. Never writes."""
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     return OrganizationStatus(
         members=tuple(_all_accounts(org)),
         creations_in_progress=tuple(_all_creation_requests(org, states=[CREATION_IN_PROGRESS])),
@@ -295,14 +298,14 @@ def organization_quota_status(*, clients: ClientFactory) -> QuotaStatus:
 @translating()
 def list_accounts(*, clients: ClientFactory) -> tuple[Account, ...]:
     """Every account in the Organization (all pages), management account included."""
-    return tuple(_all_accounts(clients.client("organizations")))
+    return tuple(_all_accounts(organizations_client(clients)))
 
 
 @translating()
 def describe_organization(*, clients: ClientFactory) -> Organization:
     """The Organization the main account belongs to; ``management_account_id`` is the account
     that console roles must trust."""
-    raw = clients.client("organizations").describe_organization()["Organization"]
+    raw = organizations_client(clients).describe_organization()["Organization"]
     return Organization(
         id=raw["Id"],
         arn=raw.get("Arn", ""),
@@ -322,7 +325,7 @@ def remove_account_from_organization(*, clients: ClientFactory, account_id: str)
     whose ``reason`` and ``plain_message`` say what the client must do first.
     """
     require_account_id(account_id)
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     try:
         org.remove_account_from_organization(AccountId=account_id)
     except ClientError as exc:
@@ -376,7 +379,7 @@ def invite_account(*, clients: ClientFactory, account_id: str, notes: str) -> Ha
     require_account_id(account_id)
     if len(notes) > HANDSHAKE_NOTES_MAX_CHARS:
         raise ValueError(f"Invitation notes are limited to {HANDSHAKE_NOTES_MAX_CHARS} characters.")
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     kwargs: dict[str, Any] = {"Target": {"Id": account_id, "Type": "ACCOUNT"}}
     if notes:
         kwargs["Notes"] = notes
@@ -388,7 +391,7 @@ def invite_account(*, clients: ClientFactory, account_id: str, notes: str) -> Ha
 @translating()
 def describe_handshake(*, clients: ClientFactory, handshake_id: str) -> Handshake:
     """The invitation's current state (see :class:`Handshake`)."""
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     return _handshake(org.describe_handshake(HandshakeId=handshake_id)["Handshake"])
 
 
@@ -398,7 +401,7 @@ def find_open_handshake(*, clients: ClientFactory, account_id: str) -> Handshake
     Organization has for ``account_id``, or None when it is safe to invite. Reads every page of
     ListHandshakesForOrganization (invitations only), never writes."""
     require_account_id(account_id)
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     found = [
         _handshake(raw)
         for page in org.get_paginator("list_handshakes_for_organization").paginate(
@@ -415,5 +418,5 @@ def find_open_handshake(*, clients: ClientFactory, account_id: str) -> Handshake
 def cancel_handshake(*, clients: ClientFactory, handshake_id: str) -> Handshake:
     """Withdraw an open invitation; returns it as CANCELED. Cancelling one the client already
     answered raises non-retryable ``InvalidHandshakeTransitionException``."""
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     return _handshake(org.cancel_handshake(HandshakeId=handshake_id)["Handshake"])

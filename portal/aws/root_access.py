@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from botocore.exceptions import ClientError
 
-from portal.aws.clients import ClientFactory, TemporaryCredentials
+from portal.aws.clients import ClientFactory, TemporaryCredentials, iam_client, organizations_client, sts_client
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_iam import IAMClient
 from portal.aws.errors import AwsError, translating
 from portal.aws.limits import ACCOUNT_ID_RE
 from portal.aws.messages import ROOT_ERRORS, ROOT_FEATURES_PAGE, ErrorRule
@@ -139,7 +142,7 @@ class RootFeatures:
 @_translating("organizations:ListAWSServiceAccessForOrganization / iam:ListOrganizationsFeatures")
 def root_features(*, clients: ClientFactory) -> RootFeatures:
     """Read trusted access for IAM and the enabled IAM features. Never writes."""
-    org = clients.client("organizations")
+    org = organizations_client(clients)
     principals = {
         s.get("ServicePrincipal")
         for page in org.get_paginator("list_aws_service_access_for_organization").paginate()
@@ -149,7 +152,7 @@ def root_features(*, clients: ClientFactory) -> RootFeatures:
     if not trusted:
         return RootFeatures(trusted_access=False, root_credentials_management=False, root_sessions=False)
     try:
-        answer = clients.client("iam").list_organizations_features()
+        answer = iam_client(clients).list_organizations_features()
     except ClientError as exc:
         if _code(exc) == "ServiceAccessNotEnabled":
             return RootFeatures(trusted_access=False, root_credentials_management=False, root_sessions=False)
@@ -169,8 +172,8 @@ def enable_root_features(*, clients: ClientFactory, current: RootFeatures | None
     off, as ``current`` or a fresh read says; safe to repeat). Returns what AWS then reports."""
     before = current or root_features(clients=clients)
     if not before.trusted_access:
-        clients.client("organizations").enable_aws_service_access(ServicePrincipal=IAM_SERVICE_PRINCIPAL)
-    iam = clients.client("iam")
+        organizations_client(clients).enable_aws_service_access(ServicePrincipal=IAM_SERVICE_PRINCIPAL)
+    iam = iam_client(clients)
     if not before.root_credentials_management:
         iam.enable_organizations_root_credentials_management()
     if not before.root_sessions:
@@ -191,7 +194,7 @@ def assume_root(*, clients: ClientFactory, account_id: str, task: str) -> Tempor
         raise ValueError(f"An AWS account id is exactly 12 digits, not {account_id!r}.")
     if task not in TASKS_USED:
         raise ValueError(f"{task!r} is not a root task policy Switchyard uses.")
-    answer = clients.client("sts").assume_root(
+    answer = sts_client(clients).assume_root(
         TargetPrincipal=account_id,
         TaskPolicyArn={"arn": f"{TASK_POLICY_PREFIX}{task}"},
         DurationSeconds=ROOT_SESSION_SECONDS,
@@ -228,7 +231,7 @@ class RootCredentials:
         return ", ".join(parts) or "no credentials"
 
 
-def _has_login_profile(iam: Any) -> bool:
+def _has_login_profile(iam: IAMClient) -> bool:
     try:
         iam.get_login_profile()
     except ClientError as exc:
@@ -238,7 +241,7 @@ def _has_login_profile(iam: Any) -> bool:
     return True
 
 
-def _all(iam: Any, operation: str, key: str, field: str) -> tuple[str, ...]:
+def _all(iam: IAMClient, operation: str, key: str, field: str) -> tuple[str, ...]:
     items: list[str] = []
     marker: str | None = None
     while True:
@@ -253,7 +256,7 @@ def _all(iam: Any, operation: str, key: str, field: str) -> tuple[str, ...]:
 def read_root_credentials(*, clients: ClientFactory, credentials: TemporaryCredentials) -> RootCredentials:
     """The root user's login profile, MFA devices, access keys and signing certificates (``credentials``:
     a root session with the audit or delete task policy). Never writes."""
-    iam = clients.client("iam", credentials)
+    iam = iam_client(clients, credentials)
     return RootCredentials(
         password=_has_login_profile(iam),
         mfa_devices=_all(iam, "list_mfa_devices", "MFADevices", "SerialNumber"),
@@ -275,13 +278,13 @@ def _ignoring_gone(call: Callable[..., Any], **kwargs: Any) -> bool:
 @_translating("iam:DeleteLoginProfile (root session)")
 def delete_root_login_profile(*, clients: ClientFactory, credentials: TemporaryCredentials) -> bool:
     """Delete the root password; False when there was none (so a retried step is safe)."""
-    return _ignoring_gone(clients.client("iam", credentials).delete_login_profile)
+    return _ignoring_gone(iam_client(clients, credentials).delete_login_profile)
 
 
 @_translating("iam:DeleteAccessKey (root session)")
 def delete_root_access_keys(*, clients: ClientFactory, credentials: TemporaryCredentials) -> tuple[str, ...]:
     """Delete every root access key; returns the ids deleted."""
-    iam = clients.client("iam", credentials)
+    iam = iam_client(clients, credentials)
     keys = _all(iam, "list_access_keys", "AccessKeyMetadata", "AccessKeyId")
     return tuple(k for k in keys if _ignoring_gone(iam.delete_access_key, AccessKeyId=k))
 
@@ -289,7 +292,7 @@ def delete_root_access_keys(*, clients: ClientFactory, credentials: TemporaryCre
 @_translating("iam:DeleteSigningCertificate (root session)")
 def delete_root_signing_certificates(*, clients: ClientFactory, credentials: TemporaryCredentials) -> tuple[str, ...]:
     """Delete every root signing certificate; returns the ids deleted."""
-    iam = clients.client("iam", credentials)
+    iam = iam_client(clients, credentials)
     certificates = _all(iam, "list_signing_certificates", "Certificates", "CertificateId")
     return tuple(c for c in certificates if _ignoring_gone(iam.delete_signing_certificate, CertificateId=c))
 
@@ -297,7 +300,7 @@ def delete_root_signing_certificates(*, clients: ClientFactory, credentials: Tem
 @_translating("iam:DeactivateMFADevice (root session)")
 def deactivate_root_mfa_devices(*, clients: ClientFactory, credentials: TemporaryCredentials) -> tuple[str, ...]:
     """Deactivate every root MFA device; returns their serial numbers."""
-    iam = clients.client("iam", credentials)
+    iam = iam_client(clients, credentials)
     devices = _all(iam, "list_mfa_devices", "MFADevices", "SerialNumber")
     return tuple(d for d in devices if _ignoring_gone(iam.deactivate_mfa_device, SerialNumber=d))
 
@@ -307,7 +310,7 @@ def enable_root_password_recovery(*, clients: ClientFactory, credentials: Tempor
     """Create the root login profile without a password (``credentials``: a root session with
     IAMCreateRootUserPassword), so whoever holds the root e-mail can set one through "Forgot password".
     False when the root user has a login profile already (recovery works as it is)."""
-    iam = clients.client("iam", credentials)
+    iam = iam_client(clients, credentials)
     try:
         iam.create_login_profile()
     except ClientError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from portal.aws.clients import ClientFactory, TemporaryCredentials
+from portal.aws.clients import ClientFactory, TemporaryCredentials, sts_client
 from portal.aws.errors import AwsError, error_code, raw_message, translating
 from portal.aws.limits import DEFAULT_ACCESS_ROLE_NAME, ROLE_NAME_RE, require_account_id
 from portal.aws.messages import access_role_not_ready, access_role_refused
@@ -48,7 +48,7 @@ def assume_access_role(
     require_account_id(account_id)
     if not ROLE_NAME_RE.match(role_name):
         raise ValueError(f"{role_name!r} is not a valid IAM role name.")
-    sts = clients.client("sts")
+    sts = sts_client(clients)
     role_arn = f"arn:aws:iam::{account_id}:role/{role_name}"
     try:
         response = sts.assume_role(
@@ -71,4 +71,4 @@ def assume_access_role(
 @translating()
 def caller_account_id(*, clients: ClientFactory) -> str:
     """The account the main-account credentials belong to (``sts:GetCallerIdentity``)."""
-    return str(clients.client("sts").get_caller_identity().get("Account") or "")
+    return str(sts_client(clients).get_caller_identity().get("Account") or "")
