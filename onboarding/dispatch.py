@@ -3,7 +3,7 @@
 Every service that moves an account's steps (a request, a retry, a wait, a hand-back, a root
 removal, a freed creation slot) calls :func:`advance_later`; the policy is
 :func:`portal.steps.enqueue_on_commit`'s: a broker that is down is logged, and the reconciler
-(``onboarding.services.onboarding_reconcile``, beat) re-drives the account from its rows.
+(``onboarding.advance.onboarding_reconcile``, beat) re-drives the account from its rows.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A manager sees the pre-checks (:func:`handback_plan`), confirms what AWS requires of the client but
 cannot report in advance, chooses whether Switchyard's roles are deleted or kept, and gives a
 reason; :func:`handback_start` then appends four steps to each account's ``OnboardingStep`` rows,
-run by the same workers, lease and reconciler as onboarding (``onboarding.services.onboarding_advance``):
+run by the same workers, lease and reconciler as onboarding (``onboarding.advance.onboarding_advance``):
 
 1. ``REVOKE_GRANTS``: every grant on the account (and on the client, when the whole client leaves
    or this is its last account) is revoked through ``switchroles.services.grant_revoke`` (idempotent:

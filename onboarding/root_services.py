@@ -7,7 +7,7 @@ account's posture recorded once with its part's DONE, and a killed worker's acco
 another after its lease. A check a person asks for runs as one task for that account.
 
 The removal itself runs as steps of the account's workflow (``onboarding.root_steps``, through the
-one step machine in ``onboarding.services.onboarding_advance``). Every state change writes an audit event.
+one step machine in ``onboarding.advance.onboarding_advance``). Every state change writes an audit event.
 """
 
 from __future__ import annotations

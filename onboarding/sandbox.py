@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, Client, OnboardingStep
 from onboarding.selectors import suggested_root_email
-from onboarding.services import onboarding_advance, onboarding_request
+from onboarding.services import onboarding_request
 from portal.audit import audit_record
 from portal.aws import ClientFactory, default_client_factory
 from portal.people.demo import require_sandbox

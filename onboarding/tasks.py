@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
+from onboarding.advance import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
 from onboarding.models import AwsAccount
 from onboarding.root_services import root_posture_check, root_posture_check_due, root_posture_run_work
-from onboarding.services import CHAIN_SECONDS, onboarding_advance, onboarding_reconcile
 from portal.aws import AwsError
 from portal.steps import Skip
 

@@ -13,8 +13,9 @@ import pytest
 
 from bench.latency import LatencyModel, LatencyProxy, stats
 from onboarding import creation_queue
+from onboarding.advance import onboarding_reconcile
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import onboarding_reconcile, onboarding_request
+from onboarding.services import onboarding_request
 from portal.aws import Boto3ClientFactory
 from portal.operations.models import CapacitySlot
 from portal.people.models import User

@@ -16,8 +16,9 @@ from django.utils import timezone
 from moto import mock_aws
 
 from onboarding import workflow
+from onboarding.advance import Advanced, onboarding_advance
 from onboarding.models import AwsAccount, Client, OnboardingStep
-from onboarding.services import Advanced, onboarding_advance, onboarding_request, role_path_for
+from onboarding.services import onboarding_request, role_path_for
 from portal.aws import Boto3ClientFactory, ClientFactory, TemporaryCredentials
 from portal.people.models import User
 from switchroles.models import AccountRole, RoleTemplate

@@ -16,6 +16,7 @@ import yaml
 from django.core.exceptions import ValidationError
 
 from onboarding import adoption
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, ExistingRole, OnboardingStep
 from onboarding.sandbox_client import (
     OLD_MANAGEMENT_ACCOUNT_ID,
@@ -23,7 +24,6 @@ from onboarding.sandbox_client import (
     old_access_role_ensure,
     sandbox_client_answer,
 )
-from onboarding.services import onboarding_advance
 from onboarding.views import access_role_template_for
 from portal import aws, sandbox_moto
 from portal.aws import Boto3ClientFactory

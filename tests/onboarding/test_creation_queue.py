@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from onboarding import creation_queue
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import onboarding_advance, onboarding_cancel
+from onboarding.services import onboarding_cancel
 from portal.aws import Boto3ClientFactory
 from portal.operations.capacity import slot_holders
 from portal.people.models import User

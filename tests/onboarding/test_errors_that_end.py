@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding import workflow
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, OnboardingStep
 from onboarding.selectors import accounts_needing_attention
-from onboarding.services import onboarding_advance
 from portal.aws import AwsError, classify_client_error
 from portal.people.models import User
 from tests.onboarding.conftest import make_account

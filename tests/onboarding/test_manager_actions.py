@@ -13,14 +13,9 @@ from botocore.stub import ANY
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from onboarding.advance import onboarding_advance, onboarding_reconcile
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import (
-    access_role_verify_now,
-    onboarding_advance,
-    onboarding_cancel,
-    onboarding_reconcile,
-    onboarding_step_retry,
-)
+from onboarding.services import access_role_verify_now, onboarding_cancel, onboarding_step_retry
 from onboarding.tasks import advance_account, reconcile_onboarding
 from portal.audit.models import AuditEvent
 from portal.people.models import User
@@ -229,7 +224,7 @@ def test_the_reconciler_re_drives_a_step_whose_worker_died(
     stubbed: StubbedClients, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
 ) -> None:
     # given a step whose worker died (its lease ran out), and AWS that has since finished the account
-    monkeypatch.setattr("onboarding.services.default_client_factory", lambda: stubbed)
+    monkeypatch.setattr("onboarding.advance.default_client_factory", lambda: stubbed)
     account = make_account(at=Kind.AWAIT_CREATION, create_request_id=OLD_REQUEST)
     _held(account, lease_ends_in=-timedelta(seconds=1))
     stubbed.stub("organizations").add_response(

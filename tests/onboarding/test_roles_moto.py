@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import onboarding_advance, onboarding_step_retry
+from onboarding.services import onboarding_step_retry
 from portal import aws
 from portal.aws import Boto3ClientFactory
 from portal.people.models import User

@@ -13,8 +13,8 @@ from botocore.stub import ANY
 from django.utils import timezone
 
 from onboarding import workflow
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import onboarding_advance
 from onboarding.tasks import advance_account
 from portal.audit import audit_verify_chain
 from portal.audit.models import AuditEvent
@@ -48,7 +48,7 @@ def stubbed() -> Iterator[StubbedClients]:
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float]]:
     """Every "advance this account" message the workflow asks for: (account, countdown)."""
     sent: list[tuple[int, float]] = []
-    monkeypatch.setattr("onboarding.services._enqueue_advance",
+    monkeypatch.setattr("onboarding.advance._enqueue_advance",
                         lambda account_pk, *, countdown=0: sent.append((account_pk, countdown)))
     return sent
 
@@ -63,7 +63,7 @@ def test_one_task_takes_a_new_account_to_active_reaching_it_once(
     # given a requested account with three roles, and a worker whose clients are counted
     account = make_account(role_names=ROLE_NAMES)
     counting = CountingClients(org_with_policies)
-    monkeypatch.setattr("onboarding.services.default_client_factory", lambda: counting)
+    monkeypatch.setattr("onboarding.advance.default_client_factory", lambda: counting)
     built: list[str] = []
     real_build = Boto3ClientFactory._build
 
@@ -137,10 +137,10 @@ def test_a_short_creation_poll_is_waited_for_in_the_worker_not_through_the_broke
         org.add_response("describe_create_account_status", creation_status(state, **extra),
                          {"CreateAccountRequestId": REQUEST_ID})
     clock = iter([0.0, 0.0, 100.0])
-    monkeypatch.setattr("onboarding.services.monotonic", lambda: next(clock))
+    monkeypatch.setattr("onboarding.advance.monotonic", lambda: next(clock))
     monkeypatch.setattr("onboarding.workflow.monotonic", lambda: 0.0)
     slept: list[float] = []
-    monkeypatch.setattr("onboarding.workflow.sleep", slept.append)
+    monkeypatch.setattr("onboarding.steps_creation.sleep", slept.append)
 
     # when a worker advances it with time to spare
     result = onboarding_advance(account_id=account.pk, clients=stubbed, chain_seconds=30)
@@ -161,7 +161,7 @@ def test_a_chain_out_of_time_leaves_the_next_step_to_a_new_task(
     # given a worker whose time is up once its first step is done (a clock 31 s on at each look)
     account = make_account()
     ticks = iter(range(0, 10_000, 31))
-    monkeypatch.setattr("onboarding.services.monotonic", lambda: float(next(ticks)))
+    monkeypatch.setattr("onboarding.advance.monotonic", lambda: float(next(ticks)))
     stubbed.stub("organizations").add_response("create_account", creation_status("IN_PROGRESS"),
                                                CREATE_ACCOUNT_ARGS)
 

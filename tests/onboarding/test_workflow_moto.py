@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import onboarding_advance
 from portal import aws
 from portal.audit import audit_verify_chain
 from portal.audit.models import AuditEvent

@@ -13,8 +13,8 @@ from botocore.stub import ANY
 from django.utils import timezone
 from django.utils.html import escape
 
+from onboarding.advance import onboarding_advance
 from onboarding.models import AwsAccount, OnboardingStep
-from onboarding.services import onboarding_advance
 from onboarding.tasks import advance_account
 from portal.audit.models import AuditEvent
 from portal.aws import FAILURE_REASON_MESSAGES, AwsError
@@ -183,7 +183,7 @@ def test_throttling_is_recorded_and_the_next_run_succeeds(stubbed: StubbedClient
 
 def test_the_task_retries_throttling_by_itself(stubbed: StubbedClients, monkeypatch: pytest.MonkeyPatch) -> None:
     # given AWS throttling twice, then answering
-    monkeypatch.setattr("onboarding.services.default_client_factory", lambda: stubbed)
+    monkeypatch.setattr("onboarding.advance.default_client_factory", lambda: stubbed)
     account = make_account(at=Kind.AWAIT_CREATION, create_request_id=REQUEST_ID)
     org = stubbed.stub("organizations")
     org.add_client_error("describe_create_account_status", "Throttling", "Rate exceeded", 400)

@@ -20,7 +20,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from onboarding import services as onboarding_services
+from onboarding import advance as onboarding_advance
 from onboarding.models import OnboardingStep
 from onboarding.workflow import Outcome
 from portal import notifications
@@ -167,7 +167,7 @@ def test_a_failed_onboarding_step_is_told_to_the_managers_once(
     people: dict[str, Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given an account whose step is running
-    monkeypatch.setattr(onboarding_services, "_enqueue_advance", lambda *args, **kwargs: None)
+    monkeypatch.setattr(onboarding_advance, "_enqueue_advance", lambda *args, **kwargs: None)
     account = make_account(make_client("Acme"))
     step = OnboardingStep.objects.create(account=account, position=1, kind=OnboardingStep.Kind.PROVISION_ROLES,
                                          status=OnboardingStep.Status.RUNNING, attempts=1)
@@ -175,7 +175,7 @@ def test_a_failed_onboarding_step_is_told_to_the_managers_once(
 
     # when the worker records that it failed
     with django_capture_on_commit_callbacks(execute=True):
-        onboarding_services._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
+        onboarding_advance._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
                                             Outcome.failed(error))
 
     # then each manager got one e-mail naming the step, the plain message and the AWS code
@@ -333,17 +333,17 @@ def test_a_step_waiting_for_the_client_is_told_once_when_it_starts_waiting(
     people: dict[str, Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given an invited account whose access-role step is running for the first time
-    monkeypatch.setattr(onboarding_services, "_enqueue_advance", lambda *args, **kwargs: None)
+    monkeypatch.setattr(onboarding_advance, "_enqueue_advance", lambda *args, **kwargs: None)
     account = make_account(make_client("Acme"))
     step = OnboardingStep.objects.create(account=account, position=1, kind=OnboardingStep.Kind.AWAIT_ACCESS_ROLE,
                                          status=OnboardingStep.Status.RUNNING, attempts=1)
 
     # when it starts waiting, and then waits again on its next run
     with django_capture_on_commit_callbacks(execute=True):
-        onboarding_services._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
+        onboarding_advance._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
                                             Outcome.waiting(60, "The client has not deployed the access role yet."))
         OnboardingStep.objects.filter(pk=step.pk).update(status=OnboardingStep.Status.RUNNING, attempts=2)
-        onboarding_services._record_outcome(step.pk, 2, account.pk, OnboardingStep.Status.WAITING,
+        onboarding_advance._record_outcome(step.pk, 2, account.pk, OnboardingStep.Status.WAITING,
                                             Outcome.waiting(60, "Still not there."))
 
     # then the managers were told once that it waits for the client
@@ -374,7 +374,7 @@ def test_a_notice_that_would_leak_is_dropped_without_breaking_the_workflow(
     people: dict[str, Any], django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given AWS's message for a failed step happens to look like a secret
-    monkeypatch.setattr(onboarding_services, "_enqueue_advance", lambda *args, **kwargs: None)
+    monkeypatch.setattr(onboarding_advance, "_enqueue_advance", lambda *args, **kwargs: None)
     account = make_account(make_client("Acme"))
     step = OnboardingStep.objects.create(account=account, position=1, kind=OnboardingStep.Kind.PROVISION_ROLES,
                                          status=OnboardingStep.Status.RUNNING, attempts=1)
@@ -382,7 +382,7 @@ def test_a_notice_that_would_leak_is_dropped_without_breaking_the_workflow(
 
     # when the step's failure is recorded
     with django_capture_on_commit_callbacks(execute=True):
-        onboarding_services._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
+        onboarding_advance._record_outcome(step.pk, 1, account.pk, OnboardingStep.Status.RUNNING,
                                             Outcome.failed(error))
 
     # then the failure is recorded as always, and no notice carries the key

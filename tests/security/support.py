@@ -371,8 +371,9 @@ def changed_tables(before: dict[str, int], after: dict[str, int]) -> dict[str, t
 # --- AWS that must not be reached -----------------------------------------------------------------
 
 # Every module that took ``default_client_factory`` by name (``from portal.aws import ...``).
-FACTORY_HOLDERS = ("portal.aws", "onboarding.handback", "onboarding.services", "switchroles.rollout",
-                   "switchroles.drift", "switchroles.sandbox", "switchroles.tasks", "billing.services")
+FACTORY_HOLDERS = ("portal.aws", "onboarding.advance", "onboarding.handback", "onboarding.services",
+                   "switchroles.rollout", "switchroles.drift", "switchroles.sandbox", "switchroles.tasks",
+                   "billing.services")
 
 
 PRODUCT_PACKAGES = ("portal", "onboarding", "switchroles", "billing", "elevations")
