@@ -117,6 +117,39 @@ def test_giving_a_row_back_only_works_for_the_worker_that_still_holds_it() -> No
         Status.PENDING, None, now + timedelta(seconds=60), "Throttling")
 
 
+def test_a_claim_takes_one_row_and_leaves_the_others_as_they_were() -> None:
+    # given three pending rows of one account, all at the same attempt (a mutation survivor:
+    # a claim that forgot the row's pk leased every row at that attempt)
+    account = _account()
+    rows = [_step(account, position) for position in (1, 2, 3)]
+    now = timezone.now()
+
+    # when one worker claims
+    claimed = steps.claim_next(_claimable(account), now=now, lease=LEASE)
+
+    # then it holds exactly the first row; the other two are still pending and unleased
+    assert claimed is not None and claimed.pk == rows[0].pk
+    states = {r.pk: (r.status, r.attempts, r.lease_expires_at) for r in OnboardingStep.objects.filter(account=account)}
+    assert states == {rows[0].pk: (Status.RUNNING, 1, now + LEASE),
+                      rows[1].pk: (Status.PENDING, 0, None), rows[2].pk: (Status.PENDING, 0, None)}
+
+
+def test_giving_a_row_back_leaves_other_running_rows_alone() -> None:
+    # given two rows held by workers at the same attempt (a mutation survivor: a give-back that
+    # forgot the pk put every running row at that attempt back to pending)
+    now = timezone.now()
+    mine = _step(_account("acme"), status=Status.RUNNING, attempts=1, lease_expires_at=now + LEASE)
+    theirs = _step(_account("globex"), status=Status.RUNNING, attempts=1, lease_expires_at=now + LEASE)
+
+    # when the first worker gives its row back
+    assert steps.lease_give_back(OnboardingStep, pk=mine.pk, attempt=1, next_run_at=now) is True
+
+    # then only that row is pending; the other worker still holds its own
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, theirs.status, theirs.lease_expires_at) == (Status.PENDING, Status.RUNNING, now + LEASE)
+
+
 # --- backoff -------------------------------------------------------------------------------------
 
 
