@@ -6,6 +6,7 @@ caller and name the token (``portal.audit.audit_record``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.paginator import EmptyPage, Paginator
@@ -51,6 +52,28 @@ ACCESS_PAGE_SIZE = 100
 ERRORS = {400: s.ErrorsSerializer, 401: s.DetailSerializer, 403: s.DetailSerializer, 429: s.DetailSerializer}
 NOT_FOUND = {404: s.DetailSerializer}
 
+
+
+def paged_response(request: ApiRequest, paginator: Paginator[Any], number: int,
+                   results: Callable[[Iterable[Any]], list[Any]]) -> Response:
+    """One page of a paged list, with links to the pages beside it (the query kept); 404 past the end."""
+    try:
+        page = paginator.page(number)
+    except EmptyPage as exc:
+        raise Http404("There is no such page.") from exc
+
+    def link(other_number: int) -> str:
+        query = request.query_params.copy()
+        query["page"] = str(other_number)
+        url: str = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return url
+
+    return Response({
+        "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
+        "next": link(page.next_page_number()) if page.has_next() else None,
+        "previous": link(page.previous_page_number()) if page.has_previous() else None,
+        "results": results(page.object_list),
+    })
 
 class Endpoint(APIView):
     """Who may call each method: ``capabilities = {"GET": READERS, ...}`` (``ANYONE``: any token)."""
@@ -327,23 +350,8 @@ class Access(Endpoint):
         if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
             return bad_request({"page": ["Enter a page number: 1, 2, …"]})
         paginator: Paginator[AccessRow] = Paginator(AccessMatrix(form.filters()), ACCESS_PAGE_SIZE)  # type: ignore[arg-type]
-        try:
-            page = paginator.page(int(page_text))  # an empty matrix has one empty page
-        except EmptyPage as exc:
-            raise Http404("There is no such page.") from exc
-
-        def link(number: int) -> str:
-            other = request.query_params.copy()
-            other["page"] = str(number)
-            url: str = request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
-            return url
-
-        return Response({
-            "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
-            "next": link(page.next_page_number()) if page.has_next() else None,
-            "previous": link(page.previous_page_number()) if page.has_previous() else None,
-            "results": [_row(row) for row in page.object_list],
-        })
+        # an empty matrix has one empty page
+        return paged_response(request, paginator, int(page_text), lambda rows: [_row(row) for row in rows])
 
 
 # --- teams and people -----------------------------------------------------------------------------
@@ -449,23 +457,7 @@ class Findings(Endpoint):
         if not (page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**9):
             return bad_request({"page": ["Enter a page number: 1, 2, …"]})
         paginator: Paginator[dict[str, Any]] = Paginator(open_findings(), FINDINGS_PAGE_SIZE)
-        try:
-            page = paginator.page(int(page_text))
-        except EmptyPage as exc:
-            raise Http404("There is no such page.") from exc
-
-        def link(number: int) -> str:
-            other = request.query_params.copy()
-            other["page"] = str(number)
-            url: str = request.build_absolute_uri(f"{request.path}?{other.urlencode()}")
-            return url
-
-        return Response({
-            "count": paginator.count, "page": page.number, "pages": paginator.num_pages,
-            "next": link(page.next_page_number()) if page.has_next() else None,
-            "previous": link(page.previous_page_number()) if page.has_previous() else None,
-            "results": list(page.object_list),
-        })
+        return paged_response(request, paginator, int(page_text), list)
 
 
 # --- elevations (issue 21) --------------------------------------------------------------------------
