@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
@@ -124,17 +124,36 @@ def switch_role_url(*, account_id: str, role_path: str, role_name: str, display_
     return f"{SWITCH_ROLE_ENDPOINT}?{query}"
 
 
-def link_problem(*, account_id: str, role_path: str, role_name: str, display_name: str, color: str) -> str:
-    """Why these fields would not make a console link (what :func:`switch_role_url` would raise),
-    or "" when they would; checks only, for directories of thousands of links."""
+def _problem(check: Callable[..., object], *args: object) -> str:
     try:
-        _check_account_id(account_id)
-        switch_role_name(role_path, role_name)
-        _check_display_name(display_name)
-        console_color(color)
+        check(*args)
     except ValueError as exc:
         return str(exc)
     return ""
+
+
+class LinkChecker:
+    """Checks many links' fields as :func:`switch_role_url` would, for directories of thousands of
+    links: per link only what is its own (account ID, display name); each role path and name, and
+    each colour, once, since a directory repeats a few of them on every account."""
+
+    def __init__(self) -> None:
+        self._roles: dict[tuple[str, str], str] = {}
+        self._colors: dict[str, tuple[str, str]] = {}
+
+    def check(self, *, account_id: str, role_path: str, role_name: str, display_name: str,
+              color: str) -> tuple[str, str]:
+        """(why these fields would not make a console link, or ""; the palette hex, "" with a problem)."""
+        role = self._roles.get((role_path, role_name))
+        if role is None:
+            role = self._roles[(role_path, role_name)] = _problem(switch_role_name, role_path, role_name)
+        palette = self._colors.get(color)
+        if palette is None:
+            problem = _problem(console_color, color)
+            palette = self._colors[color] = (problem, "" if problem else console_color(color))
+        problem = (_problem(_check_account_id, account_id) or role
+                   or _problem(_check_display_name, display_name) or palette[0])
+        return problem, "" if problem else palette[1]
 
 
 def display_name_for(client_name: str, account_name: str, tier_label: str, *,

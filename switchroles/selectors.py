@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal.people.duties import auditor_rule_applies_to
 from portal.people.models import User
 from switchroles.accounts import client_model, ended_account_states
-from switchroles.links import LinkExport, console_color, link_problem
+from switchroles.links import LinkChecker, LinkExport
 from switchroles.models import (
     AccountRole,
     DriftCheck,
@@ -166,13 +166,13 @@ _DIRECTORY_FIELDS = (
 )
 
 
-def _directory_link(row: tuple[Any, ...], *, is_favourite: bool, last_used_at: datetime | None) -> DirectoryLink:
+def _directory_link(row: tuple[Any, ...], *, checker: LinkChecker, is_favourite: bool,
+                    last_used_at: datetime | None) -> DirectoryLink:
     (role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
      role_path, role_name, display_name, color, region, max_session_seconds, account_pk, template_id) = row
     account_id = account_id or ""
-    problem = link_problem(account_id=account_id, role_path=role_path, role_name=role_name,
-                           display_name=display_name, color=color)
-    color = "" if problem else console_color(color)
+    problem, color = checker.check(account_id=account_id, role_path=role_path, role_name=role_name,
+                                   display_name=display_name, color=color)
     return DirectoryLink(role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
                          role_path, role_name, display_name, color, is_favourite, last_used_at, problem,
                          region or "", max_session_seconds, account_pk, template_id)
@@ -198,8 +198,9 @@ def directory_of_person(*, person: User) -> Directory:
             favourite_ids.add(role_id)
         else:
             last_used[role_id] = last
+    checker = LinkChecker()
     links = [
-        _directory_link(row, is_favourite=row[0] in favourite_ids, last_used_at=last_used.get(row[0]))
+        _directory_link(row, checker=checker, is_favourite=row[0] in favourite_ids, last_used_at=last_used.get(row[0]))
         for row in rows
     ]
     clients: list[ClientLinks] = []

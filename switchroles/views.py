@@ -105,7 +105,9 @@ def directory(request: AuthenticatedRequest) -> HttpResponse:
         "can_export_cli": bool(person.iam_username),
         "iam_username": person.iam_username,
         "main_account_id": settings.SWITCHYARD_MAIN_ACCOUNT_ID,
-        "export_form": ExportForm(clients=directory.clients),
+        # Unbound, for its fields only: this page offers "one client" without listing hundreds of
+        # them (the export asks which on its next page).
+        "export_form": ExportForm(clients=[]),
         "aws_refuses": aws_refuses,
     }
     return render(request, "switchroles/directory.html", context)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from switchroles.links import (
     CONSOLE_COLORS,
+    LinkChecker,
     LinkExport,
     aesr_profile_name,
     aws_cli_config,
@@ -151,6 +152,32 @@ def test_any_input_either_is_refused_or_yields_a_signin_url_that_round_trips(
         "displayName": [display_name],
         "color": [CONSOLE_COLORS.get(color.strip().lower(), color.strip().lower().removeprefix("#"))],
     }
+
+
+# One checker for every example, as a directory uses one for all its rows: what it remembers of one
+# link's role path, name and colour must never leak into another link's answer.
+SHARED_CHECKER = LinkChecker()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    account_id=texts_or(st.from_regex(r"\A[0-9]{12}\Z")),
+    role_path=st.sampled_from(["/", "/switchyard/acme/", "/a/b/", "switchyard/", "/" + "a" * 56 + "/"]),
+    role_name=st.sampled_from(["Engineer", "A" * 8, "Engineer&x=1", ""]),
+    display_name=texts_or(st.text(min_size=1, max_size=64)),
+    color=st.sampled_from([*CONSOLE_COLORS, *CONSOLE_COLORS.values(), "ff0000", "", " Blue "]),
+)
+def test_the_directory_checker_answers_what_the_console_link_builder_would(
+    account_id: str, role_path: str, role_name: str, display_name: str, color: str
+) -> None:
+    fields = {"account_id": account_id, "role_path": role_path, "role_name": role_name,
+              "display_name": display_name, "color": color}
+    try:
+        url = switch_role_url(**fields)
+    except ValueError as exc:
+        assert SHARED_CHECKER.check(**fields) == (str(exc), "")
+    else:
+        assert SHARED_CHECKER.check(**fields) == ("", parse_qs(urlsplit(url).query)["color"][0])
 
 
 def test_display_name_joins_client_account_and_tier() -> None:
