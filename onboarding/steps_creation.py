@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from time import sleep
+from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -100,6 +100,7 @@ def await_creation(run: StepRun) -> Outcome:
         )
     polls = 0
     while True:
+        asked_at = monotonic()
         request = aws.describe_account_creation(clients=run.clients, request_id=account.create_request_id)
         if request.state != aws.CREATION_IN_PROGRESS:
             break
@@ -111,9 +112,10 @@ def await_creation(run: StepRun) -> Outcome:
         # A short poll is waited for in this process: a broker round trip, a new claim of the step
         # and its record cost about as much as the wait itself, and every second a finished
         # creation goes unseen keeps the next account in line from its slot. (At most the
-        # Organization's 5 creations in flight hold a process this way.)
+        # Organization's 5 creations in flight hold a process this way.) The wait runs from when
+        # this poll was sent: AWS's answer and the lease renewal take part of it.
         polls += 1
-        sleep(wait)
+        sleep(max(0.0, wait - (monotonic() - asked_at)))
     # AWS is done with it either way: the next account in line may be created.
     creation_queue.creation_slot_release(account_pk=account.pk)
     if request.state == aws.CREATION_SUCCEEDED:
