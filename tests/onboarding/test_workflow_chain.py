@@ -127,7 +127,7 @@ def test_the_chain_stops_at_a_wait_and_asks_for_one_run_later(
 def test_a_short_creation_poll_is_waited_for_in_the_worker_not_through_the_broker(
     stubbed: StubbedClients, enqueued: list[tuple[int, float]], settings: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # given AWS that finishes creating the account just after the first poll, polled every second,
+    # given AWS that finishes creating the account just after the second poll, polled every second,
     # and a worker whose chain ends once the poll step is done
     settings.SWITCHYARD_CREATION_POLL_SECONDS = settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS = 1
     account = make_account()
@@ -139,8 +139,8 @@ def test_a_short_creation_poll_is_waited_for_in_the_worker_not_through_the_broke
     clock = iter([0.0, 0.0, 100.0])
     monkeypatch.setattr("onboarding.advance.monotonic", lambda: next(clock))
     monkeypatch.setattr("onboarding.workflow.monotonic", lambda: 0.0)
-    # (AWS answers the first poll a quarter of a second after it is sent)
-    poll_clock = iter([0.0, 0.25, 1.0])
+    # (a quarter of a second goes by after CreateAccount's answer, and after each poll's)
+    poll_clock = iter([0.0, 0.25, 1.0, 1.25, 2.0])
     monkeypatch.setattr("onboarding.steps_creation.monotonic", lambda: next(poll_clock))
     slept: list[float] = []
     monkeypatch.setattr("onboarding.steps_creation.sleep", slept.append)
@@ -153,7 +153,8 @@ def test_a_short_creation_poll_is_waited_for_in_the_worker_not_through_the_broke
     steps = _steps(account)
     assert (result.kind, result.outcome) == (Kind.AWAIT_CREATION, "succeeded")
     assert steps[Kind.AWAIT_CREATION].status == Status.SUCCEEDED
-    assert slept == [0.75]  # the second poll is sent a second after the first was
+    # and each poll went a second after AWS was last asked (the first: after CreateAccount)
+    assert slept == [0.75, 0.75]
     assert "onboarding.step.waiting" not in set(AuditEvent.objects.values_list("action", flat=True))
     assert enqueued == [(account.pk, 0)]
 
