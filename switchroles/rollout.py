@@ -78,9 +78,9 @@ def _concurrency() -> int:
     return max(1, int(settings.SWITCHYARD_ROLLOUT_CONCURRENCY))
 
 
-def _enqueue_work(rollout_pk: int, *, copies: int = 1, countdown: float = 0) -> None:
+def _enqueue_work(rollout_pk: int, *, copies: int = 1) -> None:
     """Ask for ``copies`` work tasks of the roll-out once the current transaction commits."""
-    steps.enqueue_on_commit(ROLLOUT_WORK_TASK, rollout_pk, copies=copies, countdown=countdown)
+    steps.enqueue_on_commit(ROLLOUT_WORK_TASK, rollout_pk, copies=copies)
 
 
 def roles_behind(template: RoleTemplate) -> QuerySet[AccountRole]:
