@@ -226,6 +226,10 @@ def _record_outcome(
                 if step.kind in (OnboardingStep.Kind.AWAIT_HANDSHAKE, OnboardingStep.Kind.AWAIT_ACCESS_ROLE):
                     onboarding_step_notify(account=account, step=step, waiting_for_client=True)
             _enqueue_advance(account.pk, countdown=outcome.wait_seconds)
+            if step.kind == Kind.CREATE_ACCOUNT:
+                # A slot freed while this step looked was not offered to it (it was running): once
+                # it waits, look again, so the slot goes to the next in line now, not at its recheck.
+                transaction.on_commit(creation_queue.creation_queue_wake)
         elif outcome.result == steps.Result.FAILED:
             step.status, step.finished_at, step.next_run_at = Status.FAILED, now, None
             step.save(update_fields=fields)

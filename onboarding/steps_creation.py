@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from time import sleep
+from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -83,6 +83,7 @@ def create_account(run: StepRun) -> Outcome:
         if not error.retryable:  # AWS refused it: nothing is being created, the slot is free again
             creation_queue.creation_slot_release(account_pk=account.pk)
         raise
+    run.chain.creation_sent_at = monotonic()
     _record_creation(account, request)
     return Outcome.succeeded(request_id=request.request_id, state=request.state)
 
@@ -98,22 +99,30 @@ def await_creation(run: StepRun) -> Outcome:
             "Switchyard has no record of the account-creation request. Retry the first step.",
             False,
         )
-    polls = 0
+    waited = 0
+    # When AWS was last asked: the CreateAccount this call sent (AWS is never done at once, so the
+    # first poll is a poll interval after it), else not yet (poll at once).
+    asked_at = run.chain.creation_sent_at
+    request: aws.CreateAccountRequest | None = None
     while True:
+        if asked_at is not None:
+            wait = backoff_seconds(run.step.attempts + waited, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
+                                   cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS)
+            if wait <= IN_WORKER_WAIT_SECONDS and run.can_wait(wait):
+                # A short poll is waited for in this process: a broker round trip, a new claim of the
+                # step and its record cost about as much as the wait itself, and every second a
+                # finished creation goes unseen keeps the next account in line from its slot. (At
+                # most the Organization's 5 creations in flight hold a process this way.) The wait
+                # runs from when AWS was last asked: its answer and the lease renewal take part of it.
+                waited += 1
+                sleep(max(0.0, wait - (monotonic() - asked_at)))
+            elif request is not None:
+                return Outcome.waiting(wait, "AWS is still creating the account.", request_id=request.request_id)
+        asked_at = monotonic()
         request = aws.describe_account_creation(clients=run.clients, request_id=account.create_request_id)
         if request.state != aws.CREATION_IN_PROGRESS:
             break
         creation_queue.creation_slot_keep(account=account)
-        wait = backoff_seconds(run.step.attempts + polls, base=settings.SWITCHYARD_CREATION_POLL_SECONDS,
-                               cap=settings.SWITCHYARD_CREATION_POLL_MAX_SECONDS)
-        if wait > IN_WORKER_WAIT_SECONDS or not run.can_wait(wait):
-            return Outcome.waiting(wait, "AWS is still creating the account.", request_id=request.request_id)
-        # A short poll is waited for in this process: a broker round trip, a new claim of the step
-        # and its record cost about as much as the wait itself, and every second a finished
-        # creation goes unseen keeps the next account in line from its slot. (At most the
-        # Organization's 5 creations in flight hold a process this way.)
-        polls += 1
-        sleep(wait)
     # AWS is done with it either way: the next account in line may be created.
     creation_queue.creation_slot_release(account_pk=account.pk)
     if request.state == aws.CREATION_SUCCEEDED:

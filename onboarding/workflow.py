@@ -192,6 +192,9 @@ class Chain:
     member_credentials: dict[str, TemporaryCredentials] = field(default_factory=dict)
     # Root sessions (sts:AssumeRoot, 15 minutes) by (account id, task policy).
     root_credentials: dict[tuple[str, str], TemporaryCredentials] = field(default_factory=dict)
+    # When AWS answered the CreateAccount a step of this call sent (``time.monotonic()``): the
+    # creation's polls are counted from it.
+    creation_sent_at: float | None = None
 
 
 @dataclass

@@ -182,6 +182,8 @@ SWITCHYARD_CREATION_POLL_MAX_SECONDS = env.int("SWITCHYARD_CREATION_POLL_MAX_SEC
 # by side, and how long a worker holds one account before another may take it over.
 SWITCHYARD_DRIFT_CONCURRENCY = env.int("SWITCHYARD_DRIFT_CONCURRENCY", default=8)
 SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS = env.int("SWITCHYARD_DRIFT_ACCOUNT_LEASE_SECONDS", default=120)
+# A template roll-out (switchroles.rollout): how many accounts' roles are re-provisioned side by side.
+SWITCHYARD_ROLLOUT_CONCURRENCY = env.int("SWITCHYARD_ROLLOUT_CONCURRENCY", default=8)
 # Main-account IAM writes per second across every worker (portal.operations.aws_limits); 0 turns the bound off.
 SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND = env.int("SWITCHYARD_MAIN_IAM_WRITES_PER_SECOND", default=10)
 

@@ -9,7 +9,7 @@ and verify steps), template roll-outs, drift repair and the sandbox's rebuild of
   ``ensure_role`` each role's spec (look before creating, adopt an identical role, bring a
   Switchyard role back to its spec, refuse a role that is not Switchyard's);
 - :func:`roles_read_back`: what AWS shows that differs from the specs (after IAM's eventual
-  consistency, the proof that a write landed);
+  consistency, the proof that a write landed), the roles read side by side;
 - :func:`provisioned_record`: the role's ARN and the template revision it now has, in the database.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,8 @@ from switchroles.models import AccountRole
 
 TAG_VALUE_RE = re.compile(r"[^\w .:/=+@-]", re.ASCII)
 SESSION_NAME = "switchyard-provisioning"
+# Roles of one account read back at once (IAM's read limits are far above this).
+READ_BACK_AT_ONCE = 4
 
 
 class ReachableAccount(Protocol):
@@ -143,10 +146,19 @@ def roles_read_back(
     """Read each role back and compare it with its spec: ``{role name: differences}`` for the roles
     that differ (a missing role, another path, trust, policies or session length, or no
     ``managed-by=switchyard`` tag); empty when AWS shows every role as specified."""
+    specs = [role_spec_for(role) for role in roles]  # here: they read the database, the readers must not
+
+    def read(spec: RoleSpec) -> aws.RoleState | None:
+        return aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
+
+    if len(specs) > 1:
+        # Side by side: each read is a few IAM round trips, and the step waits for all of them.
+        with ThreadPoolExecutor(max_workers=min(len(specs), READ_BACK_AT_ONCE)) as readers:
+            found = list(readers.map(read, specs))
+    else:
+        found = [read(spec) for spec in specs]
     problems: dict[str, list[str]] = {}
-    for role in roles:
-        spec = role_spec_for(role)
-        current = aws.read_role(clients=clients, credentials=credentials, path=spec.path, name=spec.name)
+    for spec, current in zip(specs, found, strict=True):
         if current is None:
             problems[spec.name] = ["the role does not exist"]
             continue

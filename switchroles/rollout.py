@@ -4,15 +4,21 @@ Editing a template bumps its ``revision`` (``switchroles.template_services.role_
 which calls :func:`rollout_start`: one :class:`~switchroles.models.TemplateRollout` for the new
 revision and one :class:`~switchroles.models.RolloutAccount` per account whose role is behind it
 (``AccountRole.provisioned_revision < template.revision``, active role in an active account). Each
-is carried out by a worker (:func:`rollout_account_advance`, task ``switchroles.tasks.rollout_account``)
-like an onboarding step: leased, attempts counted, the last error kept in plain words beside the raw
-AWS code, retried by a manager when a person had to act: the step machine of :mod:`portal.steps`
-(lease, claim, transient retry with backoff, give-back, record, reconcile, enqueue on commit), the
+is carried out by a worker (:func:`rollout_account_advance`) like an onboarding step: leased,
+attempts counted, the last error kept in plain words beside the raw AWS code, retried by a manager
+when a person had to act: the step machine of :mod:`portal.steps` (lease, claim, transient retry
+with backoff, give-back, record, reconcile, enqueue on commit), the
 same as onboarding's. The role is re-provisioned by ``switchroles.provisioning.make_roles_match``
 (the same code as onboarding); ``provisioned_revision`` records the revision applied. A beat
 reconciler (:func:`rollout_reconcile`) re-drives parts whose message was lost or whose worker
 died, and adds accounts that reached the template's role at an older revision after the roll-out
 began.
+
+A roll-out fans out with a bounded concurrency, as the per-account checks do
+(:mod:`portal.operations.fan_out`): ``SWITCHYARD_ROLLOUT_CONCURRENCY`` work tasks
+(:func:`rollout_work`, task ``switchroles.tasks.rollout_work``), each re-provisioning the roll-out's
+accounts one after another, so a template shared by 3,000 accounts never has more than that many
+accounts' IAM written at once (nor every worker taken by one roll-out).
 """
 
 from __future__ import annotations
@@ -20,16 +26,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from portal import steps
 from portal.audit import audit_record
 from portal.aws import AwsError, ClientFactory, default_client_factory
+from portal.operations.fan_out import WORK_SECONDS, Worked
 from portal.people.models import User
 from portal.steps import Outcome, Result, Skip
 from switchroles import provisioning
@@ -44,7 +53,7 @@ SESSION_NAME = "switchyard-rollout"
 MAX_ATTEMPTS = 8
 OPEN_STATUSES = (Status.PENDING, Status.RUNNING)
 # Named, not imported: the task module imports this one.
-ROLLOUT_TASK = "switchroles.tasks.rollout_account"
+ROLLOUT_WORK_TASK = "switchroles.tasks.rollout_work"
 
 
 def _gave_up(error: AwsError, tries: int) -> AwsError:
@@ -65,8 +74,13 @@ RETRY_POLICY: steps.RetryPolicy[AwsError] = steps.RetryPolicy(
 )
 
 
-def _enqueue(part_pk: int) -> None:
-    steps.enqueue_on_commit(ROLLOUT_TASK, part_pk)
+def _concurrency() -> int:
+    return max(1, int(settings.SWITCHYARD_ROLLOUT_CONCURRENCY))
+
+
+def _enqueue_work(rollout_pk: int, *, copies: int = 1) -> None:
+    """Ask for ``copies`` work tasks of the roll-out once the current transaction commits."""
+    steps.enqueue_on_commit(ROLLOUT_WORK_TASK, rollout_pk, copies=copies)
 
 
 def roles_behind(template: RoleTemplate) -> QuerySet[AccountRole]:
@@ -113,8 +127,8 @@ def rollout_start(*, template: RoleTemplate, actor: User | None, request: HttpRe
     if not parts:
         rollout.finished_at = now
         rollout.save(update_fields=["finished_at"])
-    for part in parts:
-        _enqueue(part.pk)
+    else:
+        _enqueue_work(rollout.pk, copies=min(_concurrency(), len(parts)))
     return rollout
 
 
@@ -258,7 +272,7 @@ def rollout_account_retry(
     TemplateRollout.objects.filter(pk=locked.rollout_id).update(finished_at=None)
     audit_record(action="role_template.rollout_account.retried", actor=actor, target=locked.account_role,
                  request=request, details={"rollout": locked.rollout_id, "previous_error": previous})
-    _enqueue(locked.pk)
+    _enqueue_work(locked.rollout_id)
     return locked
 
 
@@ -290,11 +304,61 @@ def rollout_reconcile(*, now: datetime | None = None) -> list[int]:
         RolloutAccount.objects.filter(steps.due_filter(now=moment)).order_by("pk").values_list("pk", flat=True)
     )
     queued = sorted(set(due) | set(added))
-    for part_pk in queued:
-        _enqueue(part_pk)
+    # One work task per roll-out with parts to do: the work tasks still running carry on besides.
+    for rollout_pk in sorted(set(RolloutAccount.objects.filter(pk__in=queued).values_list("rollout_id", flat=True))):
+        _enqueue_work(rollout_pk)
     if queued:
         logger.info("switchroles.rollout.reconcile", extra={"parts": queued})
     return queued
+
+
+# --------------------------------------------------------------------------------------------------
+# Work tasks (the roll-out's bounded concurrency)
+# --------------------------------------------------------------------------------------------------
+
+
+def _workable(rollout_pk: int, now: datetime) -> QuerySet[RolloutAccount]:
+    """Parts a work task may take up now: pending and never tried, or due again after a backoff or a
+    crash (``next_run_at``), or running under a lease that ran out (its worker died)."""
+    return RolloutAccount.objects.filter(rollout_id=rollout_pk).filter(
+        Q(status=Status.PENDING, attempts=0) | Q(status=Status.PENDING, next_run_at__lte=now)
+        | Q(status=Status.PENDING, next_run_at__isnull=True) | Q(status=Status.RUNNING, lease_expires_at__lte=now)
+    )
+
+
+def rollout_work(*, rollout_id: int, clients: ClientFactory | None = None, seconds: float = WORK_SECONDS) -> Worked:
+    """One of a roll-out's work tasks: re-provision its accounts one after another
+    (:func:`rollout_account_advance` each, so each part is leased, recorded and audited as if it
+    ran alone) for up to ``seconds``. A throttled account is given back with its backoff and the
+    work goes on with the next. Returns what is left, as :func:`portal.operations.fan_out.fan_out_work`
+    does: ``more`` (parts for a fresh task), ``retry_in`` (parts back off or are held by others), or
+    ``finished``. Safe to run any number of times, side by side or after a crash."""
+    factory = clients or default_client_factory()
+    deadline = monotonic() + seconds
+    reprovisioned = 0
+    passed: list[int] = []
+    while monotonic() < deadline:
+        part_pk = _workable(rollout_id, timezone.now()).exclude(pk__in=passed).order_by("pk").values_list(
+            "pk", flat=True).first()
+        if part_pk is None:
+            break
+        passed.append(part_pk)
+        try:
+            result = rollout_account_advance(part_id=part_pk, clients=factory)
+        except AwsError:  # retryable: given back with its backoff (recorded on the part)
+            continue
+        if result in (Result.SUCCEEDED, Result.FAILED):
+            reprovisioned += 1
+    now = timezone.now()
+    open_parts = RolloutAccount.objects.filter(rollout_id=rollout_id, status__in=OPEN_STATUSES)
+    if not open_parts.exists():
+        return Worked(reprovisioned, finished=True)
+    if monotonic() >= deadline and _workable(rollout_id, now).exists():
+        return Worked(reprovisioned, more=True)
+    later = [part.lease_expires_at if part.status == Status.RUNNING else part.next_run_at
+             for part in open_parts.only("status", "lease_expires_at", "next_run_at")]
+    due_at = min((moment for moment in later if moment is not None), default=now)
+    return Worked(reprovisioned, retry_in=max(1.0, (due_at - now).total_seconds() + 1))
 
 
 # --------------------------------------------------------------------------------------------------

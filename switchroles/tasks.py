@@ -97,12 +97,23 @@ def drift_repair_main_account(self: Any, actor_pk: int | None = None) -> int:
 
 
 # Only retryable AwsErrors (throttling, network) leave rollout_account_advance: the rest is recorded.
+# (Sent before roll-outs had work tasks; a message still queued from then is carried out all the same.)
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(AwsError,), retry_backoff=10,
              retry_backoff_max=600, retry_jitter=True, max_retries=8, soft_time_limit=120, time_limit=180)
 def rollout_account(part_pk: int) -> str:
     if not RolloutAccount.objects.filter(pk=part_pk).exists():
         return Skip.GONE
     return rollout.rollout_account_advance(part_id=part_pk)
+
+
+# One of a roll-out's SWITCHYARD_ROLLOUT_CONCURRENCY work tasks; a killed worker's account is taken
+# over after its lease (by a work task still running, or one the reconciler sends).
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=150, time_limit=180)
+def rollout_work(self: Any, rollout_pk: int) -> int:
+    worked = rollout.rollout_work(rollout_id=rollout_pk)
+    if (worked.more or worked.retry_in is not None) and not self.request.is_eager:
+        rollout_work.apply_async(args=(rollout_pk,), countdown=worked.retry_in or 0)
+    return worked.checked
 
 
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=60)

@@ -9,9 +9,9 @@ when AWS is done (:func:`slot_release`). A holder that stops renewing (its worke
 nobody carried the account on) loses the slot when the lease runs out, and the next taker gets it.
 
 Taking is safe under any concurrency: on PostgreSQL candidates are locked with ``SELECT ... FOR
-UPDATE SKIP LOCKED`` (takers never queue behind each other), and on every database the take is a
-conditional UPDATE that only succeeds while the slot is still free, so two takers can never hold
-the same slot.
+UPDATE SKIP LOCKED``, one at a time (takers never queue behind each other, and takers at the same
+moment each get a different free slot), and on every database the take is a conditional UPDATE that
+only succeeds while the slot is still free, so two takers can never hold the same slot.
 """
 
 from __future__ import annotations
@@ -65,18 +65,24 @@ def slot_take(
     mine = CapacitySlot.objects.filter(pool=pool, number__lte=capacity, holder=holder).order_by("number").first()
     if mine is not None and slot_renew(pool=pool, holder=holder, lease_seconds=lease_seconds, now=moment):
         return mine.number
-    with transaction.atomic():
-        for slot in _free_slots_locked_for_take(pool, capacity, moment):
+    tried: list[int] = []
+    while True:
+        with transaction.atomic():
+            # One candidate at a time: locking every free slot would hide them all from a concurrent
+            # taker (SKIP LOCKED), which would then find none free and wait for nothing.
+            slot = _free_slots_locked_for_take(pool, capacity, moment).exclude(pk__in=tried).first()
+            if slot is None:
+                return None
             took = CapacitySlot.objects.filter(pk=slot.pk).filter(_free(moment)).update(
                 holder=holder, taken_at=moment, lease_expires_at=lease_ends
             )
-            if took:
-                if slot.holder and slot.holder != holder:
-                    logger.warning("portal.operations.capacity.lease_ran_out",
-                                   extra={"pool": pool, "slot": slot.number, "previous_holder": slot.holder,
-                                          "holder": holder})
-                return slot.number
-    return None
+        if took:
+            if slot.holder and slot.holder != holder:
+                logger.warning("portal.operations.capacity.lease_ran_out",
+                               extra={"pool": pool, "slot": slot.number, "previous_holder": slot.holder,
+                                      "holder": holder})
+            return slot.number
+        tried.append(slot.pk)  # taken under us (a database without row locks): the next one
 
 
 def slot_renew(*, pool: str, holder: str, lease_seconds: float, now: datetime | None = None) -> bool:

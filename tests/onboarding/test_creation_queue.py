@@ -106,3 +106,36 @@ def test_a_manager_can_cancel_an_account_waiting_for_a_slot(
     assert cancelled.state == AwsAccount.State.CANCELLED
     assert not cancelled.create_request_id
     assert _creation(cancelled).status == OnboardingStep.Status.CANCELLED
+
+
+def test_a_slot_freed_while_an_account_looked_for_one_goes_to_it_once_it_waits(
+    org: Boto3ClientFactory, request_account: RequestAccount, two_slots: None, monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given two accounts holding the slots, and the first creation finishing while a third account,
+    # being run, has just found no slot (the freed slot's wake-up passes it by: it is running)
+    accounts = _request(request_account, org, 3)
+    for account in accounts[:2]:
+        onboarding_advance(account_id=account.pk, clients=org)
+    asked: list[tuple[int, float]] = []
+    monkeypatch.setattr("onboarding.dispatch.advance_later",
+                        lambda account_pk, *, countdown=0: asked.append((account_pk, countdown)))
+    take = creation_queue.creation_slot_take
+
+    def take_while_the_first_creation_finishes(*, account: AwsAccount) -> creation_queue.SlotAnswer:
+        answer = take(account=account)
+        creation_queue.creation_slot_release(account_pk=accounts[0].pk)
+        return answer
+
+    monkeypatch.setattr(creation_queue, "creation_slot_take", take_while_the_first_creation_finishes)
+
+    # when its wait is recorded
+    with django_capture_on_commit_callbacks(execute=True):
+        onboarding_advance(account_id=accounts[2].pk, clients=org)
+
+    # then it is asked for again at once (not only at its recheck), and is due now
+    assert _creation(accounts[2]).status == OnboardingStep.Status.WAITING
+    assert (accounts[2].pk, creation_queue.RECHECK_SECONDS) in asked
+    assert (accounts[2].pk, 0) in asked
+    due_at = _creation(accounts[2]).next_run_at
+    assert due_at is not None and due_at <= timezone.now()

@@ -107,7 +107,7 @@ def test_the_trust_is_rolled_out_through_the_normal_roll_out_and_the_setting_off
     django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # when a manager rolls the trust out (the workers' part is queued, not run here)
-    monkeypatch.setattr("switchroles.rollout._enqueue", lambda part_pk: None)
+    monkeypatch.setattr("switchroles.rollout._enqueue_work", lambda rollout_pk, **kwargs: None)
     revisions = dict(RoleTemplate.objects.filter(is_active=True).values_list("pk", "revision"))
     response = reauthenticated(signed_in(manager), manager).post("/drift/access/trust-rollout/")
     # then each active template has a new revision and a roll-out covering its active roles

@@ -3,11 +3,12 @@ part of the way through an account's roles. The AWS seam is replaced at ``portal
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
-from portal.aws import AwsError, RoleResult
+from portal.aws import MANAGED_BY_TAG_KEY, MANAGED_BY_TAG_VALUE, AwsError, RoleResult, RoleState
 from switchroles import provisioning
 from switchroles.models import AccountRole
 from tests.onboarding.conftest import make_account
@@ -40,3 +41,35 @@ def test_each_role_is_handed_to_the_caller_as_soon_as_aws_has_it_even_if_a_later
 
     # then the caller heard of the two roles AWS wrote before the refusal, in order
     assert seen == written == [role.role_name for role in roles[:2]]
+
+
+def test_an_accounts_roles_are_read_back_side_by_side_and_each_compared_with_its_own_spec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given an account with three roles, and an IAM whose reads each wait until all three are asked
+    # (one after the other, the first would wait in vain: the barrier breaks); it shows two roles as
+    # specified and the third not at all
+    account = make_account(role_names=("SwitchyardAdministrator", "SwitchyardEngineer", "SwitchyardOnCall"))
+    roles = list(AccountRole.objects.filter(account=account).select_related("template", "account",
+                                                                            "account__client").order_by("pk"))
+    specs = {spec.name: spec for spec in map(provisioning.role_spec_for, roles)}
+    all_asked = threading.Barrier(len(roles), timeout=10)
+
+    def read_role(*, clients: Any, credentials: Any, path: str, name: str) -> RoleState | None:
+        all_asked.wait()
+        if name == "SwitchyardEngineer":
+            return None
+        spec = specs[name]
+        inline = {spec.inline_policy_name: spec.inline_policy} if spec.inline_policy is not None else {}
+        return RoleState(arn=f"arn:aws:iam::123456789012:role{spec.path}{name}", path=spec.path, name=name,
+                         trust_policy=spec.trust_policy, managed_policy_arns=frozenset(spec.managed_policy_arns),
+                         inline_policies=inline, max_session_duration=spec.max_session_duration,
+                         tags={MANAGED_BY_TAG_KEY: MANAGED_BY_TAG_VALUE})
+
+    monkeypatch.setattr(provisioning.aws, "read_role", read_role)
+
+    # when they are read back
+    problems = provisioning.roles_read_back(roles=roles, clients=None, credentials=object())
+
+    # then all three were read at once, each matched its own spec, and only the missing one is reported
+    assert problems == {"SwitchyardEngineer": ["the role does not exist"]}

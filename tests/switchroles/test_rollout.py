@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding.models import AwsAccount
+from portal import steps as steps_module
 from portal.audit.models import AuditEvent
 from portal.aws import AwsError, Boto3ClientFactory
 from portal.people.models import User
@@ -207,3 +208,49 @@ def test_a_throttled_account_is_retried_with_backoff_then_shown_to_a_person_once
     assert (part.status, part.last_error_code) == (Status.FAILED, "Throttling")
     assert f"AWS failed {rollout.MAX_ATTEMPTS} times in a row" in part.last_error_message
     assert AuditEvent.objects.filter(action="role_template.rollout_account.failed").count() == 1
+
+
+def test_a_roll_out_runs_on_a_bounded_number_of_work_tasks_that_carry_every_account(
+    org: Boto3ClientFactory, request_account: Any, manager: User, on_call: RoleTemplate, settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given three accounts with the On-call role, a roll-out concurrency of two, and an IAM that
+    # throttles the first account's role once
+    first = onboard(request_account, org, name="production")
+    for name in ("staging", "tools"):
+        onboard(request_account, org, client=first.client, name=name)
+    settings.SWITCHYARD_ROLLOUT_CONCURRENCY = 2
+    sent: list[tuple[str, tuple[Any, ...], int]] = []
+    monkeypatch.setattr(steps_module, "enqueue_on_commit",
+                        lambda task, *args, copies=1, countdown=0: sent.append((task, args, copies)))
+    ensure_role = provisioning.aws.ensure_role
+    throttled: list[str] = []
+
+    def throttled_once(**kwargs: Any) -> Any:
+        if not throttled:
+            throttled.append(kwargs["spec"].name)
+            raise AwsError("Throttling", "Rate exceeded", "AWS is throttling requests; Switchyard retries.", True)
+        return ensure_role(**kwargs)
+
+    monkeypatch.setattr(provisioning.aws, "ensure_role", throttled_once)
+
+    # when the template changes
+    role_template_update(template=on_call, actor=manager, max_session_seconds=7200)
+
+    # then two work tasks are asked for, not one task per account
+    started = TemplateRollout.objects.get()
+    assert sent == [(rollout.ROLLOUT_WORK_TASK, (started.pk,), 2)]
+
+    # when one work task runs: the throttled account is given back with its backoff, the others done
+    worked = rollout.rollout_work(rollout_id=started.pk, clients=org)
+    assert (worked.checked, worked.finished) == (2, False)
+    assert worked.retry_in is not None and worked.retry_in >= 30
+    assert RolloutAccount.objects.filter(status=Status.PENDING, last_error_code="Throttling").count() == 1
+
+    # and once its backoff is over, a work task finishes the roll-out
+    RolloutAccount.objects.filter(status=Status.PENDING).update(next_run_at=timezone.now())
+    worked = rollout.rollout_work(rollout_id=started.pk, clients=org)
+    assert (worked.checked, worked.finished) == (1, True)
+    assert set(RolloutAccount.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
+    started.refresh_from_db()
+    assert started.finished_at is not None
