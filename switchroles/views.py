@@ -53,14 +53,19 @@ GRANT_STATUSES = {"in_force": "In force", "revoked": "Revoked", "expired": "Expi
 # ?client=<slug> without JavaScript).
 SMALL_DIRECTORY_LINKS = 40
 QUERY_MAX_CHARS = 200
+CLIENTS_PER_BATCH = 25
 
 
-def _client_sections(directory: selectors.Directory, *, open_all: bool, opened: str) -> list[tuple[Any, ...]]:
+def _client_sections(directory: selectors.Directory, *, open_all: bool,
+                     opened: str) -> list[list[tuple[Any, ...]]]:
     """Per client: slug, name, "<n> links", whether it is open, and its links (a tuple each: the
-    page has hundreds of clients, and the template reads a tuple's parts faster than attributes)."""
-    return [(group.client_slug, group.client_name,
-             f"{len(group.links)} link{'' if len(group.links) == 1 else 's'}",
-             open_all or group.client_slug == opened, group.links) for group in directory.clients]
+    page has hundreds of clients, and the template reads a tuple's parts faster than attributes),
+    in batches of ``CLIENTS_PER_BATCH``: the page sets aside each batch off screen as one block
+    (content-visibility), so the browser tracks a few dozen blocks on every frame, not every client."""
+    sections = [(group.client_slug, group.client_name,
+                 f"{len(group.links)} link{'' if len(group.links) == 1 else 's'}",
+                 open_all or group.client_slug == opened, group.links) for group in directory.clients]
+    return [sections[start:start + CLIENTS_PER_BATCH] for start in range(0, len(sections), CLIENTS_PER_BATCH)]
 
 
 def _directory_index(directory: selectors.Directory) -> dict[str, Any]:
@@ -98,7 +103,7 @@ def directory(request: AuthenticatedRequest) -> HttpResponse:
         "directory": directory,
         "query": query,
         "results": [link for link in directory.links if link.matches(words)] if words else None,
-        "clients": _client_sections(directory, open_all=open_all, opened=opened),
+        "client_batches": _client_sections(directory, open_all=open_all, opened=opened),
         "index": _directory_index(directory),
         "row_template": _ROW_TEMPLATE,
         "links_url": reverse("switchroles:directory"),

@@ -27,7 +27,11 @@
     var resultsList = document.getElementById("results-list");
     var empty = results.querySelector("[data-filter-empty]");
     var browse = document.getElementById("browse");
-    var rowTemplate = template.content.firstElementChild;
+    // Rows drawn here leave out the star's form="favourite-form": that tie is for the page without
+    // JavaScript (here htmx posts the star), and the browser looks a form-tied button up again
+    // each time its row enters or leaves the list, about as long as drawing the row.
+    var rowTemplate = template.content.firstElementChild.cloneNode(true);
+    rowTemplate.querySelectorAll("[form]").forEach(function (button) { button.removeAttribute("form"); });
     var active = -1;
     var lastQuery = null;
     var lastShown = "";  // the ids drawn: when a keystroke keeps the same rows, the page is not touched

@@ -207,3 +207,57 @@ def test_rows_the_filter_draws_carry_the_mark_of_a_link_aws_would_refuse(
             assert "AWS will refuse this link." in text and "no IAM user name" in text and "Ask a manager" in text
     finally:
         context.close()
+
+
+def test_a_star_on_a_row_the_filter_drew_makes_the_link_a_favourite(
+    live_server: Any, browser: Browser, engineer: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server.url, engineer)
+        # when they filter to Globex's link and star it in the matching links (a row drawn in the page)
+        page.get_by_label("Filter links").fill("glob on")
+        row = page.locator("#results-list .link-row")
+        expect(row).to_have_count(1)
+        row.locator("button.star").click()
+        # then the star is on without a reload, and after one the link is listed under Favourites
+        expect(row.locator('button.star[aria-pressed="true"]')).to_have_count(1)
+        page.reload()
+        favourites = page.locator("section", has=page.get_by_role("heading", name="Favourites"))
+        expect(favourites.locator("a.go")).to_have_count(1)
+        expect(favourites.locator("a.go")).to_contain_text("Globex Logistics")
+    finally:
+        context.close()
+
+
+def test_many_clients_are_listed_in_batches_and_a_deep_link_opens_one_of_them(
+    live_server: Any, browser: Browser, engineer: Any, estate: Estate, make_person: MakePerson,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the engineer is also granted 29 more clients' Engineer role (32 clients, 2 batches), and
+    # clients start closed
+    monkeypatch.setattr(views, "SMALL_DIRECTORY_LINKS", 3)
+    manager = make_person("mona", "Manager")
+    for number in range(29):
+        extra = estate.client_with_roles(f"Zeta {number:02d}")
+        services.grant_create(granted_by=manager, person=engineer, client=extra, templates=[tier("engineer")],
+                              reason="x")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server.url, engineer)
+        # then the clients come in batches of views.CLIENTS_PER_BATCH
+        expect(page.locator(".client-batch")).to_have_count(2)
+        expect(page.locator(".client-batch").first.locator("details.client-links")).to_have_count(
+            views.CLIENTS_PER_BATCH)
+        # when they follow a deep link to the last client (in the second batch, off screen)
+        page.goto(f"{live_server.url}/links/?client=zeta-28#client-zeta-28")
+        # then it is open and its link scrolled onto the screen
+        client = page.locator("#client-zeta-28")
+        expect(client).to_have_attribute("open", "")
+        expect(client.locator("a.go")).to_be_in_viewport()
+    finally:
+        context.close()
