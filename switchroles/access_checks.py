@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from portal.aws import (
 from portal.people.models import User
 from switchroles.accounts import account_model, active_accounts
 from switchroles.effective_access import (
+    Allowance,
     Analysis,
     analyse,
     policy_document,
@@ -132,7 +133,7 @@ def _targets(main_account_id: str) -> list[_Target]:
     return targets
 
 
-@dataclass
+@dataclass(slots=True)
 class _Wanted:
     """One finding this check sees, before it is matched with the open ones."""
 
@@ -160,20 +161,20 @@ def _granted(
     """IAM user name -> role ARNs the grants in force let it assume; and, for a (user, role ARN)
     pair, what it should come through (for "granted, not allowed" explanations: asked only for those)."""
     granted: dict[str, set[str]] = defaultdict(set)
-    sources: list[tuple[str, set[str], str]] = []  # (IAM user, role ARNs, what they come through), in order
+    sources: dict[str, list[tuple[set[str], str]]] = defaultdict(list)  # IAM user -> (role ARNs, through), in order
     for intended in intended_principals(at=at):
         arns = intended.role_arns
         if intended.principal_type == EnforcedPrincipal.Type.GROUP:
             for member in intended.members:
                 granted[member] |= arns
-                sources.append((member, arns, f"the IAM group {intended.principal_name}"))
+                sources[member].append((arns, f"the IAM group {intended.principal_name}"))
         elif intended.principal_name:
             granted[intended.principal_name] |= arns
-            sources.append((intended.principal_name, arns,
-                            f"the Switchyard policies on IAM user {intended.principal_name}"))
+            sources[intended.principal_name].append(
+                (arns, f"the Switchyard policies on IAM user {intended.principal_name}"))
 
     def through(name: str, arn: str) -> str:
-        return next((what for user, arns, what in sources if user == name and arn in arns), "its grants")
+        return next((what for arns, what in sources.get(name, ()) if arn in arns), "its grants")
 
     return granted, through
 
@@ -197,24 +198,40 @@ def _compare(
         blocked_of[blocked.principal.arn].append(blocked.reason)
     wanted: list[_Wanted] = []
     reached_by_user: dict[str, set[str]] = defaultdict(set)
-    for reach in analysis.reaches:
-        principal, role = reach.principal, reach.role
+    role_arns = [role.arn for role in analysis.roles]
+    said: dict[tuple[Allowance, str], tuple[str, str, str]] = {}  # (allowance, role kind) -> texts
+    for reached in analysis.reached:
+        principal = reached.principal
+        reached_arns = list(map(role_arns.__getitem__, reached.roles))
+        ungranted: Container[str] = reached_arns
         if principal.kind == "user":
-            reached_by_user[principal.name].add(role.arn)
-            if role.arn in granted.get(principal.name, ()):
+            reached_by_user[principal.name].update(reached_arns)
+            ungranted = set(reached_arns).difference(granted.get(principal.name, ()))
+            if not ungranted:
                 continue
-        target = by_arn[role.arn]
-        what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
-            else ("an Administrator role" if role.is_administrator else "a Switchyard role")
+        person_id = people.get(principal.name) if principal.kind == "user" else None
         via = f" as a member of {', '.join(principal.groups)}" if principal.groups else ""
-        wanted.append(_Wanted(
-            kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
-            principal_arn=principal.arn, person_id=people.get(principal.name) if principal.kind == "user" else None,
-            account_id=target.account_pk, account_role_id=target.account_role_pk, role_arn=role.arn,
-            policy=reach.allowed_by.label, statement=reach.statement, statement_json=reach.statement_json,
-            detail=(f"{reach.classification[:1].upper()}{reach.classification[1:]}: {what}, allowed by "
-                    f"{reach.allowed_by.label} {reach.statement}{via}. No grant in force explains it."),
-        ))
+        for (index, allowance), arn in zip(reached.roles.items(), reached_arns, strict=True):
+            if arn not in ungranted:
+                continue
+            role, target = analysis.roles[index], by_arn[arn]
+            what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
+                else ("an Administrator role" if role.is_administrator else "a Switchyard role")
+            texts = said.get((allowance, what))
+            if texts is None:
+                classification = allowance.classification
+                texts = said[(allowance, what)] = (
+                    allowance.allowed_by.label, allowance.statement_json,
+                    f"{classification[:1].upper()}{classification[1:]}: {what}, allowed by "
+                    f"{allowance.allowed_by.label} {allowance.statement}",
+                )
+            policy, statement_json, reason = texts
+            wanted.append(_Wanted(
+                kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
+                principal_arn=principal.arn, person_id=person_id, account_id=target.account_pk,
+                account_role_id=target.account_role_pk, role_arn=arn, policy=policy, statement=allowance.statement,
+                statement_json=statement_json, detail=f"{reason}{via}. No grant in force explains it.",
+            ))
     main = main_account_id
     for name, arns in sorted(granted.items()):
         user = users.get(name)
@@ -297,17 +314,18 @@ def _administrators_everywhere(analysis: Analysis, targets: Sequence[_Target]) -
     access_roles = {t.role.arn for t in targets if t.role.kind == "access role"}
     if not access_roles:
         return []
-    reached: dict[str, dict[str, Any]] = {}
-    counts: dict[str, set[str]] = defaultdict(set)
-    for reach in analysis.reaches:
-        if reach.role.arn in access_roles:
-            counts[reach.principal.arn].add(reach.role.arn)
-            reached.setdefault(reach.principal.arn, {
-                "principal_type": reach.principal.kind, "principal": reach.principal.name,
-                "arn": reach.principal.arn, "policy": reach.allowed_by.label, "statement": reach.statement,
-                "classification": reach.classification,
-            })
-    return [reached[arn] for arn in sorted(reached) if counts[arn] == access_roles]
+    roles = analysis.roles
+    everywhere: dict[str, dict[str, Any]] = {}
+    for reached in analysis.reached:
+        on_access_roles = [index for index in reached.roles if roles[index].arn in access_roles]
+        if not on_access_roles or {roles[index].arn for index in on_access_roles} != access_roles:
+            continue
+        principal, first = reached.principal, reached.roles[on_access_roles[0]]
+        everywhere.setdefault(principal.arn, {
+            "principal_type": principal.kind, "principal": principal.name, "arn": principal.arn,
+            "policy": first.allowed_by.label, "statement": first.statement, "classification": first.classification,
+        })
+    return [everywhere[arn] for arn in sorted(everywhere)]
 
 
 def _plain_error(error: AwsError) -> str:
@@ -338,7 +356,7 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
     check.api_calls = read.api_calls
     check.principals_checked = len(principals)
     check.roles_checked = len(targets)
-    check.reachable_pairs = len(analysis.reaches)
+    check.reachable_pairs = analysis.reachable_pairs
     check.blocked = [
         {"principal_type": b.principal.kind, "principal": b.principal.name, "reason": b.reason, "roles": b.roles}
         for b in analysis.blocked

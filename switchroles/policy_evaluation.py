@@ -133,17 +133,29 @@ def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
     return False
 
 
-def _resource_matcher(statement: Mapping[str, Any], context: Mapping[str, Any]) -> Callable[[str], bool]:
-    negate = "Resource" not in statement
-    raw = _as_list(statement.get("Resource") if not negate else statement.get("NotResource"))
-    if not negate and "NotResource" not in statement and "Resource" not in statement:
-        return lambda _arn: False
+def resource_patterns(statement: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The ARN patterns a statement's ``Resource`` names, policy variables substituted (one that
+    cannot be resolved names nothing); None when it says ``NotResource`` (or neither: it then names
+    every resource but none listed)."""
+    if "Resource" not in statement:
+        return None
     patterns = []
-    for pattern in raw:
+    for pattern in _as_list(statement["Resource"]):
         try:
             patterns.append(_substitute(str(pattern), context))
         except _Unresolved:
             continue
+    return tuple(patterns)
+
+
+def _resource_matcher(
+    statement: Mapping[str, Any], context: Mapping[str, Any], named: tuple[str, ...] | None
+) -> Callable[[str], bool]:
+    """Whether the statement applies to a role ARN; ``named``: its :func:`resource_patterns`."""
+    negate = named is None
+    if named is None:
+        named = resource_patterns({"Resource": statement.get("NotResource")}, context) or ()
+    patterns = list(named)
     if any(p == "*" for p in patterns):
         return (lambda _arn: False) if negate else (lambda _arn: True)
     # Literal ARNs in a set, wildcard ones as (cached) globs: a statement can list hundreds.
@@ -301,99 +313,115 @@ def _statement_label(number: int, statement: Mapping[str, Any]) -> str:
 # --- identity side --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class CompiledStatement:
+    """A statement about ``sts:AssumeRole``, read once for every request context: where it comes
+    from, the ARN patterns its ``Resource`` names (:func:`resource_matcher` decides an ARN), and its
+    conditions split into those on ``aws:ResourceAccount`` (decided per role) and the rest
+    (decided per request context, :meth:`conditions_met`). Compared by identity: each is one
+    statement of one policy as one principal has it."""
+
     effect: str
     source: PolicySource
     label: str
-    text: str
-    resource: Callable[[str], bool]
-    pending: Mapping[str, Any]  # conditions on aws:ResourceAccount, decided per role
-    unknown: tuple[str, ...]
-    exact_arns: frozenset[str] | None = None  # the only ARNs it can match (no wildcard in Resource)
-    accounts: frozenset[str] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
+    statement: Mapping[str, Any]
+    patterns: tuple[str, ...] | None = None  # the Resource ARN patterns (None: NotResource, any role)
+    pending: Mapping[str, Any] = field(default_factory=dict)  # conditions on aws:ResourceAccount
+    principal_side: Mapping[str, Any] = field(default_factory=dict)
+    # principal_side as a value, so statements with the same conditions are decided once per
+    # request context (None: not comparable)
+    principal_side_key: tuple[Any, ...] | None = None
+    accounts: tuple[str, ...] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
+
+    @property
+    def text(self) -> str:
+        """The statement as JSON, for the findings."""
+        return json.dumps(self.statement, sort_keys=True)[:2000]
+
+    def conditions_met(
+        self, context: Mapping[str, Any], decided: dict[tuple[Any, ...], Literal[False] | tuple[str, ...]]
+    ) -> Literal[False] | tuple[str, ...]:
+        """The principal-side conditions in ``context``: False when one fails, else the undecided
+        ones. ``decided`` holds the outcomes of conditions already decided in this same context."""
+        if not self.principal_side:
+            return ()
+        key = self.principal_side_key
+        if key is None:
+            return statement_conditions({"Condition": self.principal_side}, context)
+        found = decided.get(key)
+        if found is None:
+            found = decided[key] = statement_conditions({"Condition": self.principal_side}, context)
+        return found
 
 
 def compile_statements(sources: Iterable[PolicySource], context: Mapping[str, Any]) -> list[CompiledStatement]:
-    """The statements about ``sts:AssumeRole`` whose principal-side conditions can still hold."""
+    """The statements about ``sts:AssumeRole`` (``context`` fills the policy variables in their
+    ``Resource``; their conditions are decided later, per request context and role)."""
     compiled = []
     for source in sources:
         for number, statement in _statements(source.document):
             effect = str(statement.get("Effect", ""))
             if effect not in ("Allow", "Deny") or not _action_matches(statement, ASSUME_ROLE):
                 continue
-            condition = statement.get("Condition") or {}
-            per_role: dict[str, dict[str, Any]] = {}
-            rest: dict[str, dict[str, Any]] = {}
-            if isinstance(condition, Mapping):
-                for operator, block in condition.items():
-                    if not isinstance(block, Mapping):
-                        rest.setdefault(operator, {})
-                        continue
-                    for key, values in block.items():
-                        target = per_role if str(key).lower() == "aws:resourceaccount" else rest
-                        target.setdefault(operator, {})[key] = values
-            outcome = statement_conditions({"Condition": rest}, context)
-            if outcome is False:
-                continue
+            per_role, rest = _split_conditions(statement.get("Condition") or {})
             compiled.append(CompiledStatement(
-                effect=effect, source=source, label=_statement_label(number, statement),
-                text=json.dumps(statement, sort_keys=True)[:2000],
-                resource=_resource_matcher(statement, context), pending=per_role, unknown=outcome,
-                exact_arns=_exact_arns(statement), accounts=_literal_accounts(per_role),
+                effect=effect, source=source, label=_statement_label(number, statement), statement=statement,
+                patterns=resource_patterns(statement, context), pending=per_role, principal_side=rest,
+                principal_side_key=_conditions_key(rest), accounts=_literal_accounts(per_role),
             ))
     return compiled
 
 
-def _exact_arns(statement: Mapping[str, Any]) -> frozenset[str] | None:
-    if "Resource" not in statement:
-        return None
-    values = [str(v) for v in _as_list(statement["Resource"])]
-    if any(ch in v for v in values for ch in "*?$"):
-        return None
-    return frozenset(values)
+def resource_matcher(statement: CompiledStatement, context: Mapping[str, Any]) -> Callable[[str], bool]:
+    """Whether ``statement`` (compiled in ``context``) applies to a role ARN."""
+    return _resource_matcher(statement.statement, context, statement.patterns)
 
 
-def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> frozenset[str] | None:
-    """The accounts a plain ``StringEquals aws:ResourceAccount`` allows (None: any, or not plain)."""
+def _split_conditions(condition: Any) -> tuple[dict[str, Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
+    """(the blocks on ``aws:ResourceAccount``, the others), each block kept as written when all
+    its keys go one way. An unreadable block counts as none."""
+    per_role: dict[str, Mapping[str, Any]] = {}
+    rest: dict[str, Mapping[str, Any]] = {}
+    if not isinstance(condition, Mapping):
+        return per_role, rest
+    for operator, block in condition.items():
+        if not isinstance(block, Mapping) or not block:
+            continue
+        on_role = [key for key in block if str(key).lower() == "aws:resourceaccount"]
+        if not on_role:
+            rest[operator] = block
+        elif len(on_role) == len(block):
+            per_role[operator] = block
+        else:
+            per_role[operator] = {key: values for key, values in block.items() if key in on_role}
+            rest[operator] = {key: values for key, values in block.items() if key not in on_role}
+    return per_role, rest
+
+
+def _conditions_key(conditions: Mapping[str, Mapping[str, Any]]) -> tuple[Any, ...] | None:
+    """Conditions as a hashable value (a value and a list of one stay apart, as their descriptions
+    do); None for values other than strings and lists of strings."""
+    parts: list[tuple[Any, ...]] = []
+    for operator, block in conditions.items():
+        for key, values in block.items():
+            if isinstance(values, str):
+                parts.append((operator, key, values))
+            elif isinstance(values, list) and all(isinstance(v, str) for v in values):
+                parts.append((operator, key, tuple(values)))
+            else:
+                return None
+    return tuple(parts)
+
+
+def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...] | None:
+    """The accounts a plain ``StringEquals aws:ResourceAccount`` allows, each once (None: any, or
+    not plain)."""
     if set(per_role) != {"StringEquals"} or len(per_role["StringEquals"]) != 1:
         return None
     values = [str(v) for v in _as_list(next(iter(per_role["StringEquals"].values())))]
     if any(ch in v for v in values for ch in "*?$"):
         return None
-    return frozenset(values)
-
-
-def _decide(
-    statements: Sequence[CompiledStatement], role: TargetRole, context: Mapping[str, Any]
-) -> tuple[str, CompiledStatement | None, tuple[str, ...]]:
-    """("deny" | "allow" | "none", the deciding statement, undecided conditions)."""
-    role_context: dict[str, Any] | None = None
-    allow: CompiledStatement | None = None
-    allow_unknown: tuple[str, ...] = ()
-    deny_caveats: list[str] = []
-    for statement in statements:
-        if not statement.resource(role.arn):
-            continue
-        unknown = statement.unknown
-        if statement.pending:
-            if role_context is None:
-                role_context = {**context, "aws:resourceaccount": role.account_id}
-            outcome = statement_conditions({"Condition": statement.pending}, role_context)
-            if outcome is False:
-                continue
-            unknown = unknown + outcome
-        if statement.effect == "Deny":
-            if not unknown:
-                return "deny", statement, ()
-            deny_caveats.append(
-                f"not denied by {statement.source.label} {statement.label} ({'; '.join(unknown)})"
-            )
-        elif allow is None or (allow_unknown and not unknown):
-            allow, allow_unknown = statement, unknown
-    if allow is None:
-        return "none", None, ()
-    return "allow", allow, tuple(allow_unknown) + tuple(deny_caveats)
+    return tuple(dict.fromkeys(values))
 
 
 # --- trust side ------------------------------------------------------------------------------------
