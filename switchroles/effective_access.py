@@ -32,9 +32,6 @@ such condition (``OrganizationAccountAccessRole``).
 from __future__ import annotations
 
 import json
-import re
-import sys
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +43,9 @@ from switchroles.policy_evaluation import (
     CompiledStatement,
     PolicySource,
     Principal,
+    RoleIndex,
     TargetRole,
     compile_statements,
-    resource_matcher,
     statement_conditions,
     trust_decision,
 )
@@ -282,83 +279,6 @@ class _SourceDecisions:
     allow_undecided: bool = False  # some allow depends on a condition the evaluator cannot decide
 
 
-_WILDCARD_RE = re.compile(r"[*?]")
-
-
-def _literal_prefix(pattern: str) -> str:
-    wildcard = _WILDCARD_RE.search(pattern)
-    return pattern[:wildcard.start()] if wildcard else pattern
-
-
-class _RoleIndex:
-    """The roles by ARN, by account, and by the part of their ARN after the account (sorted, for
-    paths), so a statement is matched only against the roles it can name: ``Resource``
-    ``arn:aws:iam::*:role/switchyard/acme/*`` or an ``aws:ResourceAccount`` list does not scan
-    every role. Every candidate is still matched against the statement itself (the index only
-    narrows). A role listed twice (the same ARN) is decided once, as its first entry."""
-
-    def __init__(self, roles: Sequence[TargetRole]) -> None:
-        self.roles = roles
-        self.by_arn: dict[str, int] = {}
-        self.by_account: dict[str, list[int]] = defaultdict(list)
-        after_account: list[tuple[str, int]] = []
-        # ARNs without exactly five colons: a pattern's parts may not line up with theirs.
-        self.irregular: list[int] = []
-        for number, role in enumerate(roles):
-            if role.arn in self.by_arn:
-                continue
-            self.by_arn[role.arn] = number
-            self.by_account[role.account_id].append(number)
-            parts = role.arn.split(":")
-            if len(parts) == 6:
-                after_account.append((parts[5], number))
-            else:
-                self.irregular.append(number)
-        self.everything = list(self.by_arn.values())
-        after_account.sort()
-        self._resources = [resource for resource, _ in after_account]
-        self._numbers = [number for _, number in after_account]
-
-    def candidates(self, statement: CompiledStatement) -> Iterable[int]:
-        named = self._named(statement.patterns)
-        if statement.accounts is None:
-            return self.everything if named is None else named
-        in_accounts = [n for account in statement.accounts for n in self.by_account.get(account, ())]
-        if named is None:
-            return in_accounts
-        return [n for n in in_accounts if n in named]
-
-    def _named(self, patterns: tuple[str, ...] | None) -> set[int] | None:
-        """The roles some pattern can match (None: any role)."""
-        if patterns is None:
-            return None
-        found: set[int] = set()
-        for pattern in patterns:
-            if "*" not in pattern and "?" not in pattern:
-                number = self.by_arn.get(pattern)
-                if number is not None:
-                    found.add(number)
-                continue
-            parts = pattern.split(":")
-            if len(parts) != 6:
-                if len(parts) < 6:
-                    return None  # a wildcard stands for colons too: "arn:aws:iam::*", "*"
-                found.update(self.irregular)  # more colons than a regular role ARN has
-                continue
-            # Five colons against a role ARN's five: each part matches its part, so the roles
-            # this names are among those whose part after the account starts with its prefix.
-            prefix = _literal_prefix(parts[5])
-            found.update(self._numbers[self._prefixed(prefix)])
-            found.update(self.irregular)
-        return found
-
-    def _prefixed(self, prefix: str) -> slice:
-        low = bisect_left(self._resources, prefix)
-        if not prefix or prefix[-1] == chr(sys.maxunicode):
-            return slice(low if prefix else 0, len(self._resources))
-        return slice(low, bisect_left(self._resources, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
-
-
 _NONE_UNDECIDED: Mapping[int, tuple[str, ...]] = MappingProxyType({})
 
 
@@ -373,28 +293,28 @@ class _Matched:
     undecided: Mapping[int, tuple[str, ...]]
 
 
-def _match(source: PolicySource, context: Mapping[str, Any], index: _RoleIndex) -> list[_Matched]:
+def _match(source: PolicySource, context: Mapping[str, Any], index: RoleIndex) -> list[_Matched]:
     matched = []
     for statement in compile_statements((source,), context):
-        names = resource_matcher(statement, context)
+        named = index.named_by(statement)
+        if not statement.pending or statement.accounts is not None:
+            # (a plain StringEquals on aws:ResourceAccount is met: named_by kept its accounts)
+            matched.append(_Matched(statement, tuple(named), _NONE_UNDECIDED))
+            continue
         by_account: dict[str, Literal[False] | tuple[str, ...]] = {}
         roles: list[int] = []
         undecided: dict[int, tuple[str, ...]] = {}
-        for number in index.candidates(statement):
-            role = index.roles[number]
-            if not names(role.arn):
+        for number in named:
+            account_id = index.roles[number].account_id
+            outcome = by_account.get(account_id)
+            if outcome is None:
+                outcome = by_account[account_id] = statement_conditions(
+                    {"Condition": statement.pending}, {**context, "aws:resourceaccount": account_id}
+                )
+            if outcome is False:
                 continue
-            if statement.pending and statement.accounts is None:
-                # (a plain StringEquals on aws:ResourceAccount is met: candidates are its accounts)
-                outcome = by_account.get(role.account_id)
-                if outcome is None:
-                    outcome = by_account[role.account_id] = statement_conditions(
-                        {"Condition": statement.pending}, {**context, "aws:resourceaccount": role.account_id}
-                    )
-                if outcome is False:
-                    continue
-                if outcome:
-                    undecided[number] = outcome
+            if outcome:
+                undecided[number] = outcome
             roles.append(number)
         matched.append(_Matched(statement, tuple(roles), undecided or _NONE_UNDECIDED))
     return matched
@@ -574,7 +494,7 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
         trusts.setdefault(text, role.trust_policy)
         key = (text, role.account_id if "ResourceAccount" in text else "")
         trust_key_of_role.append(trust_keys.setdefault(key, key))
-    indexed = _RoleIndex(roles)
+    indexed = RoleIndex(roles)
     matched_cache: dict[tuple[Any, ...], list[_Matched]] = {}
     source_cache: dict[tuple[Any, ...], _SourceDecisions] = {}
 

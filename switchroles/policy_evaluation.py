@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -133,56 +136,128 @@ def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
     return False
 
 
-def resource_patterns(statement: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The ARN patterns a statement's ``Resource`` names, policy variables substituted (one that
-    cannot be resolved names nothing); None when it says ``NotResource`` (or neither: it then names
-    every resource but none listed)."""
-    if "Resource" not in statement:
-        return None
+def _resource_patterns(statement: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """(negated, ARN patterns): the ``Resource`` patterns, or the ``NotResource`` ones (negated; a
+    statement with neither is negated with none, so it applies to every role), policy variables
+    substituted (one that cannot be resolved names nothing)."""
+    negated = "Resource" not in statement
     patterns = []
-    for pattern in _as_list(statement["Resource"]):
+    for pattern in _as_list(statement.get("NotResource") if negated else statement["Resource"]):
         try:
             patterns.append(_substitute(str(pattern), context))
         except _Unresolved:
             continue
-    return tuple(patterns)
-
-
-def _resource_matcher(
-    statement: Mapping[str, Any], context: Mapping[str, Any], named: tuple[str, ...] | None
-) -> Callable[[str], bool]:
-    """Whether the statement applies to a role ARN; ``named``: its :func:`resource_patterns`."""
-    negate = named is None
-    if named is None:
-        named = resource_patterns({"Resource": statement.get("NotResource")}, context) or ()
-    patterns = list(named)
-    if any(p == "*" for p in patterns):
-        return (lambda _arn: False) if negate else (lambda _arn: True)
-    # Literal ARNs in a set, wildcard ones as (cached) globs: a statement can list hundreds.
-    literal = frozenset(p for p in patterns if "*" not in p and "?" not in p)
-    # "arn:aws:iam::*:role/..." with no other wildcard (Switchyard's own form): a set lookup too.
-    any_account = frozenset(p for p in patterns if p not in literal and _only_account_wild(p))
-    globs = [_glob(p, False) for p in patterns if p not in literal and p not in any_account]
-
-    def matches(arn: str) -> bool:
-        hit = arn in literal
-        if not hit and any_account:
-            parts = arn.split(":", 5)
-            hit = len(parts) == 6 and ":".join((*parts[:4], "*", parts[5])) in any_account
-        if not hit and globs:
-            hit = any(g.fullmatch(arn) for g in globs)
-        return not hit if negate else hit
-
-    return matches
+    return negated, tuple(patterns)
 
 
 # "arn:aws:iam::*:role/..." with no other wildcard: five colon-separated parts (the account "*"),
-# then the rest.
+# then the rest. Such a pattern names the roles whose ARN, with its account replaced by "*", is it.
 _ONLY_ACCOUNT_WILD_RE = re.compile(r"\A[^:*?]*:[^:*?]*:[^:*?]*:[^:*?]*:\*:[^*?]*\Z")
+_WILDCARD_RE = re.compile(r"[*?]")
 
 
-def _only_account_wild(pattern: str) -> bool:
-    return _ONLY_ACCOUNT_WILD_RE.match(pattern) is not None
+def _any_account(arn: str) -> str | None:
+    parts = arn.split(":", 5)
+    return ":".join((*parts[:4], "*", parts[5])) if len(parts) == 6 else None
+
+
+class RoleIndex:
+    """The roles to decide for, indexed by what a statement's ``Resource`` can name: by ARN, by
+    ARN with the account left out (Switchyard's own ``arn:aws:iam::*:role/...`` form), by
+    account, and by the part of the ARN after the account (sorted, for paths such as
+    ``role/switchyard/acme/*``), so a statement is matched against the roles it can name, not all
+    of them. A role listed twice (the same ARN) is decided once, as its first entry."""
+
+    def __init__(self, roles: Sequence[TargetRole]) -> None:
+        self.roles = roles
+        self.by_arn: dict[str, int] = {}
+        self.by_account: dict[str, list[int]] = defaultdict(list)
+        self._by_any_account: dict[str, list[int]] = defaultdict(list)
+        self._by_name: dict[str, list[int]] = defaultdict(list)  # the part after the last "/"
+        after_account: list[tuple[str, int]] = []
+        self._irregular: list[int] = []  # ARNs without exactly five colons
+        for number, role in enumerate(roles):
+            if role.arn in self.by_arn:
+                continue
+            self.by_arn[role.arn] = number
+            self.by_account[role.account_id].append(number)
+            key = _any_account(role.arn)
+            if key is not None:
+                self._by_any_account[key].append(number)
+            self._by_name[role.arn.rsplit("/", 1)[-1]].append(number)
+            if role.arn.count(":") == 5:
+                after_account.append((role.arn.rsplit(":", 1)[1], number))
+            else:
+                self._irregular.append(number)
+        self.everything = list(self.by_arn.values())
+        after_account.sort()
+        self._after_account = [part for part, _ in after_account]
+        self._numbers = [number for _, number in after_account]
+
+    def named_by(self, statement: CompiledStatement) -> Collection[int]:
+        """The roles ``statement``'s ``Resource`` (or ``NotResource``) applies to, each once; only
+        those in its accounts when it names them (``StringEquals aws:ResourceAccount``)."""
+        within: Sequence[int] = self.everything
+        if statement.accounts is not None:
+            within = [n for account in statement.accounts for n in self.by_account.get(account, ())]
+        hits = self._hits(statement.patterns, within)
+        if statement.negated:
+            return () if hits is None else [n for n in within if n not in hits]
+        if hits is None:
+            return within
+        if statement.accounts is None:
+            return hits
+        return [n for n in within if n in hits]
+
+    def _hits(self, patterns: tuple[str, ...], within: Sequence[int]) -> Collection[int] | None:
+        """The roles some pattern matches (None: every role, ``*``); of those a wildcard pattern
+        matches, only those ``within``."""
+        if "*" in patterns:
+            return None
+        if len(patterns) == 1 and "*" not in patterns[0] and "?" not in patterns[0]:
+            number = self.by_arn.get(patterns[0])
+            return () if number is None else (number,)
+        hits: set[int] = set()
+        for pattern in patterns:
+            if "*" not in pattern and "?" not in pattern:
+                number = self.by_arn.get(pattern)
+                if number is not None:
+                    hits.add(number)
+            elif _ONLY_ACCOUNT_WILD_RE.match(pattern):
+                hits.update(self._by_any_account.get(pattern, ()))
+            else:
+                glob = _glob(pattern, False)
+                hits.update(n for n in self._could_match(pattern, within) if glob.fullmatch(self.roles[n].arn))
+        return hits
+
+    def _could_match(self, pattern: str, within: Sequence[int]) -> Sequence[int]:
+        """Roles ``within`` that include every one a wildcard pattern matches (the glob decides),
+        as few as the index can tell: those with the name it ends with, if it ends with a literal
+        one; and, since a literal colon in the pattern matches one in the ARN, with five colons
+        (as a role ARN has) each part matches its part, so the part after the account starts
+        with the pattern's literal prefix there."""
+        options = [within]
+        *_, name = pattern.rsplit("/", 1)
+        if name != pattern and not _WILDCARD_RE.search(name):
+            options.append(self._by_name.get(name, ()))
+        options.append(self._by_colons(pattern))
+        return min(options, key=len)
+
+    def _by_colons(self, pattern: str) -> Sequence[int]:
+        colons = pattern.count(":")
+        if colons < 5:
+            return self.everything  # a wildcard stands for colons too: "*", "arn:aws:iam::*"
+        if colons > 5:
+            return self._irregular
+        after = pattern.rsplit(":", 1)[1]
+        wildcard = _WILDCARD_RE.search(after)
+        prefix = after[:wildcard.start()] if wildcard else after
+        low = bisect_left(self._after_account, prefix)
+        if not prefix or prefix[-1] == chr(sys.maxunicode):
+            high = len(self._after_account)
+        else:
+            high = bisect_left(self._after_account, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        return [*self._numbers[low:high], *self._irregular]
 
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -316,8 +391,8 @@ def _statement_label(number: int, statement: Mapping[str, Any]) -> str:
 @dataclass(frozen=True, eq=False, slots=True)
 class CompiledStatement:
     """A statement about ``sts:AssumeRole``, read once for every request context: where it comes
-    from, the ARN patterns its ``Resource`` names (:func:`resource_matcher` decides an ARN), and its
-    conditions split into those on ``aws:ResourceAccount`` (decided per role) and the rest
+    from, the ARN patterns its ``Resource`` names (:meth:`RoleIndex.named_by` finds the roles),
+    and its conditions split into those on ``aws:ResourceAccount`` (decided per role) and the rest
     (decided per request context, :meth:`conditions_met`). Compared by identity: each is one
     statement of one policy as one principal has it."""
 
@@ -325,7 +400,8 @@ class CompiledStatement:
     source: PolicySource
     label: str
     statement: Mapping[str, Any]
-    patterns: tuple[str, ...] | None = None  # the Resource ARN patterns (None: NotResource, any role)
+    negated: bool  # NotResource: it applies to the roles its patterns do not name
+    patterns: tuple[str, ...]  # the Resource (or NotResource) ARN patterns
     pending: Mapping[str, Any] = field(default_factory=dict)  # conditions on aws:ResourceAccount
     principal_side: Mapping[str, Any] = field(default_factory=dict)
     # principal_side as a value, so statements with the same conditions are decided once per
@@ -364,17 +440,13 @@ def compile_statements(sources: Iterable[PolicySource], context: Mapping[str, An
             if effect not in ("Allow", "Deny") or not _action_matches(statement, ASSUME_ROLE):
                 continue
             per_role, rest = _split_conditions(statement.get("Condition") or {})
+            negated, patterns = _resource_patterns(statement, context)
             compiled.append(CompiledStatement(
                 effect=effect, source=source, label=_statement_label(number, statement), statement=statement,
-                patterns=resource_patterns(statement, context), pending=per_role, principal_side=rest,
+                negated=negated, patterns=patterns, pending=per_role, principal_side=rest,
                 principal_side_key=_conditions_key(rest), accounts=_literal_accounts(per_role),
             ))
     return compiled
-
-
-def resource_matcher(statement: CompiledStatement, context: Mapping[str, Any]) -> Callable[[str], bool]:
-    """Whether ``statement`` (compiled in ``context``) applies to a role ARN."""
-    return _resource_matcher(statement.statement, context, statement.patterns)
 
 
 def _split_conditions(condition: Any) -> tuple[dict[str, Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
@@ -419,7 +491,7 @@ def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> tuple[str, .
     if set(per_role) != {"StringEquals"} or len(per_role["StringEquals"]) != 1:
         return None
     values = [str(v) for v in _as_list(next(iter(per_role["StringEquals"].values())))]
-    if any(ch in v for v in values for ch in "*?$"):
+    if any("*" in v or "?" in v or "$" in v for v in values):
         return None
     return tuple(dict.fromkeys(values))
 
