@@ -215,7 +215,7 @@ def _granted_against_reached(
         blocked_of[blocked.principal.arn].append(blocked.reason)
     reached_by_user: dict[str, set[str]] = defaultdict(set)
     role_arns = [role.arn for role in analysis.roles]
-    said: dict[tuple[Allowance, str], tuple[str, str, str]] = {}  # (allowance, role kind) -> texts
+    said: dict[tuple[Allowance, str, str], tuple[str, str, str]] = {}  # (allowance, role kind, via) -> texts
     for reached in analysis.reached:
         principal = reached.principal
         reached_arns = list(map(role_arns.__getitem__, reached.roles))
@@ -234,20 +234,20 @@ def _granted_against_reached(
             account_pk, account_role_pk = targets.places[targets.position_of[arn]]
             what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
                 else ("an Administrator role" if role.is_administrator else "a Switchyard role")
-            texts = said.get((allowance, what))
+            texts = said.get((allowance, what, via))
             if texts is None:
                 classification = allowance.classification
-                texts = said[(allowance, what)] = (
+                texts = said[(allowance, what, via)] = (
                     allowance.allowed_by.label, allowance.statement_json,
                     f"{classification[:1].upper()}{classification[1:]}: {what}, allowed by "
-                    f"{allowance.allowed_by.label} {allowance.statement}",
+                    f"{allowance.allowed_by.label} {allowance.statement}{via}. No grant in force explains it.",
                 )
-            policy, statement_json, reason = texts
+            policy, statement_json, detail = texts
             yield _Wanted(
                 kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
                 principal_arn=principal.arn, person_id=person_id, account_id=account_pk,
                 account_role_id=account_role_pk, role_arn=arn, policy=policy, statement=allowance.statement,
-                statement_json=statement_json, detail=f"{reason}{via}. No grant in force explains it.",
+                statement_json=statement_json, detail=detail,
             )
     main = main_account_id
     for name, arns in sorted(granted.items()):

@@ -297,10 +297,11 @@ def _match(source: PolicySource, context: Mapping[str, Any], index: RoleIndex) -
     matched = []
     for statement in compile_statements((source,), context):
         named = index.named_by(statement)
-        if not statement.pending or statement.accounts is not None:
+        if not statement.pending_keys or statement.accounts is not None:
             # (a plain StringEquals on aws:ResourceAccount is met: named_by kept its accounts)
             matched.append(_Matched(statement, tuple(named), _NONE_UNDECIDED))
             continue
+        pending = statement.pending
         by_account: dict[str, Literal[False] | tuple[str, ...]] = {}
         roles: list[int] = []
         undecided: dict[int, tuple[str, ...]] = {}
@@ -309,7 +310,7 @@ def _match(source: PolicySource, context: Mapping[str, Any], index: RoleIndex) -
             outcome = by_account.get(account_id)
             if outcome is None:
                 outcome = by_account[account_id] = statement_conditions(
-                    {"Condition": statement.pending}, {**context, "aws:resourceaccount": account_id}
+                    {"Condition": pending}, {**context, "aws:resourceaccount": account_id}
                 )
             if outcome is False:
                 continue
@@ -431,7 +432,7 @@ def _identity_decision(
 
 def _reach(
     reached: dict[int, Allowance], groups: Sequence[tuple[list[int], tuple[str, ...]]],
-    allowed: Mapping[int, _Value], with_mfa: bool, allowances: dict[tuple[_Value, bool, tuple[str, ...]], Allowance],
+    allowed: Mapping[int, _Value], with_mfa: bool, allowances: dict[tuple[Any, ...], Allowance],
 ) -> None:
     """Record the roles of ``groups`` (allowed by the identity policies and by one trust policy,
     in role order, with the trust's undecided conditions) that no earlier request context reached
@@ -446,9 +447,12 @@ def _reach(
         values = list(map(allowed.__getitem__, fresh))
         made = {}
         for value in set(values):
-            allowance = allowances.get((value, with_mfa, also))
+            # (by the statement's id: it lives as long as the analysis, and a key of plain values
+            # costs the garbage collector nothing)
+            key = (id(value[0]), value[1], with_mfa, also)
+            allowance = allowances.get(key)
             if allowance is None:
-                allowance = allowances[(value, with_mfa, also)] = Allowance(
+                allowance = allowances[key] = Allowance(
                     by=value[0], mfa_only=with_mfa, subject_to=value[1] + also)
             made[value] = allowance
         found.update(zip(fresh, map(made.__getitem__, values), strict=True))
@@ -522,7 +526,7 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
         return _identity_decision(merged, boundary, trust_key_of_role)
 
     identity_cache: dict[tuple[Any, ...], _Decided] = {}
-    allowances: dict[tuple[_Value, bool, tuple[str, ...]], Allowance] = {}
+    allowances: dict[tuple[Any, ...], Allowance] = {}
     for principal in principals:
         blocked: dict[str, set[int]] = defaultdict(set)
         reached: dict[int, Allowance] = {}

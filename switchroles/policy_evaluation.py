@@ -402,12 +402,25 @@ class CompiledStatement:
     statement: Mapping[str, Any]
     negated: bool  # NotResource: it applies to the roles its patterns do not name
     patterns: tuple[str, ...]  # the Resource (or NotResource) ARN patterns
-    pending: Mapping[str, Any] = field(default_factory=dict)  # conditions on aws:ResourceAccount
-    principal_side: Mapping[str, Any] = field(default_factory=dict)
-    # principal_side as a value, so statements with the same conditions are decided once per
-    # request context (None: not comparable)
+    condition: Mapping[str, Any] = field(default_factory=dict)  # its Condition, as written
+    # (operator, key) of the conditions on aws:ResourceAccount, and of the others (kept as
+    # references into ``condition``: a principal's thousands of statements make no copies)
+    pending_keys: tuple[tuple[str, str], ...] = ()
+    principal_keys: tuple[tuple[str, str], ...] = ()
+    # the principal-side conditions as a value, so statements with the same ones are decided
+    # once per request context (None: not comparable)
     principal_side_key: tuple[Any, ...] | None = None
     accounts: tuple[str, ...] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
+
+    @property
+    def pending(self) -> dict[str, dict[str, Any]]:
+        """The conditions on ``aws:ResourceAccount`` (decided per role)."""
+        return _conditions_of(self.condition, self.pending_keys)
+
+    @property
+    def principal_side(self) -> dict[str, dict[str, Any]]:
+        """The other conditions (decided per request context)."""
+        return _conditions_of(self.condition, self.principal_keys)
 
     @property
     def text(self) -> str:
@@ -419,7 +432,7 @@ class CompiledStatement:
     ) -> Literal[False] | tuple[str, ...]:
         """The principal-side conditions in ``context``: False when one fails, else the undecided
         ones. ``decided`` holds the outcomes of conditions already decided in this same context."""
-        if not self.principal_side:
+        if not self.principal_keys:
             return ()
         key = self.principal_side_key
         if key is None:
@@ -439,35 +452,41 @@ def compile_statements(sources: Iterable[PolicySource], context: Mapping[str, An
             effect = str(statement.get("Effect", ""))
             if effect not in ("Allow", "Deny") or not _action_matches(statement, ASSUME_ROLE):
                 continue
-            per_role, rest = _split_conditions(statement.get("Condition") or {})
+            condition = statement.get("Condition") or {}
+            if not isinstance(condition, Mapping):
+                condition = {}  # unreadable: as if there were none
+            pending_keys, principal_keys = _split_conditions(condition)
             negated, patterns = _resource_patterns(statement, context)
             compiled.append(CompiledStatement(
                 effect=effect, source=source, label=_statement_label(number, statement), statement=statement,
-                negated=negated, patterns=patterns, pending=per_role, principal_side=rest,
-                principal_side_key=_conditions_key(rest), accounts=_literal_accounts(per_role),
+                negated=negated, patterns=patterns, condition=condition, pending_keys=pending_keys,
+                principal_keys=principal_keys,
+                principal_side_key=_conditions_key(_conditions_of(condition, principal_keys)),
+                accounts=_literal_accounts(_conditions_of(condition, pending_keys)) if pending_keys else None,
             ))
     return compiled
 
 
-def _split_conditions(condition: Any) -> tuple[dict[str, Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
-    """(the blocks on ``aws:ResourceAccount``, the others), each block kept as written when all
-    its keys go one way. An unreadable block counts as none."""
-    per_role: dict[str, Mapping[str, Any]] = {}
-    rest: dict[str, Mapping[str, Any]] = {}
-    if not isinstance(condition, Mapping):
-        return per_role, rest
+def _split_conditions(
+    condition: Mapping[str, Any]
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The (operator, key) pairs on ``aws:ResourceAccount``, and the others, in order. An
+    unreadable block counts as none."""
+    per_role: list[tuple[str, str]] = []
+    rest: list[tuple[str, str]] = []
     for operator, block in condition.items():
-        if not isinstance(block, Mapping) or not block:
+        if not isinstance(block, Mapping):
             continue
-        on_role = [key for key in block if str(key).lower() == "aws:resourceaccount"]
-        if not on_role:
-            rest[operator] = block
-        elif len(on_role) == len(block):
-            per_role[operator] = block
-        else:
-            per_role[operator] = {key: values for key, values in block.items() if key in on_role}
-            rest[operator] = {key: values for key, values in block.items() if key not in on_role}
-    return per_role, rest
+        for key in block:
+            (per_role if str(key).lower() == "aws:resourceaccount" else rest).append((operator, key))
+    return tuple(per_role), tuple(rest)
+
+
+def _conditions_of(condition: Mapping[str, Any], keys: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for operator, key in keys:
+        found.setdefault(operator, {})[key] = condition[operator][key]
+    return found
 
 
 def _conditions_key(conditions: Mapping[str, Mapping[str, Any]]) -> tuple[Any, ...] | None:
@@ -488,9 +507,10 @@ def _conditions_key(conditions: Mapping[str, Mapping[str, Any]]) -> tuple[Any, .
 def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...] | None:
     """The accounts a plain ``StringEquals aws:ResourceAccount`` allows, each once (None: any, or
     not plain)."""
-    if set(per_role) != {"StringEquals"} or len(per_role["StringEquals"]) != 1:
+    block = per_role.get("StringEquals")
+    if block is None or len(per_role) != 1 or len(block) != 1:
         return None
-    values = [str(v) for v in _as_list(next(iter(per_role["StringEquals"].values())))]
+    values = [str(v) for v in _as_list(next(iter(block.values())))]
     if any("*" in v or "?" in v or "$" in v for v in values):
         return None
     return tuple(dict.fromkeys(values))
