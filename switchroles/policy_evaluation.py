@@ -171,25 +171,29 @@ class RoleIndex:
     def __init__(self, roles: Sequence[TargetRole]) -> None:
         self.roles = roles
         self.by_arn: dict[str, int] = {}
-        self.by_account: dict[str, list[int]] = defaultdict(list)
-        self._by_any_account: dict[str, list[int]] = defaultdict(list)
-        self._by_name: dict[str, list[int]] = defaultdict(list)  # the part after the last "/"
+        by_account: dict[str, list[int]] = defaultdict(list)
+        by_any_account: dict[str, list[int]] = defaultdict(list)
+        by_name: dict[str, list[int]] = defaultdict(list)  # by the part after the last "/"
         after_account: list[tuple[str, int]] = []
         self._irregular: list[int] = []  # ARNs without exactly five colons
         for number, role in enumerate(roles):
             if role.arn in self.by_arn:
                 continue
             self.by_arn[role.arn] = number
-            self.by_account[role.account_id].append(number)
+            by_account[role.account_id].append(number)
             key = _any_account(role.arn)
             if key is not None:
-                self._by_any_account[key].append(number)
-            self._by_name[role.arn.rsplit("/", 1)[-1]].append(number)
+                by_any_account[key].append(number)
+            by_name[role.arn.rsplit("/", 1)[-1]].append(number)
             if role.arn.count(":") == 5:
                 after_account.append((role.arn.rsplit(":", 1)[1], number))
             else:
                 self._irregular.append(number)
         self.everything = list(self.by_arn.values())
+        # (tuples of positions: the garbage collector need not walk thousands of small lists)
+        self.by_account = {account: tuple(numbers) for account, numbers in by_account.items()}
+        self._by_any_account = {key: tuple(numbers) for key, numbers in by_any_account.items()}
+        self._by_name = {name: tuple(numbers) for name, numbers in by_name.items()}
         after_account.sort()
         self._after_account = [part for part, _ in after_account]
         self._numbers = [number for _, number in after_account]
