@@ -461,7 +461,7 @@ def _reach(
 
 def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Analysis:
     """Decide every (principal, role) pair. Each policy is read and matched against the roles
-    once (the roles it names, through :class:`_RoleIndex`), then decided per request context;
+    once (the roles it names, through :class:`RoleIndex`), then decided per request context;
     principals sharing their policies share the work, and both MFA variants of a user share it
     when no policy of theirs mentions MFA; trust decisions are made once per distinct trust policy
     (and account, when it names ``aws:ResourceAccount``)."""
