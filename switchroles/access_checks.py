@@ -26,9 +26,11 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -50,6 +52,7 @@ from portal.aws import (
 from portal.people.models import User
 from switchroles.accounts import account_model, active_accounts
 from switchroles.effective_access import (
+    Allowance,
     Analysis,
     analyse,
     policy_document,
@@ -97,15 +100,21 @@ def access_role_trust_policy(*, main_account_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Target:
-    role: TargetRole
-    account_pk: int
-    account_role_pk: int | None
+class _Targets:
+    """The roles the check decides for and, by position, where each is in the portal: (account
+    pk, account role pk; None for an account's access role)."""
+
+    roles: list[TargetRole]
+    places: list[tuple[int, int | None]]
+
+    @cached_property
+    def position_of(self) -> dict[str, int]:
+        return {role.arn: number for number, role in enumerate(self.roles)}
 
 
-def _targets(main_account_id: str) -> list[_Target]:
+def _targets(main_account_id: str) -> _Targets:
     """Every ACTIVE Switchyard role in an active account, and each active account's access role."""
-    targets: list[_Target] = []
+    targets = _Targets(roles=[], places=[])
     trusts: dict[bool, dict[str, Any]] = {}
     rows = AccountRole.objects.filter(
         state=AccountRole.State.ACTIVE, account__state=account_model().State.ACTIVE, account__account_id__isnull=False,
@@ -116,23 +125,22 @@ def _targets(main_account_id: str) -> list[_Target]:
         if trust is None:
             trust = trusts[require_mfa] = console_trust_policy(main_account_id=main_account_id,
                                                                require_mfa=require_mfa)
-        targets.append(_Target(
-            TargetRole(arn=f"arn:aws:iam::{account_id}:role{path}{name}", account_id=account_id or "",
-                       trust_policy=trust, kind="switchyard",
-                       is_administrator=tier == RoleTemplate.Tier.ADMINISTRATOR),
-            account_pk, pk,
+        targets.roles.append(TargetRole(
+            arn=f"arn:aws:iam::{account_id}:role{path}{name}", account_id=account_id or "", trust_policy=trust,
+            kind="switchyard", is_administrator=tier == RoleTemplate.Tier.ADMINISTRATOR,
         ))
+        targets.places.append((account_pk, pk))
     access_trust = access_role_trust_policy(main_account_id=main_account_id)
     for account_pk, account_id in active_accounts().values_list("pk", "account_id").order_by("pk"):
-        targets.append(_Target(
-            TargetRole(arn=f"arn:aws:iam::{account_id}:role/{DEFAULT_ACCESS_ROLE_NAME}", account_id=account_id or "",
-                       trust_policy=access_trust, kind="access role", is_administrator=True),
-            account_pk, None,
+        targets.roles.append(TargetRole(
+            arn=f"arn:aws:iam::{account_id}:role/{DEFAULT_ACCESS_ROLE_NAME}", account_id=account_id or "",
+            trust_policy=access_trust, kind="access role", is_administrator=True,
         ))
+        targets.places.append((account_pk, None))
     return targets
 
 
-@dataclass
+@dataclass(slots=True)
 class _Wanted:
     """One finding this check sees, before it is matched with the open ones."""
 
@@ -160,20 +168,20 @@ def _granted(
     """IAM user name -> role ARNs the grants in force let it assume; and, for a (user, role ARN)
     pair, what it should come through (for "granted, not allowed" explanations: asked only for those)."""
     granted: dict[str, set[str]] = defaultdict(set)
-    sources: list[tuple[str, set[str], str]] = []  # (IAM user, role ARNs, what they come through), in order
+    sources: dict[str, list[tuple[set[str], str]]] = defaultdict(list)  # IAM user -> (role ARNs, through), in order
     for intended in intended_principals(at=at):
         arns = intended.role_arns
         if intended.principal_type == EnforcedPrincipal.Type.GROUP:
             for member in intended.members:
                 granted[member] |= arns
-                sources.append((member, arns, f"the IAM group {intended.principal_name}"))
+                sources[member].append((arns, f"the IAM group {intended.principal_name}"))
         elif intended.principal_name:
             granted[intended.principal_name] |= arns
-            sources.append((intended.principal_name, arns,
-                            f"the Switchyard policies on IAM user {intended.principal_name}"))
+            sources[intended.principal_name].append(
+                (arns, f"the Switchyard policies on IAM user {intended.principal_name}"))
 
     def through(name: str, arn: str) -> str:
-        return next((what for user, arns, what in sources if user == name and arn in arns), "its grants")
+        return next((what for arns, what in sources.get(name, ()) if arn in arns), "its grants")
 
     return granted, through
 
@@ -185,42 +193,68 @@ def _people_by_iam_user() -> dict[str, int]:
     }
 
 
-def _compare(
-    analysis: Analysis, targets: Sequence[_Target], main_account_id: str, at: datetime | None
-) -> list[_Wanted]:
-    by_arn = {t.role.arn: t for t in targets}
+def _compare(analysis: Analysis, targets: _Targets, main_account_id: str, at: datetime | None) -> Iterator[_Wanted]:
+    """The findings AWS's answer and the grants make. The database is read first; the findings
+    (tens of thousands at scale) are then made one at a time, as they are stored."""
     granted, through = _granted(main_account_id, at)
     people = _people_by_iam_user()
+    unusable = _people_without_usable_iam_user(at)
+    drift = _tag_drift(analysis, main_account_id, at) if tag_condition_enabled() else []
+    return chain(_granted_against_reached(analysis, targets, main_account_id, granted, through, people),
+                 unusable, drift)
+
+
+def _granted_against_reached(
+    analysis: Analysis, targets: _Targets, main_account_id: str, granted: Mapping[str, set[str]],
+    through: Callable[[str, str], str], people: Mapping[str, int],
+) -> Iterator[_Wanted]:
+    """Each pair AWS allows that no grant explains, then each granted role AWS does not allow."""
     users = {p.name: p for p in analysis.principals if p.kind == "user"}
     blocked_of: dict[str, list[str]] = defaultdict(list)
     for blocked in analysis.blocked:
         blocked_of[blocked.principal.arn].append(blocked.reason)
-    wanted: list[_Wanted] = []
     reached_by_user: dict[str, set[str]] = defaultdict(set)
-    for reach in analysis.reaches:
-        principal, role = reach.principal, reach.role
+    role_arns = [role.arn for role in analysis.roles]
+    said: dict[tuple[Allowance, str, str], tuple[str, str, str]] = {}  # (allowance, role kind, via) -> texts
+    for reached in analysis.reached:
+        principal = reached.principal
+        reached_arns = list(map(role_arns.__getitem__, reached.roles))
+        ungranted: Container[str] = reached_arns
         if principal.kind == "user":
-            reached_by_user[principal.name].add(role.arn)
-            if role.arn in granted.get(principal.name, ()):
+            reached_by_user[principal.name].update(reached_arns)
+            ungranted = set(reached_arns).difference(granted.get(principal.name, ()))
+            if not ungranted:
                 continue
-        target = by_arn[role.arn]
-        what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
-            else ("an Administrator role" if role.is_administrator else "a Switchyard role")
+        person_id = people.get(principal.name) if principal.kind == "user" else None
         via = f" as a member of {', '.join(principal.groups)}" if principal.groups else ""
-        wanted.append(_Wanted(
-            kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
-            principal_arn=principal.arn, person_id=people.get(principal.name) if principal.kind == "user" else None,
-            account_id=target.account_pk, account_role_id=target.account_role_pk, role_arn=role.arn,
-            policy=reach.allowed_by.label, statement=reach.statement, statement_json=reach.statement_json,
-            detail=(f"{reach.classification[:1].upper()}{reach.classification[1:]}: {what}, allowed by "
-                    f"{reach.allowed_by.label} {reach.statement}{via}. No grant in force explains it."),
-        ))
+        for (index, allowance), arn in zip(reached.roles.items(), reached_arns, strict=True):
+            if arn not in ungranted:
+                continue
+            role = analysis.roles[index]
+            account_pk, account_role_pk = targets.places[targets.position_of[arn]]
+            what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
+                else ("an Administrator role" if role.is_administrator else "a Switchyard role")
+            texts = said.get((allowance, what, via))
+            if texts is None:
+                classification = allowance.classification
+                texts = said[(allowance, what, via)] = (
+                    allowance.allowed_by.label, allowance.statement_json,
+                    f"{classification[:1].upper()}{classification[1:]}: {what}, allowed by "
+                    f"{allowance.allowed_by.label} {allowance.statement}{via}. No grant in force explains it.",
+                )
+            policy, statement_json, detail = texts
+            yield _Wanted(
+                kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
+                principal_arn=principal.arn, person_id=person_id, account_id=account_pk,
+                account_role_id=account_role_pk, role_arn=arn, policy=policy, statement=allowance.statement,
+                statement_json=statement_json, detail=detail,
+            )
     main = main_account_id
     for name, arns in sorted(granted.items()):
         user = users.get(name)
         for arn in sorted(arns - reached_by_user.get(name, set())):
-            known = by_arn.get(arn)
-            if known is None:
+            position = targets.position_of.get(arn)
+            if position is None:
                 continue  # the role or its account is not active: the grant gives nothing anyway
             if user is None:
                 why = f"there is no IAM user {name} in the main account"
@@ -228,16 +262,13 @@ def _compare(
                 why = "; ".join(blocked_of[user.arn])
             else:
                 why = f"nothing allows it: the user should get it through {through(name, arn)}"
-            wanted.append(_Wanted(
+            account_pk, account_role_pk = targets.places[position]
+            yield _Wanted(
                 kind=Kind.NOT_ALLOWED, principal_type="user", principal_name=name,
                 principal_arn=user.arn if user else f"arn:aws:iam::{main}:user/{name}",
-                person_id=people.get(name), account_id=known.account_pk, account_role_id=known.account_role_pk,
+                person_id=people.get(name), account_id=account_pk, account_role_id=account_role_pk,
                 role_arn=arn, detail=f"Granted in the portal, but AWS does not let {name} assume it: {why}.",
-            ))
-    wanted += _people_without_usable_iam_user(at)
-    if tag_condition_enabled():
-        wanted += _tag_drift(analysis, main_account_id, at)
-    return wanted
+            )
 
 
 def _people_without_usable_iam_user(at: datetime | None) -> list[_Wanted]:
@@ -293,21 +324,22 @@ def _managed_iam_users(at: datetime | None) -> set[str]:
     return names
 
 
-def _administrators_everywhere(analysis: Analysis, targets: Sequence[_Target]) -> list[dict[str, Any]]:
-    access_roles = {t.role.arn for t in targets if t.role.kind == "access role"}
+def _administrators_everywhere(analysis: Analysis, targets: _Targets) -> list[dict[str, Any]]:
+    access_roles = {role.arn for role in targets.roles if role.kind == "access role"}
     if not access_roles:
         return []
-    reached: dict[str, dict[str, Any]] = {}
-    counts: dict[str, set[str]] = defaultdict(set)
-    for reach in analysis.reaches:
-        if reach.role.arn in access_roles:
-            counts[reach.principal.arn].add(reach.role.arn)
-            reached.setdefault(reach.principal.arn, {
-                "principal_type": reach.principal.kind, "principal": reach.principal.name,
-                "arn": reach.principal.arn, "policy": reach.allowed_by.label, "statement": reach.statement,
-                "classification": reach.classification,
-            })
-    return [reached[arn] for arn in sorted(reached) if counts[arn] == access_roles]
+    roles = analysis.roles
+    everywhere: dict[str, dict[str, Any]] = {}
+    for reached in analysis.reached:
+        on_access_roles = [index for index in reached.roles if roles[index].arn in access_roles]
+        if not on_access_roles or {roles[index].arn for index in on_access_roles} != access_roles:
+            continue
+        principal, first = reached.principal, reached.roles[on_access_roles[0]]
+        everywhere.setdefault(principal.arn, {
+            "principal_type": principal.kind, "principal": principal.name, "arn": principal.arn,
+            "policy": first.allowed_by.label, "statement": first.statement, "classification": first.classification,
+        })
+    return [everywhere[arn] for arn in sorted(everywhere)]
 
 
 def _plain_error(error: AwsError) -> str:
@@ -333,12 +365,12 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
         return check
     principals: list[Principal] = principals_from_details(read.details, account_id=main)
     targets = _targets(main)
-    analysis = analyse(principals, [t.role for t in targets])
+    analysis = analyse(principals, targets.roles)
     wanted = _compare(analysis, targets, main, at)
     check.api_calls = read.api_calls
     check.principals_checked = len(principals)
-    check.roles_checked = len(targets)
-    check.reachable_pairs = len(analysis.reaches)
+    check.roles_checked = len(targets.roles)
+    check.reachable_pairs = analysis.reachable_pairs
     check.blocked = [
         {"principal_type": b.principal.kind, "principal": b.principal.name, "reason": b.reason, "roles": b.roles}
         for b in analysis.blocked
@@ -360,9 +392,10 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
     """Open what is new, refresh what is still there, resolve what is gone (within ``kinds``,
     and ``account_ids`` when given). Returns how many were (opened, resolved)."""
     now = timezone.now()
-    open_rows = AccessFinding.objects.select_for_update().filter(resolved_at__isnull=True, kind__in=kinds)
+    still_open = AccessFinding.objects.filter(resolved_at__isnull=True, kind__in=kinds)
     if account_ids is not None:
-        open_rows = open_rows.filter(account_id__in=list(account_ids))
+        still_open = still_open.filter(account_id__in=list(account_ids))
+    open_rows = still_open.select_for_update()
     # Plain rows, not model instances: a check sees tens of thousands of findings again each hour.
     current: dict[tuple[str, str, str], tuple[Any, ...]] = {
         (row[1], row[2], row[3]): row for row in open_rows.values_list(*_OPEN_FIELDS)
@@ -370,7 +403,6 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
     seen: set[tuple[str, str, str]] = set()
     opened: list[AccessFinding] = []
     refreshed: list[AccessFinding] = []
-    seen_again: list[int] = []
     for item in wanted:
         key = item.key
         if key in seen:
@@ -386,22 +418,21 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
                 opened_at=now, last_seen_at=now, last_check=check,
             ))
             continue
-        seen_again.append(row[0])
         fresh = (item.detail, item.policy[:2048], item.statement[:256], item.statement_json, item.person_id)
         if row[4:] != fresh:
             refreshed.append(AccessFinding(pk=row[0], detail=fresh[0], policy=fresh[1], statement=fresh[2],
                                            statement_json=fresh[3], person_id=fresh[4]))
     resolved = [row for key, row in current.items() if key not in seen]
-    AccessFinding.objects.bulk_create(opened, batch_size=1000)
-    # Still there: one UPDATE per thousand rows for the dates; rewrite only what changed.
-    for start in range(0, len(seen_again), 1000):
-        AccessFinding.objects.filter(pk__in=seen_again[start:start + 1000]).update(last_seen_at=now, last_check=check)
-    AccessFinding.objects.bulk_update(
-        refreshed, ["detail", "policy", "statement", "statement_json", "person"], batch_size=1000,
-    )
     resolved_pks = [row[0] for row in resolved]
     for start in range(0, len(resolved_pks), 1000):
         AccessFinding.objects.filter(pk__in=resolved_pks[start:start + 1000]).update(resolved_at=now)
+    # What is left open of these is what this check saw again: one UPDATE for the dates (before the
+    # new ones are stored); rewrite only what changed.
+    still_open.update(last_seen_at=now, last_check=check)
+    AccessFinding.objects.bulk_create(opened, batch_size=1000)
+    AccessFinding.objects.bulk_update(
+        refreshed, ["detail", "policy", "statement", "statement_json", "person"], batch_size=1000,
+    )
     if opened or resolved:
         audit_record(
             action="access.findings_changed",

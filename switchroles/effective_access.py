@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -42,6 +43,7 @@ from switchroles.policy_evaluation import (
     CompiledStatement,
     PolicySource,
     Principal,
+    RoleIndex,
     TargetRole,
     compile_statements,
     statement_conditions,
@@ -51,24 +53,52 @@ from switchroles.policy_evaluation import (
 # --- output --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reach:
-    """AWS lets ``principal`` assume ``role``: the first statement that allows it, whether only
-    with MFA, and the conditions the evaluator could not decide (empty: reachable outright)."""
+@dataclass(frozen=True, eq=False, slots=True)
+class Allowance:
+    """Why a principal reaches a role: the first statement that allows it (``by``), whether only
+    with MFA, and the conditions the evaluator could not decide (empty: reachable outright). One
+    allowance is shared by every role a statement allows alike, so a principal that reaches
+    thousands of roles holds a handful of them (compared by identity)."""
 
-    principal: Principal
-    role: TargetRole
-    allowed_by: PolicySource
-    statement: str
-    statement_json: str
+    by: CompiledStatement
     mfa_only: bool
-    subject_to: tuple[str, ...] = ()
+    subject_to: tuple[str, ...]
+
+    @property
+    def allowed_by(self) -> PolicySource:
+        return self.by.source
+
+    @property
+    def statement(self) -> str:
+        return self.by.label
+
+    @property
+    def statement_json(self) -> str:
+        return self.by.text
 
     @property
     def classification(self) -> str:
         if self.subject_to:
             return "reachable, subject to " + "; ".join(self.subject_to)
         return "reachable with MFA" if self.mfa_only else "reachable"
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Reach(Allowance):
+    """AWS lets ``principal`` assume ``role``, with this allowance (one pair, as
+    :attr:`Analysis.reaches` lists them)."""
+
+    principal: Principal
+    role: TargetRole
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Every role one principal can assume: role index (in :attr:`Analysis.roles`) -> allowance,
+    in the order the analysis found them."""
+
+    principal: Principal
+    roles: Mapping[int, Allowance]
 
 
 @dataclass(frozen=True)
@@ -83,12 +113,29 @@ class Blocked:
 
 @dataclass
 class Analysis:
-    reaches: list[Reach] = field(default_factory=list)
+    roles: Sequence[TargetRole] = ()
+    reached: list[Reached] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
     principals: list[Principal] = field(default_factory=list)
 
+    @property
+    def reachable_pairs(self) -> int:
+        return sum(len(reached.roles) for reached in self.reached)
+
+    @property
+    def reaches(self) -> list[Reach]:
+        """Every (principal, role) pair AWS allows, one object each (for small answers: the check
+        reads :attr:`reached`)."""
+        return [reach for reached in self.reached for reach in self._pairs(reached)]
+
     def reach_of(self, principal_arn: str) -> dict[str, Reach]:
-        return {r.role.arn: r for r in self.reaches if r.principal.arn == principal_arn}
+        return {reach.role.arn: reach for reached in self.reached if reached.principal.arn == principal_arn
+                for reach in self._pairs(reached)}
+
+    def _pairs(self, reached: Reached) -> Iterator[Reach]:
+        for index, allowance in reached.roles.items():
+            yield Reach(by=allowance.by, mfa_only=allowance.mfa_only, subject_to=allowance.subject_to,
+                        principal=reached.principal, role=self.roles[index])
 
 
 # --- reading GetAccountAuthorizationDetails ------------------------------------------------------
@@ -216,70 +263,97 @@ def _signature(principal: Principal, uses_tags: bool) -> tuple[Any, ...]:
     )
 
 
+_Value = tuple[CompiledStatement, tuple[str, ...]]  # an allowing statement, with its undecided conditions
+
+
 @dataclass
 class _SourceDecisions:
-    """What one policy decides for every role it mentions: the first statement allowing each
-    (a decided one preferred), the decided Denies, and Denies that depend on an undecided condition."""
+    """What one policy decides for every role it mentions: the first statement allowing each (a
+    decided one preferred) with its undecided conditions, as one ``(statement, conditions)`` value
+    shared by the roles a statement allows alike; the decided Denies; and Denies that depend on an
+    undecided condition."""
 
-    allow: dict[int, tuple[CompiledStatement, tuple[str, ...]]] = field(default_factory=dict)
+    allow: dict[int, _Value] = field(default_factory=dict)
     deny: dict[int, CompiledStatement] = field(default_factory=dict)
     deny_caveats: dict[int, list[str]] = field(default_factory=dict)
     allow_undecided: bool = False  # some allow depends on a condition the evaluator cannot decide
 
 
-class _RoleIndex:
-    """The roles by account and by ARN, so a statement is only matched against its candidates."""
-
-    def __init__(self, roles: Sequence[TargetRole]) -> None:
-        self.roles = roles
-        self.by_account: dict[str, list[int]] = defaultdict(list)
-        self.by_arn: dict[str, int] = {}
-        for number, role in enumerate(roles):
-            self.by_account[role.account_id].append(number)
-            self.by_arn.setdefault(role.arn, number)
-
-    def candidates(self, statement: CompiledStatement) -> Iterable[int]:
-        if statement.exact_arns is not None:
-            found = [self.by_arn[a] for a in statement.exact_arns if a in self.by_arn]
-            if statement.accounts is not None:
-                return [i for i in found if self.roles[i].account_id in statement.accounts]
-            return found
-        if statement.accounts is not None:
-            return [i for account in sorted(statement.accounts) for i in self.by_account.get(account, ())]
-        return range(len(self.roles))
+_NONE_UNDECIDED: Mapping[int, tuple[str, ...]] = MappingProxyType({})
 
 
-def _source_decisions(source: PolicySource, context: Mapping[str, Any], index: _RoleIndex) -> _SourceDecisions:
-    decided = _SourceDecisions()
+@dataclass(frozen=True, slots=True)
+class _Matched:
+    """One statement of one policy matched against the roles once, for every request context: the
+    roles it names whose ``aws:ResourceAccount`` conditions can hold, and those of them whose
+    condition is undecided (with the conditions)."""
+
+    statement: CompiledStatement
+    roles: tuple[int, ...]
+    undecided: Mapping[int, tuple[str, ...]]
+
+
+def _match(source: PolicySource, context: Mapping[str, Any], index: RoleIndex) -> list[_Matched]:
+    matched = []
     for statement in compile_statements((source,), context):
+        named = index.named_by(statement)
+        if not statement.pending_keys or statement.accounts is not None:
+            # (a plain StringEquals on aws:ResourceAccount is met: named_by kept its accounts)
+            matched.append(_Matched(statement, tuple(named), _NONE_UNDECIDED))
+            continue
+        pending = statement.pending
         by_account: dict[str, Literal[False] | tuple[str, ...]] = {}
-        for number in index.candidates(statement):
-            role = index.roles[number]
-            if not statement.resource(role.arn):
+        roles: list[int] = []
+        undecided: dict[int, tuple[str, ...]] = {}
+        for number in named:
+            account_id = index.roles[number].account_id
+            outcome = by_account.get(account_id)
+            if outcome is None:
+                outcome = by_account[account_id] = statement_conditions(
+                    {"Condition": pending}, {**context, "aws:resourceaccount": account_id}
+                )
+            if outcome is False:
                 continue
-            unknown = statement.unknown
-            if statement.pending and statement.accounts is None:
-                # (a plain StringEquals on aws:ResourceAccount is met: candidates are its accounts)
-                outcome = by_account.get(role.account_id)
-                if outcome is None:
-                    outcome = by_account[role.account_id] = statement_conditions(
-                        {"Condition": statement.pending}, {**context, "aws:resourceaccount": role.account_id}
-                    )
-                if outcome is False:
-                    continue
-                unknown = unknown + outcome
-            if statement.effect == "Deny":
+            if outcome:
+                undecided[number] = outcome
+            roles.append(number)
+        matched.append(_Matched(statement, tuple(roles), undecided or _NONE_UNDECIDED))
+    return matched
+
+
+def _source_decisions(
+    matched: Sequence[_Matched], context: Mapping[str, Any],
+    conditions: dict[tuple[Any, ...], Literal[False] | tuple[str, ...]],
+) -> _SourceDecisions:
+    """``conditions``: the principal-side conditions already decided in ``context``."""
+    decided = _SourceDecisions()
+    allow = decided.allow
+    for match in matched:
+        statement = match.statement
+        met = statement.conditions_met(context, conditions)
+        if met is False:
+            continue
+        if statement.effect == "Deny":
+            for number in match.roles:
+                unknown = met + match.undecided[number] if number in match.undecided else met
                 if not unknown:
                     decided.deny.setdefault(number, statement)
                 else:
                     decided.deny_caveats.setdefault(number, []).append(
                         f"not denied by {statement.source.label} {statement.label} ({'; '.join(unknown)})"
                     )
-                continue
-            current = decided.allow.get(number)
-            if current is None or (current[1] and not unknown):
-                decided.allow[number] = (statement, unknown)
-                decided.allow_undecided = decided.allow_undecided or bool(unknown)
+            continue
+        shared = (statement, met)
+        if not met and not match.undecided and not decided.allow_undecided:
+            # Decided, and so is every allow before it: it takes the roles no earlier one took.
+            allow.update(dict.fromkeys(set(match.roles).difference(allow), shared))
+            continue
+        for number in match.roles:
+            value = (statement, met + match.undecided[number]) if number in match.undecided else shared
+            current = allow.get(number)
+            if current is None or (current[1] and not value[1]):
+                allow[number] = value
+                decided.allow_undecided = decided.allow_undecided or bool(value[1])
     return decided
 
 
@@ -299,10 +373,10 @@ def _merge(parts: Sequence[_SourceDecisions]) -> _SourceDecisions:
                 merged.deny.setdefault(number, statement)
         return merged
     for part in parts:
-        for number, (statement, unknown) in part.allow.items():
+        for number, value in part.allow.items():
             current = merged.allow.get(number)
-            if current is None or (current[1] and not unknown):
-                merged.allow[number] = (statement, unknown)
+            if current is None or (current[1] and not value[1]):
+                merged.allow[number] = value
         for number, statement in part.deny.items():
             merged.deny.setdefault(number, statement)
         for number, caveats in part.deny_caveats.items():
@@ -313,20 +387,85 @@ def _merge(parts: Sequence[_SourceDecisions]) -> _SourceDecisions:
 @dataclass
 class _Decided:
     """What a principal's identity policies (and boundary) decide, for every role some statement
-    mentions, grouped so the trust side is decided once per distinct trust policy: the roles an
-    explicit Deny stops (by reason), those the boundary does not allow, and the allowed ones by
-    trust key, each with its allowing statement and undecided conditions, in role order."""
+    mentions: the roles an explicit Deny stops (by reason), those the boundary does not allow, and
+    the allowed ones, each with its ``(statement, undecided conditions)`` value, by trust key in
+    role order (so the trust side is decided once per distinct trust policy)."""
 
     denied: dict[str, list[int]] = field(default_factory=dict)
     outside_boundary: list[int] = field(default_factory=list)
-    by_trust: dict[tuple[str, str], list[tuple[int, CompiledStatement, tuple[str, ...]]]] = field(default_factory=dict)
+    allowed: Mapping[int, _Value] = field(default_factory=dict)
+    by_trust: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+
+def _identity_decision(
+    merged: _SourceDecisions, boundary: _SourceDecisions | None, trust_key_of_role: Sequence[tuple[str, str]]
+) -> _Decided:
+    decided = _Decided(allowed=merged.allow)
+    if boundary is not None or merged.deny or merged.deny_caveats:
+        allowed: dict[int, _Value] = {}
+        for role_index, value in merged.allow.items():
+            denied = merged.deny.get(role_index)
+            extra: tuple[str, ...] = ()
+            if denied is None and boundary is not None:
+                denied = boundary.deny.get(role_index)
+                if denied is None:
+                    if role_index not in boundary.allow:
+                        decided.outside_boundary.append(role_index)
+                        continue
+                    extra = boundary.allow[role_index][1] + tuple(boundary.deny_caveats.get(role_index, ()))
+            if denied is not None:
+                reason = f"an explicit Deny in {denied.source.label} {denied.label}"
+                decided.denied.setdefault(reason, []).append(role_index)
+                continue
+            extra += tuple(merged.deny_caveats.get(role_index, ()))
+            allowed[role_index] = (value[0], value[1] + extra) if extra else value
+        decided.allowed = allowed
+    in_order = sorted(decided.allowed)
+    keys = list(map(trust_key_of_role.__getitem__, in_order))
+    if len(set(keys)) == 1:
+        decided.by_trust[keys[0]] = in_order
+        return decided
+    for role_index, key in zip(in_order, keys, strict=True):
+        decided.by_trust.setdefault(key, []).append(role_index)
+    return decided
+
+
+def _reach(
+    reached: dict[int, Allowance], groups: Sequence[tuple[list[int], tuple[str, ...]]],
+    allowed: Mapping[int, _Value], with_mfa: bool, allowances: dict[tuple[Any, ...], Allowance],
+) -> None:
+    """Record the roles of ``groups`` (allowed by the identity policies and by one trust policy,
+    in role order, with the trust's undecided conditions) that no earlier request context reached
+    outright, in role order. ``allowances``: those made so far, one per distinct (statement,
+    conditions, MFA), shared by every principal they apply to."""
+    outright: Iterable[int] = reached
+    if any(allowance.subject_to for allowance in set(reached.values())):
+        outright = {index for index, allowance in reached.items() if not allowance.subject_to}
+    found: dict[int, Allowance] = {}
+    for in_order, also in groups:
+        fresh = sorted(set(in_order).difference(outright)) if reached else in_order
+        values = list(map(allowed.__getitem__, fresh))
+        made = {}
+        for value in set(values):
+            # (by the statement's id: it lives as long as the analysis, and a key of plain values
+            # costs the garbage collector nothing)
+            key = (id(value[0]), value[1], with_mfa, also)
+            allowance = allowances.get(key)
+            if allowance is None:
+                allowance = allowances[key] = Allowance(
+                    by=value[0], mfa_only=with_mfa, subject_to=value[1] + also)
+            made[value] = allowance
+        found.update(zip(fresh, map(made.__getitem__, values), strict=True))
+    reached.update(sorted(found.items()) if len(groups) > 1 else found)
 
 
 def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Analysis:
-    """Decide every (principal, role) pair. Principals sharing their policies share the work, and
-    both MFA variants of a user share it when no policy of theirs mentions MFA; trust decisions are
-    made once per distinct trust policy (and account, when it names ``aws:ResourceAccount``)."""
-    analysis = Analysis(principals=list(principals))
+    """Decide every (principal, role) pair. Each policy is read and matched against the roles
+    once (the roles it names, through :class:`RoleIndex`), then decided per request context;
+    principals sharing their policies share the work, and both MFA variants of a user share it
+    when no policy of theirs mentions MFA; trust decisions are made once per distinct trust policy
+    (and account, when it names ``aws:ResourceAccount``)."""
+    analysis = Analysis(roles=roles, principals=list(principals))
     # By document (alive for the whole analysis): (refers to the principal itself, mentions MFA).
     refers: dict[int, tuple[bool, bool]] = {}
 
@@ -349,51 +488,49 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
         return refers_to(source)[1]
 
     trusts: dict[str, Mapping[str, Any]] = {}
+    trust_texts: dict[int, str] = {}  # by document: roles share their trust policy's dict
+    trust_keys: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per key, shared by its roles
     trust_key_of_role: list[tuple[str, str]] = []
     for role in roles:
-        text = json.dumps(role.trust_policy, sort_keys=True)
+        text = trust_texts.get(id(role.trust_policy))
+        if text is None:
+            text = trust_texts[id(role.trust_policy)] = json.dumps(role.trust_policy, sort_keys=True)
         trusts.setdefault(text, role.trust_policy)
-        trust_key_of_role.append((text, role.account_id if "ResourceAccount" in text else ""))
-    indexed = _RoleIndex(roles)
+        key = (text, role.account_id if "ResourceAccount" in text else "")
+        trust_key_of_role.append(trust_keys.setdefault(key, key))
+    indexed = RoleIndex(roles)
+    matched_cache: dict[tuple[Any, ...], list[_Matched]] = {}
     source_cache: dict[tuple[Any, ...], _SourceDecisions] = {}
 
-    def decisions_of(principal: Principal, context: Mapping[str, Any], with_mfa: bool,
-                     source: PolicySource) -> _SourceDecisions:
-        owner = principal.arn if personal_source(source) or source.kind in ("user inline", "role inline") else ""
+    def decisions_of(principal: Principal, context: Mapping[str, Any], with_mfa: bool, source: PolicySource,
+                     conditions: dict[tuple[Any, ...], Literal[False] | tuple[str, ...]]) -> _SourceDecisions:
+        personal = personal_source(source)
+        owner = principal.arn if personal or source.kind in ("user inline", "role inline") else ""
         key = (source, id(source.document), owner, principal.kind, with_mfa if mentions_mfa(source) else None)
         found = source_cache.get(key)
         if found is None:
-            found = source_cache[key] = _source_decisions(source, context, indexed)
+            # The roles a policy names do not depend on the request context, unless it names
+            # them with policy variables.
+            match_key = key if personal else (source, id(source.document), owner)
+            matched = matched_cache.get(match_key)
+            if matched is None:
+                matched = matched_cache[match_key] = _match(source, context, indexed)
+            found = source_cache[key] = _source_decisions(matched, context, conditions)
         return found
 
     def decide(principal: Principal, context: Mapping[str, Any], with_mfa: bool) -> _Decided:
-        merged = _merge([decisions_of(principal, context, with_mfa, s) for s in principal.policies])
-        boundary = decisions_of(principal, context, with_mfa, principal.boundary) if principal.boundary else None
-        decided = _Decided()
-        for role_index in sorted(merged.allow):
-            statement, unknown = merged.allow[role_index]
-            denied = merged.deny.get(role_index)
-            if denied is None and boundary is not None:
-                denied = boundary.deny.get(role_index)
-                if denied is None:
-                    if role_index not in boundary.allow:
-                        decided.outside_boundary.append(role_index)
-                        continue
-                    unknown = unknown + boundary.allow[role_index][1] + \
-                        tuple(boundary.deny_caveats.get(role_index, ()))
-            if denied is not None:
-                reason = f"an explicit Deny in {denied.source.label} {denied.label}"
-                decided.denied.setdefault(reason, []).append(role_index)
-                continue
-            unknown = unknown + tuple(merged.deny_caveats.get(role_index, ()))
-            decided.by_trust.setdefault(trust_key_of_role[role_index], []).append((role_index, statement, unknown))
-        return decided
+        conditions: dict[tuple[Any, ...], Literal[False] | tuple[str, ...]] = {}
+        merged = _merge([decisions_of(principal, context, with_mfa, s, conditions) for s in principal.policies])
+        boundary = (decisions_of(principal, context, with_mfa, principal.boundary, conditions)
+                    if principal.boundary else None)
+        return _identity_decision(merged, boundary, trust_key_of_role)
 
     identity_cache: dict[tuple[Any, ...], _Decided] = {}
+    allowances: dict[tuple[Any, ...], Allowance] = {}
     for principal in principals:
         blocked: dict[str, set[int]] = defaultdict(set)
-        reached: dict[str, Reach] = {}
-        reached_in: list[list[tuple[int, CompiledStatement, tuple[str, ...]]]] = []
+        reached: dict[int, Allowance] = {}
+        reached_in: list[list[int]] = []
         sources = (*principal.policies, *((principal.boundary,) if principal.boundary else ()))
         signature = _signature(principal, any(personal_source(s) for s in sources))
         uses_mfa = any(mentions_mfa(s) for s in sources)
@@ -407,37 +544,22 @@ def analyse(principals: Sequence[Principal], roles: Sequence[TargetRole]) -> Ana
             if decided.outside_boundary and principal.boundary is not None:
                 blocked[f"its {principal.boundary.label} does not allow sts:AssumeRole there"].update(
                     decided.outside_boundary)
-            allowed: list[tuple[list[tuple[int, CompiledStatement, tuple[str, ...]]], tuple[str, ...]]] = []
-            for trust_key, items in decided.by_trust.items():
+            groups: list[tuple[list[int], tuple[str, ...]]] = []
+            for trust_key, indexes in decided.by_trust.items():
                 trust_allowed, trust_unknown, why = trust_decision(trusts[trust_key[0]], principal, context,
-                                                           roles[items[0][0]].account_id)
+                                                                   roles[indexes[0]].account_id)
                 if not trust_allowed:
-                    blocked[f"the role's trust refuses it: {why}"].update(index for index, _, _ in items)
+                    blocked[f"the role's trust refuses it: {why}"].update(indexes)
                     continue
-                allowed.append((items, trust_unknown))
-            if not allowed:
-                continue
-            if len(allowed) == 1:
-                in_order, also = allowed[0]
-            else:  # role order across the trust policies, as one walk over the roles would give
-                in_order = sorted(((index, statement, unknown + trust_unknown)
-                                   for items, trust_unknown in allowed for index, statement, unknown in items),
-                                  key=lambda item: item[0])
-                also = ()
-            reached_in.append(in_order)
-            for index, statement, unknown in in_order:
-                role = roles[index]
-                earlier = reached.get(role.arn)
-                if earlier is not None and not earlier.subject_to:
-                    continue
-                reached[role.arn] = Reach(
-                    principal=principal, role=role, allowed_by=statement.source, statement=statement.label,
-                    statement_json=statement.text, mfa_only=with_mfa, subject_to=(unknown + also) if also else unknown,
-                )
-        analysis.reaches.extend(reached.values())
+                groups.append((indexes, trust_unknown))
+            if groups:
+                reached_in.extend(indexes for indexes, _ in groups)
+                _reach(reached, groups, decided.allowed, with_mfa, allowances)
+        if reached:
+            analysis.reached.append(Reached(principal, reached))
         if not blocked:
             continue
-        reached_indexes = {index for in_order in reached_in for index, _, _ in in_order}
+        reached_indexes = {index for in_order in reached_in for index in in_order}
         for reason, stopped in sorted(blocked.items()):
             count = len(stopped - reached_indexes)
             if count:

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -133,44 +136,132 @@ def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
     return False
 
 
-def _resource_matcher(statement: Mapping[str, Any], context: Mapping[str, Any]) -> Callable[[str], bool]:
-    negate = "Resource" not in statement
-    raw = _as_list(statement.get("Resource") if not negate else statement.get("NotResource"))
-    if not negate and "NotResource" not in statement and "Resource" not in statement:
-        return lambda _arn: False
+def _resource_patterns(statement: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """(negated, ARN patterns): the ``Resource`` patterns, or the ``NotResource`` ones (negated; a
+    statement with neither is negated with none, so it applies to every role), policy variables
+    substituted (one that cannot be resolved names nothing)."""
+    negated = "Resource" not in statement
     patterns = []
-    for pattern in raw:
+    for pattern in _as_list(statement.get("NotResource") if negated else statement["Resource"]):
         try:
             patterns.append(_substitute(str(pattern), context))
         except _Unresolved:
             continue
-    if any(p == "*" for p in patterns):
-        return (lambda _arn: False) if negate else (lambda _arn: True)
-    # Literal ARNs in a set, wildcard ones as (cached) globs: a statement can list hundreds.
-    literal = frozenset(p for p in patterns if "*" not in p and "?" not in p)
-    # "arn:aws:iam::*:role/..." with no other wildcard (Switchyard's own form): a set lookup too.
-    any_account = frozenset(p for p in patterns if p not in literal and _only_account_wild(p))
-    globs = [_glob(p, False) for p in patterns if p not in literal and p not in any_account]
-
-    def matches(arn: str) -> bool:
-        hit = arn in literal
-        if not hit and any_account:
-            parts = arn.split(":", 5)
-            hit = len(parts) == 6 and ":".join((*parts[:4], "*", parts[5])) in any_account
-        if not hit and globs:
-            hit = any(g.fullmatch(arn) for g in globs)
-        return not hit if negate else hit
-
-    return matches
+    return negated, tuple(patterns)
 
 
 # "arn:aws:iam::*:role/..." with no other wildcard: five colon-separated parts (the account "*"),
-# then the rest.
+# then the rest. Such a pattern names the roles whose ARN, with its account replaced by "*", is it.
 _ONLY_ACCOUNT_WILD_RE = re.compile(r"\A[^:*?]*:[^:*?]*:[^:*?]*:[^:*?]*:\*:[^*?]*\Z")
+_WILDCARD_RE = re.compile(r"[*?]")
 
 
-def _only_account_wild(pattern: str) -> bool:
-    return _ONLY_ACCOUNT_WILD_RE.match(pattern) is not None
+def _any_account(arn: str) -> str | None:
+    parts = arn.split(":", 5)
+    return ":".join((*parts[:4], "*", parts[5])) if len(parts) == 6 else None
+
+
+class RoleIndex:
+    """The roles to decide for, indexed by what a statement's ``Resource`` can name: by ARN, by
+    ARN with the account left out (Switchyard's own ``arn:aws:iam::*:role/...`` form), by
+    account, and by the part of the ARN after the account (sorted, for paths such as
+    ``role/switchyard/acme/*``), so a statement is matched against the roles it can name, not all
+    of them. A role listed twice (the same ARN) is decided once, as its first entry."""
+
+    def __init__(self, roles: Sequence[TargetRole]) -> None:
+        self.roles = roles
+        self.by_arn: dict[str, int] = {}
+        by_account: dict[str, list[int]] = defaultdict(list)
+        by_any_account: dict[str, list[int]] = defaultdict(list)
+        by_name: dict[str, list[int]] = defaultdict(list)  # by the part after the last "/"
+        after_account: list[tuple[str, int]] = []
+        self._irregular: list[int] = []  # ARNs without exactly five colons
+        for number, role in enumerate(roles):
+            if role.arn in self.by_arn:
+                continue
+            self.by_arn[role.arn] = number
+            by_account[role.account_id].append(number)
+            key = _any_account(role.arn)
+            if key is not None:
+                by_any_account[key].append(number)
+            by_name[role.arn.rsplit("/", 1)[-1]].append(number)
+            if role.arn.count(":") == 5:
+                after_account.append((role.arn.rsplit(":", 1)[1], number))
+            else:
+                self._irregular.append(number)
+        self.everything = list(self.by_arn.values())
+        # (tuples of positions: the garbage collector need not walk thousands of small lists)
+        self.by_account = {account: tuple(numbers) for account, numbers in by_account.items()}
+        self._by_any_account = {key: tuple(numbers) for key, numbers in by_any_account.items()}
+        self._by_name = {name: tuple(numbers) for name, numbers in by_name.items()}
+        after_account.sort()
+        self._after_account = [part for part, _ in after_account]
+        self._numbers = [number for _, number in after_account]
+
+    def named_by(self, statement: CompiledStatement) -> Collection[int]:
+        """The roles ``statement``'s ``Resource`` (or ``NotResource``) applies to, each once; only
+        those in its accounts when it names them (``StringEquals aws:ResourceAccount``)."""
+        within: Sequence[int] = self.everything
+        if statement.accounts is not None:
+            within = [n for account in statement.accounts for n in self.by_account.get(account, ())]
+        hits = self._hits(statement.patterns, within)
+        if statement.negated:
+            return () if hits is None else [n for n in within if n not in hits]
+        if hits is None:
+            return within
+        if statement.accounts is None:
+            return hits
+        return [n for n in within if n in hits]
+
+    def _hits(self, patterns: tuple[str, ...], within: Sequence[int]) -> Collection[int] | None:
+        """The roles some pattern matches (None: every role, ``*``); of those a wildcard pattern
+        matches, only those ``within``."""
+        if "*" in patterns:
+            return None
+        if len(patterns) == 1 and "*" not in patterns[0] and "?" not in patterns[0]:
+            number = self.by_arn.get(patterns[0])
+            return () if number is None else (number,)
+        hits: set[int] = set()
+        for pattern in patterns:
+            if "*" not in pattern and "?" not in pattern:
+                number = self.by_arn.get(pattern)
+                if number is not None:
+                    hits.add(number)
+            elif _ONLY_ACCOUNT_WILD_RE.match(pattern):
+                hits.update(self._by_any_account.get(pattern, ()))
+            else:
+                glob = _glob(pattern, False)
+                hits.update(n for n in self._could_match(pattern, within) if glob.fullmatch(self.roles[n].arn))
+        return hits
+
+    def _could_match(self, pattern: str, within: Sequence[int]) -> Sequence[int]:
+        """Roles ``within`` that include every one a wildcard pattern matches (the glob decides),
+        as few as the index can tell: those with the name it ends with, if it ends with a literal
+        one; and, since a literal colon in the pattern matches one in the ARN, with five colons
+        (as a role ARN has) each part matches its part, so the part after the account starts
+        with the pattern's literal prefix there."""
+        options = [within]
+        *_, name = pattern.rsplit("/", 1)
+        if name != pattern and not _WILDCARD_RE.search(name):
+            options.append(self._by_name.get(name, ()))
+        options.append(self._by_colons(pattern))
+        return min(options, key=len)
+
+    def _by_colons(self, pattern: str) -> Sequence[int]:
+        colons = pattern.count(":")
+        if colons < 5:
+            return self.everything  # a wildcard stands for colons too: "*", "arn:aws:iam::*"
+        if colons > 5:
+            return self._irregular
+        after = pattern.rsplit(":", 1)[1]
+        wildcard = _WILDCARD_RE.search(after)
+        prefix = after[:wildcard.start()] if wildcard else after
+        low = bisect_left(self._after_account, prefix)
+        if not prefix or prefix[-1] == chr(sys.maxunicode):
+            high = len(self._after_account)
+        else:
+            high = bisect_left(self._after_account, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        return [*self._numbers[low:high], *self._irregular]
 
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -301,21 +392,64 @@ def _statement_label(number: int, statement: Mapping[str, Any]) -> str:
 # --- identity side --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class CompiledStatement:
+    """A statement about ``sts:AssumeRole``, read once for every request context: where it comes
+    from, the ARN patterns its ``Resource`` names (:meth:`RoleIndex.named_by` finds the roles),
+    and its conditions split into those on ``aws:ResourceAccount`` (decided per role) and the rest
+    (decided per request context, :meth:`conditions_met`). Compared by identity: each is one
+    statement of one policy as one principal has it."""
+
     effect: str
     source: PolicySource
     label: str
-    text: str
-    resource: Callable[[str], bool]
-    pending: Mapping[str, Any]  # conditions on aws:ResourceAccount, decided per role
-    unknown: tuple[str, ...]
-    exact_arns: frozenset[str] | None = None  # the only ARNs it can match (no wildcard in Resource)
-    accounts: frozenset[str] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
+    statement: Mapping[str, Any]
+    negated: bool  # NotResource: it applies to the roles its patterns do not name
+    patterns: tuple[str, ...]  # the Resource (or NotResource) ARN patterns
+    condition: Mapping[str, Any] = field(default_factory=dict)  # its Condition, as written
+    # (operator, key) of the conditions on aws:ResourceAccount, and of the others (kept as
+    # references into ``condition``: a principal's thousands of statements make no copies)
+    pending_keys: tuple[tuple[str, str], ...] = ()
+    principal_keys: tuple[tuple[str, str], ...] = ()
+    # the principal-side conditions as a value, so statements with the same ones are decided
+    # once per request context (None: not comparable)
+    principal_side_key: tuple[Any, ...] | None = None
+    accounts: tuple[str, ...] | None = None  # the only accounts it can match (StringEquals aws:ResourceAccount)
+
+    @property
+    def pending(self) -> dict[str, dict[str, Any]]:
+        """The conditions on ``aws:ResourceAccount`` (decided per role)."""
+        return _conditions_of(self.condition, self.pending_keys)
+
+    @property
+    def principal_side(self) -> dict[str, dict[str, Any]]:
+        """The other conditions (decided per request context)."""
+        return _conditions_of(self.condition, self.principal_keys)
+
+    @property
+    def text(self) -> str:
+        """The statement as JSON, for the findings."""
+        return json.dumps(self.statement, sort_keys=True)[:2000]
+
+    def conditions_met(
+        self, context: Mapping[str, Any], decided: dict[tuple[Any, ...], Literal[False] | tuple[str, ...]]
+    ) -> Literal[False] | tuple[str, ...]:
+        """The principal-side conditions in ``context``: False when one fails, else the undecided
+        ones. ``decided`` holds the outcomes of conditions already decided in this same context."""
+        if not self.principal_keys:
+            return ()
+        key = self.principal_side_key
+        if key is None:
+            return statement_conditions({"Condition": self.principal_side}, context)
+        found = decided.get(key)
+        if found is None:
+            found = decided[key] = statement_conditions({"Condition": self.principal_side}, context)
+        return found
 
 
 def compile_statements(sources: Iterable[PolicySource], context: Mapping[str, Any]) -> list[CompiledStatement]:
-    """The statements about ``sts:AssumeRole`` whose principal-side conditions can still hold."""
+    """The statements about ``sts:AssumeRole`` (``context`` fills the policy variables in their
+    ``Resource``; their conditions are decided later, per request context and role)."""
     compiled = []
     for source in sources:
         for number, statement in _statements(source.document):
@@ -323,77 +457,67 @@ def compile_statements(sources: Iterable[PolicySource], context: Mapping[str, An
             if effect not in ("Allow", "Deny") or not _action_matches(statement, ASSUME_ROLE):
                 continue
             condition = statement.get("Condition") or {}
-            per_role: dict[str, dict[str, Any]] = {}
-            rest: dict[str, dict[str, Any]] = {}
-            if isinstance(condition, Mapping):
-                for operator, block in condition.items():
-                    if not isinstance(block, Mapping):
-                        rest.setdefault(operator, {})
-                        continue
-                    for key, values in block.items():
-                        target = per_role if str(key).lower() == "aws:resourceaccount" else rest
-                        target.setdefault(operator, {})[key] = values
-            outcome = statement_conditions({"Condition": rest}, context)
-            if outcome is False:
-                continue
+            if not isinstance(condition, Mapping):
+                condition = {}  # unreadable: as if there were none
+            pending_keys, principal_keys = _split_conditions(condition)
+            negated, patterns = _resource_patterns(statement, context)
             compiled.append(CompiledStatement(
-                effect=effect, source=source, label=_statement_label(number, statement),
-                text=json.dumps(statement, sort_keys=True)[:2000],
-                resource=_resource_matcher(statement, context), pending=per_role, unknown=outcome,
-                exact_arns=_exact_arns(statement), accounts=_literal_accounts(per_role),
+                effect=effect, source=source, label=_statement_label(number, statement), statement=statement,
+                negated=negated, patterns=patterns, condition=condition, pending_keys=pending_keys,
+                principal_keys=principal_keys,
+                principal_side_key=_conditions_key(_conditions_of(condition, principal_keys)),
+                accounts=_literal_accounts(_conditions_of(condition, pending_keys)) if pending_keys else None,
             ))
     return compiled
 
 
-def _exact_arns(statement: Mapping[str, Any]) -> frozenset[str] | None:
-    if "Resource" not in statement:
-        return None
-    values = [str(v) for v in _as_list(statement["Resource"])]
-    if any(ch in v for v in values for ch in "*?$"):
-        return None
-    return frozenset(values)
-
-
-def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> frozenset[str] | None:
-    """The accounts a plain ``StringEquals aws:ResourceAccount`` allows (None: any, or not plain)."""
-    if set(per_role) != {"StringEquals"} or len(per_role["StringEquals"]) != 1:
-        return None
-    values = [str(v) for v in _as_list(next(iter(per_role["StringEquals"].values())))]
-    if any(ch in v for v in values for ch in "*?$"):
-        return None
-    return frozenset(values)
-
-
-def _decide(
-    statements: Sequence[CompiledStatement], role: TargetRole, context: Mapping[str, Any]
-) -> tuple[str, CompiledStatement | None, tuple[str, ...]]:
-    """("deny" | "allow" | "none", the deciding statement, undecided conditions)."""
-    role_context: dict[str, Any] | None = None
-    allow: CompiledStatement | None = None
-    allow_unknown: tuple[str, ...] = ()
-    deny_caveats: list[str] = []
-    for statement in statements:
-        if not statement.resource(role.arn):
+def _split_conditions(
+    condition: Mapping[str, Any]
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The (operator, key) pairs on ``aws:ResourceAccount``, and the others, in order. An
+    unreadable block counts as none."""
+    per_role: list[tuple[str, str]] = []
+    rest: list[tuple[str, str]] = []
+    for operator, block in condition.items():
+        if not isinstance(block, Mapping):
             continue
-        unknown = statement.unknown
-        if statement.pending:
-            if role_context is None:
-                role_context = {**context, "aws:resourceaccount": role.account_id}
-            outcome = statement_conditions({"Condition": statement.pending}, role_context)
-            if outcome is False:
-                continue
-            unknown = unknown + outcome
-        if statement.effect == "Deny":
-            if not unknown:
-                return "deny", statement, ()
-            deny_caveats.append(
-                f"not denied by {statement.source.label} {statement.label} ({'; '.join(unknown)})"
-            )
-        elif allow is None or (allow_unknown and not unknown):
-            allow, allow_unknown = statement, unknown
-    if allow is None:
-        return "none", None, ()
-    return "allow", allow, tuple(allow_unknown) + tuple(deny_caveats)
+        for key in block:
+            (per_role if str(key).lower() == "aws:resourceaccount" else rest).append((operator, key))
+    return tuple(per_role), tuple(rest)
+
+
+def _conditions_of(condition: Mapping[str, Any], keys: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for operator, key in keys:
+        found.setdefault(operator, {})[key] = condition[operator][key]
+    return found
+
+
+def _conditions_key(conditions: Mapping[str, Mapping[str, Any]]) -> tuple[Any, ...] | None:
+    """Conditions as a hashable value (a value and a list of one stay apart, as their descriptions
+    do); None for values other than strings and lists of strings."""
+    parts: list[tuple[Any, ...]] = []
+    for operator, block in conditions.items():
+        for key, values in block.items():
+            if isinstance(values, str):
+                parts.append((operator, key, values))
+            elif isinstance(values, list) and all(isinstance(v, str) for v in values):
+                parts.append((operator, key, tuple(values)))
+            else:
+                return None
+    return tuple(parts)
+
+
+def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...] | None:
+    """The accounts a plain ``StringEquals aws:ResourceAccount`` allows, each once (None: any, or
+    not plain)."""
+    block = per_role.get("StringEquals")
+    if block is None or len(per_role) != 1 or len(block) != 1:
+        return None
+    values = [str(v) for v in _as_list(next(iter(block.values())))]
+    if any("*" in v or "?" in v or "$" in v for v in values):
+        return None
+    return tuple(dict.fromkeys(values))
 
 
 # --- trust side ------------------------------------------------------------------------------------

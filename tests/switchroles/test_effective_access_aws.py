@@ -219,6 +219,37 @@ def test_a_finding_resolves_when_aws_no_longer_allows_it_and_only_then_the_page_
     assert "AWS allows exactly what the grants say" in signed_in(auditor).get("/drift/").content.decode()
 
 
+def test_a_later_check_dates_what_it_sees_again_resolves_what_is_gone_and_leaves_doors_alone(
+    main_account: dict, aws: Boto3ClientFactory
+) -> None:
+    # given a first check, and a door into the client recorded by the drift check's own look
+    first = access_checks.effective_access_check(clients=aws)
+    opened = {f.pk: f for f in AccessFinding.objects.filter(resolved_at__isnull=True)}
+    door = AccessFinding.objects.create(
+        kind=AccessFinding.Kind.DOOR, principal_type="account", principal_name="account 999999999999",
+        principal_arn="999999999999", account=main_account["account"], role_arn="arn:aws:iam::1:role/vendor",
+        opened_at=first.checked_at, last_seen_at=first.checked_at)
+    # when one user's inline policy is taken away and the check runs again
+    iam().delete_user_policy(UserName="ivan-inline", PolicyName="assume-anything")
+    second = access_checks.effective_access_check(clients=aws)
+    # then what it sees again keeps its opening and is dated by the second check; ivan's are
+    # resolved and keep the first; nothing new opens; the door is not the main-account check's
+    rows = {f.pk: f for f in AccessFinding.objects.filter(pk__in=opened)}
+    gone = {pk for pk, f in opened.items() if f.principal_name == "ivan-inline"}
+    assert gone and len(gone) < len(opened)
+    for pk, finding in rows.items():
+        assert finding.opened_at == opened[pk].opened_at
+        if pk in gone:
+            assert finding.resolved_at is not None and finding.last_check_id == first.pk
+            assert finding.last_seen_at == opened[pk].last_seen_at
+        else:
+            assert finding.resolved_at is None and finding.last_check_id == second.pk
+            assert finding.last_seen_at > opened[pk].last_seen_at
+    assert AccessFinding.objects.filter(resolved_at__isnull=True).exclude(pk=door.pk).count() == len(opened) - len(gone)
+    door.refresh_from_db()
+    assert door.resolved_at is None and door.last_check_id is None and door.last_seen_at == first.checked_at
+
+
 def test_a_grant_aws_does_not_allow_is_granted_not_allowed(
     main_account: dict, engineer: Any, aws: Boto3ClientFactory
 ) -> None:

@@ -211,3 +211,60 @@ def test_group_policies_reach_their_members_and_name_the_group() -> None:
     assert [b.reason for b in analysis.blocked] == [
         f"an explicit Deny in managed policy arn:aws:iam::{MAIN}:policy/custom/deep/x (via group extra) statement #1"
     ]
+
+
+# The roles a statement names, as the role index narrows them: the same whatever the Resource's form.
+NAMED_ROLES = {
+    "A1": "arn:aws:iam::222222222222:role/switchyard/acme/SwitchyardAdministrator",
+    "A2": "arn:aws:iam::222222222222:role/switchyard/acme/SwitchyardEngineer",
+    "B1": "arn:aws:iam::333333333333:role/switchyard/acme/SwitchyardAdministrator",
+    "B2": "arn:aws:iam::333333333333:role/switchyard/globex/SwitchyardAdministrator",
+    "B3": "arn:aws:iam::333333333333:role/OrganizationAccountAccessRole",
+    "C1": "arn:aws:iam::444444444444:role/billing/Finance",
+    "X": "arn:aws:iam::444444444444:role/odd:path/SwitchyardAdministrator",  # a colon in the path
+}
+ONLY_IN = {"StringEquals": {"aws:ResourceAccount": ["333333333333"]}}
+NAMING_CASES: list[tuple[str, dict[str, Any], set[str]]] = [
+    ("an exact ARN", {"Resource": NAMED_ROLES["A1"]}, {"A1"}),
+    ("any account, exact path", {"Resource": "arn:aws:iam::*:role/switchyard/acme/SwitchyardAdministrator"},
+     {"A1", "B1"}),
+    ("a wildcard in the path", {"Resource": "arn:aws:iam::*:role/switchyard/*/SwitchyardAdministrator"},
+     {"A1", "B1", "B2"}),
+    ("a wildcard before the name spans colons", {"Resource": "arn:aws:iam::*:role/*Administrator"},
+     {"A1", "B1", "B2", "X"}),
+    ("one account, any role", {"Resource": "arn:aws:iam::333333333333:role/*"}, {"B1", "B2", "B3"}),
+    ("fewer parts than an ARN has", {"Resource": "arn:aws:iam::*"}, set(NAMED_ROLES)),
+    ("? is one character", {"Resource": "arn:aws:iam::*:role/switchyard/acme/Switchyard????????"}, {"A2"}),
+    ("NotResource names the others", {"NotResource": "arn:aws:iam::*:role/switchyard/*"}, {"B3", "C1", "X"}),
+    ("* within aws:ResourceAccount", {"Resource": "*", "Condition": {"StringEquals": {
+        "aws:ResourceAccount": ["444444444444"]}}}, {"C1", "X"}),
+    ("a path within aws:ResourceAccount", {"Resource": "arn:aws:iam::*:role/switchyard/*", "Condition": ONLY_IN},
+     {"B1", "B2"}),
+    ("NotResource within aws:ResourceAccount", {"NotResource": NAMED_ROLES["B3"], "Condition": ONLY_IN},
+     {"B1", "B2"}),
+    ("more colons than a role ARN has", {"Resource": "arn:aws:iam::*:role/odd:path/*"}, {"X"}),
+    ("any account, a path with a colon", {"Resource": "arn:aws:iam::*:role/odd:path/SwitchyardAdministrator"},
+     {"X"}),
+    ("a list of forms", {"Resource": ["arn:aws:iam::*:role/billing/Finance", NAMED_ROLES["A2"],
+                                      "arn:aws:iam::555555555555:role/*"]}, {"A2", "C1"}),
+]
+
+
+@pytest.mark.parametrize(("case", "fields", "expected"), NAMING_CASES, ids=[c[0] for c in NAMING_CASES])
+def test_a_statement_reaches_exactly_the_roles_its_resource_names(
+    case: str, fields: dict[str, Any], expected: set[str]
+) -> None:
+    # given roles in three accounts and a user allowed sts:AssumeRole on some of them
+    roles = [TargetRole(arn=arn, account_id=arn.split(":")[4], trust_policy=ACCESS_TRUST)
+             for arn in NAMED_ROLES.values()]
+    principal = user(allow(Action="sts:AssumeRole", **fields))
+    # when analysed, then the user reaches the roles the statement names, and only those
+    reached = {reach.role.arn for reach in analyse([principal], roles).reaches}
+    assert reached == {NAMED_ROLES[name] for name in expected}, case
+
+
+def test_a_role_listed_twice_is_decided_once() -> None:
+    role = TargetRole(arn=ROLE_ARN, account_id=MEMBER, trust_policy=ACCESS_TRUST)
+    analysis = analyse([user(allow(Action="sts:AssumeRole", Resource="*"))], [role, role])
+    assert [(r.role.arn, r.classification) for r in analysis.reaches] == [(ROLE_ARN, "reachable")]
+    assert analysis.reachable_pairs == 1
