@@ -8,6 +8,8 @@ with a tiny page, after checking it is exactly the URL the portal built."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyotp
@@ -49,6 +51,17 @@ def engineer(make_person: MakePerson, estate: Estate, monkeypatch: pytest.Monkey
     services.grant_create(granted_by=manager, team=team, client=globex, templates=[tier("oncall")], reason="y")
     services.grant_create(granted_by=manager, team=team, client=initech, templates=[tier("engineer")], reason="z")
     return person
+
+
+@contextmanager
+def desktop_page(browser: Browser) -> Iterator[Page]:
+    """A page in a fresh 1280 x 900 browser context, closed afterwards."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def sign_in(page: Page, base: str, person: Any) -> None:
@@ -193,10 +206,7 @@ def test_rows_the_filter_draws_carry_the_mark_of_a_link_aws_would_refuse(
 ) -> None:
     # given the engineer's profile lost its IAM user name, so AWS refuses every one of their links
     type(engineer).objects.filter(pk=engineer.pk).update(iam_username="")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
+    with desktop_page(browser) as page:
         sign_in(page, live_server.url, engineer)
         # when they filter (the rows are drawn in the page from its index)
         page.get_by_label("Filter links").fill("acme eng")
@@ -205,17 +215,12 @@ def test_rows_the_filter_draws_carry_the_mark_of_a_link_aws_would_refuse(
         # then each row says, in words, that AWS will refuse it and what to do
         for text in rows.all_inner_texts():
             assert "AWS will refuse this link." in text and "no IAM user name" in text and "Ask a manager" in text
-    finally:
-        context.close()
 
 
 def test_a_star_on_a_row_the_filter_drew_makes_the_link_a_favourite(
     live_server: Any, browser: Browser, engineer: Any
 ) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
+    with desktop_page(browser) as page:
         sign_in(page, live_server.url, engineer)
         # when they filter to Globex's link and star it in the matching links (a row drawn in the page)
         page.get_by_label("Filter links").fill("glob on")
@@ -228,8 +233,6 @@ def test_a_star_on_a_row_the_filter_drew_makes_the_link_a_favourite(
         favourites = page.locator("section", has=page.get_by_role("heading", name="Favourites"))
         expect(favourites.locator("a.go")).to_have_count(1)
         expect(favourites.locator("a.go")).to_contain_text("Globex Logistics")
-    finally:
-        context.close()
 
 
 def test_many_clients_are_listed_in_batches_and_a_deep_link_opens_one_of_them(
@@ -244,10 +247,7 @@ def test_many_clients_are_listed_in_batches_and_a_deep_link_opens_one_of_them(
         extra = estate.client_with_roles(f"Zeta {number:02d}")
         services.grant_create(granted_by=manager, person=engineer, client=extra, templates=[tier("engineer")],
                               reason="x")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
+    with desktop_page(browser) as page:
         sign_in(page, live_server.url, engineer)
         # then the clients come in batches of views.CLIENTS_PER_BATCH
         expect(page.locator(".client-batch")).to_have_count(2)
@@ -259,5 +259,3 @@ def test_many_clients_are_listed_in_batches_and_a_deep_link_opens_one_of_them(
         client = page.locator("#client-zeta-28")
         expect(client).to_have_attribute("open", "")
         expect(client.locator("a.go")).to_be_in_viewport()
-    finally:
-        context.close()

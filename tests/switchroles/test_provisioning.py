@@ -16,13 +16,18 @@ from tests.onboarding.conftest import make_account
 pytestmark = pytest.mark.django_db
 
 
+def account_with_three_roles() -> tuple[Any, list[AccountRole]]:
+    account = make_account(role_names=("SwitchyardAdministrator", "SwitchyardEngineer", "SwitchyardOnCall"))
+    roles = list(AccountRole.objects.filter(account=account).select_related("template", "account",
+                                                                            "account__client").order_by("pk"))
+    return account, roles
+
+
 def test_each_role_is_handed_to_the_caller_as_soon_as_aws_has_it_even_if_a_later_one_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given an account with three roles, and an IAM that refuses the third write
-    account = make_account(role_names=("SwitchyardAdministrator", "SwitchyardEngineer", "SwitchyardOnCall"))
-    roles = list(AccountRole.objects.filter(account=account).select_related("template", "account",
-                                                                            "account__client").order_by("pk"))
+    account, roles = account_with_three_roles()
     written: list[str] = []
 
     def ensure_role(*, clients: Any, credentials: Any, spec: Any) -> RoleResult:
@@ -49,9 +54,7 @@ def test_an_accounts_roles_are_read_back_side_by_side_and_each_compared_with_its
     # given an account with three roles, and an IAM whose reads each wait until all three are asked
     # (one after the other, the first would wait in vain: the barrier breaks); it shows two roles as
     # specified and the third not at all
-    account = make_account(role_names=("SwitchyardAdministrator", "SwitchyardEngineer", "SwitchyardOnCall"))
-    roles = list(AccountRole.objects.filter(account=account).select_related("template", "account",
-                                                                            "account__client").order_by("pk"))
+    account, roles = account_with_three_roles()
     specs = {spec.name: spec for spec in map(provisioning.role_spec_for, roles)}
     all_asked = threading.Barrier(len(roles), timeout=10)
 
