@@ -103,7 +103,7 @@ def _index_ids(body: bytes) -> set[int]:
 
 def directory(seeded: Seeded, *, repeats: int) -> list[Result]:
     queries = Result("directory_queries", target=10, unit="queries")
-    ratio = Result("directory_vs_sql", target=5, unit="x")
+    ratio = Result("directory_vs_sql", target=3, unit="x")
     path = url_or_none("switchroles:directory")
     if path is None:
         for result in (queries, ratio):
