@@ -58,8 +58,14 @@ from switchroles.effective_access import (
     policy_document,
     principals_from_details,
 )
-from switchroles.enforcement import iam_user_name_is_valid, intended_principals
-from switchroles.models import AccessCheck, AccessFinding, AccountRole, EnforcedPrincipal, RoleTemplate
+from switchroles.enforcement import (
+    ActiveRole,
+    IntendedPrincipal,
+    active_account_roles,
+    iam_user_name_is_valid,
+    intended_principals,
+)
+from switchroles.models import AccessCheck, AccessFinding, EnforcedPrincipal, RoleTemplate
 from switchroles.policy_evaluation import Principal, TargetRole
 from switchroles.selectors import grants_in_force, memberships_in_force
 
@@ -106,6 +112,8 @@ class _Targets:
 
     roles: list[TargetRole]
     places: list[tuple[int, int | None]]
+    # every ACTIVE account role (also in accounts that are not active), for intended_principals
+    active_roles: list[ActiveRole]
 
     @cached_property
     def position_of(self) -> dict[str, int]:
@@ -114,13 +122,13 @@ class _Targets:
 
 def _targets(main_account_id: str) -> _Targets:
     """Every ACTIVE Switchyard role in an active account, and each active account's access role."""
-    targets = _Targets(roles=[], places=[])
+    targets = _Targets(roles=[], places=[], active_roles=active_account_roles())
     trusts: dict[bool, dict[str, Any]] = {}
-    rows = AccountRole.objects.filter(
-        state=AccountRole.State.ACTIVE, account__state=account_model().State.ACTIVE, account__account_id__isnull=False,
-    ).values_list("pk", "account_id", "account__account_id", "role_path", "role_name", "template__require_mfa",
-                  "template__tier").order_by("account_id", "template_id")
-    for pk, account_pk, account_id, path, name, require_mfa, tier in rows:
+    active = account_model().State.ACTIVE
+    for pk, account_pk, account_state, account_id, _client, _slug, _template, path, name, require_mfa, tier in \
+            targets.active_roles:
+        if account_state != active:
+            continue
         trust = trusts.get(require_mfa)
         if trust is None:
             trust = trusts[require_mfa] = console_trust_policy(main_account_id=main_account_id,
@@ -163,27 +171,32 @@ class _Wanted:
 
 
 def _granted(
-    main_account_id: str, at: datetime | None
-) -> tuple[dict[str, set[str]], Callable[[str, str], str]]:
-    """IAM user name -> role ARNs the grants in force let it assume; and, for a (user, role ARN)
-    pair, what it should come through (for "granted, not allowed" explanations: asked only for those)."""
+    intended: Iterable[IntendedPrincipal],
+) -> tuple[dict[str, set[str]], Callable[[str], Mapping[str, str]]]:
+    """IAM user name -> role ARNs the grants in force let it assume; and, for an IAM user, what
+    it should come through for each of those ARNs (the first of its sources that grants it; for
+    "granted, not allowed" explanations: asked only for users with such findings)."""
     granted: dict[str, set[str]] = defaultdict(set)
     sources: dict[str, list[tuple[set[str], str]]] = defaultdict(list)  # IAM user -> (role ARNs, through), in order
-    for intended in intended_principals(at=at):
-        arns = intended.role_arns
-        if intended.principal_type == EnforcedPrincipal.Type.GROUP:
-            for member in intended.members:
+    for principal in intended:
+        arns = principal.role_arns
+        if principal.principal_type == EnforcedPrincipal.Type.GROUP:
+            for member in principal.members:
                 granted[member] |= arns
-                sources[member].append((arns, f"the IAM group {intended.principal_name}"))
-        elif intended.principal_name:
-            granted[intended.principal_name] |= arns
-            sources[intended.principal_name].append(
-                (arns, f"the Switchyard policies on IAM user {intended.principal_name}"))
+                sources[member].append((arns, f"the IAM group {principal.principal_name}"))
+        elif principal.principal_name:
+            granted[principal.principal_name] |= arns
+            sources[principal.principal_name].append(
+                (arns, f"the Switchyard policies on IAM user {principal.principal_name}"))
 
-    def through(name: str, arn: str) -> str:
-        return next((what for arns, what in sources.get(name, ()) if arn in arns), "its grants")
+    def through_of(name: str) -> dict[str, str]:
+        # The sources in reverse, each overwriting the later ones: the first that grants an ARN is kept.
+        found: dict[str, str] = {}
+        for arns, what in reversed(sources.get(name, ())):
+            found.update(dict.fromkeys(arns, what))
+        return found
 
-    return granted, through
+    return granted, through_of
 
 
 def _people_by_iam_user() -> dict[str, int]:
@@ -196,17 +209,18 @@ def _people_by_iam_user() -> dict[str, int]:
 def _compare(analysis: Analysis, targets: _Targets, main_account_id: str, at: datetime | None) -> Iterator[_Wanted]:
     """The findings AWS's answer and the grants make. The database is read first; the findings
     (tens of thousands at scale) are then made one at a time, as they are stored."""
-    granted, through = _granted(main_account_id, at)
+    intended = intended_principals(at=at, active_roles=targets.active_roles)
+    granted, through_of = _granted(intended)
     people = _people_by_iam_user()
     unusable = _people_without_usable_iam_user(at)
-    drift = _tag_drift(analysis, main_account_id, at) if tag_condition_enabled() else []
-    return chain(_granted_against_reached(analysis, targets, main_account_id, granted, through, people),
+    drift = _tag_drift(analysis, intended) if tag_condition_enabled() else []
+    return chain(_granted_against_reached(analysis, targets, main_account_id, granted, through_of, people),
                  unusable, drift)
 
 
 def _granted_against_reached(
     analysis: Analysis, targets: _Targets, main_account_id: str, granted: Mapping[str, set[str]],
-    through: Callable[[str, str], str], people: Mapping[str, int],
+    through_of: Callable[[str], Mapping[str, str]], people: Mapping[str, int],
 ) -> Iterator[_Wanted]:
     """Each pair AWS allows that no grant explains, then each granted role AWS does not allow."""
     users = {p.name: p for p in analysis.principals if p.kind == "user"}
@@ -250,24 +264,40 @@ def _granted_against_reached(
                 statement_json=statement_json, detail=detail,
             )
     main = main_account_id
+    position_of = targets.position_of
     for name, arns in sorted(granted.items()):
+        missing = sorted(arns - reached_by_user.get(name, set()))
+        if not missing:
+            continue
+        # What does not depend on the role is worked out once per user: one detail text for
+        # every role, except when the user should get them through different sources.
         user = users.get(name)
-        for arn in sorted(arns - reached_by_user.get(name, set())):
-            position = targets.position_of.get(arn)
+        principal_arn = user.arn if user else f"arn:aws:iam::{main}:user/{name}"
+        person_id = people.get(name)
+        details: dict[str, str] = {}  # why -> detail
+        through: Mapping[str, str] = {}
+        if user is None:
+            fixed_why: str | None = f"there is no IAM user {name} in the main account"
+        elif blocked_of.get(user.arn):
+            fixed_why = "; ".join(blocked_of[user.arn])
+        else:
+            fixed_why, through = None, through_of(name)
+        for arn in missing:
+            position = position_of.get(arn)
             if position is None:
                 continue  # the role or its account is not active: the grant gives nothing anyway
-            if user is None:
-                why = f"there is no IAM user {name} in the main account"
-            elif blocked_of.get(user.arn):
-                why = "; ".join(blocked_of[user.arn])
+            if fixed_why is None:
+                why = f"nothing allows it: the user should get it through {through.get(arn, 'its grants')}"
             else:
-                why = f"nothing allows it: the user should get it through {through(name, arn)}"
+                why = fixed_why
+            said_why = details.get(why)
+            if said_why is None:
+                said_why = details[why] = f"Granted in the portal, but AWS does not let {name} assume it: {why}."
             account_pk, account_role_pk = targets.places[position]
             yield _Wanted(
-                kind=Kind.NOT_ALLOWED, principal_type="user", principal_name=name,
-                principal_arn=user.arn if user else f"arn:aws:iam::{main}:user/{name}",
-                person_id=people.get(name), account_id=account_pk, account_role_id=account_role_pk,
-                role_arn=arn, detail=f"Granted in the portal, but AWS does not let {name} assume it: {why}.",
+                kind=Kind.NOT_ALLOWED, principal_type="user", principal_name=name, principal_arn=principal_arn,
+                person_id=person_id, account_id=account_pk, account_role_id=account_role_pk,
+                role_arn=arn, detail=said_why,
             )
 
 
@@ -294,8 +324,8 @@ def _people_without_usable_iam_user(at: datetime | None) -> list[_Wanted]:
     return found
 
 
-def _tag_drift(analysis: Analysis, main_account_id: str, at: datetime | None) -> list[_Wanted]:
-    managed = _managed_iam_users(at)
+def _tag_drift(analysis: Analysis, intended: Iterable[IntendedPrincipal]) -> list[_Wanted]:
+    managed = _managed_iam_users(intended)
     found = []
     for principal in analysis.principals:
         if principal.kind != "user":
@@ -314,13 +344,13 @@ def _tag_drift(analysis: Analysis, main_account_id: str, at: datetime | None) ->
     return found
 
 
-def _managed_iam_users(at: datetime | None) -> set[str]:
+def _managed_iam_users(intended: Iterable[IntendedPrincipal]) -> set[str]:
     names: set[str] = set()
-    for intended in intended_principals(at=at):
-        if intended.principal_type == EnforcedPrincipal.Type.GROUP:
-            names.update(intended.members)
-        elif intended.principal_name and intended.role_refs:
-            names.add(intended.principal_name)
+    for principal in intended:
+        if principal.principal_type == EnforcedPrincipal.Type.GROUP:
+            names.update(principal.members)
+        elif principal.principal_name and principal.role_refs:
+            names.add(principal.principal_name)
     return names
 
 
@@ -418,10 +448,13 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
                 opened_at=now, last_seen_at=now, last_check=check,
             ))
             continue
-        fresh = (item.detail, item.policy[:2048], item.statement[:256], item.statement_json, item.person_id)
-        if row[4:] != fresh:
-            refreshed.append(AccessFinding(pk=row[0], detail=fresh[0], policy=fresh[1], statement=fresh[2],
-                                           statement_json=fresh[3], person_id=fresh[4]))
+        # Seen again: most are unchanged, told apart field by field without building anything.
+        _, _, _, _, detail, policy, statement, statement_json, person_id = row
+        if (detail != item.detail or policy != item.policy[:2048] or statement != item.statement[:256]
+                or statement_json != item.statement_json or person_id != item.person_id):
+            refreshed.append(AccessFinding(pk=row[0], detail=item.detail, policy=item.policy[:2048],
+                                           statement=item.statement[:256], statement_json=item.statement_json,
+                                           person_id=item.person_id))
     resolved = [row for key, row in current.items() if key not in seen]
     resolved_pks = [row[0] for row in resolved]
     for start in range(0, len(resolved_pks), 1000):

@@ -20,12 +20,12 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -134,23 +134,52 @@ def user_policy_prefix(person_id: int) -> str:
 # --- what the grants say -------------------------------------------------------------------------
 
 
-def intended_principals(*, at: datetime | None = None) -> list[IntendedPrincipal]:
+class ActiveRole(NamedTuple):
+    """One ACTIVE account role whose account has an AWS account id, as plain values."""
+
+    pk: int
+    account_pk: int
+    account_state: str
+    account_id: str | None  # (never None here: the query asks for one)
+    client_pk: int
+    client_slug: str
+    template_pk: int
+    role_path: str
+    role_name: str
+    require_mfa: bool
+    tier: str
+
+
+def active_account_roles() -> list[ActiveRole]:
+    """Every ACTIVE account role in an account with an AWS account id (whatever the account's
+    state), by account and template: one query, which the effective-access check shares between
+    its targets and :func:`intended_principals`."""
+    return [ActiveRole(*row) for row in AccountRole.objects.filter(
+        state=AccountRole.State.ACTIVE, account__account_id__isnull=False
+    ).values_list(
+        "pk", "account_id", "account__state", "account__account_id", "account__client_id", "account__client__slug",
+        "template_id", "role_path", "role_name", "template__require_mfa", "template__tier",
+    ).order_by("account_id", "template_id")]
+
+
+def intended_principals(
+    *, at: datetime | None = None, active_roles: Iterable[ActiveRole] | None = None
+) -> list[IntendedPrincipal]:
     """Every team, and every person with personal grants in force (or policies written before),
-    with the role ARNs their grants in force at ``at`` allow among ACTIVE account roles.
+    with the role ARNs their grants in force at ``at`` allow among ACTIVE account roles
+    (``active_roles``: :func:`active_account_roles` when the caller has already read them).
 
     A fixed handful of queries whatever the number of grants, roles, teams and people.
     """
     moment = at or timezone.now()
     refs_by_account_template: dict[tuple[int, int], RoleRef] = {}
     refs_by_client_template: dict[tuple[int, int], set[RoleRef]] = defaultdict(set)
-    roles = AccountRole.objects.filter(
-        state=AccountRole.State.ACTIVE, account__account_id__isnull=False
-    ).values_list(
-        "account_id", "account__client_id", "template_id", "account__account_id", "account__client__slug",
-        "role_path", "role_name",
-    )
-    for account_pk, client_pk, template_pk, account_id, slug, role_path, role_name in roles:
-        ref = RoleRef(account_id=account_id or "", client_slug=slug, role_path=role_path, role_name=role_name)
+    if active_roles is None:
+        active_roles = active_account_roles()
+    for role in active_roles:
+        account_pk, client_pk, template_pk = role.account_pk, role.client_pk, role.template_pk
+        ref = RoleRef(account_id=role.account_id or "", client_slug=role.client_slug, role_path=role.role_path,
+                      role_name=role.role_name)
         refs_by_account_template[(account_pk, template_pk)] = ref
         refs_by_client_template[(client_pk, template_pk)].add(ref)
 
