@@ -227,7 +227,7 @@ def _granted_against_reached(
     blocked_of: dict[str, list[str]] = defaultdict(list)
     for blocked in analysis.blocked:
         blocked_of[blocked.principal.arn].append(blocked.reason)
-    reached_by_user: dict[str, set[str]] = defaultdict(set)
+    reached_by_user: dict[str, set[str]] = {}
     role_arns = [role.arn for role in analysis.roles]
     said: dict[tuple[Allowance, str, str], tuple[str, str, str]] = {}  # (allowance, role kind, via) -> texts
     for reached in analysis.reached:
@@ -235,8 +235,10 @@ def _granted_against_reached(
         reached_arns = list(map(role_arns.__getitem__, reached.roles))
         ungranted: Container[str] = reached_arns
         if principal.kind == "user":
-            reached_by_user[principal.name].update(reached_arns)
-            ungranted = set(reached_arns).difference(granted.get(principal.name, ()))
+            reached_set = set(reached_arns)
+            earlier = reached_by_user.get(principal.name)
+            reached_by_user[principal.name] = reached_set if earlier is None else earlier | reached_set
+            ungranted = reached_set.difference(granted.get(principal.name, ()))
             if not ungranted:
                 continue
         person_id = people.get(principal.name) if principal.kind == "user" else None

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -134,32 +134,22 @@ def user_policy_prefix(person_id: int) -> str:
 # --- what the grants say -------------------------------------------------------------------------
 
 
-class ActiveRole(NamedTuple):
-    """One ACTIVE account role whose account has an AWS account id, as plain values."""
-
-    pk: int
-    account_pk: int
-    account_state: str
-    account_id: str | None  # (never None here: the query asks for one)
-    client_pk: int
-    client_slug: str
-    template_pk: int
-    role_path: str
-    role_name: str
-    require_mfa: bool
-    tier: str
+# One ACTIVE account role whose account has an AWS account id: (pk, account pk, account state, AWS
+# account id (never None here), client pk, client slug, template pk, role path, role name, the
+# template's require_mfa, its tier). A tuple of plain values: the garbage collector stops tracking it.
+ActiveRole = tuple[int, int, str, str | None, int, str, int, str, str, bool, str]
 
 
 def active_account_roles() -> list[ActiveRole]:
     """Every ACTIVE account role in an account with an AWS account id (whatever the account's
     state), by account and template: one query, which the effective-access check shares between
     its targets and :func:`intended_principals`."""
-    return [ActiveRole(*row) for row in AccountRole.objects.filter(
+    return list(AccountRole.objects.filter(
         state=AccountRole.State.ACTIVE, account__account_id__isnull=False
     ).values_list(
         "pk", "account_id", "account__state", "account__account_id", "account__client_id", "account__client__slug",
         "template_id", "role_path", "role_name", "template__require_mfa", "template__tier",
-    ).order_by("account_id", "template_id")]
+    ).order_by("account_id", "template_id"))
 
 
 def intended_principals(
@@ -176,10 +166,9 @@ def intended_principals(
     refs_by_client_template: dict[tuple[int, int], set[RoleRef]] = defaultdict(set)
     if active_roles is None:
         active_roles = active_account_roles()
-    for role in active_roles:
-        account_pk, client_pk, template_pk = role.account_pk, role.client_pk, role.template_pk
-        ref = RoleRef(account_id=role.account_id or "", client_slug=role.client_slug, role_path=role.role_path,
-                      role_name=role.role_name)
+    for _pk, account_pk, _state, account_id, client_pk, slug, template_pk, role_path, role_name, _mfa, _tier in \
+            active_roles:
+        ref = RoleRef(account_id=account_id or "", client_slug=slug, role_path=role_path, role_name=role_name)
         refs_by_account_template[(account_pk, template_pk)] = ref
         refs_by_client_template[(client_pk, template_pk)].add(ref)
 
