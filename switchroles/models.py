@@ -515,7 +515,12 @@ class AccessFinding(models.Model):
     opened_at = models.DateTimeField(db_index=True)
     last_seen_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    last_check = models.ForeignKey(AccessCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Not indexed (nothing looks findings up by check, and checks are never deleted): each check
+    # dates every open finding it sees again (last_seen_at, last_check), tens of thousands of rows,
+    # and an UPDATE that changes no indexed column can be a HOT one on PostgreSQL, writing no index
+    # entries (with the table's fillfactor leaving room on each page, migration 0010).
+    last_check = models.ForeignKey(AccessCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   db_index=False)
 
     class Meta:
         ordering = ["kind", "principal_name", "role_arn"]
