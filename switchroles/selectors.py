@@ -166,18 +166,6 @@ _DIRECTORY_FIELDS = (
 )
 
 
-def _directory_link(row: tuple[Any, ...], *, checker: LinkChecker, is_favourite: bool,
-                    last_used_at: datetime | None) -> DirectoryLink:
-    (role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
-     role_path, role_name, display_name, color, region, max_session_seconds, account_pk, template_id) = row
-    account_id = account_id or ""
-    problem, color = checker.check(account_id=account_id, role_path=role_path, role_name=role_name,
-                                   display_name=display_name, color=color)
-    return DirectoryLink(role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
-                         role_path, role_name, display_name, color, is_favourite, last_used_at, problem,
-                         region or "", max_session_seconds, account_pk, template_id)
-
-
 def directory_of_person(*, person: User) -> Directory:
     """Everything the person's ``/links/`` page shows, in three queries whatever the number of
     links: their grants' reach, their usable links (grouped by client, in order), and their
@@ -199,14 +187,21 @@ def directory_of_person(*, person: User) -> Directory:
         else:
             last_used[role_id] = last
     checker = LinkChecker()
-    links = [
-        _directory_link(row, checker=checker, is_favourite=row[0] in favourite_ids, last_used_at=last_used.get(row[0]))
-        for row in rows
-    ]
+    links: list[DirectoryLink] = []
     clients: list[ClientLinks] = []
-    for link in links:  # already in client order
-        if not clients or clients[-1].client_id != link.client_id:
-            clients.append(ClientLinks(link.client_id, link.client_name, link.client_slug, []))
+    # One pass, no call per row beyond the checker's: this runs for each of thousands of links.
+    for (role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
+         role_path, role_name, display_name, color, region, max_session_seconds, account_pk, template_id) in rows:
+        account_id = account_id or ""
+        problem, color = checker.check(account_id=account_id, role_path=role_path, role_name=role_name,
+                                       display_name=display_name, color=color)
+        link = DirectoryLink(role_id, client_id, client_name, client_slug, account_name, account_id, template_name,
+                             tier, role_path, role_name, display_name, color, role_id in favourite_ids,
+                             last_used.get(role_id), problem, region or "", max_session_seconds, account_pk,
+                             template_id)
+        links.append(link)
+        if not clients or clients[-1].client_id != client_id:  # rows come in client order
+            clients.append(ClientLinks(client_id, client_name, client_slug, []))
         clients[-1].links.append(link)
     used = sorted((link for link in links if link.last_used_at is not None),
                   key=lambda link: link.last_used_at, reverse=True)  # type: ignore[arg-type,return-value]
