@@ -197,8 +197,7 @@ def directory_of_person(*, person: User) -> Directory:
     for (role_id, client_id, client_name, client_slug, account_name, account_id, template_name, tier,
          role_path, role_name, display_name, color, region, max_session_seconds, account_pk, template_id) in rows:
         account_id = account_id or ""
-        problem, color = checker.check(account_id=account_id, role_path=role_path, role_name=role_name,
-                                       display_name=display_name, color=color)
+        problem, color = checker.check(account_id, role_path, role_name, display_name, color)
         link = DirectoryLink(role_id, client_id, client_name, client_slug, account_name, account_id, template_name,
                              tier, role_path, role_name, display_name, color, role_id in favourite_ids,
                              last_used.get(role_id), problem, region or "", max_session_seconds, account_pk,
