@@ -235,14 +235,19 @@ def aesr_profile_name(link: LinkExport, *, number: int = 1) -> str:
     ``number`` > 1 adds " (<number>)" before the tier, for names that would repeat."""
     suffix = f" ({number})" if number > 1 else ""
     room = AESR_PROFILE_NAME_MAX_CHARS - len(suffix)
+
+    def readable(text: str) -> str:  # before shortening: "#" becomes "No.", which is longer
+        return text.translate(_AESR_NAME_REPLACEMENTS)
+
     if link.client_name or link.account_name or link.tier_label:
-        name = display_name_for(link.client_name, link.account_name, link.tier_label, max_chars=room)
+        name = display_name_for(readable(link.client_name), readable(link.account_name), readable(link.tier_label),
+                                max_chars=room)
     else:
-        name = _clip(_clean_text(link.display_name), room)
+        name = _clip(_clean_text(readable(link.display_name)), room)
     if suffix:
         head, separator, tier = name.rpartition(_DISPLAY_SEPARATOR)
         name = f"{head}{suffix}{separator}{tier}" if separator and link.tier_label else name + suffix
-    return name.translate(_AESR_NAME_REPLACEMENTS)
+    return name
 
 
 def aesr_config(
