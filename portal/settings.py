@@ -240,6 +240,10 @@ ACCOUNT_RATE_LIMITS = {
 MFA_ADAPTER = "portal.adapters.MfaAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Switchyard"
+# A code is also accepted for the 30 s step just before or after the current one (RFC 6238's
+# allowance for network delay): typed as the authenticator rolls over, or on a phone clock a few
+# seconds out, it still signs in. A code is still accepted once only.
+MFA_TOTP_TOLERANCE = 1
 # The code field focused, and a reused code answered as such (portal/mfa_forms.py).
 MFA_FORMS = {"authenticate": "portal.mfa_forms.SignInCodeForm",
              "reauthenticate": "portal.mfa_forms.ReauthenticationCodeForm"}

@@ -141,7 +141,7 @@ class LinkChecker:
         self._roles: dict[tuple[str, str], str] = {}
         self._colors: dict[str, tuple[str, str]] = {}
 
-    def check(self, *, account_id: str, role_path: str, role_name: str, display_name: str,
+    def check(self, account_id: str, role_path: str, role_name: str, display_name: str,
               color: str) -> tuple[str, str]:
         """(why these fields would not make a console link, or ""; the palette hex, "" with a problem)."""
         role = self._roles.get((role_path, role_name))
@@ -151,8 +151,20 @@ class LinkChecker:
         if palette is None:
             problem = _problem(console_color, color)
             palette = self._colors[color] = (problem, "" if problem else console_color(color))
-        problem = (_problem(_check_account_id, account_id) or role
-                   or _problem(_check_display_name, display_name) or palette[0])
+        # The account ID and display name are each link's own: a directory of thousands checks them
+        # thousands of times, so the fields that pass (nearly all) are told apart by the checks'
+        # C-speed tests alone (a regular expression; printable, not blank, short enough) and only
+        # the others are checked in full, for their message.
+        if isinstance(account_id, str) and ACCOUNT_ID_RE.match(account_id):
+            account = ""
+        else:
+            account = _problem(_check_account_id, account_id)
+        if (isinstance(display_name, str) and display_name.isprintable() and display_name.strip()
+                and _js_len(display_name) <= DISPLAY_NAME_MAX_CHARS):
+            display = ""
+        else:
+            display = _problem(_check_display_name, display_name)
+        problem = account or role or display or palette[0]
         return problem, "" if problem else palette[1]
 
 
@@ -223,14 +235,19 @@ def aesr_profile_name(link: LinkExport, *, number: int = 1) -> str:
     ``number`` > 1 adds " (<number>)" before the tier, for names that would repeat."""
     suffix = f" ({number})" if number > 1 else ""
     room = AESR_PROFILE_NAME_MAX_CHARS - len(suffix)
+
+    def readable(text: str) -> str:  # before shortening: "#" becomes "No.", which is longer
+        return text.translate(_AESR_NAME_REPLACEMENTS)
+
     if link.client_name or link.account_name or link.tier_label:
-        name = display_name_for(link.client_name, link.account_name, link.tier_label, max_chars=room)
+        name = display_name_for(readable(link.client_name), readable(link.account_name), readable(link.tier_label),
+                                max_chars=room)
     else:
-        name = _clip(_clean_text(link.display_name), room)
+        name = _clip(_clean_text(readable(link.display_name)), room)
     if suffix:
         head, separator, tier = name.rpartition(_DISPLAY_SEPARATOR)
         name = f"{head}{suffix}{separator}{tier}" if separator and link.tier_label else name + suffix
-    return name.translate(_AESR_NAME_REPLACEMENTS)
+    return name
 
 
 def aesr_config(
@@ -490,7 +507,8 @@ def _js_len(text: str) -> int:
     """Length as the console (JavaScript, UTF-16) counts it: astral characters count twice."""
     if text.isascii():
         return len(text)
-    return sum(2 if ord(char) > 0xFFFF else 1 for char in text)
+    # UTF-16 code units, counted at C speed (a lone surrogate is one unit, as in JavaScript).
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _clean_text(text: object) -> str:

@@ -99,3 +99,34 @@ def test_the_role_part_of_the_floor_is_each_counted_call_at_the_models_latency()
 
     # then the floor's role part is their latencies added up
     assert _calls_latency(calls, LatencyModel()) == pytest.approx(0.15 + 3 * 0.25 + 3 * 0.20 + 3 * 0.10)
+
+
+def test_a_temporary_keys_calls_name_its_account(moto_endpoint: str) -> None:
+    # given the proxy with no latency, told that the main account's key is moto's default account,
+    # and credentials assumed into a member account through it
+    with LatencyProxy(moto_endpoint, LatencyModel(latency={}, creation_seconds=0),
+                      accounts_of_keys={"testing": "123456789012"}) as endpoint:
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1")
+        assumed = sts.assume_role(RoleArn="arn:aws:iam::210987654321:role/OrganizationAccountAccessRole",
+                                  RoleSessionName="bench")["Credentials"]
+        member = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id=assumed["AccessKeyId"],
+                              aws_secret_access_key=assumed["SecretAccessKey"],
+                              aws_session_token=assumed["SessionToken"])
+
+        # when the member account's IAM is written and read with them
+        member.create_role(RoleName="Probe", AssumeRolePolicyDocument="{}")
+        for _ in range(3):
+            member.get_role(RoleName="Probe")
+        counted = stats(endpoint)
+
+    # then the AssumeRole named the main account and each later call the member account, and moto
+    # put the role there, not in the main account
+    in_member = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1",
+                             aws_access_key_id=assumed["AccessKeyId"],
+                             aws_secret_access_key=assumed["SecretAccessKey"],
+                             aws_session_token=assumed["SessionToken"])
+    main = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
+    assert in_member.get_role(RoleName="Probe")["Role"]["Arn"] == "arn:aws:iam::210987654321:role/Probe"
+    assert "Probe" not in [role["RoleName"] for role in main.list_roles()["Roles"]]
+    assert counted["accounts_named"] == 1 + 4

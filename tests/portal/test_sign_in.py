@@ -3,6 +3,8 @@ than enrolment."""
 
 from __future__ import annotations
 
+import time
+
 import pyotp
 import pytest
 from allauth.mfa.models import Authenticator
@@ -34,6 +36,22 @@ def test_password_then_code_signs_in(make_person: MakePerson) -> None:
     assert client.get(reverse("home")).status_code == 200
     actions = list(AuditEvent.objects.filter(actor=person).values_list("action", flat=True))
     assert "auth.signed_in" in actions and "mfa.used" in actions
+
+
+@pytest.mark.parametrize(("steps", "signs_in"), [(-1, True), (1, True), (-3, False)])
+def test_a_code_of_the_step_next_to_the_current_one_still_signs_in(
+    make_person: MakePerson, steps: int, signs_in: bool
+) -> None:
+    # (typed as the authenticator rolls over, or on a phone clock a few seconds out; not older ones)
+    person = make_person("eli", "Engineer")
+    client = Client()
+    _password_step(client, "eli")
+    totp = pyotp.TOTP(person.totp_secret)
+    code = totp.at(time.time(), counter_offset=steps)
+
+    client.post(reverse("mfa_authenticate"), {"code": code})
+
+    assert (client.get(reverse("home")).status_code == 200) is signs_in
 
 
 def test_email_works_as_login_too(make_person: MakePerson) -> None:

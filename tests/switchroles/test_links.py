@@ -8,7 +8,7 @@ import unicodedata
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from switchroles.links import (
@@ -379,6 +379,8 @@ def test_exports_of_no_links_are_still_valid_config() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.text(max_size=80), st.text(max_size=80), st.text(max_size=30)), max_size=8))
+# Found by Hypothesis: a "#" (written "No.") near the cut made the name longer than AESR's limit.
+@example([("0", "00000000000000000#", "000000000000000000#")])
 def test_any_names_parse_and_stay_unique(names: list[tuple[str, str, str]]) -> None:
     def shown(text: str) -> bool:  # something a display name keeps (not only spaces and control characters)
         return not all(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") or c.isspace() for c in text)
