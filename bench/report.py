@@ -72,6 +72,22 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+_ENTRY_KEYS = {"value", "target", "unit", "ok", "status", "checks", "missing", "error"}
+
+
+def read_results(path: Path, *, suffix: str = "") -> list[Result]:
+    """The results a run wrote (``write_results``), each named with ``suffix`` appended (e.g.
+    "@sqlite" for the same figures measured on the other database)."""
+    results = []
+    for name, entry in json.loads(path.read_text()).items():
+        results.append(Result(
+            f"{name}{suffix}", target=entry["target"], unit=entry["unit"], value=entry.get("value"),
+            details={key: value for key, value in entry.items() if key not in _ENTRY_KEYS},
+            missing=entry.get("missing", ""), error=entry.get("error", ""), checks=entry.get("checks", {}),
+        ))
+    return results
+
+
 def write_results(results: list[Result], path: Path = RESULTS_PATH) -> None:
     path.write_text(json.dumps({r.name: r.as_json() for r in results}, indent=2) + "\n")
 

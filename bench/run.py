@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import databases
-from bench.report import RESULTS_PATH, Result, table, write_results
+from bench.report import RESULTS_PATH, Result, read_results, table, write_results
 
 RUN_TARGET_SECONDS = 20 * 60
 
@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drift-accounts", type=int, default=None,
                         help="accounts for the latency-model drift check (default 3000; tiny: 40)")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the latency-model benchmark")
+    parser.add_argument("--skip-sqlite", action="store_true",
+                        help="on PostgreSQL, leave out the same in-process figures measured on SQLite")
+    parser.add_argument("--in-process-only", action="store_true",
+                        help="only the figures measured in this process (no workers): the SQLite run uses it")
     parser.add_argument("--keep-databases", action="store_true", help="do not drop the benchmark databases")
     parser.add_argument("--results", type=Path, default=RESULTS_PATH)
     return parser.parse_args(argv)
@@ -129,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         _log(started, "effective access measured")
         connections.close_all()
 
+        if args.in_process_only:
+            return _finish(results, run_info, args, started, main_db.vendor)
+        if main_db.vendor == "postgresql" and not args.skip_sqlite:
+            results.extend(_on_sqlite(args, started))
+            _log(started, "the same in-process figures measured on SQLite")
         if args.skip_onboarding:
             results.append(Result("onboarding_vs_direct", target=1.5, unit="x", missing="left out (--skip-onboarding)"))
         else:
@@ -157,9 +166,15 @@ def main(argv: list[str] | None = None) -> int:
             for database in (main_db, onboarding_db, scale_db):
                 databases.drop(database)
 
+    return _finish(results, run_info, args, started, main_db.vendor)
+
+
+def _finish(results: list[Result], run_info: dict[str, object], args: argparse.Namespace, started: float,
+            vendor: str) -> int:
     total = time.perf_counter() - started
-    results.append(Result("bench_run_seconds", target=RUN_TARGET_SECONDS, unit="s", value=total,
-                          details={**run_info, "summary": f"whole run, {main_db.vendor}"}))
+    if not args.in_process_only:
+        results.append(Result("bench_run_seconds", target=RUN_TARGET_SECONDS, unit="s", value=total,
+                              details={**run_info, "summary": f"whole run, {vendor}"}))
     write_results(results, args.results)
     print()
     print(table(results))
@@ -172,6 +187,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"NOT MEASURED: {', '.join(broken)}")
     print(f"Total run time: {total / 60:.1f} min ({total:.0f} s). Results in {args.results}.")
     return 1 if broken else 0
+
+
+def _on_sqlite(args: argparse.Namespace, started: float) -> list[Result]:
+    """The in-process figures (directory, browser, exports, effective access) once more, on SQLite
+    (the quick start's database), by a run of its own with nothing but SQLite configured; each is
+    reported as ``<metric>@sqlite``. The workers' figures need PostgreSQL and Redis, and are not."""
+    _log(started, "the in-process figures on SQLite (a run of its own)")
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "sqlite.json"
+        command = [sys.executable, "-m", "bench.run", "--in-process-only", "--scale", args.scale,
+                   "--repeats", str(args.repeats), "--export-repeats", str(args.export_repeats),
+                   "--results", str(out)]
+        returncode = subprocess.call(command, cwd=databases.ROOT, env=env)  # noqa: S603
+        if not out.exists():
+            return [Result("sqlite_run", target=0, unit="",
+                           error=f"the SQLite run exited {returncode} without results")]
+        return read_results(out, suffix="@sqlite")
 
 
 def _onboarding(database: databases.BenchDatabase, args: argparse.Namespace, started: float) -> Result:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from bench import databases, metrics, sql
 from bench.onboarding import _waiting_for_a_slot
-from bench.report import Result, table, write_results
+from bench.report import Result, read_results, table, write_results
 from bench.seed import MANY, TEN, TINY, Scale, expected_links, plan, seed
 from onboarding.models import AwsAccount, Client
 from portal.audit import audit_verify_chain
@@ -234,3 +234,23 @@ def test_a_refusal_only_for_creations_in_flight_means_wait_for_a_slot() -> None:
     # then only the first makes the benchmark wait and ask again
     assert _waiting_for_a_slot(busy)
     assert not _waiting_for_a_slot(duplicate)
+
+
+def test_a_runs_results_read_back_with_a_suffix_keep_values_checks_and_notes(tmp_path: Path) -> None:
+    # (how the SQLite run's figures join the PostgreSQL run's table)
+    path = tmp_path / "results.json"
+    write_results([
+        Result("directory_vs_sql", target=3, unit="x", value=2.5, details={"summary": "page / SQL"},
+               checks={"same rows": True}),
+        Result("matrix_csv_vs_sql", target=3, unit="x", value=3.5),
+        Result("billing_csv_vs_sql", target=3, unit="x", error="it broke"),
+    ], path)
+
+    read = {r.name: r for r in read_results(path, suffix="@sqlite")}
+
+    assert set(read) == {"directory_vs_sql@sqlite", "matrix_csv_vs_sql@sqlite", "billing_csv_vs_sql@sqlite"}
+    assert (read["directory_vs_sql@sqlite"].value, read["directory_vs_sql@sqlite"].status) == (2.5, "ok")
+    assert read["directory_vs_sql@sqlite"].details["summary"] == "page / SQL"
+    assert read["directory_vs_sql@sqlite"].checks == {"same rows": True}
+    assert read["matrix_csv_vs_sql@sqlite"].status == "MISSED"
+    assert (read["billing_csv_vs_sql@sqlite"].status, read["billing_csv_vs_sql@sqlite"].error) == ("ERROR", "it broke")
