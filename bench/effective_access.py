@@ -66,6 +66,8 @@ def effective_access(*, repeats: int = 1) -> list[Result]:
                 "summary": (f"check {check_seconds:.2f}s / read {read_seconds:.2f}s; {check.api_calls} AWS calls "
                             f"for {check.principals_checked} principals x {check.roles_checked} roles"),
                 "check_seconds": round(check_seconds, 3), "read_seconds": round(read_seconds, 3),
+                "check_runs_seconds": [round(seconds, 3) for seconds in checks],
+                "read_runs_seconds": [round(seconds, 3) for seconds in reads],
                 "aws_calls": check.api_calls, "read_aws_calls": read.api_calls,
                 "iam_users": len(read.details["UserDetailList"]), "iam_groups": len(read.details["GroupDetailList"]),
                 "roles": check.roles_checked, "account_roles": AccountRole.objects.filter(state="active").count(),

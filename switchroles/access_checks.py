@@ -22,11 +22,14 @@ drift check, and when a manager asks. It takes no enforcement lock: revocations 
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -218,6 +221,11 @@ def _compare(analysis: Analysis, targets: _Targets, main_account_id: str, at: da
                  unusable, drift)
 
 
+_ACCESS_ROLE = "the account's access role (administrator of the whole account)"
+_ADMINISTRATOR = "an Administrator role"
+_SWITCHYARD = "a Switchyard role"
+
+
 def _granted_against_reached(
     analysis: Analysis, targets: _Targets, main_account_id: str, granted: Mapping[str, set[str]],
     through_of: Callable[[str], Mapping[str, str]], people: Mapping[str, int],
@@ -229,7 +237,10 @@ def _granted_against_reached(
         blocked_of[blocked.principal.arn].append(blocked.reason)
     reached_by_user: dict[str, set[str]] = {}
     role_arns = [role.arn for role in analysis.roles]
-    said: dict[tuple[Allowance, str, str], tuple[str, str, str]] = {}  # (allowance, role kind, via) -> texts
+    said: dict[tuple[Allowance, str, str], tuple[str, str, str, str]] = {}  # (allowance, role kind, via) -> texts
+    places = targets.places
+    what_of = [_ACCESS_ROLE if role.kind == "access role" else _ADMINISTRATOR if role.is_administrator else _SWITCHYARD
+               for role in analysis.roles]
     for reached in analysis.reached:
         principal = reached.principal
         reached_arns = list(map(role_arns.__getitem__, reached.roles))
@@ -246,25 +257,20 @@ def _granted_against_reached(
         for (index, allowance), arn in zip(reached.roles.items(), reached_arns, strict=True):
             if arn not in ungranted:
                 continue
-            role = analysis.roles[index]
-            account_pk, account_role_pk = targets.places[targets.position_of[arn]]
-            what = "the account's access role (administrator of the whole account)" if role.kind == "access role" \
-                else ("an Administrator role" if role.is_administrator else "a Switchyard role")
+            # (analysis.roles is targets.roles: the index is the role's place too)
+            what = what_of[index]
             texts = said.get((allowance, what, via))
             if texts is None:
                 classification = allowance.classification
                 texts = said[(allowance, what, via)] = (
-                    allowance.allowed_by.label, allowance.statement_json,
+                    allowance.allowed_by.label, allowance.statement, allowance.statement_json,
                     f"{classification[:1].upper()}{classification[1:]}: {what}, allowed by "
                     f"{allowance.allowed_by.label} {allowance.statement}{via}. No grant in force explains it.",
                 )
-            policy, statement_json, detail = texts
-            yield _Wanted(
-                kind=Kind.UNGRANTED, principal_type=principal.kind, principal_name=principal.name,
-                principal_arn=principal.arn, person_id=person_id, account_id=account_pk,
-                account_role_id=account_role_pk, role_arn=arn, policy=policy, statement=allowance.statement,
-                statement_json=statement_json, detail=detail,
-            )
+            account_pk, account_role_pk = places[index]
+            policy, statement, statement_json, detail = texts
+            yield _Wanted(Kind.UNGRANTED, principal.kind, principal.name, principal.arn, person_id, account_pk,
+                          account_role_pk, arn, policy, statement, statement_json, detail)
     main = main_account_id
     position_of = targets.position_of
     for name, arns in sorted(granted.items()):
@@ -395,51 +401,86 @@ def effective_access_check(*, clients: ClientFactory, at: datetime | None = None
         check.save()
         logger.warning("switchroles.access.check_failed", extra={"error": check.error})
         return check
-    principals: list[Principal] = principals_from_details(read.details, account_id=main)
-    targets = _targets(main)
-    analysis = analyse(principals, targets.roles)
-    wanted = _compare(analysis, targets, main, at)
-    check.api_calls = read.api_calls
-    check.principals_checked = len(principals)
-    check.roles_checked = len(targets.roles)
-    check.reachable_pairs = analysis.reachable_pairs
-    check.blocked = [
-        {"principal_type": b.principal.kind, "principal": b.principal.name, "reason": b.reason, "roles": b.roles}
-        for b in analysis.blocked
-    ][:500]
-    check.administrators_everywhere = _administrators_everywhere(analysis, targets)
-    with transaction.atomic(durable=True):
-        check.duration_ms = int((time.monotonic() - started) * 1000)
-        check.save()
-        _store(check, wanted, kinds=_MAIN_ACCOUNT_KINDS)
+    with _no_collector_pauses():
+        principals: list[Principal] = principals_from_details(read.details, account_id=main)
+        targets = _targets(main)
+        analysis = analyse(principals, targets.roles)
+        wanted = _compare(analysis, targets, main, at)
+        check.api_calls = read.api_calls
+        check.principals_checked = len(principals)
+        check.roles_checked = len(targets.roles)
+        check.reachable_pairs = analysis.reachable_pairs
+        check.blocked = [
+            {"principal_type": b.principal.kind, "principal": b.principal.name, "reason": b.reason, "roles": b.roles}
+            for b in analysis.blocked
+        ][:500]
+        check.administrators_everywhere = _administrators_everywhere(analysis, targets)
+        with transaction.atomic(durable=True):
+            check.duration_ms = int((time.monotonic() - started) * 1000)
+            previous = AccessCheck.objects.filter(error="").order_by("-checked_at", "-pk").first()
+            check.save()
+            _store(check, wanted, kinds=_MAIN_ACCOUNT_KINDS, seen_by_every_check=True, previous=previous)
     return check
 
 
-_OPEN_FIELDS = ("pk", "kind", "principal_arn", "role_arn", "detail", "policy", "statement", "statement_json",
-                "person_id")
+@contextmanager
+def _no_collector_pauses() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while the check decides and stores. At scale
+    the check builds a few hundred thousand objects (the principals' policies, 10^5 reachable
+    pairs, the findings) that all live until it ends and form no cycles; each full collection
+    triggered meanwhile walks them and the rest of the worker's heap again for nothing (about a
+    quarter of a second each, several per check). Reference counting still frees everything as
+    usual, and the collector resumes, with nothing owed, when the check ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def finding_digest(detail: str, policy: str, statement: str, statement_json: str, person_id: int | None) -> str:
+    """What :attr:`AccessFinding.digest` holds: the stored texts (as stored, cut to their
+    columns) and the person, hashed."""
+    text = "\x1f".join((detail, policy[:2048], statement[:256], statement_json, str(person_id or "")))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Sequence[str],
-           account_ids: Iterable[int] | None = None) -> tuple[int, int]:
+           account_ids: Iterable[int] | None = None, seen_by_every_check: bool = False,
+           previous: AccessCheck | None = None) -> tuple[int, int]:
     """Open what is new, refresh what is still there, resolve what is gone (within ``kinds``,
-    and ``account_ids`` when given). Returns how many were (opened, resolved)."""
-    now = timezone.now()
+    and ``account_ids`` when given). Returns how many were (opened, resolved).
+
+    ``seen_by_every_check``: every check of these kinds looks at all of them (the main-account
+    check), so an open one was seen by the latest check, and its row is not dated again each hour
+    (tens of thousands of rows at scale); when one resolves, it is dated by the check before
+    (``previous``), the last that saw it. Otherwise (doors, seen account by account) each check
+    dates what it sees again."""
+    now = check.checked_at if check is not None else timezone.now()
     still_open = AccessFinding.objects.filter(resolved_at__isnull=True, kind__in=kinds)
     if account_ids is not None:
         still_open = still_open.filter(account_id__in=list(account_ids))
-    open_rows = still_open.select_for_update()
-    # Plain rows, not model instances: a check sees tens of thousands of findings again each hour.
-    current: dict[tuple[str, str, str], tuple[Any, ...]] = {
-        (row[1], row[2], row[3]): row for row in open_rows.values_list(*_OPEN_FIELDS)
+    # Plain rows of the key and the digest, not model instances: a check sees tens of thousands
+    # of findings again each hour, and most are unchanged.
+    current: dict[tuple[str, str, str], tuple[int, str]] = {
+        (kind, principal_arn, role_arn): (pk, digest) for pk, kind, principal_arn, role_arn, digest
+        in still_open.select_for_update().order_by().values_list("pk", "kind", "principal_arn", "role_arn", "digest")
     }
+    digests: dict[tuple[str, str, str, str, int | None], str] = {}  # findings share their texts
     seen: set[tuple[str, str, str]] = set()
     opened: list[AccessFinding] = []
     refreshed: list[AccessFinding] = []
     for item in wanted:
-        key = item.key
+        key = (item.kind, item.principal_arn, item.role_arn)
         if key in seen:
             continue
         seen.add(key)
+        texts = (item.detail, item.policy, item.statement, item.statement_json, item.person_id)
+        digest = digests.get(texts)
+        if digest is None:
+            digest = digests[texts] = finding_digest(*texts)
         row = current.get(key)
         if row is None:
             opened.append(AccessFinding(
@@ -447,41 +488,41 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
                 principal_arn=item.principal_arn[:2048], person_id=item.person_id, account_id=item.account_id,
                 account_role_id=item.account_role_id, role_arn=item.role_arn[:2048], policy=item.policy[:2048],
                 statement=item.statement[:256], statement_json=item.statement_json, detail=item.detail,
-                opened_at=now, last_seen_at=now, last_check=check,
+                digest=digest, opened_at=now, last_seen_at=now, last_check=check,
             ))
-            continue
-        # Seen again: most are unchanged, told apart field by field without building anything.
-        _, _, _, _, detail, policy, statement, statement_json, person_id = row
-        if (detail != item.detail or policy != item.policy[:2048] or statement != item.statement[:256]
-                or statement_json != item.statement_json or person_id != item.person_id):
+        elif row[1] != digest:
             refreshed.append(AccessFinding(pk=row[0], detail=item.detail, policy=item.policy[:2048],
                                            statement=item.statement[:256], statement_json=item.statement_json,
-                                           person_id=item.person_id))
-    resolved = [row for key, row in current.items() if key not in seen]
-    resolved_pks = [row[0] for row in resolved]
+                                           person_id=item.person_id, digest=digest))
+    resolved_pks = [row[0] for key, row in current.items() if key not in seen]
+    resolved_shown = list(AccessFinding.objects.filter(pk__in=resolved_pks[:_SHOWN_IN_AUDIT]).order_by("pk")
+                          .values_list("kind", "principal_arn", "role_arn", "policy", "statement"))
+    dated: dict[str, Any] = {}
+    if seen_by_every_check and previous is not None:
+        dated = {"last_seen_at": previous.checked_at, "last_check": previous}
     for start in range(0, len(resolved_pks), 1000):
-        AccessFinding.objects.filter(pk__in=resolved_pks[start:start + 1000]).update(resolved_at=now)
-    # What is left open of these is what this check saw again: one UPDATE for the dates (before the
-    # new ones are stored); rewrite only what changed.
-    still_open.update(last_seen_at=now, last_check=check)
+        AccessFinding.objects.filter(pk__in=resolved_pks[start:start + 1000]).update(resolved_at=now, **dated)
+    if not seen_by_every_check:
+        # What is left open of these is what this check saw again (before the new ones are stored).
+        still_open.update(last_seen_at=now, last_check=check)
     AccessFinding.objects.bulk_create(opened, batch_size=1000)
     AccessFinding.objects.bulk_update(
-        refreshed, ["detail", "policy", "statement", "statement_json", "person"], batch_size=1000,
+        refreshed, ["detail", "policy", "statement", "statement_json", "person", "digest"], batch_size=1000,
     )
-    if opened or resolved:
+    if opened or resolved_pks:
         audit_record(
             action="access.findings_changed",
             target=check,
-            target_label=f"{len(opened)} access finding(s) opened, {len(resolved)} resolved",
+            target_label=f"{len(opened)} access finding(s) opened, {len(resolved_pks)} resolved",
             details={
                 "opened": [_summary(f.kind, f.principal_arn, f.role_arn, f.policy, f.statement)
                            for f in opened[:_SHOWN_IN_AUDIT]],
-                "resolved": [_summary(row[1], row[2], row[3], row[5], row[6]) for row in resolved[:_SHOWN_IN_AUDIT]],
-                "opened_count": len(opened), "resolved_count": len(resolved),
+                "resolved": [_summary(*row) for row in resolved_shown],
+                "opened_count": len(opened), "resolved_count": len(resolved_pks),
             },
         )
-        logger.warning("switchroles.access.findings", extra={"opened": len(opened), "resolved": len(resolved)})
-    return len(opened), len(resolved)
+        logger.warning("switchroles.access.findings", extra={"opened": len(opened), "resolved": len(resolved_pks)})
+    return len(opened), len(resolved_pks)
 
 
 def _summary(kind: str, principal_arn: str, role_arn: str, policy: str, statement: str) -> dict[str, str]:

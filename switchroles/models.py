@@ -512,13 +512,18 @@ class AccessFinding(models.Model):
     statement = models.CharField(max_length=256, blank=True)
     statement_json = models.TextField(blank=True, help_text="The statement (or trust policy) as AWS has it.")
     detail = models.TextField(blank=True, help_text="Plain words: the classification, why, what to do.")
+    # What a check compares to tell a finding seen again unchanged from one to rewrite: a hash of
+    # detail, policy, statement, statement_json and person (access_checks.finding_digest), so a
+    # check reads a short column of each open finding, not its texts.
+    digest = models.CharField(max_length=32, blank=True, default="")
     opened_at = models.DateTimeField(db_index=True)
+    # When the finding was last seen, and by which check. Every main-account check looks at all
+    # of its kinds, so an open one of those was seen by the latest check and is not dated again
+    # each hour (tens of thousands of rows at scale): it keeps its opening date until it
+    # resolves, then takes the date of the last check that saw it. Doors are seen account by
+    # account and dated by each look (access_checks._store).
     last_seen_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # Not indexed (nothing looks findings up by check, and checks are never deleted): each check
-    # dates every open finding it sees again (last_seen_at, last_check), tens of thousands of rows,
-    # and an UPDATE that changes no indexed column can be a HOT one on PostgreSQL, writing no index
-    # entries (with the table's fillfactor leaving room on each page, migration 0010).
     last_check = models.ForeignKey(AccessCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                    db_index=False)
 

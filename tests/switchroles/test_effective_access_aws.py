@@ -219,32 +219,36 @@ def test_a_finding_resolves_when_aws_no_longer_allows_it_and_only_then_the_page_
     assert "AWS allows exactly what the grants say" in signed_in(auditor).get("/drift/").content.decode()
 
 
-def test_a_later_check_dates_what_it_sees_again_resolves_what_is_gone_and_leaves_doors_alone(
+def test_a_later_check_keeps_what_it_sees_again_dates_what_is_gone_by_the_last_check_that_saw_it(
     main_account: dict, aws: Boto3ClientFactory
 ) -> None:
-    # given a first check, and a door into the client recorded by the drift check's own look
+    # given two checks that saw the same findings, and a door into the client recorded by the
+    # drift check's own look
     first = access_checks.effective_access_check(clients=aws)
+    second = access_checks.effective_access_check(clients=aws)
     opened = {f.pk: f for f in AccessFinding.objects.filter(resolved_at__isnull=True)}
+    assert opened and all(f.last_check_id == first.pk for f in opened.values())
     door = AccessFinding.objects.create(
         kind=AccessFinding.Kind.DOOR, principal_type="account", principal_name="account 999999999999",
         principal_arn="999999999999", account=main_account["account"], role_arn="arn:aws:iam::1:role/vendor",
         opened_at=first.checked_at, last_seen_at=first.checked_at)
     # when one user's inline policy is taken away and the check runs again
     iam().delete_user_policy(UserName="ivan-inline", PolicyName="assume-anything")
-    second = access_checks.effective_access_check(clients=aws)
-    # then what it sees again keeps its opening and is dated by the second check; ivan's are
-    # resolved and keep the first; nothing new opens; the door is not the main-account check's
+    third = access_checks.effective_access_check(clients=aws)
+    # then what it sees again keeps its row as it was (open: seen by the latest check); ivan's
+    # are resolved by the third, dated by the second, the last check that saw them; nothing new
+    # opens; the door is not the main-account check's
     rows = {f.pk: f for f in AccessFinding.objects.filter(pk__in=opened)}
     gone = {pk for pk, f in opened.items() if f.principal_name == "ivan-inline"}
     assert gone and len(gone) < len(opened)
     for pk, finding in rows.items():
         assert finding.opened_at == opened[pk].opened_at
         if pk in gone:
-            assert finding.resolved_at is not None and finding.last_check_id == first.pk
-            assert finding.last_seen_at == opened[pk].last_seen_at
+            assert finding.resolved_at == third.checked_at
+            assert (finding.last_check_id, finding.last_seen_at) == (second.pk, second.checked_at)
         else:
-            assert finding.resolved_at is None and finding.last_check_id == second.pk
-            assert finding.last_seen_at > opened[pk].last_seen_at
+            assert finding.resolved_at is None
+            assert (finding.last_check_id, finding.last_seen_at) == (first.pk, first.checked_at)
     assert AccessFinding.objects.filter(resolved_at__isnull=True).exclude(pk=door.pk).count() == len(opened) - len(gone)
     door.refresh_from_db()
     assert door.resolved_at is None and door.last_check_id is None and door.last_seen_at == first.checked_at
