@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from typing import Any, Literal
 
 ASSUME_ROLE = "sts:AssumeRole"
@@ -198,12 +199,15 @@ class RoleIndex:
         self._after_account = [part for part, _ in after_account]
         self._numbers = [number for _, number in after_account]
 
+    def _roles_in_account(self, account_id: str) -> tuple[int, ...]:
+        return self.by_account.get(account_id, ())
+
     def named_by(self, statement: CompiledStatement) -> Collection[int]:
         """The roles ``statement``'s ``Resource`` (or ``NotResource``) applies to, each once; only
         those in its accounts when it names them (``StringEquals aws:ResourceAccount``)."""
         within: Sequence[int] = self.everything
         if statement.accounts is not None:
-            within = [n for account in statement.accounts for n in self.by_account.get(account, ())]
+            within = list(chain.from_iterable(map(self._roles_in_account, statement.accounts)))
         hits = self._hits(statement.patterns, within)
         if statement.negated:
             return () if hits is None else [n for n in within if n not in hits]
@@ -514,10 +518,15 @@ def _literal_accounts(per_role: Mapping[str, Mapping[str, Any]]) -> tuple[str, .
     block = per_role.get("StringEquals")
     if block is None or len(per_role) != 1 or len(block) != 1:
         return None
-    values = [str(v) for v in _as_list(next(iter(block.values())))]
-    if any("*" in v or "?" in v or "$" in v for v in values):
+    raw = _as_list(next(iter(block.values())))
+    try:
+        written = "\n".join(raw)  # (one look for wildcards and variables, not one per account)
+    except TypeError:  # not all text: as written
+        raw = [str(v) for v in raw]
+        written = "\n".join(raw)
+    if "*" in written or "?" in written or "$" in written:
         return None
-    return tuple(dict.fromkeys(values))
+    return tuple(dict.fromkeys(raw))
 
 
 # --- trust side ------------------------------------------------------------------------------------
