@@ -24,7 +24,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import chain
 from typing import Any, Literal
 
@@ -174,9 +174,6 @@ class RoleIndex:
         self.by_arn: dict[str, int] = {}
         by_account: dict[str, list[int]] = defaultdict(list)
         by_any_account: dict[str, list[int]] = defaultdict(list)
-        by_name: dict[str, list[int]] = defaultdict(list)  # by the part after the last "/"
-        after_account: list[tuple[str, int]] = []
-        self._irregular: list[int] = []  # ARNs without exactly five colons
         for number, role in enumerate(roles):
             if role.arn in self.by_arn:
                 continue
@@ -185,19 +182,36 @@ class RoleIndex:
             key = _any_account(role.arn)
             if key is not None:
                 by_any_account[key].append(number)
-            by_name[role.arn.rsplit("/", 1)[-1]].append(number)
-            if role.arn.count(":") == 5:
-                after_account.append((role.arn.rsplit(":", 1)[1], number))
-            else:
-                self._irregular.append(number)
         self.everything = list(self.by_arn.values())
         # (tuples of positions: the garbage collector need not walk thousands of small lists)
         self.by_account = {account: tuple(numbers) for account, numbers in by_account.items()}
         self._by_any_account = {key: tuple(numbers) for key, numbers in by_any_account.items()}
-        self._by_name = {name: tuple(numbers) for name, numbers in by_name.items()}
+
+    # The indexes only some wildcard patterns need (Switchyard's own name roles by account, or
+    # by ARN with the account left out), built when one first does.
+
+    @cached_property
+    def _by_name(self) -> dict[str, tuple[int, ...]]:
+        """By the part of the ARN after the last "/"."""
+        by_name: dict[str, list[int]] = defaultdict(list)
+        for number in self.everything:
+            by_name[self.roles[number].arn.rsplit("/", 1)[-1]].append(number)
+        return {name: tuple(numbers) for name, numbers in by_name.items()}
+
+    @cached_property
+    def _by_after_account(self) -> tuple[list[str], list[int], list[int]]:
+        """The parts after the account, sorted, with their roles; and the roles whose ARNs do not
+        have exactly five colons."""
+        after_account: list[tuple[str, int]] = []
+        irregular: list[int] = []
+        for number in self.everything:
+            arn = self.roles[number].arn
+            if arn.count(":") == 5:
+                after_account.append((arn.rsplit(":", 1)[1], number))
+            else:
+                irregular.append(number)
         after_account.sort()
-        self._after_account = [part for part, _ in after_account]
-        self._numbers = [number for _, number in after_account]
+        return [part for part, _ in after_account], [number for _, number in after_account], irregular
 
     def _roles_in_account(self, account_id: str) -> tuple[int, ...]:
         return self.by_account.get(account_id, ())
@@ -255,17 +269,18 @@ class RoleIndex:
         colons = pattern.count(":")
         if colons < 5:
             return self.everything  # a wildcard stands for colons too: "*", "arn:aws:iam::*"
+        after_account, numbers, irregular = self._by_after_account
         if colons > 5:
-            return self._irregular
+            return irregular
         after = pattern.rsplit(":", 1)[1]
         wildcard = _WILDCARD_RE.search(after)
         prefix = after[:wildcard.start()] if wildcard else after
-        low = bisect_left(self._after_account, prefix)
+        low = bisect_left(after_account, prefix)
         if not prefix or prefix[-1] == chr(sys.maxunicode):
-            high = len(self._after_account)
+            high = len(after_account)
         else:
-            high = bisect_left(self._after_account, prefix[:-1] + chr(ord(prefix[-1]) + 1))
-        return [*self._numbers[low:high], *self._irregular]
+            high = bisect_left(after_account, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        return [*numbers[low:high], *irregular]
 
 
 # --- conditions ----------------------------------------------------------------------------------
