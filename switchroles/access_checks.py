@@ -168,10 +168,6 @@ class _Wanted(NamedTuple):
     statement_json: str = ""
     detail: str = ""
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.principal_arn, self.role_arn)
-
 
 def _granted(
     intended: Iterable[IntendedPrincipal],

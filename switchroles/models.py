@@ -524,6 +524,7 @@ class AccessFinding(models.Model):
     # account and dated by each look (access_checks._store).
     last_seen_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # (not indexed: nothing looks findings up by check, and checks are never deleted)
     last_check = models.ForeignKey(AccessCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                    db_index=False)
 

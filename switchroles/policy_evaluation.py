@@ -187,8 +187,8 @@ class RoleIndex:
         self.by_account = {account: tuple(numbers) for account, numbers in by_account.items()}
         self._by_any_account = {key: tuple(numbers) for key, numbers in by_any_account.items()}
 
-    # The indexes only some wildcard patterns need (Switchyard's own name roles by account, or
-    # by ARN with the account left out), built when one first does.
+    # Indexes that only other wildcard patterns need, built the first time one does (Switchyard's
+    # own statements name roles by ARN or with the account left out, answered above).
 
     @cached_property
     def _by_name(self) -> dict[str, tuple[int, ...]]:
