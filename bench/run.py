@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each page and its SQL (median)")
     parser.add_argument("--export-repeats", type=int, default=3, help="timed runs of the CSV export and its SQL")
     parser.add_argument("--onboarding-accounts", type=int, default=30)
-    parser.add_argument("--onboarding-repeats", type=int, default=3)
+    parser.add_argument("--onboarding-repeats", type=int, default=2,
+                        help="runs of each side, alternating (direct, workflow, workflow, direct)")
     parser.add_argument("--skip-onboarding", action="store_true", help="leave out the worker benchmark")
     parser.add_argument("--scale-accounts", type=int, default=None,
                         help="new accounts for the latency-model onboarding (default 30; tiny: 6)")
