@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -169,6 +170,9 @@ class _Wanted(NamedTuple):
     detail: str = ""
 
 
+_new_wanted = tuple.__new__
+
+
 def _granted(
     intended: Iterable[IntendedPrincipal],
 ) -> tuple[dict[str, set[str]], Callable[[str], Mapping[str, str]]]:
@@ -250,6 +254,7 @@ def _granted_against_reached(
                 continue
         person_id = people.get(principal.name) if principal.kind == "user" else None
         via = f" as a member of {', '.join(principal.groups)}" if principal.groups else ""
+        who = (Kind.UNGRANTED, principal.kind, principal.name, principal.arn, person_id)
         for (index, allowance), arn in zip(reached.roles.items(), reached_arns, strict=True):
             if arn not in ungranted:
                 continue
@@ -263,10 +268,8 @@ def _granted_against_reached(
                     f"{classification[:1].upper()}{classification[1:]}: {what}, allowed by "
                     f"{allowance.allowed_by.label} {allowance.statement}{via}. No grant in force explains it.",
                 )
-            account_pk, account_role_pk = places[index]
-            policy, statement, statement_json, detail = texts
-            yield _Wanted(Kind.UNGRANTED, principal.kind, principal.name, principal.arn, person_id, account_pk,
-                          account_role_pk, arn, policy, statement, statement_json, detail)
+            # (made as a tuple: tens of thousands, without running _Wanted's Python constructor)
+            yield _new_wanted(_Wanted, (*who, *places[index], arn, *texts))
     main = main_account_id
     position_of = targets.position_of
     for name, arns in sorted(granted.items()):
@@ -308,11 +311,12 @@ def _granted_against_reached(
 def _people_without_usable_iam_user(at: datetime | None) -> list[_Wanted]:
     """People whose grants reach roles but whose IAM user name AWS cannot use."""
     moment = at or timezone.now()
-    teams = set(grants_in_force(at=moment).filter(team__isnull=False).values_list("team_id", flat=True))
-    reached = set(grants_in_force(at=moment).filter(person__isnull=False).values_list("person_id", flat=True))
-    reached |= set(memberships_in_force(at=moment).filter(team_id__in=teams).values_list("person_id", flat=True))
+    in_force = grants_in_force(at=moment)
+    members = memberships_in_force(at=moment).filter(team_id__in=in_force.filter(team__isnull=False).values("team_id"))
+    reached = (Q(pk__in=in_force.filter(person__isnull=False).values("person_id"))
+               | Q(pk__in=members.values("person_id")))
     found = []
-    for pk, username, iam_username in User.objects.filter(pk__in=reached, is_active=True).values_list(
+    for pk, username, iam_username in User.objects.filter(reached, is_active=True).order_by("pk").values_list(
         "pk", "username", "iam_username"
     ):
         if iam_username and iam_user_name_is_valid(iam_username):
@@ -499,7 +503,7 @@ def _store(check: AccessCheck | None, wanted: Iterable[_Wanted], *, kinds: Seque
             refreshed.append(AccessFinding(pk=row[0], detail=item.detail, policy=item.policy[:2048],
                                            statement=item.statement[:256], statement_json=item.statement_json,
                                            person_id=item.person_id, digest=digest))
-    resolved_pks = [row[0] for key, row in current.items() if key not in seen]
+    resolved_pks = sorted(current[key][0] for key in current.keys() - seen)
     resolved_shown = list(AccessFinding.objects.filter(pk__in=resolved_pks[:_SHOWN_IN_AUDIT]).order_by("pk")
                           .values_list("kind", "principal_arn", "role_arn", "policy", "statement"))
     dated: dict[str, Any] = {}

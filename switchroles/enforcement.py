@@ -62,7 +62,6 @@ from switchroles.models import (
     DriftCheck,
     DriftFinding,
     EnforcedPrincipal,
-    Grant,
     Team,
 )
 from switchroles.notices import main_account_drift_notify
@@ -172,26 +171,22 @@ def intended_principals(
         refs_by_account_template[(account_pk, template_pk)] = ref
         refs_by_client_template[(client_pk, template_pk)].add(ref)
 
-    in_force = grants_in_force(at=moment)
-    templates_of: dict[int, list[int]] = defaultdict(list)
-    for grant_pk, template_pk in Grant.templates.through.objects.filter(grant__in=in_force).values_list(
-        "grant_id", "roletemplate_id"
-    ):
-        templates_of[grant_pk].append(template_pk)
-
     refs_of_team: dict[int, set[RoleRef]] = defaultdict(set)
     refs_of_person: dict[int, set[RoleRef]] = defaultdict(set)
-    for grant_pk, team_pk, person_pk, client_pk, account_pk in in_force.values_list(
-        "pk", "team_id", "person_id", "client_id", "account_id"
+    # One row per grant in force and template it grants (one with None for a grant without any:
+    # its holder is still a principal, with nothing to assume).
+    for team_pk, person_pk, client_pk, account_pk, template_pk in grants_in_force(at=moment).order_by().values_list(
+        "team_id", "person_id", "client_id", "account_id", "templates"
     ):
         target = refs_of_team[team_pk] if team_pk else refs_of_person[person_pk]
-        for template_pk in templates_of[grant_pk]:
-            if client_pk:
-                target.update(refs_by_client_template.get((client_pk, template_pk), ()))
-            else:
-                granted = refs_by_account_template.get((account_pk, template_pk))
-                if granted is not None:
-                    target.add(granted)
+        if template_pk is None:
+            continue
+        if client_pk:
+            target.update(refs_by_client_template.get((client_pk, template_pk), ()))
+        else:
+            granted = refs_by_account_template.get((account_pk, template_pk))
+            if granted is not None:
+                target.add(granted)
 
     members_of: dict[int, set[str]] = defaultdict(set)
     refused_of: dict[int, set[str]] = defaultdict(set)

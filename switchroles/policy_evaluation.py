@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 ASSUME_ROLE = "sts:AssumeRole"
 
@@ -69,15 +69,19 @@ class Principal:
     boundary: PolicySource | None = field(default=None, compare=False, hash=False)
 
 
-@dataclass(frozen=True)
-class TargetRole:
-    """A member-account role to decide for, with the trust policy it has (or should have)."""
+class TargetRole(NamedTuple):
+    """A member-account role to decide for, with the trust policy it has (or should have). (A
+    named tuple: a check makes one per role of the estate, and a tuple is made without running
+    Python code per field.)"""
 
     arn: str
     account_id: str
-    trust_policy: Mapping[str, Any] = field(compare=False, hash=False)
+    trust_policy: Mapping[str, Any]
     kind: str = "switchyard"  # "switchyard" | "access role"
     is_administrator: bool = False
+
+    def __hash__(self) -> int:  # the trust policy is a dict: the role is hashed without it
+        return hash((self.arn, self.account_id, self.kind, self.is_administrator))
 
 
 
@@ -142,8 +146,14 @@ def _resource_patterns(statement: Mapping[str, Any], context: Mapping[str, Any])
     statement with neither is negated with none, so it applies to every role), policy variables
     substituted (one that cannot be resolved names nothing)."""
     negated = "Resource" not in statement
+    written = _as_list(statement.get("NotResource") if negated else statement["Resource"])
+    try:
+        if "${" not in "\n".join(written):  # (one look for variables, not one per ARN)
+            return negated, tuple(written)
+    except TypeError:  # not all text: each as written, below
+        pass
     patterns = []
-    for pattern in _as_list(statement.get("NotResource") if negated else statement["Resource"]):
+    for pattern in written:
         try:
             patterns.append(_substitute(str(pattern), context))
         except _Unresolved:
@@ -411,13 +421,14 @@ def _statement_label(number: int, statement: Mapping[str, Any]) -> str:
 # --- identity side --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(eq=False, slots=True)
 class CompiledStatement:
     """A statement about ``sts:AssumeRole``, read once for every request context: where it comes
     from, the ARN patterns its ``Resource`` names (:meth:`RoleIndex.named_by` finds the roles),
     and its conditions split into those on ``aws:ResourceAccount`` (decided per role) and the rest
     (decided per request context, :meth:`conditions_met`). Compared by identity: each is one
-    statement of one policy as one principal has it."""
+    statement of one policy as one principal has it. Never changed once made (not frozen only
+    because a check makes thousands, and a frozen dataclass sets each field through a call)."""
 
     effect: str
     source: PolicySource
