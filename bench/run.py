@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(started, "billing export measured")
         from bench.effective_access import effective_access
 
-        _guarded(results, [("effective_access_vs_read", 2, "x")], lambda: effective_access(repeats=3), started)
+        _guarded(results, [("effective_access_vs_read", 2, "x")], lambda: effective_access(repeats=5), started)
         _log(started, "effective access measured")
         connections.close_all()
 
