@@ -170,9 +170,6 @@ class _Wanted(NamedTuple):
     detail: str = ""
 
 
-_new_wanted = tuple.__new__
-
-
 def _granted(
     intended: Iterable[IntendedPrincipal],
 ) -> tuple[dict[str, set[str]], Callable[[str], Mapping[str, str]]]:
@@ -254,7 +251,6 @@ def _granted_against_reached(
                 continue
         person_id = people.get(principal.name) if principal.kind == "user" else None
         via = f" as a member of {', '.join(principal.groups)}" if principal.groups else ""
-        who = (Kind.UNGRANTED, principal.kind, principal.name, principal.arn, person_id)
         for (index, allowance), arn in zip(reached.roles.items(), reached_arns, strict=True):
             if arn not in ungranted:
                 continue
@@ -268,8 +264,10 @@ def _granted_against_reached(
                     f"{classification[:1].upper()}{classification[1:]}: {what}, allowed by "
                     f"{allowance.allowed_by.label} {allowance.statement}{via}. No grant in force explains it.",
                 )
-            # (made as a tuple: tens of thousands, without running _Wanted's Python constructor)
-            yield _new_wanted(_Wanted, (*who, *places[index], arn, *texts))
+            account_pk, account_role_pk = places[index]
+            policy, statement, statement_json, detail = texts
+            yield _Wanted(Kind.UNGRANTED, principal.kind, principal.name, principal.arn, person_id, account_pk,
+                          account_role_pk, arn, policy, statement, statement_json, detail)
     main = main_account_id
     position_of = targets.position_of
     for name, arns in sorted(granted.items()):
