@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from bench.metrics import fetch, median_seconds, signed_in
+from bench.metrics import fetch, paired_median_seconds, signed_in
 from bench.report import Result
 from bench.seed import BATCH, _enrol_totp
 from billing.models import ClientBillingTerms, CostFetch, CostLine
@@ -121,8 +121,7 @@ def billing_export(*, repeats: int) -> list[Result]:
     reader = csv.DictReader(io.StringIO((first.body or b"").decode("utf-8")))
     exported = [(row["client_slug"], row["record_type"], row["aws_cost"]) for row in reader]
     baseline = clients_csv_floor(month=month, out=io.StringIO())
-    export_seconds, export_times = median_seconds(export, repeats=repeats)
-    sql_seconds, sql_times = median_seconds(floor, repeats=repeats)
+    (export_seconds, export_times), (sql_seconds, sql_times) = paired_median_seconds(export, floor, repeats=repeats)
     ratio.value = export_seconds / sql_seconds
     ratio.details = {
         "rows_export": len(exported), "rows_sql": len(baseline), "cost_lines": line_count,

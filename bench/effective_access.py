@@ -59,7 +59,7 @@ def effective_access(*, repeats: int = 1) -> list[Result]:
             checks: list[float] = []
             check: Any = None
             for _ in range(max(repeats, 1)):
-                # Each timed from a collected heap, as median_seconds does: neither pays a full
+                # Each timed from a collected heap, as paired_median_seconds does: neither pays a full
                 # collection the other's garbage made due.
                 gc.collect()
                 started = time.perf_counter()

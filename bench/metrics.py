@@ -30,17 +30,23 @@ from bench.seed import MANY, TEN, Seeded, expected_links
 from portal.people.models import User
 
 
-def median_seconds(fn: Callable[[], Any], *, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
-    """Run ``fn`` ``warmup`` times unmeasured, then ``repeats`` times; the median and all times."""
+def paired_median_seconds(measured: Callable[[], Any], floor: Callable[[], Any], *, repeats: int,
+                          warmup: int = 1) -> tuple[tuple[float, list[float]], tuple[float, list[float]]]:
+    """The median time of ``measured`` and of ``floor`` (and every time), after ``warmup`` unmeasured
+    runs of each: ``repeats`` runs of each, alternating, each from a collected heap. Alternating
+    rather than one series after the other, so a machine whose speed drifts during the runs slows
+    or speeds up both sides of the ratio alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        measured()
+        floor()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        gc.collect()
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), times
+        for fn, runs in ((measured, times[0]), (floor, times[1])):
+            gc.collect()
+            started = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - started)
+    return (statistics.median(times[0]), times[0]), (statistics.median(times[1]), times[1])
 
 
 def signed_in(user: User) -> Client:
@@ -139,8 +145,8 @@ def directory(seeded: Seeded, *, repeats: int) -> list[Result]:
     sql_ids = {row[0] for row in rows}
     links_match = sql_ids == expected[MANY] and len(rows) == len(expected[MANY])
     page_ids_match = shown[MANY] == expected[MANY] if shown[MANY] else None
-    view_seconds, view_times = median_seconds(lambda: fetch(clients[MANY], path), repeats=repeats)
-    sql_seconds, sql_times = median_seconds(
+    (view_seconds, view_times), (sql_seconds, sql_times) = paired_median_seconds(
+        lambda: fetch(clients[MANY], path),
         lambda: sql.directory_rows(person_id=seeded.many.pk, now=timezone.now()), repeats=repeats
     )
     ratio.value = view_seconds / sql_seconds
@@ -273,8 +279,8 @@ def matrix_export(seeded: Seeded, *, repeats: int) -> list[Result]:
     exported_pairs = {(person, link) for person, link, _ in exported}
 
     # Both already ran above (the export three times, the query once): no further warm-up.
-    export_seconds, export_times = median_seconds(export, repeats=repeats, warmup=0)
-    sql_seconds, sql_times = median_seconds(floor, repeats=repeats, warmup=0)
+    (export_seconds, export_times), (sql_seconds, sql_times) = paired_median_seconds(
+        export, floor, repeats=repeats, warmup=0)
     ratio.value = export_seconds / sql_seconds
     ratio.details = {
         "rows_export": len(exported),
