@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -170,33 +170,35 @@ class _Wanted(NamedTuple):
     detail: str = ""
 
 
-def _granted(
-    intended: Iterable[IntendedPrincipal],
-) -> tuple[dict[str, set[str]], Callable[[str], Mapping[str, str]]]:
-    """IAM user name -> role ARNs the grants in force let it assume; and, for an IAM user, what
-    it should come through for each of those ARNs (the first of its sources that grants it; for
-    "granted, not allowed" explanations: asked only for users with such findings)."""
-    granted: dict[str, set[str]] = defaultdict(set)
-    sources: dict[str, list[tuple[set[str], str]]] = defaultdict(list)  # IAM user -> (role ARNs, through), in order
+# IAM user name -> what the grants in force let it assume, source by source in the order of the
+# grants: (the role ARNs, what it comes through: an IAM group, or its own Switchyard policies).
+_Granted = Mapping[str, Sequence[tuple[set[str], str]]]
+
+
+def _granted(intended: Iterable[IntendedPrincipal]) -> _Granted:
+    """What the grants in force let each IAM user assume. A group's ARNs are one set, shared by
+    its members rather than copied into a set per member (at scale, hundreds of members of groups
+    granted hundreds of roles each)."""
+    granted: dict[str, list[tuple[set[str], str]]] = defaultdict(list)
     for principal in intended:
         arns = principal.role_arns
         if principal.principal_type == EnforcedPrincipal.Type.GROUP:
+            through = f"the IAM group {principal.principal_name}"
             for member in principal.members:
-                granted[member] |= arns
-                sources[member].append((arns, f"the IAM group {principal.principal_name}"))
+                granted[member].append((arns, through))
         elif principal.principal_name:
-            granted[principal.principal_name] |= arns
-            sources[principal.principal_name].append(
+            granted[principal.principal_name].append(
                 (arns, f"the Switchyard policies on IAM user {principal.principal_name}"))
+    return granted
 
-    def through_of(name: str) -> dict[str, str]:
-        # The sources in reverse, each overwriting the later ones: the first that grants an ARN is kept.
-        found: dict[str, str] = {}
-        for arns, what in reversed(sources.get(name, ())):
-            found.update(dict.fromkeys(arns, what))
-        return found
 
-    return granted, through_of
+def _through(sources: Sequence[tuple[set[str], str]]) -> dict[str, str]:
+    """Role ARN -> what the user should come through for it: the first of its sources that grants
+    it (the sources in reverse, each overwriting the later ones)."""
+    found: dict[str, str] = {}
+    for arns, what in reversed(sources):
+        found.update(dict.fromkeys(arns, what))
+    return found
 
 
 def _people_by_iam_user() -> dict[str, int]:
@@ -210,11 +212,11 @@ def _compare(analysis: Analysis, targets: _Targets, main_account_id: str, at: da
     """The findings AWS's answer and the grants make. The database is read first; the findings
     (tens of thousands at scale) are then made one at a time, as they are stored."""
     intended = intended_principals(at=at, active_roles=targets.active_roles)
-    granted, through_of = _granted(intended)
+    granted = _granted(intended)
     people = _people_by_iam_user()
     unusable = _people_without_usable_iam_user(at)
     drift = _tag_drift(analysis, intended) if tag_condition_enabled() else []
-    return chain(_granted_against_reached(analysis, targets, main_account_id, granted, through_of, people),
+    return chain(_granted_against_reached(analysis, targets, main_account_id, granted, people),
                  unusable, drift)
 
 
@@ -224,8 +226,7 @@ _SWITCHYARD = "a Switchyard role"
 
 
 def _granted_against_reached(
-    analysis: Analysis, targets: _Targets, main_account_id: str, granted: Mapping[str, set[str]],
-    through_of: Callable[[str], Mapping[str, str]], people: Mapping[str, int],
+    analysis: Analysis, targets: _Targets, main_account_id: str, granted: _Granted, people: Mapping[str, int],
 ) -> Iterator[_Wanted]:
     """Each pair AWS allows that no grant explains, then each granted role AWS does not allow."""
     users = {p.name: p for p in analysis.principals if p.kind == "user"}
@@ -246,7 +247,7 @@ def _granted_against_reached(
             reached_set = set(reached_arns)
             earlier = reached_by_user.get(principal.name)
             reached_by_user[principal.name] = reached_set if earlier is None else earlier | reached_set
-            ungranted = reached_set.difference(granted.get(principal.name, ()))
+            ungranted = reached_set.difference(*(arns for arns, _ in granted.get(principal.name, ())))
             if not ungranted:
                 continue
         person_id = people.get(principal.name) if principal.kind == "user" else None
@@ -270,8 +271,9 @@ def _granted_against_reached(
                           account_role_pk, arn, policy, statement, statement_json, detail)
     main = main_account_id
     position_of = targets.position_of
-    for name, arns in sorted(granted.items()):
-        missing = sorted(arns - reached_by_user.get(name, set()))
+    for name, sources in sorted(granted.items()):
+        reached_arns_of_user = reached_by_user.get(name, set())
+        missing = sorted(set().union(*(arns - reached_arns_of_user for arns, _ in sources)))
         if not missing:
             continue
         # What does not depend on the role is worked out once per user: one detail text for
@@ -286,7 +288,7 @@ def _granted_against_reached(
         elif blocked_of.get(user.arn):
             fixed_why = "; ".join(blocked_of[user.arn])
         else:
-            fixed_why, through = None, through_of(name)
+            fixed_why, through = None, _through(sources)
         for arn in missing:
             position = position_of.get(arn)
             if position is None:
@@ -307,18 +309,22 @@ def _granted_against_reached(
 
 
 def _people_without_usable_iam_user(at: datetime | None) -> list[_Wanted]:
-    """People whose grants reach roles but whose IAM user name AWS cannot use."""
+    """People whose grants reach roles but whose IAM user name AWS cannot use. The names are
+    looked at first (nearly always every one is usable), then only those people's grants."""
     moment = at or timezone.now()
+    unusable = [pk for pk, iam_username in User.objects.filter(is_active=True).values_list("pk", "iam_username")
+                if not (iam_username and iam_user_name_is_valid(iam_username))]
+    if not unusable:
+        return []
     in_force = grants_in_force(at=moment)
-    members = memberships_in_force(at=moment).filter(team_id__in=in_force.filter(team__isnull=False).values("team_id"))
-    reached = (Q(pk__in=in_force.filter(person__isnull=False).values("person_id"))
+    members = memberships_in_force(at=moment).filter(person_id__in=unusable,
+                                                     team_id__in=in_force.filter(team__isnull=False).values("team_id"))
+    reached = (Q(pk__in=in_force.filter(person_id__in=unusable).values("person_id"))
                | Q(pk__in=members.values("person_id")))
     found = []
-    for pk, username, iam_username in User.objects.filter(reached, is_active=True).order_by("pk").values_list(
+    for pk, username, iam_username in User.objects.filter(reached, pk__in=unusable).order_by("pk").values_list(
         "pk", "username", "iam_username"
     ):
-        if iam_username and iam_user_name_is_valid(iam_username):
-            continue
         problem = (f"the IAM user name {iam_username!r} is not one IAM accepts" if iam_username
                    else "the profile has no IAM user name")
         found.append(_Wanted(

@@ -270,6 +270,30 @@ def test_a_grant_aws_does_not_allow_is_granted_not_allowed(
     assert "the IAM group platform-engineers" in finding.detail
 
 
+def test_granted_people_whose_iam_user_name_aws_cannot_use_are_granted_not_allowed(
+    main_account: dict, manager: Any, make_person: Any, aws: Boto3ClientFactory
+) -> None:
+    # given a team member without an IAM user name, a person granted a role directly under a name
+    # IAM refuses, and a person with neither a usable name nor a grant
+    nameless = make_person("nia", "Engineer")
+    type(nameless).objects.filter(pk=nameless.pk).update(iam_username="")
+    services.team_member_add(team=main_account["team"], person=nameless, added_by=manager)
+    mistyped = make_person("jose", "Engineer", iam_username="jösé")
+    services.grant_create(granted_by=manager, person=mistyped, account=main_account["account"],
+                          templates=[tier("engineer")], reason="x")
+    ungranted = make_person("kemal", "Engineer")
+    type(ungranted).objects.filter(pk=ungranted.pk).update(iam_username="")
+    # when the check runs
+    access_checks.effective_access_check(clients=aws)
+    # then the two granted people are "granted, not allowed", each with what to do, and nobody else is
+    findings = {f.principal_name: f for f in AccessFinding.objects.filter(
+        kind=AccessFinding.Kind.NOT_ALLOWED, principal_type="person", resolved_at__isnull=True)}
+    assert set(findings) == {"nia", "jose"}
+    assert "the profile has no IAM user name" in findings["nia"].detail
+    assert "'jösé' is not one IAM accepts" in findings["jose"].detail
+    assert all(f.person_id is not None and "Set the person's IAM user name" in f.detail for f in findings.values())
+
+
 def test_an_aws_failure_is_shown_and_leaves_open_findings_open(
     main_account: dict, aws: Boto3ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
