@@ -35,7 +35,6 @@ import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 from portal.aws.limits import (
@@ -84,10 +83,8 @@ class RoleRef:
     role_path: str
     role_name: str
 
-    @cached_property
+    @property
     def arn(self) -> str:
-        # (worked out once: the effective-access check and enforcement ask each role's ARN once
-        # per principal granted it, tens of thousands of times at scale)
         return f"arn:aws:iam::{self.account_id}:role{self.role_path}{self.role_name}"
 
 
