@@ -35,7 +35,7 @@ import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from portal.aws.limits import (
     ACCOUNT_ID_RE,
@@ -74,9 +74,10 @@ class PrincipalNotFound(LookupError):
     """The IAM user to attach policies to does not exist (Switchyard creates groups, not users)."""
 
 
-@dataclass(frozen=True)
-class RoleRef:
-    """One granted role: ``arn:aws:iam::<account_id>:role<role_path><role_name>``."""
+class RoleRef(NamedTuple):
+    """One granted role: ``arn:aws:iam::<account_id>:role<role_path><role_name>``. (A named tuple:
+    enforcement and the effective-access check make one per role of the estate and put each in the
+    sets of every principal granted it, and a tuple is made, hashed and compared at C speed.)"""
 
     account_id: str
     client_slug: str
