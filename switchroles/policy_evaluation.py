@@ -133,12 +133,21 @@ def _substitute(text: str, context: Mapping[str, Any]) -> str:
     return _VARIABLE_RE.sub(value, text)
 
 
+@lru_cache(maxsize=65536)
+def _action_pattern_matches(pattern: str, action: str) -> bool:
+    return _glob(pattern, True).fullmatch(action) is not None
+
+
 def _action_matches(statement: Mapping[str, Any], action: str) -> bool:
     if "Action" in statement:
-        return any(_glob(str(a), True).fullmatch(action) for a in _as_list(statement["Action"]))
-    if "NotAction" in statement:
-        return not any(_glob(str(a), True).fullmatch(action) for a in _as_list(statement["NotAction"]))
-    return False
+        written, negated = statement["Action"], False
+    elif "NotAction" in statement:
+        written, negated = statement["NotAction"], True
+    else:
+        return False
+    if isinstance(written, str):  # (most statements name one action: one look-up, no loop)
+        return _action_pattern_matches(written, action) != negated
+    return any(_action_pattern_matches(str(a), action) for a in _as_list(written)) != negated
 
 
 def _resource_patterns(statement: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
