@@ -178,7 +178,10 @@ _WILDCARD_RE = re.compile(r"[*?]")
 
 def _any_account(arn: str) -> str | None:
     parts = arn.split(":", 5)
-    return ":".join((*parts[:4], "*", parts[5])) if len(parts) == 6 else None
+    if len(parts) != 6:
+        return None
+    parts[4] = "*"
+    return ":".join(parts)
 
 
 class RoleIndex:
@@ -190,18 +193,20 @@ class RoleIndex:
 
     def __init__(self, roles: Sequence[TargetRole]) -> None:
         self.roles = roles
-        self.by_arn: dict[str, int] = {}
+        by_arn: dict[str, int] = {}
         by_account: dict[str, list[int]] = defaultdict(list)
         by_any_account: dict[str, list[int]] = defaultdict(list)
         for number, role in enumerate(roles):
-            if role.arn in self.by_arn:
+            arn = role.arn
+            if arn in by_arn:
                 continue
-            self.by_arn[role.arn] = number
+            by_arn[arn] = number
             by_account[role.account_id].append(number)
-            key = _any_account(role.arn)
+            key = _any_account(arn)
             if key is not None:
                 by_any_account[key].append(number)
-        self.everything = list(self.by_arn.values())
+        self.by_arn = by_arn
+        self.everything = list(by_arn.values())
         # (tuples of positions: the garbage collector need not walk thousands of small lists)
         self.by_account = {account: tuple(numbers) for account, numbers in by_account.items()}
         self._by_any_account = {key: tuple(numbers) for key, numbers in by_any_account.items()}
