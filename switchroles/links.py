@@ -134,30 +134,38 @@ def _problem(check: Callable[..., object], *args: object) -> str:
 
 class LinkChecker:
     """Checks many links' fields as :func:`switch_role_url` would, for directories of thousands of
-    links: each colour once (a directory repeats a few of them on every link), and the fields that
-    pass, nearly all, by the checks' C-speed tests alone (regular expressions, lengths, printable and
-    not blank); only the others are checked in full, for their message."""
+    links: per link only what is its own (account ID, display name); each role path and name, and
+    each colour, once, since a directory repeats a few of them on every account."""
 
     def __init__(self) -> None:
+        self._roles: dict[tuple[str, str], str] = {}
         self._colors: dict[str, tuple[str, str]] = {}
 
     def check(self, account_id: str, role_path: str, role_name: str, display_name: str,
               color: str) -> tuple[str, str]:
         """(why these fields would not make a console link, or ""; the palette hex, "" with a problem)."""
+        role = self._roles.get((role_path, role_name))
+        if role is None:
+            role = self._roles[(role_path, role_name)] = _problem(switch_role_name, role_path, role_name)
         palette = self._colors.get(color)
         if palette is None:
             problem = _problem(console_color, color)
             palette = self._colors[color] = (problem, "" if problem else console_color(color))
-        if (not palette[0] and isinstance(account_id, str) and ACCOUNT_ID_RE.match(account_id)
-                and isinstance(role_path, str) and ROLE_PATH_RE.match(role_path)
-                and isinstance(role_name, str) and ROLE_NAME_RE.match(role_name)
-                and len(role_path) - 1 + len(role_name) <= SWITCH_ROLE_NAME_MAX_CHARS
-                and isinstance(display_name, str) and display_name.isprintable() and display_name.strip()
+        # The account ID and display name are each link's own: a directory of thousands checks them
+        # thousands of times, so the fields that pass (nearly all) are told apart by the checks'
+        # C-speed tests alone (a regular expression; printable, not blank, short enough) and only
+        # the others are checked in full, for their message.
+        if isinstance(account_id, str) and ACCOUNT_ID_RE.match(account_id):
+            account = ""
+        else:
+            account = _problem(_check_account_id, account_id)
+        if (isinstance(display_name, str) and display_name.isprintable() and display_name.strip()
                 and _js_len(display_name) <= DISPLAY_NAME_MAX_CHARS):
-            return "", palette[1]
-        problem = (_problem(_check_account_id, account_id) or _problem(switch_role_name, role_path, role_name)
-                   or _problem(_check_display_name, display_name) or palette[0])
-        return problem, ""
+            display = ""
+        else:
+            display = _problem(_check_display_name, display_name)
+        problem = account or role or display or palette[0]
+        return problem, "" if problem else palette[1]
 
 
 def display_name_for(client_name: str, account_name: str, tier_label: str, *,
